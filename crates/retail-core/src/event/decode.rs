@@ -1,0 +1,470 @@
+//! Bytes -> [`Event`], reporting every problem with its field path, never panicking.
+//!
+//! Why not `#[derive(Deserialize)]` on the event types: serde stops at the first error and its
+//! messages name Rust types, not our fields. Instead the object is first split into its fields
+//! as raw JSON slices ([`RawValue`], no allocation), then each field is checked on its own, so
+//! one pass yields either a typed event or the full list of problems, e.g.
+//! `qty: must be a non-zero integer, got "two"`. Unknown fields are ignored (forward
+//! compatibility); a duplicated field is an error.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::types::*;
+
+/// Largest accepted event, in bytes. Larger input is rejected before it is parsed.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// Event times outside this window are rejected: they are almost always seconds sent as
+/// milliseconds (or the reverse), and each distinct day creates a partition in PostgreSQL.
+const MIN_TS_MS: i64 = 946_684_800_000; // 2000-01-01T00:00:00Z
+const MAX_TS_MS: i64 = 4_102_444_800_000; // 2100-01-01T00:00:00Z
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Field path, e.g. `qty`; empty when the problem is the whole input.
+    pub path: String,
+    /// What is wrong, naming the value received.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Why input was not an event: every problem found, in field order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct DecodeError {
+    /// The problems; never empty.
+    pub problems: Vec<FieldError>,
+}
+
+impl DecodeError {
+    fn whole(message: String) -> Self {
+        Self { problems: vec![FieldError { path: String::new(), message }] }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every field any event type has, as raw JSON. Unknown fields are skipped by serde.
+#[derive(Deserialize, Default)]
+struct RawFields<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    schema_version: Option<&'a RawValue>,
+    #[serde(borrow)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ts: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow)]
+    store_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    sku: Option<&'a RawValue>,
+    #[serde(borrow)]
+    qty: Option<&'a RawValue>,
+    #[serde(borrow)]
+    unit_price: Option<&'a RawValue>,
+    #[serde(borrow)]
+    seller_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    order_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    #[serde(borrow)]
+    currency: Option<&'a RawValue>,
+    #[serde(borrow)]
+    payment_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    on_hand: Option<&'a RawValue>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    city: Option<&'a RawValue>,
+    #[serde(borrow)]
+    country: Option<&'a RawValue>,
+    #[serde(borrow)]
+    category: Option<&'a RawValue>,
+    #[serde(borrow)]
+    price: Option<&'a RawValue>,
+    #[serde(borrow)]
+    device_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    detail: Option<&'a RawValue>,
+}
+
+/// Decodes one event; a missing `event_id` gets a fresh UUIDv7 and a missing `source` becomes
+/// `unknown`. See [`decode_with`] for deterministic ids.
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    decode_with(bytes, "unknown", |_| Uuid::now_v7())
+}
+
+/// Decodes one event. `default_source` fills a missing `source`; `fill_id` is called with the
+/// event time to fill a missing `event_id` (the landing derives it from the record's log
+/// position so a replay assigns the same id).
+pub fn decode_with(
+    bytes: &[u8],
+    default_source: &str,
+    fill_id: impl FnOnce(DateTime<Utc>) -> Uuid,
+) -> Result<Event, DecodeError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(DecodeError::whole(format!(
+            "event is {} bytes, larger than the {MAX_EVENT_BYTES}-byte limit",
+            bytes.len()
+        )));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        DecodeError::whole(format!("not UTF-8: invalid byte at position {}", e.valid_up_to()))
+    })?;
+    let raw: RawFields<'_> = serde_json::from_str(text).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "not a JSON object",
+            _ => "malformed JSON",
+        };
+        DecodeError::whole(format!("{what} ({e})"))
+    })?;
+    let mut c = Checker::default();
+
+    let kind = match raw.kind {
+        None => Some("sale".to_owned()),
+        Some(v) => c.string("type", v),
+    };
+    if let Some(v) = raw.schema_version {
+        match v.get().parse::<u16>() {
+            Ok(SCHEMA_VERSION) => {}
+            Ok(n) => c.fail("schema_version", format!("unsupported version {n} (this build reads {SCHEMA_VERSION})")),
+            Err(_) => c.fail("schema_version", format!("must be a positive integer, got {}", v.get())),
+        }
+    }
+    let event_id = raw.event_id.and_then(|v| c.uuid("event_id", v));
+    let ts = match raw.ts {
+        None => c.missing("ts"),
+        Some(v) => c.timestamp("ts", v),
+    };
+    let source = match raw.source {
+        None => Some(default_source.to_owned()),
+        Some(v) => c.nonempty("source", v),
+    };
+
+    let body = match kind.as_deref() {
+        Some(k @ ("sale" | "return" | "void")) => sale(&mut c, &raw, k),
+        Some("order") => order(&mut c, &raw),
+        Some("payment") => payment(&mut c, &raw),
+        Some("inventory") => inventory(&mut c, &raw),
+        Some("store") => store(&mut c, &raw),
+        Some("product") => product(&mut c, &raw),
+        Some("seller") => seller(&mut c, &raw),
+        Some("device_status") => device_status(&mut c, &raw),
+        Some(other) => {
+            c.fail("type", format!("unknown event type {other:?} (expected one of {})", TYPE_NAMES.join(", ")));
+            None
+        }
+        None => None,
+    };
+
+    match (c.errors.is_empty(), ts, source, body) {
+        (true, Some(ts), Some(source), Some(body)) => Ok(Event {
+            event_id: event_id.unwrap_or_else(|| fill_id(ts)),
+            ts,
+            source,
+            schema_version: SCHEMA_VERSION,
+            body,
+        }),
+        _ => Err(DecodeError { problems: c.errors }),
+    }
+}
+
+/// The accepted values of `type`.
+pub const TYPE_NAMES: [&str; 10] =
+    ["sale", "return", "void", "order", "payment", "inventory", "store", "product", "seller", "device_status"];
+
+fn sale(c: &mut Checker, raw: &RawFields<'_>, kind: &str) -> Option<EventBody> {
+    let store_id = c.id("store_id", raw.store_id);
+    let sku = c.id("sku", raw.sku);
+    let qty = c.req(raw.qty, "qty", Checker::non_zero_i32);
+    let unit_price = raw.unit_price.and_then(|v| c.money("unit_price", v));
+    let seller_id = raw.seller_id.and_then(|v| c.id("seller_id", Some(v)));
+    let qty = qty?;
+    // The seed's shape has no type: a negative quantity there is a return.
+    let kind = match kind {
+        "return" => SaleKind::Return,
+        "void" => SaleKind::Void,
+        _ if qty < 0 => SaleKind::Return,
+        _ => SaleKind::Sale,
+    };
+    let qty = if kind == SaleKind::Sale { qty } else { -qty.abs() };
+    Some(EventBody::Sale(Sale { kind, store_id: store_id?, sku: sku?, qty, unit_price, seller_id }))
+}
+
+fn order(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+    let order_id = c.req(raw.order_id, "order_id", Checker::nonempty);
+    let status = c.req(raw.status, "status", |c, p, v| {
+        c.one_of(p, v, &[
+            ("created", OrderStatus::Created),
+            ("paid", OrderStatus::Paid),
+            ("packed", OrderStatus::Packed),
+            ("shipped", OrderStatus::Shipped),
+            ("delivered", OrderStatus::Delivered),
+            ("cancelled", OrderStatus::Cancelled),
+        ])
+    });
+    let store_id = raw.store_id.and_then(|v| c.id("store_id", Some(v)));
+    let amount = raw.amount.and_then(|v| c.money("amount", v));
+    let currency = raw.currency.and_then(|v| c.currency("currency", v));
+    Some(EventBody::Order(Order { order_id: order_id?, status: status?, store_id, amount, currency }))
+}
+
+fn payment(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+    let payment_id = c.req(raw.payment_id, "payment_id", Checker::nonempty);
+    let order_id = c.req(raw.order_id, "order_id", Checker::nonempty);
+    let amount = c.req(raw.amount, "amount", Checker::money);
+    let currency = c.req(raw.currency, "currency", Checker::currency);
+    let status = c.req(raw.status, "status", |c, p, v| {
+        c.one_of(p, v, &[
+            ("authorized", PaymentStatus::Authorized),
+            ("captured", PaymentStatus::Captured),
+            ("failed", PaymentStatus::Failed),
+            ("refunded", PaymentStatus::Refunded),
+        ])
+    });
+    Some(EventBody::Payment(Payment {
+        payment_id: payment_id?,
+        order_id: order_id?,
+        amount: amount?,
+        currency: currency?,
+        status: status?,
+    }))
+}
+
+fn inventory(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+    let store_id = c.id("store_id", raw.store_id);
+    let sku = c.id("sku", raw.sku);
+    let on_hand = c.req(raw.on_hand, "on_hand", Checker::non_negative);
+    Some(EventBody::Inventory(Inventory { store_id: store_id?, sku: sku?, on_hand: on_hand? }))
+}
+
+fn seller(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+    let seller_id = c.id("seller_id", raw.seller_id);
+    let store_id = c.id("store_id", raw.store_id);
+    let name = c.req(raw.name, "name", Checker::nonempty);
+    Some(EventBody::Seller(Seller { seller_id: seller_id?, store_id: store_id?, name: name? }))
+}
+
+fn device_status(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+    let store_id = c.id("store_id", raw.store_id);
+    let device_id = c.req(raw.device_id, "device_id", Checker::nonempty);
+    let status = c.req(raw.status, "status", Checker::nonempty);
+    let detail = raw.detail.and_then(|v| c.string("detail", v));
+    Some(EventBody::DeviceStatus(DeviceStatus { store_id: store_id?, device_id: device_id?, status: status?, detail }))
+}
+
+fn store(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+    let store_id = c.id("store_id", raw.store_id);
+    let name = c.req(raw.name, "name", Checker::nonempty);
+    let city = c.req(raw.city, "city", Checker::nonempty);
+    let country = c.req(raw.country, "country", |c, p, v| {
+        let s = c.string(p, v)?;
+        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            Some(s)
+        } else {
+            c.fail(p, format!("must be an ISO 3166-1 alpha-2 code like \"DE\", got {}", v.get()));
+            None
+        }
+    });
+    Some(EventBody::Store(StoreInfo { store_id: store_id?, name: name?, city: city?, country: country? }))
+}
+
+fn product(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+    let sku = c.id("sku", raw.sku);
+    let name = c.req(raw.name, "name", Checker::nonempty);
+    let category = c.req(raw.category, "category", Checker::nonempty);
+    let price = raw.price.and_then(|v| c.money("price", v));
+    Some(EventBody::Product(Product { sku: sku?, name: name?, category: category?, price }))
+}
+
+/// Collects problems while converting fields; each method returns `None` after recording why.
+#[derive(Default)]
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: &str, message: String) {
+        self.errors.push(FieldError { path: path.to_owned(), message });
+    }
+
+    fn missing<T>(&mut self, path: &str) -> Option<T> {
+        self.fail(path, "is required".to_owned());
+        None
+    }
+
+    /// A required field checked by `check`.
+    fn req<T>(
+        &mut self,
+        v: Option<&RawValue>,
+        path: &str,
+        check: impl FnOnce(&mut Self, &str, &RawValue) -> Option<T>,
+    ) -> Option<T> {
+        match v {
+            None => self.missing(path),
+            Some(v) => check(self, path, v),
+        }
+    }
+
+    fn string(&mut self, path: &str, v: &RawValue) -> Option<String> {
+        let text = v.get();
+        if text.starts_with('"') {
+            // Fast path: no escapes means the inner slice is the string.
+            if !text.contains('\\') {
+                return Some(text[1..text.len() - 1].to_owned());
+            }
+            if let Ok(s) = serde_json::from_str::<String>(text) {
+                return Some(s);
+            }
+        }
+        self.fail(path, format!("must be a string, got {text}"));
+        None
+    }
+
+    fn nonempty(&mut self, path: &str, v: &RawValue) -> Option<String> {
+        let s = self.string(path, v)?;
+        if s.trim().is_empty() {
+            self.fail(path, "must be a non-empty string, got \"\"".to_owned());
+            return None;
+        }
+        Some(s)
+    }
+
+    fn currency(&mut self, path: &str, v: &RawValue) -> Option<String> {
+        let s = self.string(path, v)?;
+        if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            Some(s)
+        } else {
+            self.fail(path, format!("must be an ISO 4217 code like \"EUR\", got {}", v.get()));
+            None
+        }
+    }
+
+    fn integer(v: &RawValue) -> Option<i64> {
+        v.get().parse::<i64>().ok()
+    }
+
+    /// A required positive integer id.
+    fn id(&mut self, path: &str, v: Option<&RawValue>) -> Option<i64> {
+        let v = match v {
+            None => return self.missing(path),
+            Some(v) => v,
+        };
+        match Self::integer(v) {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                self.fail(path, format!("must be a positive integer, got {}", v.get()));
+                None
+            }
+        }
+    }
+
+    fn non_zero_i32(&mut self, path: &str, v: &RawValue) -> Option<i32> {
+        match Self::integer(v).and_then(|n| i32::try_from(n).ok()) {
+            Some(n) if n != 0 => Some(n),
+            _ => {
+                self.fail(path, format!("must be a non-zero integer, got {}", v.get()));
+                None
+            }
+        }
+    }
+
+    fn non_negative(&mut self, path: &str, v: &RawValue) -> Option<i64> {
+        match Self::integer(v) {
+            Some(n) if n >= 0 => Some(n),
+            _ => {
+                self.fail(path, format!("must be a non-negative integer, got {}", v.get()));
+                None
+            }
+        }
+    }
+
+    /// A non-negative amount, as a JSON number or a numeric string, kept exact.
+    fn money(&mut self, path: &str, v: &RawValue) -> Option<Decimal> {
+        let text = v.get();
+        let digits = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+        let parsed = Decimal::from_str(digits).or_else(|_| Decimal::from_scientific(digits));
+        match parsed {
+            Ok(d) if !d.is_sign_negative() => Some(d.normalize()),
+            _ => {
+                self.fail(path, format!("must be a non-negative decimal number, got {text}"));
+                None
+            }
+        }
+    }
+
+    fn uuid(&mut self, path: &str, v: &RawValue) -> Option<Uuid> {
+        let text = v.get();
+        match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).map(Uuid::try_parse) {
+            Some(Ok(id)) => Some(id),
+            _ => {
+                self.fail(path, format!("must be a UUID string, got {text}"));
+                None
+            }
+        }
+    }
+
+    /// Epoch milliseconds (a JSON integer) or an RFC 3339 string.
+    fn timestamp(&mut self, path: &str, v: &RawValue) -> Option<DateTime<Utc>> {
+        let text = v.get();
+        let parsed = if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            DateTime::parse_from_rfc3339(inner).ok().map(|t| t.with_timezone(&Utc))
+        } else {
+            text.parse::<i64>().ok().and_then(DateTime::from_timestamp_millis)
+        };
+        match parsed {
+            Some(t) if (MIN_TS_MS..MAX_TS_MS).contains(&t.timestamp_millis()) => Some(t),
+            Some(_) => {
+                self.fail(path, format!("must be between 2000-01-01 and 2100-01-01 (epoch milliseconds, not seconds), got {text}"));
+                None
+            }
+            None => {
+                self.fail(path, format!("must be epoch milliseconds or an RFC 3339 timestamp, got {text}"));
+                None
+            }
+        }
+    }
+
+    fn one_of<T: Copy>(&mut self, path: &str, v: &RawValue, options: &[(&str, T)]) -> Option<T> {
+        let s = self.string(path, v)?;
+        if let Some((_, t)) = options.iter().find(|(name, _)| *name == s) {
+            return Some(*t);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        self.fail(path, format!("must be one of {}, got {}", names.join(", "), v.get()));
+        None
+    }
+}

@@ -1,0 +1,150 @@
+//! [`Event`] -> JSON bytes, the inverse of [`super::decode`]: what producers put on the log.
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+
+use super::types::*;
+
+/// The flat wire shape; `None` fields are left out.
+#[derive(Serialize, Default)]
+struct Wire<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    schema_version: u16,
+    event_id: String,
+    ts: i64,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sku: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qty: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "money")]
+    unit_price: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seller_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "money")]
+    amount: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_hand: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    city: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "money")]
+    price: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+/// Amounts go out as JSON numbers; the shortest float form of a two-decimal amount reads back
+/// as the same decimal, and the decoder parses the number's text exactly.
+fn money<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+    match d.and_then(|d| d.to_f64()) {
+        Some(f) => s.serialize_f64(f),
+        None => s.serialize_none(),
+    }
+}
+
+const fn order_status(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Created => "created",
+        OrderStatus::Paid => "paid",
+        OrderStatus::Packed => "packed",
+        OrderStatus::Shipped => "shipped",
+        OrderStatus::Delivered => "delivered",
+        OrderStatus::Cancelled => "cancelled",
+    }
+}
+
+const fn payment_status(s: PaymentStatus) -> &'static str {
+    match s {
+        PaymentStatus::Authorized => "authorized",
+        PaymentStatus::Captured => "captured",
+        PaymentStatus::Failed => "failed",
+        PaymentStatus::Refunded => "refunded",
+    }
+}
+
+impl Event {
+    /// The event as one JSON object, ready for the log.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut w = Wire {
+            kind: self.type_name(),
+            schema_version: self.schema_version,
+            event_id: self.event_id.hyphenated().to_string(),
+            ts: self.ts.timestamp_millis(),
+            source: &self.source,
+            ..Wire::default()
+        };
+        match &self.body {
+            EventBody::Sale(s) => {
+                w.store_id = Some(s.store_id);
+                w.sku = Some(s.sku);
+                w.qty = Some(s.qty);
+                w.unit_price = s.unit_price;
+                w.seller_id = s.seller_id;
+            }
+            EventBody::Order(o) => {
+                w.order_id = Some(&o.order_id);
+                w.status = Some(order_status(o.status));
+                w.store_id = o.store_id;
+                w.amount = o.amount;
+                w.currency = o.currency.as_deref();
+            }
+            EventBody::Payment(p) => {
+                w.payment_id = Some(&p.payment_id);
+                w.order_id = Some(&p.order_id);
+                w.amount = Some(p.amount);
+                w.currency = Some(&p.currency);
+                w.status = Some(payment_status(p.status));
+            }
+            EventBody::Inventory(i) => {
+                w.store_id = Some(i.store_id);
+                w.sku = Some(i.sku);
+                w.on_hand = Some(i.on_hand);
+            }
+            EventBody::Store(s) => {
+                w.store_id = Some(s.store_id);
+                w.name = Some(&s.name);
+                w.city = Some(&s.city);
+                w.country = Some(&s.country);
+            }
+            EventBody::Product(p) => {
+                w.sku = Some(p.sku);
+                w.name = Some(&p.name);
+                w.category = Some(&p.category);
+                w.price = p.price;
+            }
+            EventBody::Seller(s) => {
+                w.seller_id = Some(s.seller_id);
+                w.store_id = Some(s.store_id);
+                w.name = Some(&s.name);
+            }
+            EventBody::DeviceStatus(d) => {
+                w.store_id = Some(d.store_id);
+                w.device_id = Some(&d.device_id);
+                w.status = Some(&d.status);
+                w.detail = d.detail.as_deref();
+            }
+        }
+        // Serialising a struct of plain fields into a Vec cannot fail.
+        serde_json::to_vec(&w).unwrap_or_default()
+    }
+}

@@ -1,0 +1,15 @@
+//! Typed retail events and their JSON envelope.
+//!
+//! On the wire every event is one JSON object:
+//! `{"type", "schema_version", "event_id", "ts", "source", ...payload}`. The payload fields sit
+//! beside the envelope fields (no nesting), so the seed's original sale shape
+//! `{"event_id":"<uuid>","store_id":42,"sku":1234,"qty":2,"ts":1723456789000}` is simply a sale
+//! whose `type` defaulted. [`decode`] turns bytes into an [`Event`]; [`Event::to_json`] is its
+//! inverse and is what producers (the generator, the HTTP source) write to the log.
+
+mod decode;
+mod encode;
+mod types;
+
+pub use decode::{decode, decode_with, DecodeError, FieldError, MAX_EVENT_BYTES};
+pub use types::*;

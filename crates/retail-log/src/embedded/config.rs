@@ -1,0 +1,52 @@
+//! Configuration of the embedded log (`[log]` in the TOML file).
+
+use serde::{Deserialize, Serialize};
+
+/// When appended data is forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// fsync every group-commit batch before acknowledging it: survives power loss.
+    EveryBatch,
+    /// Acknowledge once written to the OS, fsync every `fsync_interval_ms`: survives a killed
+    /// process (the page cache outlives it), may lose the last interval on power loss.
+    Interval,
+}
+
+/// Embedded log settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedConfig {
+    /// When to fsync: `every_batch` (durable against power loss) or `interval`.
+    pub fsync: FsyncPolicy,
+    /// With `fsync = "interval"`: milliseconds between fsyncs.
+    pub fsync_interval_ms: u64,
+    /// A partition rolls to a new segment file when the active one reaches this size.
+    pub segment_bytes: u64,
+    /// Oldest segments of a partition are deleted while the partition is larger than this.
+    /// 0 keeps everything.
+    pub retention_bytes: u64,
+    /// Segments whose newest record is older than this are deleted. 0 keeps everything.
+    pub retention_ms: u64,
+    /// Largest record (key + value + headers) accepted by append.
+    pub max_record_bytes: usize,
+}
+
+impl EmbeddedConfig {
+    const fn defaults() -> Self {
+        Self {
+            fsync: FsyncPolicy::EveryBatch,
+            fsync_interval_ms: 5,
+            segment_bytes: 128 * 1024 * 1024,
+            retention_bytes: 0,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            max_record_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self::defaults()
+    }
+}

@@ -1,0 +1,90 @@
+//! The log's error type.
+
+/// Result with the log's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in the log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Disk I/O failed; the operation may succeed later.
+    #[error("log I/O error on {path}: {source}")]
+    Io {
+        /// File or directory involved.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The topic does not exist.
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    /// The partition does not exist.
+    #[error("unknown partition {topic}/{partition}")]
+    UnknownPartition {
+        /// Topic.
+        topic: String,
+        /// Partition asked for.
+        partition: i32,
+    },
+    /// An existing topic's partition count differs from the configured one.
+    #[error("topic {topic:?} has {actual} partitions but {expected} are configured; refusing to re-key")]
+    PartitionMismatch {
+        /// Topic.
+        topic: String,
+        /// Configured count.
+        expected: i32,
+        /// Count on disk or on the broker.
+        actual: i32,
+    },
+    /// An offset outside what the partition holds.
+    #[error("offset {offset} out of range for {tp} (available {low}..{high})")]
+    OffsetOutOfRange {
+        /// Partition.
+        tp: retail_core::TopicPartition,
+        /// Requested offset.
+        offset: i64,
+        /// Low watermark.
+        low: i64,
+        /// High watermark.
+        high: i64,
+    },
+    /// A record larger than the log accepts.
+    #[error("record of {size} bytes for topic {topic:?} exceeds the {max}-byte limit")]
+    RecordTooLarge {
+        /// Topic.
+        topic: String,
+        /// Record size.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// Data on disk failed its checksum somewhere other than the tail (the tail is repaired).
+    #[error("corrupt log data in {path} at byte {position}: {reason}")]
+    Corrupt {
+        /// Segment file.
+        path: String,
+        /// Byte position.
+        position: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Bad configuration or URL.
+    #[error("{0}")]
+    Config(String),
+    /// The log is shutting down.
+    #[error("log is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Whether retrying the same call later may succeed (I/O hiccups), as opposed to errors that
+    /// will repeat until something is changed.
+    pub const fn is_retryable(&self) -> bool {
+        matches!(self, Self::Io { .. })
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Self::Io { path: path.as_ref().display().to_string(), source }
+    }
+}

@@ -1,0 +1,136 @@
+//! (2) The durable, partitioned, replayable log between the sources and the processors.
+//!
+//! Stage (2) of (1) sources -> (2) log -> (3) process -> (4) sink -> (5) serve. Sources append
+//! records and acknowledge their own input only once [`Log::append`] returned; the landing reads
+//! with a [`Consumer`] and keeps its offsets of record in the store, not here.
+//!
+//! The [`Log`] trait maps one-to-one onto Kafka: topics with partitions, records with key, value,
+//! headers and timestamp, offsets, consumer groups with committed offsets, and
+//! offsets-for-timestamp for replay. A backend is chosen by URL ([`LogUrl`]):
+//! `embedded://<dir>` (the default, [`embedded::EmbeddedLog`]) or `kafka://host:port` (another
+//! issue; until then a clear error).
+//!
+//! # Layout
+//! - [`record`]: producer and consumer records, headers, partitioning by key.
+//! - [`error`]: the crate's error, saying whether a failure is worth retrying.
+//! - [`embedded`]: the segment-file backend (segments, recovery, retention, group offsets).
+//! - this file: the [`Log`] and [`Consumer`] traits and [`open`].
+
+pub mod embedded;
+mod error;
+mod record;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use error::{Error, Result};
+pub use record::{partition_for_key, ConsumedRecord, Header, ProducerRecord, RecordMetadata};
+pub use retail_core::TopicPartition;
+
+/// Earliest available offset of a partition.
+pub const OFFSET_BEGINNING: i64 = -2;
+/// End of a partition: only records appended from now on.
+pub const OFFSET_END: i64 = -1;
+
+/// A durable, partitioned log. Shared by every task of the process (`Arc<dyn Log>`).
+#[async_trait]
+pub trait Log: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates `topic` with `partitions` partitions, or checks that an existing topic has exactly
+    /// that many: a different count is an error, never a silent re-keying.
+    async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<()>;
+
+    /// Partition count of an existing topic.
+    async fn partitions(&self, topic: &str) -> Result<i32>;
+
+    /// Appends records, each to the partition given or else chosen by key
+    /// ([`partition_for_key`]), or round-robin without a key. Returns once every record is
+    /// durable under the configured policy; only then may a source acknowledge its input.
+    /// Either every record is appended or an error is returned.
+    async fn append(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>>;
+
+    /// Low watermark (first available offset) and high watermark (next offset to be written).
+    async fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)>;
+
+    /// The first offset whose record timestamp is at or after `timestamp_ms`, or `None` when
+    /// every record is older (Kafka's `offsetsForTimes`).
+    async fn offset_for_timestamp(&self, tp: &TopicPartition, timestamp_ms: i64) -> Result<Option<i64>>;
+
+    /// Stores a consumer group's next offsets (advisory here: for lag monitoring and tools).
+    async fn commit_offsets(&self, group: &str, offsets: &[(TopicPartition, i64)]) -> Result<()>;
+
+    /// A consumer group's committed next offsets, `None` where the group has none.
+    async fn committed_offsets(&self, group: &str, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>>;
+
+    /// A consumer in `group` subscribed to `topics`. Its first poll reports its assignment.
+    async fn consumer(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>>;
+}
+
+/// What a poll returns: a change of assignment (as Kafka's rebalance callbacks) or records.
+#[derive(Debug)]
+pub enum ConsumerEvent {
+    /// These partitions are now this consumer's. Positions start at the group's committed
+    /// offsets (or the beginning); call [`Consumer::seek`] to start elsewhere, e.g. at the
+    /// offsets kept in the store.
+    Assigned(Vec<TopicPartition>),
+    /// These partitions were taken away: finish or abandon in-flight work for them.
+    Revoked(Vec<TopicPartition>),
+    /// Records, in offset order within each partition. May be empty after a timeout.
+    Records(Vec<ConsumedRecord>),
+}
+
+/// Reads records of a consumer group's assigned partitions.
+#[async_trait]
+pub trait Consumer: Send + std::fmt::Debug {
+    /// Waits up to `timeout` for records (at most `max_records`) or an assignment change.
+    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<ConsumerEvent>;
+
+    /// Moves the position of an assigned partition. [`OFFSET_BEGINNING`] and [`OFFSET_END`]
+    /// are accepted; an offset below the low watermark (deleted by retention) is an error.
+    fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()>;
+
+    /// Currently assigned partitions.
+    fn assignment(&self) -> Vec<TopicPartition>;
+
+    /// Commits next offsets to the log for this consumer's group.
+    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()>;
+}
+
+/// A log backend chosen by URL scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogUrl {
+    /// `embedded://<dir>`: segment files under `<dir>`.
+    Embedded(PathBuf),
+    /// `kafka://host:port[,host:port]`: bootstrap servers.
+    Kafka(String),
+}
+
+impl std::str::FromStr for LogUrl {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(path) = s.strip_prefix("embedded://") {
+            if path.is_empty() {
+                return Err(Error::Config(format!("log URL {s:?}: embedded:// needs a directory")));
+            }
+            Ok(Self::Embedded(PathBuf::from(path)))
+        } else if let Some(servers) = s.strip_prefix("kafka://") {
+            Ok(Self::Kafka(servers.to_owned()))
+        } else {
+            Err(Error::Config(format!(
+                "log URL {s:?}: unknown scheme (expected embedded://<dir> or kafka://host:port)"
+            )))
+        }
+    }
+}
+
+/// Opens the backend a URL names.
+pub async fn open(url: &LogUrl, config: &embedded::EmbeddedConfig) -> Result<Arc<dyn Log>> {
+    match url {
+        LogUrl::Embedded(dir) => Ok(Arc::new(embedded::EmbeddedLog::open(dir, config.clone()).await?)),
+        LogUrl::Kafka(servers) => Err(Error::Config(format!(
+            "log URL kafka://{servers}: this build has no Kafka backend yet; use embedded://<dir>"
+        ))),
+    }
+}

@@ -1,0 +1,62 @@
+//! The store's error type.
+
+use retail_core::TopicPartition;
+
+/// Result with the store's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// PostgreSQL failed; `retryable` says whether it is the connection or the server being
+    /// unavailable (retry) rather than a statement the server refused (do not).
+    #[error("postgres: {message}")]
+    Postgres {
+        /// What failed, with the server's message.
+        message: String,
+        /// Whether retrying later may succeed.
+        retryable: bool,
+    },
+    /// SQLite failed.
+    #[error("sqlite {path}: {message}")]
+    Sqlite {
+        /// Database file.
+        path: String,
+        /// What failed.
+        message: String,
+        /// Whether retrying later may succeed (busy, locked, I/O).
+        retryable: bool,
+    },
+    /// The stored next offset of a partition is not where the batch starts: another writer
+    /// moved it. Nothing was written; reload offsets and seek.
+    #[error("offset conflict on {tp}: store has next offset {stored}, batch starts at {batch_first}")]
+    OffsetConflict {
+        /// Partition.
+        tp: TopicPartition,
+        /// Offset in the store.
+        stored: i64,
+        /// Offset the batch starts at.
+        batch_first: i64,
+    },
+    /// A schema migration failed.
+    #[error("migration {version} failed: {message}")]
+    Migration {
+        /// Migration number.
+        version: u32,
+        /// What failed.
+        message: String,
+    },
+    /// Bad URL or configuration.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Whether retrying the same call later may succeed.
+    pub const fn is_retryable(&self) -> bool {
+        match self {
+            Self::Postgres { retryable, .. } | Self::Sqlite { retryable, .. } => *retryable,
+            Self::OffsetConflict { .. } | Self::Migration { .. } | Self::Config(_) => false,
+        }
+    }
+}

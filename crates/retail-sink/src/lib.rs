@@ -1,0 +1,122 @@
+//! (4) The stores where everything lands: PostgreSQL to scale, an SQLite file by default.
+//!
+//! Stage (4) of (1) sources -> (2) log -> (3) process -> (4) sink -> (5) serve. The landing
+//! (stage 3) hands a [`LandingBatch`] to [`Store::write_batch`], which writes the batch's rows,
+//! its dead letters and the consumer offsets it covers in ONE transaction. That single
+//! transaction is the whole exactly-once protocol: after a crash the consumer seeks to the
+//! offsets in the store, so a batch is either entirely applied or entirely re-read. Events are
+//! de-duplicated by `event_id` through the `landed_event_ids` ledger, so a source re-sending an
+//! event, or a generator re-run with the same seed, lands it once.
+//!
+//! # Layout
+//! - [`batch`]: what the landing hands over and what the store reports back.
+//! - [`postgres`]: tokio-postgres, binary COPY, day partitions of `sales_raw`.
+//! - [`sqlite`]: bundled SQLite in WAL mode on a blocking thread.
+//! - [`error`]: the crate's error, with [`Error::is_retryable`].
+//! - `migrations/<backend>/*.sql`: the schema, applied at open.
+//! - this file: the [`Store`] trait and [`open`] by URL ([`StoreUrl`]).
+
+pub mod batch;
+mod error;
+pub mod postgres;
+pub mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use batch::{BatchOutcome, LandedEvent, LandedSale, LandingBatch, OffsetRange};
+pub use error::{Error, Result};
+use retail_core::TopicPartition;
+
+/// Tables users see, for counting and checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Raw sales, returns and voids.
+    SalesRaw,
+    /// Every other valid event, as JSON.
+    EventsRaw,
+    /// Rejected input.
+    DeadLetters,
+}
+
+impl Table {
+    /// The SQL table name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SalesRaw => "sales_raw",
+            Self::EventsRaw => "events_raw",
+            Self::DeadLetters => "dead_letters",
+        }
+    }
+}
+
+/// A store. Shared by the tasks of a process (`Arc<dyn Store>`); a backend serialises its own
+/// writes.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// `postgres` or `sqlite`, for logs and `/health`.
+    fn kind(&self) -> &'static str;
+
+    /// Writes the batch in one transaction: new sales into `sales_raw`, other new events into
+    /// `events_raw`, every dead letter into `dead_letters`, and each [`OffsetRange::next`] into
+    /// `consumer_offsets`. An event whose `event_id` already landed (in an earlier batch or
+    /// earlier in this one) is skipped and counted as a duplicate.
+    ///
+    /// Fencing: if the stored next offset of a partition is not the batch's
+    /// [`OffsetRange::first`] (someone else moved it), nothing is written and
+    /// [`Error::OffsetConflict`] is returned. A partition with no stored offset accepts any start.
+    async fn write_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome>;
+
+    /// The next offsets of record of a consumer group.
+    async fn offsets(&self, group: &str) -> Result<Vec<(TopicPartition, i64)>>;
+
+    /// Rows in a table.
+    async fn count(&self, table: Table) -> Result<i64>;
+
+    /// Cheap round trip for `/health`.
+    async fn ping(&self) -> Result<()>;
+
+    /// Benchmark baseline: loads `rows` into fresh scratch tables of the same shape as
+    /// `sales_raw` and the ledger with the backend's bare bulk path (binary COPY for
+    /// PostgreSQL), `batch_rows` per transaction, and returns the elapsed time. Scratch tables
+    /// are dropped afterwards.
+    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<Duration>;
+}
+
+/// A store chosen by URL scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `postgres://...` or `postgresql://...`: a libpq-style URL passed to tokio-postgres.
+    Postgres(String),
+    /// `sqlite://<path>`: a database file (created if missing).
+    Sqlite(PathBuf),
+}
+
+impl std::str::FromStr for StoreUrl {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Self::Postgres(s.to_owned()))
+        } else if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(Error::Config(format!("store URL {s:?}: sqlite:// needs a file path")));
+            }
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else {
+            Err(Error::Config(format!(
+                "store URL {s:?}: unknown scheme (expected postgres://... or sqlite://<path>)"
+            )))
+        }
+    }
+}
+
+/// Opens the store a URL names and applies its migrations.
+pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>> {
+    match url {
+        StoreUrl::Postgres(u) => Ok(Arc::new(postgres::PostgresStore::connect(u).await?)),
+        StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+    }
+}
