@@ -11,6 +11,7 @@
 //! - [`origin`]: where a record came from (source, topic/partition/offset, file/line) and the
 //!   [`DeadLetter`] that carries rejected input to the dead-letter path.
 //! - [`metrics`]: the Prometheus registry and the counters/histograms every component moves.
+//! - [`health`]: each component's state for `/health`.
 //! - [`shutdown`]: a broadcast shutdown signal with a drop guard.
 //!
 //! Data moves one way: a source produces raw bytes, the log stores them, the landing calls
@@ -18,11 +19,13 @@
 //! dead-letter path.
 
 pub mod event;
+pub mod health;
 pub mod metrics;
 pub mod origin;
 pub mod shutdown;
 
-pub use event::{decode, DecodeError, Event, EventBody, FieldError, Sale, SaleKind};
+pub use event::{decode, decode_with, DecodeError, Event, EventBody, FieldError, Sale, SaleKind};
+pub use health::Health;
 pub use metrics::Metrics;
 pub use origin::{DeadLetter, Origin, TopicPartition};
 pub use shutdown::Shutdown;

@@ -53,6 +53,24 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
+    /// A short stable class for metrics and the `kind` column of dead letters.
+    pub fn kind(&self) -> &'static str {
+        let Some(first) = self.problems.first() else { return "invalid_field" };
+        if !first.path.is_empty() {
+            if first.path == "type" && first.message.starts_with("unknown event type") {
+                return "unknown_type";
+            }
+            return "invalid_field";
+        }
+        if first.message.starts_with("event is") {
+            "oversized"
+        } else if first.message.starts_with("not UTF-8") {
+            "not_utf8"
+        } else {
+            "malformed_json"
+        }
+    }
+
     fn whole(message: String) -> Self {
         Self { problems: vec![FieldError { path: String::new(), message }] }
     }

@@ -1,0 +1,149 @@
+//! The decoder's contract: the seed's shape is a sale, both timestamp forms work, every problem
+//! is reported with its field path, and nothing from outside can make it panic.
+
+use retail_core::event::{EventBody, SaleKind};
+use retail_core::{decode, decode_with};
+
+fn problems(input: &str) -> Vec<String> {
+    match decode(input.as_bytes()) {
+        Ok(e) => panic!("expected an error for {input}, got {e:?}"),
+        Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_seed_shape_is_a_sale() {
+    let e = decode(br#"{"event_id":"0191489b-6a7e-7cc2-a3a4-6f1b2c3d4e5f","store_id":42,"sku":1234,"qty":2,"ts":1723456789000}"#)
+        .expect("seed shape");
+    assert_eq!(e.event_id.to_string(), "0191489b-6a7e-7cc2-a3a4-6f1b2c3d4e5f");
+    assert_eq!(e.ts.timestamp_millis(), 1_723_456_789_000);
+    assert_eq!(e.source, "unknown");
+    match e.body {
+        EventBody::Sale(s) => {
+            assert_eq!((s.kind, s.store_id, s.sku, s.qty), (SaleKind::Sale, 42, 1234, 2));
+            assert_eq!(s.unit_price, None);
+        }
+        other => panic!("not a sale: {other:?}"),
+    }
+}
+
+#[test]
+fn rfc3339_and_epoch_millis_give_the_same_time() {
+    let a = decode(br#"{"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#).expect("millis");
+    let b = decode(br#"{"store_id":1,"sku":2,"qty":1,"ts":"2024-08-12T09:59:49Z"}"#).expect("rfc3339");
+    let c = decode(br#"{"store_id":1,"sku":2,"qty":1,"ts":"2024-08-12T11:59:49+02:00"}"#).expect("offset");
+    assert_eq!(a.ts, b.ts);
+    assert_eq!(b.ts, c.ts);
+}
+
+#[test]
+fn missing_event_id_is_filled_with_a_uuid_v7() {
+    let e = decode(br#"{"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#).expect("valid");
+    assert_eq!(e.event_id.get_version_num(), 7);
+    let fixed = uuid::Uuid::from_u128(7);
+    let e = decode_with(br#"{"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#, "pos", |_| fixed).expect("valid");
+    assert_eq!((e.event_id, e.source.as_str()), (fixed, "pos"));
+}
+
+#[test]
+fn a_word_for_a_quantity_is_named_with_its_path_and_value() {
+    assert_eq!(
+        problems(r#"{"store_id":42,"sku":1234,"qty":"two","ts":1723456789000}"#),
+        vec![r#"qty: must be a non-zero integer, got "two""#]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let p = problems(r#"{"event_id":"nope","store_id":-1,"sku":1.5,"qty":0,"ts":"yesterday","unit_price":-3}"#);
+    assert_eq!(
+        p,
+        vec![
+            r#"event_id: must be a UUID string, got "nope""#,
+            r#"ts: must be epoch milliseconds or an RFC 3339 timestamp, got "yesterday""#,
+            "store_id: must be a positive integer, got -1",
+            "sku: must be a positive integer, got 1.5",
+            "qty: must be a non-zero integer, got 0",
+            "unit_price: must be a non-negative decimal number, got -3",
+        ]
+    );
+}
+
+#[test]
+fn missing_fields_are_required_by_name() {
+    assert_eq!(problems(r#"{"qty":1}"#), vec!["ts: is required", "store_id: is required", "sku: is required"]);
+}
+
+#[test]
+fn seconds_instead_of_millis_are_rejected_with_a_hint() {
+    let p = problems(r#"{"store_id":1,"sku":2,"qty":1,"ts":1723456789}"#);
+    assert_eq!(p.len(), 1);
+    assert!(p[0].starts_with("ts: must be between 2000-01-01 and 2100-01-01 (epoch milliseconds, not seconds)"), "{p:?}");
+}
+
+#[test]
+fn unknown_types_and_versions_are_rejected() {
+    let p = problems(r#"{"type":"teleport","ts":1723456789000}"#);
+    assert!(p[0].starts_with(r#"type: unknown event type "teleport" (expected one of sale, return"#), "{p:?}");
+    let p = problems(r#"{"schema_version":2,"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#);
+    assert_eq!(p, vec!["schema_version: unsupported version 2 (this build reads 1)"]);
+}
+
+#[test]
+fn malformed_and_non_object_input_is_an_error_not_a_panic() {
+    for input in ["", "{", "[1,2]", "42", "null", "\"x\"", "{\"qty\":}", "{\"ts\":1}garbage"] {
+        let err = decode(input.as_bytes()).expect_err(input);
+        assert_eq!(err.problems.len(), 1, "{input}");
+        assert!(err.problems[0].path.is_empty());
+    }
+    assert!(decode(&[0xff, 0xfe, b'{']).expect_err("bytes").to_string().starts_with("not UTF-8"));
+    let dup = problems(r#"{"store_id":1,"store_id":2,"sku":2,"qty":1,"ts":1723456789000}"#);
+    assert!(dup[0].contains("duplicate field `store_id`"), "{dup:?}");
+}
+
+#[test]
+fn oversized_events_are_rejected_before_parsing() {
+    let big = format!(r#"{{"store_id":1,"sku":2,"qty":1,"ts":1723456789000,"pad":"{}"}}"#, "x".repeat(70_000));
+    let p = problems(&big);
+    assert!(p[0].contains("larger than the 65536-byte limit"), "{p:?}");
+}
+
+#[test]
+fn returns_are_stored_with_negative_quantity() {
+    for input in [
+        r#"{"type":"return","store_id":1,"sku":2,"qty":3,"ts":1723456789000}"#,
+        r#"{"store_id":1,"sku":2,"qty":-3,"ts":1723456789000}"#,
+    ] {
+        match decode(input.as_bytes()).expect(input).body {
+            EventBody::Sale(s) => assert_eq!((s.kind, s.qty), (SaleKind::Return, -3)),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_event_type_round_trips_through_json() {
+    let inputs = [
+        r#"{"type":"sale","store_id":1,"sku":2,"qty":1,"unit_price":19.99,"seller_id":7,"ts":1723456789000,"source":"pos"}"#,
+        r#"{"type":"order","order_id":"o-1","status":"paid","amount":"42.50","currency":"EUR","ts":1723456789000}"#,
+        r#"{"type":"payment","payment_id":"p-1","order_id":"o-1","amount":42.5,"currency":"EUR","status":"captured","ts":1723456789000}"#,
+        r#"{"type":"inventory","store_id":1,"sku":2,"on_hand":0,"ts":1723456789000}"#,
+        r#"{"type":"store","store_id":1,"name":"Alexanderplatz","city":"Berlin","country":"DE","ts":1723456789000}"#,
+        r#"{"type":"product","sku":2,"name":"Socks","category":"apparel","price":4.99,"ts":1723456789000}"#,
+        r#"{"type":"seller","seller_id":7,"store_id":1,"name":"Ada","ts":1723456789000}"#,
+        r#"{"type":"device_status","store_id":1,"device_id":"lane-3","status":"offline","ts":1723456789000}"#,
+    ];
+    for input in inputs {
+        let e = decode(input.as_bytes()).expect(input);
+        let again = decode(&e.to_json()).expect("re-decode");
+        assert_eq!(e, again, "{input}");
+    }
+}
+
+#[test]
+fn enum_fields_list_their_accepted_values() {
+    let p = problems(r#"{"type":"order","order_id":"o-1","status":"lost","ts":1723456789000}"#);
+    assert_eq!(p, vec![r#"status: must be one of created, paid, packed, shipped, delivered, cancelled, got "lost""#]);
+    let p = problems(r#"{"type":"store","store_id":1,"name":"x","city":"Berlin","country":"Germany","ts":1723456789000}"#);
+    assert_eq!(p, vec![r#"country: must be an ISO 3166-1 alpha-2 code like "DE", got "Germany""#]);
+}
