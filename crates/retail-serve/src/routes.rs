@@ -1,0 +1,35 @@
+//! `/health` and `/metrics`.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::server::ServeState;
+
+pub(crate) fn router(state: ServeState) -> Router {
+    Router::new().route("/health", get(health)).route("/metrics", get(metrics)).with_state(state)
+}
+
+async fn health(State(s): State<ServeState>) -> Response {
+    let components = s.health.snapshot();
+    let healthy = s.health.is_healthy();
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if healthy { "ok" } else { "failed" },
+        "uptime_seconds": s.started.elapsed().as_secs(),
+        "components": components,
+    });
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<ServeState>) -> Response {
+    s.metrics.uptime_seconds().set(s.started.elapsed().as_secs_f64());
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
