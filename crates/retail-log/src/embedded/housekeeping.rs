@@ -1,0 +1,81 @@
+//! The background thread for work no append should wait for: the periodic fsync of the
+//! `interval` policy and retention.
+//!
+//! Retention runs when the writer rolls a segment (the only moment a partition can newly exceed
+//! its size limit) and once a minute (for the age limit). It is the only code that removes
+//! segments, and it runs only here (and at open, before this thread starts), which is what lets
+//! [`super::partition::Partition::apply_retention`] decide outside the lock.
+
+use std::sync::{mpsc, Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use tracing::error;
+
+use super::config::FsyncPolicy;
+use super::log::Shared;
+use super::writer::{now_ms, Failure};
+
+/// How often retention runs without being asked.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// Work the writer hands over.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Chore {
+    /// A segment rolled: check the retention limits now.
+    Retention,
+}
+
+/// Runs until every sender of `rx` is gone, then fsyncs what is still dirty.
+pub(crate) fn run(shared: &Arc<Shared>, rx: &mpsc::Receiver<Chore>) {
+    let tick = match shared.config.fsync {
+        FsyncPolicy::Interval => Duration::from_millis(shared.config.fsync_interval_ms.max(1)),
+        FsyncPolicy::EveryBatch => RETENTION_EVERY,
+    };
+    let mut last_retention = Instant::now();
+    loop {
+        match rx.recv_timeout(tick) {
+            Ok(Chore::Retention) => {
+                apply_retention(shared);
+                last_retention = Instant::now();
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                sync_dirty(shared);
+                return;
+            }
+        }
+        sync_dirty(shared);
+        if last_retention.elapsed() >= RETENTION_EVERY {
+            apply_retention(shared);
+            last_retention = Instant::now();
+        }
+    }
+}
+
+/// Fsyncs the segments written since the last tick (`interval` policy).
+fn sync_dirty(shared: &Shared) {
+    let dirty = std::mem::take(&mut *shared.dirty.lock().unwrap_or_else(PoisonError::into_inner));
+    for seg in dirty {
+        // Cleared before the fsync: a write racing with it marks the segment dirty again.
+        seg.dirty.store(false, std::sync::atomic::Ordering::Release);
+        if let Err(e) = seg.file().sync_data() {
+            error!(message = "background fsync failed, log stops accepting appends", file = %seg.path.display(), error = %e);
+            *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(Failure::new(&seg.path, &e));
+        }
+    }
+}
+
+/// Applies the retention limits to every partition.
+pub(crate) fn apply_retention(shared: &Shared) {
+    let (bytes, ms) = (shared.config.retention_bytes, shared.config.retention_ms);
+    if bytes == 0 && ms == 0 {
+        return;
+    }
+    let now = now_ms();
+    for part in shared.all_partitions() {
+        if let Err(e) = part.apply_retention(bytes, ms, now) {
+            error!(message = "log retention failed", partition = %part.tp, error = %e);
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! One partition: its ordered list of segments and its two watermarks, the state every reader,
+//! the writer and retention agree on.
+//!
+//! The segment list only changes at its ends: the writer pushes a new segment when it rolls,
+//! retention drains old ones from the front. Readers clone the `Arc` of the segment they read, so
+//! a segment deleted under a reader stays readable through its open handle until the reader moves
+//! on (and then finds its position below the low watermark).
+//!
+//! The high watermark is stored by the writer after a round's data is durable (under the fsync
+//! policy) and after the segments' visible ends were published, so a reader that sees an offset
+//! below it is guaranteed to find that record complete in a segment.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tracing::{info, warn};
+
+use super::files::sync_dir;
+use super::segment::{self, Segment};
+use crate::record::ConsumedRecord;
+use crate::{Error, Result, TopicPartition};
+
+/// A partition of a topic.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    /// Dense number of this partition in the whole log, for the writer's state table.
+    pub id: usize,
+    /// Topic and partition.
+    pub tp: TopicPartition,
+    /// `<dir>/<topic>/<partition>`.
+    pub dir: PathBuf,
+    segments: RwLock<Vec<Arc<Segment>>>,
+    low: AtomicI64,
+    high: AtomicI64,
+}
+
+/// Where a reader stands in a partition, so the next read continues without an index lookup.
+#[derive(Debug, Clone)]
+pub(crate) struct Cursor {
+    /// Segment holding the next record.
+    pub segment: Arc<Segment>,
+    /// Offset of the next record.
+    pub offset: i64,
+    /// Byte position of the next record.
+    pub position: u64,
+}
+
+impl Partition {
+    /// Opens a partition directory, recovering its active segment, or creates it empty.
+    pub(crate) fn open(id: usize, tp: TopicPartition, dir: PathBuf) -> Result<Self> {
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let name = entry.file_name();
+            match name.to_str().and_then(segment::parse_file_name) {
+                Some(base) => bases.push(base),
+                None => {
+                    warn!(message = "ignoring unknown file in log partition", file = %entry.path().display())
+                }
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        let high = match bases.split_last() {
+            None => {
+                segments.push(Segment::create(&dir, 0)?);
+                0
+            }
+            Some((&last, sealed)) => {
+                for &base in sealed {
+                    segments.push(Segment::open_sealed(dir.join(segment::file_name(base)), base)?);
+                }
+                let (active, next) = Segment::recover(dir.join(segment::file_name(last)), last)?;
+                segments.push(active);
+                next
+            }
+        };
+        let low = segments.first().map_or(high, |s| s.base);
+        Ok(Self {
+            id,
+            tp,
+            dir,
+            segments: RwLock::new(segments),
+            low: AtomicI64::new(low),
+            high: AtomicI64::new(high),
+        })
+    }
+
+    /// First available offset and next offset to be written.
+    pub(crate) fn watermarks(&self) -> (i64, i64) {
+        // High first: retention never moves low past high, so low <= high holds.
+        let high = self.high.load(Ordering::Acquire);
+        (self.low.load(Ordering::Acquire).min(high), high)
+    }
+
+    /// Publishes a new high watermark (writer only).
+    pub(crate) fn set_high(&self, high: i64) {
+        self.high.store(high, Ordering::Release);
+    }
+
+    /// The segment new records go to.
+    pub(crate) fn active(&self) -> Arc<Segment> {
+        let segments = self.segments.read().unwrap_or_else(PoisonError::into_inner);
+        // The list is never empty: open creates a segment and retention keeps the last one.
+        Arc::clone(&segments[segments.len() - 1])
+    }
+
+    /// Adds a new active segment (writer only, on roll).
+    pub(crate) fn push_segment(&self, segment: Arc<Segment>) {
+        self.segments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(segment);
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Segment>> {
+        self.segments
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The segment that holds `offset`, if any still does.
+    fn segment_for(&self, offset: i64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read().unwrap_or_else(PoisonError::into_inner);
+        let i = segments.partition_point(|s| s.base <= offset);
+        (i > 0).then(|| Arc::clone(&segments[i - 1]))
+    }
+
+    /// The segment after the one starting at `base`.
+    fn segment_after(&self, base: i64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read().unwrap_or_else(PoisonError::into_inner);
+        let i = segments.partition_point(|s| s.base <= base);
+        segments.get(i).cloned()
+    }
+
+    /// Reads up to `max` records from offset `*position` (moved up to the low watermark if
+    /// retention deleted it), continuing from `*cursor` when it points there. Both follow the
+    /// records appended to `out`, also when an error stops the read half-way.
+    pub(crate) fn read(
+        &self,
+        position: &mut i64,
+        cursor: &mut Option<Cursor>,
+        max: usize,
+        buf: &mut Vec<u8>,
+        out: &mut Vec<ConsumedRecord>,
+    ) -> Result<()> {
+        let (low, high) = self.watermarks();
+        if *position < low {
+            warn!(
+                message = "consumer position was deleted by retention, skipping to the oldest record",
+                partition = %self.tp,
+                position = *position,
+                low_watermark = low,
+            );
+            *position = low;
+            *cursor = None;
+        }
+        let from = *position;
+        if from >= high || max == 0 {
+            return Ok(());
+        }
+        let (mut seg, mut at, mut pos) = match cursor.take() {
+            Some(c) if c.offset == from => (c.segment, c.offset, c.position),
+            _ => {
+                let Some(seg) = self.segment_for(from) else {
+                    // Retention deleted it since the watermark check: the next read finds the
+                    // position below the new low watermark and moves it up.
+                    return Ok(());
+                };
+                let (at, pos) = seg.locate(from)?;
+                (seg, at, pos)
+            }
+        };
+        let start = out.len();
+        let result = loop {
+            let want = max - (out.len() - start);
+            let read = seg.read(
+                &mut at,
+                &mut pos,
+                from,
+                want,
+                &self.tp.topic,
+                self.tp.partition,
+                buf,
+                out,
+            );
+            if read.is_err() || out.len() - start >= max {
+                break read;
+            }
+            // At the visible end of `seg`. A segment after it means `seg` was sealed, and its final
+            // end was published before the next segment was pushed: look again before leaving it.
+            let Some(next) = self.segment_after(seg.base) else {
+                break Ok(());
+            };
+            if pos < seg.visible() {
+                continue;
+            }
+            if next.base != at {
+                warn!(
+                    message = "offset gap between log segments",
+                    partition = %self.tp,
+                    expected = at,
+                    next_segment = %next.path.display(),
+                );
+            }
+            at = next.base;
+            pos = 0;
+            seg = next;
+        };
+        if at >= from {
+            *position = at;
+            *cursor = Some(Cursor {
+                segment: seg,
+                offset: at,
+                position: pos,
+            });
+        }
+        result
+    }
+
+    /// Deletes the oldest sealed segments while the partition is over `max_bytes` or their newest
+    /// record is older than `max_age_ms` (each 0 = no limit). Returns how many were deleted.
+    pub(crate) fn apply_retention(&self, max_bytes: u64, max_age_ms: u64, now_ms: i64) -> Result<usize> {
+        if max_bytes == 0 && max_age_ms == 0 {
+            return Ok(0);
+        }
+        let segments = self.snapshot();
+        let mut total: u64 = segments.iter().map(|s| s.visible()).sum();
+        let mut doomed = 0;
+        for seg in &segments[..segments.len().saturating_sub(1)] {
+            let size = seg.visible();
+            let too_big = max_bytes > 0 && total > max_bytes;
+            let too_old = || -> Result<bool> {
+                if max_age_ms == 0 {
+                    return Ok(false);
+                }
+                let newest = seg.max_timestamp()?;
+                Ok(size == 0 || now_ms.saturating_sub(newest) > max_age_ms as i64)
+            };
+            if !(too_big || too_old()?) {
+                break;
+            }
+            total -= size;
+            doomed += 1;
+        }
+        if doomed == 0 {
+            return Ok(0);
+        }
+        let removed: Vec<Arc<Segment>> = {
+            let mut list = self.segments.write().unwrap_or_else(PoisonError::into_inner);
+            // Only retention removes segments and it runs on one thread, so the front is unchanged.
+            let removed = list.drain(..doomed).collect();
+            self.low.store(list[0].base, Ordering::Release);
+            removed
+        };
+        for seg in &removed {
+            info!(message = "retention deleted log segment", file = %seg.path.display(), bytes = seg.visible());
+            if let Err(e) = std::fs::remove_file(&seg.path) {
+                warn!(message = "could not delete log segment", file = %seg.path.display(), error = %e);
+            }
+        }
+        sync_dir(&self.dir)?;
+        Ok(removed.len())
+    }
+
+    /// The first offset, in offset order, whose timestamp is at or after `ts`.
+    pub(crate) fn offset_for_timestamp(&self, ts: i64) -> Result<Option<i64>> {
+        for seg in self.snapshot() {
+            if seg.max_timestamp()? >= ts {
+                if let Some(offset) = seg.find_timestamp(ts)? {
+                    return Ok(Some(offset));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Bytes on disk (published).
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.snapshot().iter().map(|s| s.visible()).sum()
+    }
+
+    /// Number of segment files.
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+/// `<dir>/<topic>/<partition>`.
+pub(crate) fn partition_dir(dir: &Path, tp: &TopicPartition) -> PathBuf {
+    dir.join(&tp.topic).join(tp.partition.to_string())
+}

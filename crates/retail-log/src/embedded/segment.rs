@@ -1,0 +1,475 @@
+//! One segment file: where a crash leaves its mark, so recovery, the sparse index and the
+//! checked reads all live here.
+//!
+//! A segment is `<base offset, 20 digits>.log`, a run of records with consecutive offsets from
+//! its base (format in [`super::format`]). Only the writer thread appends to the active (last)
+//! segment, with `pwrite`; readers use `pread` on the same handle and never look past
+//! [`Segment::visible`], the end of data the writer has published (written, and fsynced under
+//! `every_batch`). So anything a reader finds malformed inside the visible range is real
+//! corruption, reported as [`Error::Corrupt`], never handed out.
+//!
+//! After a crash, only the active segment can have a torn tail (the writer fsyncs a segment
+//! before creating the next one), so [`Segment::recover`] scans it fully and truncates at the
+//! first record that is cut short, fails its checksum or breaks the offset sequence. A bad record
+//! *followed by a good one with the next offset* is not a torn write (kill -9 only ever loses a
+//! suffix) but damage in the middle: it is kept, logged, and reads of that offset fail.
+//! Sealed segments are trusted by size and indexed lazily, on first use, so opening a large log
+//! does not read all of it.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+
+use tracing::{error, warn};
+
+use super::files::sync_dir;
+use super::format;
+use crate::record::ConsumedRecord;
+use crate::{Error, Result};
+
+/// A sparse index entry every this many bytes: a lookup scans at most this much.
+pub(crate) const INDEX_INTERVAL: u64 = 4096;
+/// Bytes read per `pread` when scanning.
+const SCAN_CHUNK: usize = 1 << 20;
+
+/// File name of the segment starting at `base`.
+pub(crate) fn file_name(base: i64) -> String {
+    format!("{base:020}.log")
+}
+
+/// Base offset from a segment file name, `None` for other files.
+pub(crate) fn parse_file_name(name: &str) -> Option<i64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Sparse offset -> byte position index and newest timestamp of a segment.
+#[derive(Debug, Clone)]
+pub(crate) struct SegIndex {
+    /// `(offset, byte position)` of record starts, ascending, about every [`INDEX_INTERVAL`].
+    pub entries: Vec<(i64, u64)>,
+    /// Newest record timestamp, `i64::MIN` while empty.
+    pub max_ts: i64,
+}
+
+/// One segment file, shared by the writer, readers and retention.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    /// Offset of the first record.
+    pub base: i64,
+    /// The file, for error messages and deletion.
+    pub path: PathBuf,
+    file: File,
+    /// Bytes of published records; readers stop here.
+    visible: AtomicU64,
+    /// `None` until a sealed segment from an earlier run is first used.
+    index: RwLock<Option<SegIndex>>,
+    /// Written but not fsynced yet (`interval` policy), queued for the background fsync.
+    pub dirty: AtomicBool,
+}
+
+/// Outcome of scanning a segment from its start.
+struct Scan {
+    /// End of the last good record.
+    valid_end: u64,
+    /// Offset after the last good record.
+    next_offset: i64,
+    index: SegIndex,
+    /// Where and why the scan stopped before the end of the data.
+    stop: Option<(u64, String)>,
+}
+
+/// One record as found in a file.
+enum Frame<'a> {
+    /// Whole, checksum and layout good.
+    Good {
+        bytes: &'a [u8],
+        checked: format::Checked,
+    },
+    /// Whole (its length field fits the data) but fails its checksum or layout.
+    Bad { size: usize, reason: String },
+    /// Length field impossible or pointing past the end of the data.
+    Torn { reason: String },
+}
+
+impl Frame<'_> {
+    fn good_offset(&self) -> Option<i64> {
+        match self {
+            Frame::Good { checked, .. } => Some(checked.offset),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a file in large chunks so record-by-record parsing costs no syscall per record.
+struct ChunkReader<'a> {
+    file: &'a File,
+    path: &'a Path,
+    /// Nothing at or past this byte is read.
+    limit: u64,
+    buf: &'a mut Vec<u8>,
+    /// File position of `buf[0]`.
+    start: u64,
+    /// Valid bytes in `buf`.
+    filled: usize,
+    /// Bytes to read per `pread` when less is asked for.
+    chunk: usize,
+}
+
+impl<'a> ChunkReader<'a> {
+    fn new(file: &'a File, path: &'a Path, limit: u64, buf: &'a mut Vec<u8>, chunk: usize) -> Self {
+        Self {
+            file,
+            path,
+            limit,
+            buf,
+            start: 0,
+            filled: 0,
+            chunk,
+        }
+    }
+
+    /// Up to `n` bytes at `pos`, fewer only where `limit` cuts them.
+    fn bytes(&mut self, pos: u64, n: usize) -> Result<&[u8]> {
+        let end = self.start + self.filled as u64;
+        if pos < self.start || pos + n as u64 > end {
+            let want = (self.limit.saturating_sub(pos)).min(n.max(self.chunk) as u64) as usize;
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            self.file.read_exact_at(&mut self.buf[..want], pos).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::Corrupt {
+                        path: self.path.display().to_string(),
+                        position: pos,
+                        reason: format!("file ends before byte {} it should hold", pos + want as u64),
+                    }
+                } else {
+                    Error::io(self.path, e)
+                }
+            })?;
+            self.start = pos;
+            self.filled = want;
+        }
+        let from = (pos - self.start) as usize;
+        let to = (from + n).min(self.filled);
+        Ok(&self.buf[from..to])
+    }
+
+    /// The record starting at `pos`.
+    fn frame(&mut self, pos: u64) -> Result<Frame<'_>> {
+        let head = self.bytes(pos, 4)?;
+        if head.len() < 4 {
+            return Ok(Frame::Torn {
+                reason: format!("{} bytes, too few for a length field", head.len()),
+            });
+        }
+        let size = match format::total_size(head) {
+            Ok(size) => size,
+            Err(reason) => return Ok(Frame::Torn { reason }),
+        };
+        let bytes = self.bytes(pos, size)?;
+        if bytes.len() < size {
+            return Ok(Frame::Torn {
+                reason: format!("record of {size} bytes cut short after {} bytes", bytes.len()),
+            });
+        }
+        Ok(match format::check(bytes) {
+            Ok(checked) => Frame::Good { bytes, checked },
+            Err(reason) => Frame::Bad { size, reason },
+        })
+    }
+}
+
+impl Segment {
+    /// Creates an empty segment file and makes its directory entry durable.
+    pub(crate) fn create(dir: &Path, base: i64) -> Result<Arc<Self>> {
+        let path = dir.join(file_name(base));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        sync_dir(dir)?;
+        let index = SegIndex {
+            entries: Vec::new(),
+            max_ts: i64::MIN,
+        };
+        Ok(Arc::new(Self::new(base, path, file, 0, Some(index))))
+    }
+
+    /// Opens a sealed segment, trusting its size; it is indexed on first use.
+    pub(crate) fn open_sealed(path: PathBuf, base: i64) -> Result<Arc<Self>> {
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        Ok(Arc::new(Self::new(base, path, file, len, None)))
+    }
+
+    /// Opens the active segment of a partition after a restart: scans it fully and cuts off a
+    /// torn tail. Returns the segment and the offset after its last record.
+    pub(crate) fn recover(path: PathBuf, base: i64) -> Result<(Arc<Self>, i64)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let scan = scan(&file, &path, base, len)?;
+        if scan.valid_end < len {
+            let (at, reason) = scan
+                .stop
+                .clone()
+                .unwrap_or((scan.valid_end, "trailing bytes".to_owned()));
+            warn!(
+                message = "truncating torn tail of log segment",
+                file = %path.display(),
+                cut_bytes = len - scan.valid_end,
+                from_byte = at,
+                reason = %reason,
+            );
+            file.set_len(scan.valid_end).map_err(|e| Error::io(&path, e))?;
+            file.sync_all().map_err(|e| Error::io(&path, e))?;
+        }
+        let seg = Self::new(base, path, file, scan.valid_end, Some(scan.index));
+        Ok((Arc::new(seg), scan.next_offset))
+    }
+
+    fn new(base: i64, path: PathBuf, file: File, visible: u64, index: Option<SegIndex>) -> Self {
+        Self {
+            base,
+            path,
+            file,
+            visible: AtomicU64::new(visible),
+            index: RwLock::new(index),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    /// The file handle, for the writer's `pwrite` and `fdatasync`.
+    pub(crate) const fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// End of published data in bytes.
+    pub(crate) fn visible(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Makes bytes up to `visible` readable, with the index entries and newest timestamp of the
+    /// records just written. Called by the writer only, after the write (and fsync) completed.
+    pub(crate) fn publish(&self, visible: u64, entries: &[(i64, u64)], max_ts: i64) {
+        {
+            let mut guard = self.index.write().unwrap_or_else(PoisonError::into_inner);
+            if let Some(index) = guard.as_mut() {
+                index.entries.extend_from_slice(entries);
+                index.max_ts = index.max_ts.max(max_ts);
+            }
+        }
+        self.visible.store(visible, Ordering::Release);
+    }
+
+    /// The index, scanning the file first if this segment has not been indexed yet.
+    fn index(&self) -> Result<RwLockReadGuard<'_, Option<SegIndex>>> {
+        {
+            let guard = self.index.read().unwrap_or_else(PoisonError::into_inner);
+            if guard.is_some() {
+                return Ok(guard);
+            }
+        }
+        let scan = scan(&self.file, &self.path, self.base, self.visible())?;
+        if let Some((at, reason)) = &scan.stop {
+            error!(
+                message = "sealed log segment is damaged; reads past the damage will fail",
+                file = %self.path.display(),
+                position = at,
+                reason = %reason,
+            );
+        }
+        let mut guard = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            *guard = Some(scan.index);
+        }
+        drop(guard);
+        Ok(self.index.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Newest record timestamp, `i64::MIN` when empty.
+    pub(crate) fn max_timestamp(&self) -> Result<i64> {
+        Ok(self.index()?.as_ref().map_or(i64::MIN, |i| i.max_ts))
+    }
+
+    /// Last indexed byte position (the writer continues spacing entries from there).
+    pub(crate) fn last_index_position(&self) -> Result<u64> {
+        Ok(self
+            .index()?
+            .as_ref()
+            .and_then(|i| i.entries.last())
+            .map_or(0, |e| e.1))
+    }
+
+    /// A record start at or before `offset`: `(its offset, its byte position)`.
+    pub(crate) fn locate(&self, offset: i64) -> Result<(i64, u64)> {
+        let guard = self.index()?;
+        let entries = guard.as_ref().map_or(&[][..], |i| &i.entries[..]);
+        let i = entries.partition_point(|e| e.0 <= offset);
+        Ok(if i == 0 { (self.base, 0) } else { entries[i - 1] })
+    }
+
+    /// Reads records from the one at byte `*pos` (whose offset is `*at`), skipping those below
+    /// `from` and appending at most `max` to `out`, up to the visible end. `at` and `pos` follow
+    /// the records read, so after an error they point at the damaged record.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn read(
+        &self,
+        at: &mut i64,
+        pos: &mut u64,
+        from: i64,
+        max: usize,
+        topic: &str,
+        partition: i32,
+        buf: &mut Vec<u8>,
+        out: &mut Vec<ConsumedRecord>,
+    ) -> Result<()> {
+        let limit = self.visible();
+        // Enough for the records asked for, at a few hundred bytes each, in one pread.
+        let chunk = (max.saturating_mul(512)).clamp(64 << 10, SCAN_CHUNK);
+        let mut reader = ChunkReader::new(&self.file, &self.path, limit, buf, chunk);
+        let mut emitted = 0;
+        while emitted < max && *pos < limit {
+            let size = match reader.frame(*pos)? {
+                Frame::Good { bytes, checked } => {
+                    if checked.offset != *at {
+                        let reason = format!("offset {} where {at} belongs", checked.offset);
+                        return Err(self.corrupt(*pos, reason));
+                    }
+                    if *at >= from {
+                        out.push(format::decode(bytes, topic, partition).map_err(|r| self.corrupt(*pos, r))?);
+                        emitted += 1;
+                    }
+                    bytes.len()
+                }
+                // A damaged record before the one asked for is stepped over (recovery found a good
+                // record right after it); the next record's offset check confirms the step.
+                Frame::Bad { size, .. } if *at < from => size,
+                Frame::Bad { reason, .. } => {
+                    return Err(self.corrupt(*pos, format!("record at offset {at}: {reason}")));
+                }
+                Frame::Torn { reason } => return Err(self.corrupt(*pos, reason)),
+            };
+            *pos += size as u64;
+            *at += 1;
+        }
+        Ok(())
+    }
+
+    /// The first record, in offset order, with a timestamp at or after `ts`.
+    pub(crate) fn find_timestamp(&self, ts: i64) -> Result<Option<i64>> {
+        let limit = self.visible();
+        let mut buf = Vec::new();
+        let mut reader = ChunkReader::new(&self.file, &self.path, limit, &mut buf, SCAN_CHUNK);
+        let mut pos = 0;
+        while pos < limit {
+            match reader.frame(pos)? {
+                Frame::Good { bytes, checked } => {
+                    if checked.timestamp_ms >= ts {
+                        return Ok(Some(checked.offset));
+                    }
+                    pos += bytes.len() as u64;
+                }
+                Frame::Bad { size, .. } => pos += size as u64,
+                Frame::Torn { reason } => return Err(self.corrupt(pos, reason)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn corrupt(&self, position: u64, reason: String) -> Error {
+        Error::Corrupt {
+            path: self.path.display().to_string(),
+            position,
+            reason,
+        }
+    }
+}
+
+/// Walks a segment from its start, building its index, until the end of `len` bytes or the
+/// first record that cannot be trusted.
+fn scan(file: &File, path: &Path, base: i64, len: u64) -> Result<Scan> {
+    let mut buf = Vec::new();
+    let mut reader = ChunkReader::new(file, path, len, &mut buf, SCAN_CHUNK);
+    let mut index = SegIndex {
+        entries: Vec::new(),
+        max_ts: i64::MIN,
+    };
+    let (mut pos, mut expected, mut last_indexed) = (0u64, base, 0u64);
+    let mut stop = None;
+    while pos < len {
+        let seen = match reader.frame(pos)? {
+            Frame::Good { bytes, checked } => Ok((bytes.len(), checked)),
+            Frame::Bad { size, reason } => Err((size, reason)),
+            Frame::Torn { reason } => {
+                stop = Some((pos, reason));
+                break;
+            }
+        };
+        let (size, ts) = match seen {
+            Ok((size, checked)) if checked.offset == expected => (size, Some(checked.timestamp_ms)),
+            Ok((_, checked)) => {
+                stop = Some((pos, format!("offset {} where {expected} belongs", checked.offset)));
+                break;
+            }
+            Err((size, reason)) => {
+                let next = pos + size as u64;
+                if reader.frame(next)?.good_offset() == Some(expected + 1) {
+                    error!(
+                        message = "damaged record inside log segment; reading it will fail",
+                        file = %path.display(),
+                        position = pos,
+                        offset = expected,
+                        reason = %reason,
+                    );
+                    (size, None)
+                } else {
+                    stop = Some((pos, reason));
+                    break;
+                }
+            }
+        };
+        if let Some(ts) = ts {
+            if pos - last_indexed >= INDEX_INTERVAL {
+                index.entries.push((expected, pos));
+                last_indexed = pos;
+            }
+            index.max_ts = index.max_ts.max(ts);
+        }
+        pos += size as u64;
+        expected += 1;
+    }
+    Ok(Scan {
+        valid_end: pos,
+        next_offset: expected,
+        index,
+        stop,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_sort_by_offset_and_round_trip() {
+        assert_eq!(file_name(42), "00000000000000000042.log");
+        assert_eq!(parse_file_name(&file_name(123_456)), Some(123_456));
+        assert_eq!(parse_file_name("00000000000000000042.log.tmp"), None);
+        assert_eq!(parse_file_name("42.log"), None);
+        assert_eq!(parse_file_name("-0000000000000000042.log"), None);
+        assert!(file_name(9) < file_name(10));
+    }
+}
