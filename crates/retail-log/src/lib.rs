@@ -112,7 +112,9 @@ impl std::str::FromStr for LogUrl {
     fn from_str(s: &str) -> Result<Self> {
         if let Some(path) = s.strip_prefix("embedded://") {
             if path.is_empty() {
-                return Err(Error::Config(format!("log URL {s:?}: embedded:// needs a directory")));
+                return Err(Error::Config(format!(
+                    "log URL {s:?}: embedded:// needs a directory"
+                )));
             }
             Ok(Self::Embedded(PathBuf::from(path)))
         } else if let Some(servers) = s.strip_prefix("kafka://") {

@@ -24,9 +24,22 @@ pub struct EmbeddedConfig {
     /// A partition rolls to a new segment file when the active one reaches this size.
     pub segment_bytes: u64,
     /// Oldest segments of a partition are deleted while the partition is larger than this.
-    /// 0 keeps everything.
+    /// 0 keeps everything. Never deletes what a consumer group has not consumed: see
+    /// `retention_ms`.
     pub retention_bytes: u64,
-    /// Segments whose newest record is older than this are deleted. 0 keeps everything.
+    /// Sealed segments last appended to more than this many milliseconds ago are deleted.
+    /// 0 keeps everything. The age is wall-clock time since the segment's last append (the
+    /// file's modification time across restarts), not the records' timestamps: those are event
+    /// times, and back-filled old events must not be deleted the moment they are appended.
+    ///
+    /// Neither limit deletes a segment holding an offset at or above the smallest offset any
+    /// consumer group committed for the partition (`__consumer_offsets/<group>.json`): a group
+    /// protects the data it has not consumed once it has committed once (the landing mirrors its
+    /// stored offsets to the log about once a second while it lands, and the last commit stays in
+    /// force while it is idle or down), so the partition may grow past both limits
+    /// while a group lags. Partitions no group ever committed for get the limits as configured.
+    /// A group that is gone for good keeps holding data back until its file is deleted (with the
+    /// log stopped).
     pub retention_ms: u64,
     /// Largest record (key + value + headers) accepted by append.
     pub max_record_bytes: usize,

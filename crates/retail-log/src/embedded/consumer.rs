@@ -9,6 +9,15 @@
 //! Cancellation: the reading happens in `spawn_blocking` on copies of the positions, which are
 //! applied only when the poll returns its records. A poll dropped half-way (a `select!` on
 //! shutdown) leaves the positions where they were, so no record is skipped.
+//!
+//! Deleted positions: when retention deleted the record at a partition's position, poll returns
+//! [`Error::OffsetOutOfRange`] (not retryable) and keeps returning it, with the position
+//! unchanged, until the caller [`seek`](Consumer::seek)s that partition, e.g. to
+//! [`OFFSET_BEGINNING`] once it has decided the gap is acceptable. It never jumps forward on its
+//! own. Records read before the error in the same poll are returned first. Retention cannot
+//! delete a consumer group's committed offset, so a group that commits (the landing does, about
+//! once a second while it lands) only meets this before its first commit or after seeking
+//! behind it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +43,12 @@ struct Assigned {
 }
 
 /// A consumer of the embedded log, assigned every partition of its topics.
+///
+/// [`poll`](Consumer::poll) returns [`Error::OffsetOutOfRange`] (not retryable) when retention
+/// deleted the record at a partition's position, and keeps returning it until the caller
+/// [`seek`](Consumer::seek)s that partition: it never skips forward on its own, so the caller
+/// decides whether the lost records matter (the landing would rather stop than miss them).
+/// Positions at or after a committed offset of this consumer's group are safe from retention.
 pub struct EmbeddedConsumer {
     shared: Arc<Shared>,
     group: String,
@@ -71,7 +86,9 @@ struct Planned {
 
 impl EmbeddedConsumer {
     /// A consumer of every partition of `topics`, starting at the group's committed offsets or
-    /// else at the low watermarks.
+    /// else at the low watermarks. A committed offset below the low watermark is kept, so the
+    /// first poll reports it as [`Error::OffsetOutOfRange`]; one past the high watermark starts
+    /// at the high watermark.
     pub(crate) async fn new(shared: Arc<Shared>, group: &str, topics: &[&str]) -> Result<Self> {
         validate_name("consumer group", group)?;
         let mut parts = Vec::new();
@@ -97,17 +114,27 @@ impl EmbeddedConsumer {
             let (low, high) = a.part.watermarks();
             a.position = match committed {
                 None => low,
-                Some(c) if (low..=high).contains(&c) => c,
+                Some(c) if c <= high => {
+                    if c < low {
+                        warn!(
+                            message = "committed offset was deleted by retention; poll reports it until the consumer seeks",
+                            group,
+                            partition = %a.part.tp,
+                            committed = c,
+                            low_watermark = low,
+                        );
+                    }
+                    c
+                }
                 Some(c) => {
-                    let start = c.clamp(low, high);
                     warn!(
-                        message = "committed offset outside the partition, starting at the nearest end",
+                        message = "committed offset past the end of the partition, starting at the end",
                         group,
                         partition = %a.part.tp,
                         committed = c,
-                        start,
+                        high_watermark = high,
                     );
-                    start
+                    high
                 }
             };
         }

@@ -3,8 +3,15 @@
 //!
 //! Retention runs when the writer rolls a segment (the only moment a partition can newly exceed
 //! its size limit) and once a minute (for the age limit). It is the only code that removes
-//! segments, and it runs only here (and at open, before this thread starts), which is what lets
+//! segments, and it runs here, at open (before this thread starts) and when a tool calls
+//! [`super::log::EmbeddedLog::enforce_retention`]. Segments are only ever removed from the front
+//! and added at the end, which is what lets
 //! [`super::partition::Partition::apply_retention`] decide outside the lock.
+//!
+//! Each partition's floor, the smallest offset any consumer group committed for it, is read from
+//! memory ([`super::offsets::OffsetStore::floor`]) just before that partition is decided, so a
+//! commit that returned before is honoured. While a group's offsets file cannot be read, nothing
+//! is deleted anywhere.
 
 use std::sync::{mpsc, Arc, PoisonError};
 use std::time::{Duration, Instant};
@@ -74,7 +81,14 @@ pub(crate) fn apply_retention(shared: &Shared) {
     }
     let now = now_ms();
     for part in shared.all_partitions() {
-        if let Err(e) = part.apply_retention(bytes, ms, now) {
+        let floor = match shared.offsets.floor(&part.tp) {
+            Ok(floor) => floor,
+            Err(e) => {
+                error!(message = "log retention skipped: committed consumer offsets unreadable", error = %e);
+                return;
+            }
+        };
+        if let Err(e) = part.apply_retention(bytes, ms, now, floor.as_ref()) {
             error!(message = "log retention failed", partition = %part.tp, error = %e);
         }
     }

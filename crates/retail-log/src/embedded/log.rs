@@ -55,7 +55,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Opens the directory: recovers every topic, then applies retention.
+    /// Opens the directory: recovers every topic, reads every group's committed offsets, then
+    /// applies retention.
     fn open(dir: PathBuf, config: EmbeddedConfig) -> Result<Self> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let offsets_dir = dir.join(OFFSETS_DIR);
@@ -92,7 +93,7 @@ impl Shared {
             }
         }
         let shared = Self {
-            offsets: OffsetStore::new(offsets_dir),
+            offsets: OffsetStore::open(offsets_dir)?,
             dir,
             config,
             topics: RwLock::new(topics),

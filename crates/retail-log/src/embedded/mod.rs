@@ -24,9 +24,21 @@
 //! record as they are read. A damaged record anywhere else is reported as
 //! [`Error::Corrupt`](crate::Error::Corrupt) when read, never returned.
 //!
-//! Retention deletes whole old segments by partition size or by the newest record timestamp of
-//! the segment (the records' own timestamps, as Kafka's `CreateTime`: back-filled old events age
-//! out at once under `retention_ms`).
+//! # Retention
+//! Retention deletes whole old sealed segments, from the oldest, while the partition is over
+//! `retention_bytes` or the segment was last appended to more than `retention_ms` ago. The age
+//! is the wall-clock time of the last append (kept in memory, and the file's modification time
+//! across restarts), never the records' own timestamps: producers set those to event time, so
+//! back-filled events from long ago are kept as long as fresh ones.
+//!
+//! Retention never deletes what a consumer group has not consumed: no segment holding an offset
+//! at or above the smallest offset any group committed for the partition is deleted, whatever the
+//! limits say (a warning names the group holding it back). A group protects data once it has
+//! committed once for the partition; the landing mirrors its stored offsets to the log about once
+//! a second while it lands, and its last commit holds while it is idle or down. Partitions no
+//! group ever committed for get the limits as configured. A consumer whose position was deleted
+//! anyway gets [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange) from its next poll,
+//! never a silent move forward.
 //!
 //! # Layout
 //! - `log.rs`: [`EmbeddedLog`], the [`Log`](crate::Log) implementation; owns the threads.

@@ -2,16 +2,22 @@
 //! `<dir>/__consumer_offsets/`, replaced atomically on every commit so a crash leaves either the
 //! previous or the new offsets, never a mix.
 //!
-//! These offsets are advisory in this project (the landing keeps its offsets of record in the
-//! store, in the same transaction as the rows); they give a consumer its starting position and
-//! tools their lag figures. Files are cached after first read; commits serialize on one lock,
-//! which is fine at the rate consumers commit.
+//! These offsets give a consumer its starting position, tools their lag figures, and retention
+//! its floor: no segment holding an offset at or above the smallest offset any group committed
+//! for a partition is deleted (see [`OffsetStore::floor`]). The landing keeps its offsets of
+//! record in the store, in the same transaction as the rows, and mirrors them here about once a
+//! second while it lands, so the log keeps at least what the landing has not stored yet.
+//!
+//! Every group file is read at open (retention needs every group, not only those a consumer
+//! asked for) and kept in memory; commits update the memory after the file. Commits serialize
+//! on one lock, which is fine at the rate consumers commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use tracing::error;
 
 use super::files::write_atomic;
 use crate::{Error, Result, TopicPartition};
@@ -22,7 +28,24 @@ type Offsets = BTreeMap<TopicPartition, i64>;
 #[derive(Debug)]
 pub(crate) struct OffsetStore {
     dir: PathBuf,
-    groups: Mutex<HashMap<String, Offsets>>,
+    groups: Mutex<Groups>,
+}
+
+#[derive(Debug, Default)]
+struct Groups {
+    /// Offsets by group, read from disk or committed.
+    offsets: HashMap<String, Offsets>,
+    /// Groups with a file that could not be read: retention cannot know their floor.
+    unreadable: BTreeSet<String>,
+}
+
+/// The smallest offset committed for a partition, and the group that committed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Floor {
+    /// Next offset the group will read: everything from here on is unconsumed.
+    pub offset: i64,
+    /// The group holding the floor (for the log line when retention is held back).
+    pub group: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -41,21 +64,45 @@ struct Entry {
 }
 
 impl OffsetStore {
-    /// Offsets kept in `dir` (which must exist).
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        Self {
+    /// Offsets kept in `dir` (which must exist), reading every group file there now. A file
+    /// that cannot be read is logged and retried when it is next needed; until it reads,
+    /// [`Self::floor`] fails, so retention deletes nothing rather than guess.
+    pub(crate) fn open(dir: PathBuf) -> Result<Self> {
+        let store = Self {
             dir,
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(Groups::default()),
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&store.dir).map_err(|e| Error::io(&store.dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&store.dir, e))?;
+            // `<group>.json`; a `<group>.json.tmp` left by a crash mid-commit is not a group.
+            if let Some(group) = entry.file_name().to_str().and_then(|n| n.strip_suffix(".json")) {
+                names.push(group.to_owned());
+            }
         }
+        {
+            let mut groups = store.groups.lock().unwrap_or_else(PoisonError::into_inner);
+            for group in names {
+                if let Err(e) = Self::load(&store.dir, &mut groups.offsets, &group) {
+                    error!(message = "committed offsets unreadable; log retention is paused until they read", group, error = %e);
+                    groups.unreadable.insert(group);
+                }
+            }
+        }
+        Ok(store)
     }
 
-    fn path(&self, group: &str) -> PathBuf {
-        self.dir.join(format!("{group}.json"))
+    fn path(dir: &std::path::Path, group: &str) -> PathBuf {
+        dir.join(format!("{group}.json"))
     }
 
-    fn load<'a>(&self, groups: &'a mut HashMap<String, Offsets>, group: &str) -> Result<&'a mut Offsets> {
+    fn load<'a>(
+        dir: &std::path::Path,
+        groups: &'a mut HashMap<String, Offsets>,
+        group: &str,
+    ) -> Result<&'a mut Offsets> {
         if !groups.contains_key(group) {
-            let path = self.path(group);
+            let path = Self::path(dir, group);
             let offsets = match std::fs::read(&path) {
                 Ok(bytes) => {
                     let file: GroupFile = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
@@ -81,14 +128,45 @@ impl OffsetStore {
     /// The group's committed next offsets, `None` where it has none.
     pub(crate) fn committed(&self, group: &str, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-        let offsets = self.load(&mut groups, group)?;
+        let offsets = Self::load(&self.dir, &mut groups.offsets, group)?;
         Ok(tps.iter().map(|tp| offsets.get(tp).copied()).collect())
+    }
+
+    /// The smallest offset any group committed for `tp`, `None` when no group ever committed
+    /// for it. Fails while a group file is unreadable (that group's floor is unknown). Reads
+    /// memory only, except to retry an unreadable file.
+    pub(crate) fn floor(&self, tp: &TopicPartition) -> Result<Option<Floor>> {
+        let mut guard = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        let groups = &mut *guard;
+        let mut failed = None;
+        for group in std::mem::take(&mut groups.unreadable) {
+            // A group that reads now is cached by `load`; one that still does not stays listed.
+            if let Err(e) = Self::load(&self.dir, &mut groups.offsets, &group) {
+                groups.unreadable.insert(group);
+                failed.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let mut floor: Option<Floor> = None;
+        for (group, offsets) in &groups.offsets {
+            if let Some(&offset) = offsets.get(tp) {
+                if floor.as_ref().is_none_or(|f| offset < f.offset) {
+                    floor = Some(Floor {
+                        offset,
+                        group: group.clone(),
+                    });
+                }
+            }
+        }
+        Ok(floor)
     }
 
     /// Merges `commits` into the group's offsets and makes them durable.
     pub(crate) fn commit(&self, group: &str, commits: &[(TopicPartition, i64)]) -> Result<()> {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = self.load(&mut groups, group)?;
+        let current = Self::load(&self.dir, &mut groups.offsets, group)?;
         let mut next = current.clone();
         for (tp, offset) in commits {
             next.insert(tp.clone(), *offset);
@@ -106,7 +184,7 @@ impl OffsetStore {
         };
         let bytes = serde_json::to_vec_pretty(&file)
             .map_err(|e| Error::Config(format!("consumer group {group:?}: cannot encode offsets: {e}")))?;
-        write_atomic(&self.path(group), &bytes)?;
+        write_atomic(&Self::path(&self.dir, group), &bytes)?;
         *current = next;
         Ok(())
     }

@@ -4,7 +4,8 @@
 //! The segment list only changes at its ends: the writer pushes a new segment when it rolls,
 //! retention drains old ones from the front. Readers clone the `Arc` of the segment they read, so
 //! a segment deleted under a reader stays readable through its open handle until the reader moves
-//! on (and then finds its position below the low watermark).
+//! on; a reader whose next offset is gone gets [`Error::OffsetOutOfRange`], never the next
+//! offset that still exists.
 //!
 //! The high watermark is stored by the writer after a round's data is durable (under the fsync
 //! policy) and after the segments' visible ends were published, so a reader that sees an offset
@@ -17,6 +18,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use tracing::{info, warn};
 
 use super::files::sync_dir;
+use super::offsets::Floor;
 use super::segment::{self, Segment};
 use crate::record::ConsumedRecord;
 use crate::{Error, Result, TopicPartition};
@@ -141,9 +143,11 @@ impl Partition {
         segments.get(i).cloned()
     }
 
-    /// Reads up to `max` records from offset `*position` (moved up to the low watermark if
-    /// retention deleted it), continuing from `*cursor` when it points there. Both follow the
-    /// records appended to `out`, also when an error stops the read half-way.
+    /// Reads up to `max` records from offset `*position`, continuing from `*cursor` when it points
+    /// there. Both follow the records appended to `out`, also when an error stops the read
+    /// half-way. A position retention deleted is [`Error::OffsetOutOfRange`] (now or on the read
+    /// that reaches it), and stays one until the owner moves the position: skipping to the
+    /// oldest record left would pass over records nobody read.
     pub(crate) fn read(
         &self,
         position: &mut i64,
@@ -154,14 +158,8 @@ impl Partition {
     ) -> Result<()> {
         let (low, high) = self.watermarks();
         if *position < low {
-            warn!(
-                message = "consumer position was deleted by retention, skipping to the oldest record",
-                partition = %self.tp,
-                position = *position,
-                low_watermark = low,
-            );
-            *position = low;
             *cursor = None;
+            return Err(self.out_of_range(*position));
         }
         let from = *position;
         if from >= high || max == 0 {
@@ -171,9 +169,8 @@ impl Partition {
             Some(c) if c.offset == from => (c.segment, c.offset, c.position),
             _ => {
                 let Some(seg) = self.segment_for(from) else {
-                    // Retention deleted it since the watermark check: the next read finds the
-                    // position below the new low watermark and moves it up.
-                    return Ok(());
+                    // Retention deleted it since the watermark check.
+                    return Err(self.out_of_range(from));
                 };
                 let (at, pos) = seg.locate(from)?;
                 (seg, at, pos)
@@ -204,6 +201,10 @@ impl Partition {
                 continue;
             }
             if next.base != at {
+                // Retention deleted the segments between the one still open here and `next`.
+                if at < self.watermarks().0 {
+                    break Err(self.out_of_range(at));
+                }
                 warn!(
                     message = "offset gap between log segments",
                     partition = %self.tp,
@@ -226,26 +227,52 @@ impl Partition {
         result
     }
 
-    /// Deletes the oldest sealed segments while the partition is over `max_bytes` or their newest
-    /// record is older than `max_age_ms` (each 0 = no limit). Returns how many were deleted.
-    pub(crate) fn apply_retention(&self, max_bytes: u64, max_age_ms: u64, now_ms: i64) -> Result<usize> {
+    /// [`Error::OffsetOutOfRange`] for `offset`, with the current watermarks.
+    fn out_of_range(&self, offset: i64) -> Error {
+        let (low, high) = self.watermarks();
+        Error::OffsetOutOfRange {
+            tp: self.tp.clone(),
+            offset,
+            low,
+            high,
+        }
+    }
+
+    /// Deletes the oldest sealed segments while the partition is over `max_bytes` or they were
+    /// last appended to more than `max_age_ms` ago (each 0 = no limit), but never a segment
+    /// holding an offset at or above `floor`, the smallest offset a consumer group committed
+    /// (`None`: no group ever committed here). Returns how many were deleted.
+    pub(crate) fn apply_retention(
+        &self,
+        max_bytes: u64,
+        max_age_ms: u64,
+        now_ms: i64,
+        floor: Option<&Floor>,
+    ) -> Result<usize> {
         if max_bytes == 0 && max_age_ms == 0 {
             return Ok(0);
         }
         let segments = self.snapshot();
         let mut total: u64 = segments.iter().map(|s| s.visible()).sum();
         let mut doomed = 0;
-        for seg in &segments[..segments.len().saturating_sub(1)] {
+        // Sealed segments, each with the one after it: `seg` holds offsets `seg.base..next.base`.
+        for (seg, next) in segments.iter().zip(segments.iter().skip(1)) {
             let size = seg.visible();
             let too_big = max_bytes > 0 && total > max_bytes;
-            let too_old = || -> Result<bool> {
-                if max_age_ms == 0 {
-                    return Ok(false);
-                }
-                let newest = seg.max_timestamp()?;
-                Ok(size == 0 || now_ms.saturating_sub(newest) > max_age_ms as i64)
-            };
-            if !(too_big || too_old()?) {
+            let too_old =
+                max_age_ms > 0 && (size == 0 || now_ms.saturating_sub(seg.appended_ms()) > max_age_ms as i64);
+            if !(too_big || too_old) {
+                break;
+            }
+            if let Some(floor) = floor.filter(|f| next.base > f.offset) {
+                warn!(
+                    message = "log retention held back: a consumer group has not consumed this segment",
+                    partition = %self.tp,
+                    file = %seg.path.display(),
+                    group = %floor.group,
+                    committed = floor.offset,
+                    partition_bytes = total,
+                );
                 break;
             }
             total -= size;
@@ -254,10 +281,18 @@ impl Partition {
         if doomed == 0 {
             return Ok(0);
         }
+        // Everything below the first segment kept, and only that: a retention run racing this
+        // one ([`super::log::EmbeddedLog::enforce_retention`] against the housekeeping thread)
+        // may have drained some already, and the writer only ever adds at the end.
+        let keep_from = segments[doomed].base;
         let removed: Vec<Arc<Segment>> = {
             let mut list = self.segments.write().unwrap_or_else(PoisonError::into_inner);
-            // Only retention removes segments and it runs on one thread, so the front is unchanged.
-            let removed = list.drain(..doomed).collect();
+            let n = list
+                .iter()
+                .take_while(|s| s.base < keep_from)
+                .count()
+                .min(list.len() - 1);
+            let removed = list.drain(..n).collect();
             self.low.store(list[0].base, Ordering::Release);
             removed
         };

@@ -19,13 +19,15 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::time::UNIX_EPOCH;
 
 use tracing::{error, warn};
 
 use super::files::sync_dir;
 use super::format;
+use super::writer::now_ms;
 use crate::record::ConsumedRecord;
 use crate::{Error, Result};
 
@@ -71,6 +73,10 @@ pub(crate) struct Segment {
     index: RwLock<Option<SegIndex>>,
     /// Written but not fsynced yet (`interval` policy), queued for the background fsync.
     pub dirty: AtomicBool,
+    /// Wall-clock time (epoch ms) of the last append: set at creation and by every publish, and
+    /// taken from the file's modification time for segments of an earlier run. Age retention
+    /// goes by this, not by the records' own timestamps, which are event times.
+    appended_ms: AtomicI64,
 }
 
 /// Outcome of scanning a segment from its start.
@@ -201,14 +207,15 @@ impl Segment {
             entries: Vec::new(),
             max_ts: i64::MIN,
         };
-        Ok(Arc::new(Self::new(base, path, file, 0, Some(index))))
+        Ok(Arc::new(Self::new(base, path, file, 0, Some(index), now_ms())))
     }
 
     /// Opens a sealed segment, trusting its size; it is indexed on first use.
     pub(crate) fn open_sealed(path: PathBuf, base: i64) -> Result<Arc<Self>> {
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        Ok(Arc::new(Self::new(base, path, file, len, None)))
+        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        let appended = modified_ms(&meta);
+        Ok(Arc::new(Self::new(base, path, file, meta.len(), None, appended)))
     }
 
     /// Opens the active segment of a partition after a restart: scans it fully and cuts off a
@@ -219,7 +226,9 @@ impl Segment {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        // Read before a truncation below would touch the file.
+        let (len, appended) = (meta.len(), modified_ms(&meta));
         let scan = scan(&file, &path, base, len)?;
         if scan.valid_end < len {
             let (at, reason) = scan
@@ -236,11 +245,18 @@ impl Segment {
             file.set_len(scan.valid_end).map_err(|e| Error::io(&path, e))?;
             file.sync_all().map_err(|e| Error::io(&path, e))?;
         }
-        let seg = Self::new(base, path, file, scan.valid_end, Some(scan.index));
+        let seg = Self::new(base, path, file, scan.valid_end, Some(scan.index), appended);
         Ok((Arc::new(seg), scan.next_offset))
     }
 
-    fn new(base: i64, path: PathBuf, file: File, visible: u64, index: Option<SegIndex>) -> Self {
+    fn new(
+        base: i64,
+        path: PathBuf,
+        file: File,
+        visible: u64,
+        index: Option<SegIndex>,
+        appended_ms: i64,
+    ) -> Self {
         Self {
             base,
             path,
@@ -248,6 +264,7 @@ impl Segment {
             visible: AtomicU64::new(visible),
             index: RwLock::new(index),
             dirty: AtomicBool::new(false),
+            appended_ms: AtomicI64::new(appended_ms),
         }
     }
 
@@ -262,8 +279,12 @@ impl Segment {
     }
 
     /// Makes bytes up to `visible` readable, with the index entries and newest timestamp of the
-    /// records just written. Called by the writer only, after the write (and fsync) completed.
+    /// records just written, and stamps the append time. Called by the writer only, after the
+    /// write (and fsync) completed.
     pub(crate) fn publish(&self, visible: u64, entries: &[(i64, u64)], max_ts: i64) {
+        if visible > self.visible() {
+            self.appended_ms.fetch_max(now_ms(), Ordering::AcqRel);
+        }
         {
             let mut guard = self.index.write().unwrap_or_else(PoisonError::into_inner);
             if let Some(index) = guard.as_mut() {
@@ -297,6 +318,11 @@ impl Segment {
         }
         drop(guard);
         Ok(self.index.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Wall-clock time (epoch ms) this segment was last appended to.
+    pub(crate) fn appended_ms(&self) -> i64 {
+        self.appended_ms.load(Ordering::Acquire)
     }
 
     /// Newest record timestamp, `i64::MIN` when empty.
@@ -396,6 +422,16 @@ impl Segment {
             reason,
         }
     }
+}
+
+/// A file's modification time in epoch ms, the time it was last appended to. When the file
+/// system cannot tell, now: the segment then gets a full retention period from this open.
+fn modified_ms(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or_else(now_ms)
 }
 
 /// Walks a segment from its start, building its index, until the end of `len` bytes or the

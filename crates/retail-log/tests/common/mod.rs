@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use retail_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use retail_log::{ConsumedRecord, Consumer, ConsumerEvent, Header, ProducerRecord};
@@ -68,5 +68,30 @@ pub fn small_config() -> EmbeddedConfig {
     EmbeddedConfig {
         retention_ms: 0,
         ..EmbeddedConfig::default()
+    }
+}
+
+/// Every segment file of a partition, in offset order.
+pub fn segments(dir: &Path, topic: &str, partition: i32) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(topic).join(partition.to_string()))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Sets the modification time of every segment of a partition `ago` into the past, as if they
+/// were last appended to then (call with the log closed: it reads the times at open).
+pub fn backdate_segments(dir: &Path, topic: &str, partition: i32, ago: Duration) {
+    let when = SystemTime::now() - ago;
+    for path in segments(dir, topic, partition) {
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
     }
 }
