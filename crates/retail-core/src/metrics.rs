@@ -21,8 +21,9 @@ pub type Labels = Vec<(&'static str, String)>;
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// Latency buckets, in seconds: fine below the 5 s objective, coarse above it.
-const LATENCY_BUCKETS: [f64; 16] =
-    [0.005, 0.01, 0.025, 0.05, 0.1, 0.175, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0];
+const LATENCY_BUCKETS: [f64; 20] = [
+    0.005, 0.01, 0.02, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 30.0, 60.0,
+];
 const TXN_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 fn latency_histogram() -> Histogram {

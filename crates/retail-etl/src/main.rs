@@ -1,1 +1,41 @@
-fn main() {}
+//! `retail-etl`: one binary for the whole retail streaming ETL.
+//!
+//! Wiring only. The stages live in their crates, in the order events travel:
+//! (1) `retail-source` -> (2) `retail-log` -> (3) `retail-process` -> (4) `retail-sink` ->
+//! (5) `retail-serve`. [`pipeline`] assembles them in that order.
+//!
+//! # Layout
+//! - [`cli`]: the commands and flags.
+//! - [`config`]: the TOML configuration, layered defaults -> file -> `RETAIL__...` variables.
+//! - [`pipeline`]: opens the log and the store, starts serve, landing and sources.
+//! - [`demo`]: `demo` and `run`: the pipeline with a live progress line and a summary.
+//! - [`bench`]: `bench`: throughput, latency, memory and the store's bare bulk-load rate.
+
+mod bench;
+mod cli;
+mod config;
+mod demo;
+mod pipeline;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::dispatch(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

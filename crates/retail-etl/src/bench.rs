@@ -1,0 +1,194 @@
+//! `bench`: lands generated events through the real path (generator -> embedded log ->
+//! landing -> store) and reports throughput, event-to-store latency percentiles and peak
+//! memory, then measures the store's bare bulk-load rate on the same table shape in the same
+//! run and prints the ratio. Ratios measured in one run are what to compare on a shared,
+//! noisy machine; absolute figures drift.
+//!
+//! PostgreSQL runs happen in a scratch schema (`search_path` set through the URL's `options`),
+//! dropped at the end, so a bench never touches the real tables.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use retail_core::{decode, EventBody, Health, Metrics, Shutdown};
+use retail_sink::{LandedSale, StoreUrl};
+use retail_source::generator::{EventGenerator, GeneratorConfig};
+use serde::Serialize;
+
+use crate::cli::BenchArgs;
+use crate::config::{Config, SourceConfig};
+use crate::pipeline;
+
+/// The figures a bench run reports.
+#[derive(Debug, Serialize)]
+struct Report {
+    store: &'static str,
+    events: u64,
+    target_rate: f64,
+    elapsed_s: f64,
+    events_per_s: f64,
+    latency_ms: Latency,
+    peak_rss_mb: f64,
+    baseline_rows: usize,
+    baseline_rows_per_s: f64,
+    ratio_to_baseline: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+/// Runs the benchmark described by `args`.
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let scratch = args.data_dir.join(format!("bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let store = Scratch::new(args.store.as_deref(), &scratch).await?;
+    let result = measure(&args, &scratch, &store).await;
+    store.drop_schema().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let report = result?;
+
+    let json = serde_json::to_string_pretty(&report)?;
+    println!("{json}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "\n  store            {}\n  events           {}\n  throughput       {:.0} events/s\n  latency p50/p95/p99  {:.0} / {:.0} / {:.0} ms\n  peak RSS         {:.0} MB\n  bare bulk load   {:.0} rows/s\n  ratio            {:.2}",
+        report.store,
+        report.events,
+        report.events_per_s,
+        report.latency_ms.p50,
+        report.latency_ms.p95,
+        report.latency_ms.p99,
+        report.peak_rss_mb,
+        report.baseline_rows_per_s,
+        report.ratio_to_baseline
+    );
+    Ok(())
+}
+
+async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -> Result<Report> {
+    let generator = GeneratorConfig { rate: args.rate, events: Some(args.events), seed: 7, ..GeneratorConfig::default() };
+    let mut config = Config { data_dir: scratch.to_path_buf(), ..Config::default() };
+    config.store.url = Some(store.url.clone());
+    config.serve.listen = "127.0.0.1:0".parse()?;
+    config.sources.push(SourceConfig::Generator(generator.clone()));
+    config.validate()?;
+
+    let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
+    let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
+    let started = Instant::now();
+    for task in &mut p.source_tasks {
+        task.await.context("generator task")?.context("generator")?;
+    }
+    let ends = p.ends().await?;
+    tokio::select! {
+        () = p.landing.wait_for(&ends) => {}
+        r = &mut p.landing_task => anyhow::bail!("landing stopped early: {r:?}"),
+    }
+    let elapsed = started.elapsed();
+    let latency = p.landing.latency();
+    let landed = p.landing.progress();
+    let peak_rss_mb = peak_rss_mb();
+    shutdown.trigger();
+    (&mut p.landing_task).await.context("landing task")?.context("landing")?;
+    anyhow::ensure!(
+        landed.sales_landed + landed.duplicates_skipped + landed.dead_letters >= args.events,
+        "only {} of {} events landed",
+        landed.sales_landed,
+        args.events
+    );
+
+    let baseline_rows = args.baseline_rows.unwrap_or_else(|| (args.events as usize).min(500_000));
+    let rows = baseline_rows_like(&generator, baseline_rows);
+    let bare = p.store.bare_load(&rows, config.landing.max_batch_records).await.context("bare bulk load")?;
+    let baseline_rows_per_s = rows.len() as f64 / bare.as_secs_f64().max(1e-9);
+    let events_per_s = args.events as f64 / elapsed.as_secs_f64().max(1e-9);
+    Ok(Report {
+        store: p.store.kind(),
+        events: args.events,
+        target_rate: args.rate,
+        elapsed_s: elapsed.as_secs_f64(),
+        events_per_s,
+        latency_ms: Latency { p50: latency.p50_ms, p95: latency.p95_ms, p99: latency.p99_ms, max: latency.max_ms },
+        peak_rss_mb,
+        baseline_rows: rows.len(),
+        baseline_rows_per_s,
+        ratio_to_baseline: events_per_s / baseline_rows_per_s,
+    })
+}
+
+/// Rows with the same distribution as the benchmark's events, but fresh ids (the real
+/// tables already hold the benchmark's own).
+fn baseline_rows_like(config: &GeneratorConfig, n: usize) -> Vec<LandedSale> {
+    let config = GeneratorConfig { seed: config.seed.wrapping_add(1), events: None, ..config.clone() };
+    let mut rows = Vec::with_capacity(n);
+    let Ok(mut generator) = EventGenerator::new(&config) else { return rows };
+    while rows.len() < n {
+        let Some(item) = generator.next_data() else { break };
+        if let Ok(e) = decode(&item.record.value) {
+            if let EventBody::Sale(sale) = e.body {
+                rows.push(LandedSale { event_id: uuid::Uuid::now_v7(), ts: e.ts, source: e.source, sale });
+            }
+        }
+    }
+    rows
+}
+
+/// Peak resident memory of this process (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The store the bench writes to: a scratch SQLite file, or a scratch PostgreSQL schema.
+struct Scratch {
+    url: String,
+    pg: Option<(String, String)>,
+}
+
+impl Scratch {
+    async fn new(url: Option<&str>, dir: &std::path::Path) -> Result<Self> {
+        let url = url.map_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()), str::to_owned);
+        match url.parse::<StoreUrl>()? {
+            StoreUrl::Sqlite(_) => Ok(Self { url, pg: None }),
+            StoreUrl::Postgres(base) => {
+                let schema = format!("bench_{}_{}", std::process::id(), chrono::Utc::now().timestamp());
+                let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                    .await
+                    .with_context(|| format!("connecting to {base}"))?;
+                tokio::spawn(conn);
+                client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.context("creating the scratch schema")?;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+                Ok(Self { url, pg: Some((base, schema)) })
+            }
+        }
+    }
+
+    async fn drop_schema(&self) {
+        let Some((base, schema)) = &self.pg else { return };
+        if let Ok((client, conn)) = tokio_postgres::connect(base, tokio_postgres::NoTls).await {
+            tokio::spawn(conn);
+            let _ = tokio::time::timeout(
+                Duration::from_secs(60),
+                client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")),
+            )
+            .await;
+        }
+    }
+}
+

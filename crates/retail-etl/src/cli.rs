@@ -1,0 +1,129 @@
+//! Commands and flags. Flags override the configuration file, which overrides the defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+/// A real-time streaming ETL for retail: sources -> durable log -> processing -> store -> API.
+#[derive(Debug, Parser)]
+#[command(name = "retail-etl", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything in one process with embedded defaults and the generator on.
+    Demo(DemoArgs),
+    /// Runs the pipeline described by a configuration file.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Checks a configuration file and prints the effective configuration.
+    CheckConfig {
+        /// The TOML configuration file.
+        config: PathBuf,
+    },
+    /// Measures landing throughput, latency and memory against the store's bare bulk-load rate.
+    Bench(BenchArgs),
+}
+
+/// Flags of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Optional configuration file; the flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Generated events per second (0 = as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Generate exactly N events, wait until all have landed, print a summary and exit.
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Generator seed: the same seed gives the same event_ids.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Store URL: sqlite://<path> or postgres://... (default sqlite://<data-dir>/retail.db).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Log URL (default embedded://<data-dir>/log).
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Directory for the embedded log and the SQLite file.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP address for /health and /metrics.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Fraction of events re-sent as exact duplicates.
+    #[arg(long)]
+    pub duplicate_fraction: Option<f64>,
+    /// Fraction of malformed events (they go to dead_letters).
+    #[arg(long)]
+    pub malformed_fraction: Option<f64>,
+    /// Fraction of events arriving out of order.
+    #[arg(long)]
+    pub out_of_order_fraction: Option<f64>,
+    /// Fraction of late events.
+    #[arg(long)]
+    pub late_fraction: Option<f64>,
+}
+
+/// Flags of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Store URL to land into (default sqlite://<data-dir>/bench.db). For PostgreSQL the bench
+    /// works in a scratch schema it drops afterwards.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Events to land.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub events: u64,
+    /// Fixed rate in events/s for a latency run (0 = as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Rows for the bare bulk-load baseline (default: min(events, 500000)).
+    #[arg(long)]
+    pub baseline_rows: Option<usize>,
+    /// Directory for the bench's embedded log (a fresh sub-directory is used and removed).
+    #[arg(long, default_value = "./retail-data")]
+    pub data_dir: PathBuf,
+    /// Also write the JSON result to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub async fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(args) => {
+            let config = Config::for_demo(&args)?;
+            crate::demo::run(config, args.duration.map(std::time::Duration::from_secs)).await
+        }
+        Command::Run { config } => {
+            let config = Config::load(Some(&config))?;
+            crate::demo::run(config, None).await
+        }
+        Command::CheckConfig { config } => {
+            let config = Config::load(Some(&config))?;
+            config.validate()?;
+            println!("{}", config.to_toml()?);
+            eprintln!("{}: OK", config_path_display(&config));
+            Ok(())
+        }
+        Command::Bench(args) => crate::bench::run(args).await,
+    }
+}
+
+fn config_path_display(config: &Config) -> String {
+    config.source_file.as_ref().map_or_else(|| "defaults".to_owned(), |p| p.display().to_string())
+}

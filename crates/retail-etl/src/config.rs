@@ -1,0 +1,270 @@
+//! The configuration: one TOML file, every key documented on its field, layered as built-in
+//! defaults, then the file, then `RETAIL__<SECTION>__<KEY>` environment variables
+//! (`RETAIL__STORE__URL=postgres://...`). A bad value is an error naming the key and the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use retail_log::embedded::EmbeddedConfig;
+use retail_log::LogUrl;
+use retail_process::LandingConfig;
+use retail_sink::StoreUrl;
+use retail_source::generator::GeneratorConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::DemoArgs;
+
+/// Everything `retail-etl run` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the embedded log and the default SQLite file.
+    pub data_dir: PathBuf,
+    /// The durable log between sources and processing.
+    pub log: LogConfig,
+    /// Where everything lands.
+    pub store: StoreConfig,
+    /// The raw landing from log to store.
+    pub landing: LandingConfig,
+    /// The HTTP server.
+    pub serve: ServeConfig,
+    /// Sources, each a `[[sources]]` block with a `type`.
+    pub sources: Vec<SourceConfig>,
+    /// The file this was loaded from, for messages.
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `embedded://<dir>` or `kafka://host:port`. Default: `embedded://<data_dir>/log`.
+    pub url: Option<String>,
+    /// Partitions per topic, used when a topic is created (and checked when it exists).
+    pub partitions: i32,
+    /// Settings of the embedded backend (`[log.embedded]`).
+    pub embedded: EmbeddedConfig,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { url: None, partitions: 4, embedded: EmbeddedConfig::default() }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://<path>` or `postgres://user@host:port/db`. Default: `sqlite://<data_dir>/retail.db`.
+    pub url: Option<String>,
+}
+
+/// `[serve]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address for `/health` and `/metrics`.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
+}
+
+/// One source. The `type` key picks the kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Synthetic retail load.
+    Generator(GeneratorConfig),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./retail-data"),
+            log: LogConfig::default(),
+            store: StoreConfig::default(),
+            landing: LandingConfig::default(),
+            serve: ServeConfig::default(),
+            sources: Vec::new(),
+            source_file: None,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then `RETAIL__...` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("RETAIL__").split("__"));
+        let mut config: Self = figment.extract().map_err(|e| {
+            let mut msg = String::new();
+            for err in e {
+                msg.push_str(&format!("\n  {err}"));
+            }
+            anyhow::anyhow!("invalid configuration:{msg}")
+        })?;
+        config.source_file = file.map(Path::to_path_buf);
+        config.align_partitions();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// `demo`: the configuration file if any, a generator source, then the flags.
+    pub fn for_demo(args: &DemoArgs) -> Result<Self> {
+        let mut config = Self::load(args.config.as_deref())?;
+        if let Some(dir) = &args.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if args.store.is_some() {
+            config.store.url = args.store.clone();
+        }
+        if args.log.is_some() {
+            config.log.url = args.log.clone();
+        }
+        if let Some(listen) = args.listen {
+            config.serve.listen = listen;
+        }
+        if !config.sources.iter().any(|s| matches!(s, SourceConfig::Generator(_))) {
+            config.sources.push(SourceConfig::Generator(GeneratorConfig::default()));
+        }
+        for source in &mut config.sources {
+            let SourceConfig::Generator(g) = source;
+            if let Some(v) = args.rate {
+                g.rate = v;
+            }
+            if args.events.is_some() {
+                g.events = args.events;
+            }
+            if let Some(v) = args.seed {
+                g.seed = v;
+            }
+            if let Some(v) = args.duplicate_fraction {
+                g.duplicate_fraction = v;
+            }
+            if let Some(v) = args.malformed_fraction {
+                g.malformed_fraction = v;
+            }
+            if let Some(v) = args.out_of_order_fraction {
+                g.out_of_order_fraction = v;
+            }
+            if let Some(v) = args.late_fraction {
+                g.late_fraction = v;
+            }
+        }
+        config.align_partitions();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Sources create topics with the log's partition count: one number, one place.
+    fn align_partitions(&mut self) {
+        for source in &mut self.sources {
+            let SourceConfig::Generator(g) = source;
+            g.partitions = self.log.partitions;
+        }
+    }
+
+    /// Checks what serde cannot: URLs, ranges.
+    pub fn validate(&self) -> Result<()> {
+        let file = self.source_file.as_ref().map_or_else(|| "the defaults".to_owned(), |p| p.display().to_string());
+        self.log_url().with_context(|| format!("key log.url in {file}"))?;
+        self.store_url().with_context(|| format!("key store.url in {file}"))?;
+        if !(1..=1024).contains(&self.log.partitions) {
+            bail!("key log.partitions in {file}: must be between 1 and 1024, got {}", self.log.partitions);
+        }
+        if self.landing.max_batch_records == 0 {
+            bail!("key landing.max_batch_records in {file}: must be at least 1");
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            let SourceConfig::Generator(g) = source;
+            g.validate().with_context(|| format!("[[sources]] block {i} (type generator) in {file}"))?;
+        }
+        Ok(())
+    }
+
+    /// The log URL, defaulting to the embedded log under `data_dir`.
+    pub fn log_url(&self) -> Result<LogUrl> {
+        match &self.log.url {
+            Some(u) => Ok(u.parse()?),
+            None => Ok(LogUrl::Embedded(self.data_dir.join("log"))),
+        }
+    }
+
+    /// The store URL, defaulting to the SQLite file under `data_dir`.
+    pub fn store_url(&self) -> Result<StoreUrl> {
+        match &self.store.url {
+            Some(u) => Ok(u.parse()?),
+            None => Ok(StoreUrl::Sqlite(self.data_dir.join("retail.db"))),
+        }
+    }
+
+    /// The effective configuration, for `check-config`.
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config").join(name)
+    }
+
+    #[test]
+    fn every_shipped_example_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("config dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load(Some(&path)).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no example configs in {}", dir.display());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[log]\npartitons = 4\n").expect("write");
+        let err = format!("{:#}", Config::load(Some(&bad)).expect_err("typo must fail"));
+        assert!(err.contains("partitons") && err.contains("bad.toml"), "{err}");
+
+        std::fs::write(&bad, "[store]\nurl = \"mysql://x\"\n").expect("write");
+        let err = format!("{:#}", Config::load(Some(&bad)).expect_err("bad scheme must fail"));
+        assert!(err.contains("store.url") && err.contains("bad.toml") && err.contains("unknown scheme"), "{err}");
+
+        std::fs::write(&bad, "[[sources]]\ntype = \"generator\"\nduplicate_fraction = 2.0\n").expect("write");
+        let err = format!("{:#}", Config::load(Some(&bad)).expect_err("fraction > 1 must fail"));
+        assert!(err.contains("block 0") && err.contains("duplicate_fraction"), "{err}");
+
+        let missing = Config::load(Some(&dir.path().join("nope.toml"))).expect_err("missing file");
+        assert!(missing.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn defaults_put_everything_under_the_data_dir() {
+        let c = Config::load(Some(&example("retail.example.toml"))).expect("example");
+        assert_eq!(Config::default().log_url().expect("url"), LogUrl::Embedded(PathBuf::from("./retail-data/log")));
+        assert!(matches!(c.store_url().expect("url"), StoreUrl::Sqlite(_)));
+    }
+}

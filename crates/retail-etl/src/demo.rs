@@ -1,0 +1,133 @@
+//! `demo` and `run`: start the pipeline, show a live progress line on a terminal, stop on
+//! Ctrl-C, SIGTERM, `--duration` or, with `--events N`, once all N events have landed; then
+//! print the summary line `generated=N landed=M duplicates_skipped=K ...`.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use retail_core::{Health, Metrics, Shutdown};
+use tracing::info;
+
+use crate::config::{Config, SourceConfig};
+use crate::pipeline::{self, Pipeline};
+
+/// Runs the pipeline until it is told to stop (or, with a fixed event count, until done).
+pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
+    let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
+    let started = Instant::now();
+    let fixed_count = config.sources.iter().any(|s| {
+        let SourceConfig::Generator(g) = s;
+        g.events.is_some()
+    });
+    let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
+    eprintln!(
+        "retail-etl: log {:?}, store {:?}; health at http://{}/health, metrics at http://{}/metrics",
+        config.log_url()?,
+        config.store_url()?,
+        p.http,
+        p.http
+    );
+    spawn_stop_signals(shutdown.clone());
+    if let Some(d) = duration {
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            s.trigger();
+        });
+    }
+    let progress = std::io::stderr().is_terminal().then(|| tokio::spawn(progress_line(p.view(), shutdown.clone())));
+
+    let outcome = if fixed_count { until_all_landed(&mut p, &shutdown).await } else { until_stopped(&mut p, &shutdown).await };
+    shutdown.trigger();
+    let landed = (&mut p.landing_task).await.context("landing task")?;
+    if let Some(t) = progress {
+        let _ = t.await;
+    }
+    let _ = (&mut p.serve_task).await;
+    outcome?;
+    landed.context("landing")?;
+
+    let generated: u64 = p.generators.iter().map(|g| g.stats().generated).sum();
+    let l = p.landing.progress();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "generated={generated} landed={} duplicates_skipped={} dead_letters={} other_events={} elapsed_s={secs:.1}",
+        l.sales_landed, l.duplicates_skipped, l.dead_letters, l.events_landed
+    );
+    Ok(())
+}
+
+/// `--events N`: sources finish, then the landing must reach the end of every partition.
+async fn until_all_landed(p: &mut Pipeline, shutdown: &Shutdown) -> Result<()> {
+    for task in &mut p.source_tasks {
+        tokio::select! {
+            r = task => { r.context("source task")?.context("source")?; }
+            r = &mut p.landing_task => bail!("landing stopped early: {:?}", r),
+            () = shutdown.wait() => return Ok(()),
+        }
+    }
+    let ends = p.ends().await?;
+    info!(message = "sources done, waiting for the landing to reach the end of the log");
+    tokio::select! {
+        () = p.landing.wait_for(&ends) => Ok(()),
+        r = &mut p.landing_task => bail!("landing stopped early: {:?}", r),
+        () = shutdown.wait() => Ok(()),
+    }
+}
+
+/// Runs until a stop signal, `--duration`, or a stage failing.
+async fn until_stopped(p: &mut Pipeline, shutdown: &Shutdown) -> Result<()> {
+    tokio::select! {
+        () = shutdown.wait() => Ok(()),
+        r = &mut p.landing_task => bail!("landing stopped: {:?}", r),
+    }
+}
+
+fn spawn_stop_signals(shutdown: Shutdown) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    shutdown.trigger();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("\nretail-etl: stopping; landing what was acknowledged...");
+        shutdown.trigger();
+    });
+}
+
+/// One line, rewritten every second: rate in, landed, lag, dead letters.
+async fn progress_line(view: pipeline::View, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_in = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.wait() => { eprintln!(); return; }
+        }
+        let appended: u64 = view.generators.iter().map(|g| g.stats().appended).sum();
+        let l = view.landing.progress();
+        eprint!(
+            "\r in {:>7} ev/s | landed {:>10} | duplicates {:>7} | dead letters {:>6} | lag {:>8}   ",
+            appended.saturating_sub(last_in),
+            l.sales_landed,
+            l.duplicates_skipped,
+            l.dead_letters,
+            view.lag().await
+        );
+        let _ = std::io::stderr().flush();
+        last_in = appended;
+    }
+}

@@ -1,0 +1,206 @@
+//! The pipeline, assembled: (1) sources -> (2) log -> (3) process -> (4) sink -> (5) serve.
+//!
+//! Each stage has a function below, in the order events travel. [`start`] calls them in the
+//! order they depend on each other: serve first (so `/health` answers while the rest opens),
+//! then the log and the store, then the landing that joins them, then the sources that feed the
+//! log. Stages talk only through the log and the store, so any of them could run elsewhere.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use retail_core::event::topics;
+use retail_core::health::State;
+use retail_core::{Health, Metrics, Shutdown, TopicPartition};
+use retail_log::Log;
+use retail_process::{Landing, LandingHandle};
+use retail_serve::ServeState;
+use retail_sink::{Store, StoreUrl};
+use retail_source::generator::{GeneratorHandle, GeneratorSource, GeneratorStats};
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::config::{Config, SourceConfig};
+
+/// A started pipeline: handles on each stage and their tasks.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// The log.
+    pub log: Arc<dyn Log>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The landing's progress and controls.
+    pub landing: LandingHandle,
+    /// Each generator's controls and live stats.
+    pub generators: Vec<GeneratorHandle>,
+    /// Where `/health` and `/metrics` answer.
+    pub http: SocketAddr,
+    /// The sources' tasks.
+    pub source_tasks: Vec<SourceTask>,
+    /// The landing's task.
+    pub landing_task: JoinHandle<retail_process::Result<()>>,
+    /// The HTTP server's task.
+    pub serve_task: JoinHandle<std::io::Result<()>>,
+    /// Partitions of every data topic.
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// Starts every stage of `config`.
+pub async fn start(config: &Config, metrics: Metrics, health: Health, shutdown: Shutdown) -> Result<Pipeline> {
+    let (http, serve_task) = serve(config, &metrics, &health, &shutdown).await?;
+    let log = log(config, &health).await?;
+    let store = sink(config, &health, &shutdown).await?;
+    let landing = Landing::new(log.clone(), store.clone(), config.landing.clone(), metrics.clone(), health.clone());
+    let landing_handle = landing.handle();
+    let landing_task = tokio::spawn(process(landing, shutdown.clone()));
+    let (generators, source_tasks) = sources(config, &log, &metrics, &health, &shutdown)?;
+    let mut partitions = Vec::new();
+    for topic in topics::ALL {
+        for p in 0..config.log.partitions {
+            partitions.push(TopicPartition::new(topic, p));
+        }
+    }
+    Ok(Pipeline {
+        log,
+        store,
+        landing: landing_handle,
+        generators,
+        http,
+        source_tasks,
+        landing_task,
+        serve_task,
+        partitions,
+    })
+}
+
+type SourceTask = JoinHandle<retail_source::Result<GeneratorStats>>;
+
+/// (1) Sources: each configured source appends to the log in its own task.
+fn sources(
+    config: &Config,
+    log: &Arc<dyn Log>,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: &Shutdown,
+) -> Result<(Vec<GeneratorHandle>, Vec<SourceTask>)> {
+    let mut handles = Vec::new();
+    let mut tasks = Vec::new();
+    for source in &config.sources {
+        let SourceConfig::Generator(g) = source;
+        let generator = GeneratorSource::new(g)?.with_health(health.clone());
+        handles.push(generator.handle());
+        tasks.push(tokio::spawn(generator.run(log.clone(), shutdown.clone(), metrics.clone())));
+    }
+    Ok((handles, tasks))
+}
+
+/// (2) The log, with every data topic created (or checked) at the configured partition count.
+async fn log(config: &Config, health: &Health) -> Result<Arc<dyn Log>> {
+    health.set("log", State::Starting, "opening");
+    let url = config.log_url()?;
+    let log = retail_log::open(&url, &config.log.embedded).await.with_context(|| format!("opening log {url:?}"))?;
+    for topic in topics::ALL {
+        log.ensure_topic(topic, config.log.partitions).await.with_context(|| format!("topic {topic}"))?;
+    }
+    health.set("log", State::Running, "");
+    Ok(log)
+}
+
+/// (3) Processing: the raw landing.
+async fn process(landing: Landing, shutdown: Shutdown) -> retail_process::Result<()> {
+    landing.run(shutdown).await
+}
+
+/// (4) The store. An unreachable store is retried until shutdown: it is infrastructure, and
+/// the log holds the data meanwhile.
+async fn sink(config: &Config, health: &Health, shutdown: &Shutdown) -> Result<Arc<dyn Store>> {
+    let url = config.store_url()?;
+    if let StoreUrl::Sqlite(path) = &url {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    health.set("store", State::Starting, "connecting");
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match retail_sink::open(&url).await {
+            Ok(store) => {
+                health.set("store", State::Running, store.kind());
+                return Ok(store);
+            }
+            Err(e) if e.is_retryable() && !shutdown.is_triggered() => {
+                warn!(message = "store unavailable, retrying", error = %e);
+                health.set("store", State::Retrying, e.to_string());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                health.set("store", State::Failed, e.to_string());
+                return Err(e).context("opening the store");
+            }
+        }
+    }
+}
+
+/// (5) Serve: `/health` and `/metrics`.
+async fn serve(
+    config: &Config,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: &Shutdown,
+) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+    let state = ServeState { metrics: metrics.clone(), health: health.clone(), started: Instant::now() };
+    retail_serve::serve(config.serve.listen, state, shutdown.clone())
+        .await
+        .with_context(|| format!("cannot listen on {} (key serve.listen / --listen)", config.serve.listen))
+}
+
+/// A cheap, cloneable view of a running pipeline for progress reporting.
+#[derive(Debug, Clone)]
+pub struct View {
+    log: Arc<dyn Log>,
+    partitions: Vec<TopicPartition>,
+    /// The landing.
+    pub landing: LandingHandle,
+    /// The generators.
+    pub generators: Vec<GeneratorHandle>,
+}
+
+impl View {
+    /// Records appended but not yet landed, over every data partition.
+    pub async fn lag(&self) -> i64 {
+        let committed = self.landing.committed();
+        let mut lag = 0;
+        for tp in &self.partitions {
+            if let Ok((low, high)) = self.log.watermarks(tp).await {
+                lag += (high - committed.get(tp).copied().unwrap_or(low)).max(0);
+            }
+        }
+        lag
+    }
+}
+
+impl Pipeline {
+    /// A view for progress reporting.
+    pub fn view(&self) -> View {
+        View {
+            log: self.log.clone(),
+            partitions: self.partitions.clone(),
+            landing: self.landing.clone(),
+            generators: self.generators.clone(),
+        }
+    }
+
+    /// The end of every data partition now: what the landing must reach to have landed all
+    /// that was appended so far.
+    pub async fn ends(&self) -> Result<HashMap<TopicPartition, i64>> {
+        let mut ends = HashMap::new();
+        for tp in &self.partitions {
+            ends.insert(tp.clone(), self.log.watermarks(tp).await?.1);
+        }
+        Ok(ends)
+    }
+
+}

@@ -1,0 +1,111 @@
+//! One log record -> a row for the store or a dead letter.
+
+use chrono::Utc;
+use retail_core::{decode_with, DeadLetter, EventBody, Origin, TopicPartition};
+use retail_log::ConsumedRecord;
+use retail_sink::{LandedEvent, LandedSale, LandingBatch};
+use uuid::Uuid;
+
+/// Adds one record to the batch: a sale row, another event's row, or a dead letter.
+/// Returns the dead letter's kind when the record was rejected.
+pub(super) fn add_record(batch: &mut LandingBatch, rec: ConsumedRecord) -> Option<&'static str> {
+    let source = header(&rec, "source").unwrap_or(&rec.topic).to_owned();
+    let (topic, partition, offset) = (rec.topic.as_str(), rec.partition, rec.offset);
+    match decode_with(&rec.value, &source, |ts| position_id(ts.timestamp_millis(), topic, partition, offset)) {
+        Ok(event) => {
+            match event.body {
+                EventBody::Sale(sale) => batch.sales.push(LandedSale {
+                    event_id: event.event_id,
+                    ts: event.ts,
+                    source: event.source,
+                    sale,
+                }),
+                _ => {
+                    let (event_type, key) = (event.type_name(), event.partition_key());
+                    batch.events.push(LandedEvent {
+                        event_id: event.event_id,
+                        ts: event.ts,
+                        source: event.source,
+                        event_type,
+                        key,
+                        payload: String::from_utf8_lossy(&rec.value).into_owned(),
+                    });
+                }
+            }
+            None
+        }
+        Err(err) => {
+            let kind = err.kind();
+            let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
+            batch.dead_letters.push(DeadLetter {
+                reason: err.to_string(),
+                kind,
+                origin: Origin::log(source, &tp, rec.offset),
+                rejected_at: Utc::now(),
+                raw: rec.value,
+            });
+            Some(kind)
+        }
+    }
+}
+
+fn header<'a>(rec: &'a ConsumedRecord, key: &str) -> Option<&'a str> {
+    rec.headers.iter().find(|h| h.key == key).and_then(|h| std::str::from_utf8(&h.value).ok())
+}
+
+/// A UUIDv7 for an event that came without an id, derived from its log position so that
+/// landing the same record twice (a retry, a replay) gives it the same id.
+fn position_id(ts_ms: i64, topic: &str, partition: i32, offset: i64) -> Uuid {
+    // FNV-1a over the position, then spread to 10 bytes: stable across builds and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in topic.bytes().chain(partition.to_le_bytes()).chain(offset.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let spread = h.rotate_left(17).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&h.to_le_bytes());
+    random[8..].copy_from_slice(&spread.to_le_bytes()[..2]);
+    uuid::Builder::from_unix_timestamp_millis(ts_ms.max(0) as u64, &random).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(value: &[u8], offset: i64) -> ConsumedRecord {
+        ConsumedRecord {
+            topic: "sales".into(),
+            partition: 3,
+            offset,
+            timestamp_ms: 0,
+            key: None,
+            value: value.to_vec(),
+            headers: vec![retail_log::Header { key: "source".into(), value: b"pos".to_vec() }],
+        }
+    }
+
+    #[test]
+    fn a_bad_record_becomes_a_dead_letter_with_its_position() {
+        let mut batch = LandingBatch::default();
+        let kind = add_record(&mut batch, record(br#"{"store_id":1,"sku":2,"qty":"two","ts":1723456789000}"#, 17));
+        assert_eq!(kind, Some("invalid_field"));
+        let dl = &batch.dead_letters[0];
+        assert_eq!(dl.reason, r#"qty: must be a non-zero integer, got "two""#);
+        assert_eq!(dl.origin.to_string(), "source pos, topic sales partition 3 offset 17");
+        assert_eq!(dl.raw, br#"{"store_id":1,"sku":2,"qty":"two","ts":1723456789000}"#);
+    }
+
+    #[test]
+    fn a_missing_event_id_is_the_same_on_every_landing_of_the_record() {
+        let value = br#"{"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#;
+        let mut a = LandingBatch::default();
+        let mut b = LandingBatch::default();
+        add_record(&mut a, record(value, 5));
+        add_record(&mut b, record(value, 5));
+        assert_eq!(a.sales[0].event_id, b.sales[0].event_id);
+        assert_eq!(a.sales[0].event_id.get_version_num(), 7);
+        let mut c = LandingBatch::default();
+        add_record(&mut c, record(value, 6));
+        assert_ne!(a.sales[0].event_id, c.sales[0].event_id);
+    }
+}

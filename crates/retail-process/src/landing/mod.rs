@@ -1,0 +1,10 @@
+//! The raw landing: log -> store, exactly once.
+
+mod config;
+mod convert;
+mod progress;
+mod task;
+
+pub use config::LandingConfig;
+pub use progress::{LandingHandle, LandingProgress, LatencySummary};
+pub use task::Landing;

@@ -1,0 +1,185 @@
+//! What the landing has done so far, shared with the binary (summary, `--events` wait),
+//! `/health` and, later, the control API (pause/resume).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use retail_core::TopicPartition;
+use retail_sink::BatchOutcome;
+use tokio::sync::watch;
+
+/// Counters of committed work. Only committed batches count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LandingProgress {
+    /// Store transactions committed.
+    pub batches: u64,
+    /// New rows in `sales_raw`.
+    pub sales_landed: u64,
+    /// New rows in `events_raw`.
+    pub events_landed: u64,
+    /// Events skipped because their event_id had already landed.
+    pub duplicates_skipped: u64,
+    /// Records sent to `dead_letters`.
+    pub dead_letters: u64,
+    /// Records consumed from the log and committed (every record counts once).
+    pub records: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    sales_landed: AtomicU64,
+    events_landed: AtomicU64,
+    duplicates_skipped: AtomicU64,
+    dead_letters: AtomicU64,
+    records: AtomicU64,
+}
+
+/// Event-to-store latency percentiles, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencySummary {
+    /// Samples recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    counters: Counters,
+    /// Exact per-event latencies (1 ms resolution up to an hour), for the benchmark's
+    /// percentiles; Prometheus gets the bucketed histogram.
+    latency: Mutex<hdrhistogram::Histogram<u64>>,
+    committed: watch::Sender<HashMap<TopicPartition, i64>>,
+    paused: watch::Sender<bool>,
+}
+
+/// A cloneable handle on a running landing.
+#[derive(Debug, Clone)]
+pub struct LandingHandle {
+    shared: Arc<Shared>,
+}
+
+impl Default for LandingHandle {
+    fn default() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                counters: Counters::default(),
+                latency: Mutex::new(new_latency_histogram()),
+                committed: watch::channel(HashMap::new()).0,
+                paused: watch::channel(false).0,
+            }),
+        }
+    }
+}
+
+impl LandingHandle {
+    /// Counters so far.
+    pub fn progress(&self) -> LandingProgress {
+        let c = &self.shared.counters;
+        LandingProgress {
+            batches: c.batches.load(Ordering::Relaxed),
+            sales_landed: c.sales_landed.load(Ordering::Relaxed),
+            events_landed: c.events_landed.load(Ordering::Relaxed),
+            duplicates_skipped: c.duplicates_skipped.load(Ordering::Relaxed),
+            dead_letters: c.dead_letters.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Latency percentiles recorded since start or the last [`Self::reset_latency`].
+    pub fn latency(&self) -> LatencySummary {
+        let Ok(h) = self.shared.latency.lock() else { return LatencySummary::default() };
+        LatencySummary {
+            count: h.len(),
+            p50_ms: h.value_at_quantile(0.50) as f64,
+            p95_ms: h.value_at_quantile(0.95) as f64,
+            p99_ms: h.value_at_quantile(0.99) as f64,
+            max_ms: h.max() as f64,
+        }
+    }
+
+    /// Forgets recorded latencies (e.g. after a warm-up).
+    pub fn reset_latency(&self) {
+        if let Ok(mut h) = self.shared.latency.lock() {
+            h.reset();
+        }
+    }
+
+    pub(super) fn record_latencies(&self, latencies_ms: impl Iterator<Item = u64>) {
+        if let Ok(mut h) = self.shared.latency.lock() {
+            for ms in latencies_ms {
+                h.saturating_record(ms);
+            }
+        }
+    }
+
+    /// Committed next offsets per partition.
+    pub fn committed(&self) -> HashMap<TopicPartition, i64> {
+        self.shared.committed.borrow().clone()
+    }
+
+    /// Waits until every partition in `targets` has committed at least its target offset.
+    pub async fn wait_for(&self, targets: &HashMap<TopicPartition, i64>) {
+        let mut rx = self.shared.committed.subscribe();
+        let reached = |c: &HashMap<TopicPartition, i64>| {
+            targets.iter().all(|(tp, want)| *want <= 0 || c.get(tp).is_some_and(|got| got >= want))
+        };
+        // An error means the landing is gone; the caller then sees its result.
+        let _ = rx.wait_for(reached).await;
+    }
+
+    /// Stops taking new batches (the one in flight still commits).
+    pub fn pause(&self) {
+        self.shared.paused.send_replace(true);
+    }
+
+    /// Resumes after [`Self::pause`].
+    pub fn resume(&self) {
+        self.shared.paused.send_replace(false);
+    }
+
+    /// Whether paused.
+    pub fn is_paused(&self) -> bool {
+        *self.shared.paused.borrow()
+    }
+
+    pub(super) fn paused_rx(&self) -> watch::Receiver<bool> {
+        self.shared.paused.subscribe()
+    }
+
+    pub(super) fn record_commit(&self, records: usize, outcome: &BatchOutcome, offsets: &[(TopicPartition, i64)]) {
+        let c = &self.shared.counters;
+        c.batches.fetch_add(1, Ordering::Relaxed);
+        c.records.fetch_add(records as u64, Ordering::Relaxed);
+        c.sales_landed.fetch_add(outcome.sales_inserted, Ordering::Relaxed);
+        c.events_landed.fetch_add(outcome.events_inserted, Ordering::Relaxed);
+        c.duplicates_skipped.fetch_add(outcome.sales_duplicates + outcome.events_duplicates, Ordering::Relaxed);
+        c.dead_letters.fetch_add(outcome.dead_letters, Ordering::Relaxed);
+        self.shared.committed.send_modify(|map| {
+            for (tp, next) in offsets {
+                map.insert(tp.clone(), *next);
+            }
+        });
+    }
+
+    pub(super) fn set_committed(&self, offsets: &[(TopicPartition, i64)]) {
+        self.shared.committed.send_modify(|map| {
+            for (tp, next) in offsets {
+                map.insert(tp.clone(), *next);
+            }
+        });
+    }
+}
+
+fn new_latency_histogram() -> hdrhistogram::Histogram<u64> {
+    // 1 ms .. 1 hour at 3 significant digits; the bounds are valid constants.
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000, 3).expect("constant bounds are valid")
+}
