@@ -7,7 +7,6 @@
 //! PostgreSQL runs happen in a scratch schema (`search_path` set through the URL's `options`),
 //! dropped at the end, so a bench never touches the real tables.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};

@@ -98,7 +98,7 @@ impl Reader<'_> {
         let mut failures = 0;
         loop {
             if drain_to.is_none() && shutdown.is_triggered() {
-                drain_to = Some(self.ends().await?);
+                drain_to = Some(ends(l, &self.positions).await?);
             }
             if let Some(ends) = &drain_to {
                 if ends.iter().all(|(tp, end)| self.positions.get(tp).is_some_and(|p| p >= end)) {
@@ -145,7 +145,7 @@ impl Reader<'_> {
             }
             if last_lag.elapsed() >= Duration::from_secs(1) {
                 last_lag = Instant::now();
-                self.report_lag().await;
+                report_lag(l, &self.positions).await;
             }
         }
     }
@@ -198,26 +198,6 @@ impl Reader<'_> {
         }
         batch.offsets = ranges.into_values().collect();
         batch
-    }
-
-    async fn ends(&self) -> Result<HashMap<TopicPartition, i64>> {
-        let mut ends = HashMap::new();
-        for tp in self.positions.keys() {
-            ends.insert(tp.clone(), self.landing.log.watermarks(tp).await?.1);
-        }
-        Ok(ends)
-    }
-
-    async fn report_lag(&self) {
-        let l = self.landing;
-        let committed = l.handle.committed();
-        for tp in self.positions.keys() {
-            if let Ok((low, high)) = l.log.watermarks(tp).await {
-                let done = committed.get(tp).copied().unwrap_or(low);
-                l.metrics.consumer_lag(&l.config.group, &tp.topic, tp.partition).set((high - done).max(0));
-                l.metrics.log_end_offset(&tp.topic, tp.partition).set(high);
-            }
-        }
     }
 }
 
@@ -323,6 +303,27 @@ impl Writer<'_> {
         let offsets: Vec<(TopicPartition, i64)> = l.handle.committed().into_iter().collect();
         if let Err(e) = l.log.commit_offsets(&l.config.group, &offsets).await {
             warn!(message = "could not mirror offsets to the log", error = %e);
+        }
+    }
+}
+
+/// The end of each partition now: what a draining landing reads up to.
+async fn ends(l: &Landing, positions: &HashMap<TopicPartition, i64>) -> Result<HashMap<TopicPartition, i64>> {
+    let mut ends = HashMap::new();
+    for tp in positions.keys() {
+        ends.insert(tp.clone(), l.log.watermarks(tp).await?.1);
+    }
+    Ok(ends)
+}
+
+/// Publishes per-partition lag (end of log minus committed) and end offsets as metrics.
+async fn report_lag(l: &Landing, positions: &HashMap<TopicPartition, i64>) {
+    let committed = l.handle.committed();
+    for tp in positions.keys() {
+        if let Ok((low, high)) = l.log.watermarks(tp).await {
+            let done = committed.get(tp).copied().unwrap_or(low);
+            l.metrics.consumer_lag(&l.config.group, &tp.topic, tp.partition).set((high - done).max(0));
+            l.metrics.log_end_offset(&tp.topic, tp.partition).set(high);
         }
     }
 }
