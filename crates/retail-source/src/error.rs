@@ -1,0 +1,26 @@
+//! The sources' error type.
+
+/// Result with the sources' [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in a source.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is invalid; the message names the key. Retrying will not help.
+    #[error("invalid source configuration: {0}")]
+    Config(String),
+    /// The log refused or failed an operation.
+    #[error(transparent)]
+    Log(#[from] retail_log::Error),
+}
+
+impl Error {
+    /// Whether retrying the same call later may succeed (a log I/O hiccup), as opposed to errors
+    /// that repeat until something is changed.
+    pub const fn is_retryable(&self) -> bool {
+        match self {
+            Self::Config(_) => false,
+            Self::Log(e) => e.is_retryable(),
+        }
+    }
+}
