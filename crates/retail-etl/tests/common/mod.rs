@@ -168,9 +168,11 @@ impl Run {
             malformed_fraction: self.malformed_fraction,
             ..GeneratorConfig::default()
         };
-        let mut g = EventGenerator::new(&config).expect("generator config");
+        // Iterate exactly as the source does: the catalog first (it draws ids from the same
+        // sequence), then the data records.
+        let g = EventGenerator::new(&config).expect("generator config");
         let mut ids = HashSet::new();
-        while let Some(item) = g.next_data() {
+        for item in g.filter(|item| !item.catalog) {
             if let Ok(e) = decode(&item.record.value) {
                 if matches!(e.body, EventBody::Sale(_)) {
                     ids.insert(e.event_id.to_string());
