@@ -195,3 +195,167 @@ pub fn summary(out: &Output) -> std::collections::HashMap<String, String> {
 pub fn temp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+/// A `demo` running in the background with its HTTP address read from its stderr.
+pub struct Running {
+    pub child: Child,
+    pub http: std::net::SocketAddr,
+    stderr_lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts `retail-etl <args>` and waits until it prints where /health answers.
+    pub fn start(args: &[String]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn retail-etl");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("retail-etl never said where it listens"));
+            if let Some(rest) = line.split("health at http://").nth(1) {
+                let addr = rest.split('/').next().expect("addr").parse().expect("socket addr");
+                return Self { child, http: addr, stderr_lines: rx };
+            }
+        }
+    }
+
+    /// `GET path` over plain TCP: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http).expect("connect");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (code, body)
+    }
+
+    /// The value of a metric sample line `name{labels} value` (first match).
+    pub fn metric(&self, prefix: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Sends SIGINT (what Ctrl-C sends) and waits for the exit; returns stdout and stderr.
+    pub fn interrupt(mut self) -> Output {
+        let status = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            use std::io::Read;
+            out.read_to_string(&mut stdout).expect("stdout");
+        }
+        let status = self.child.wait().expect("wait");
+        let stderr: Vec<String> = self.stderr_lines.try_iter().collect();
+        Output { status, stdout: stdout.into_bytes(), stderr: stderr.join("\n").into_bytes() }
+    }
+}
+
+/// Args of a `demo` without an event count.
+pub fn demo_args(store: &TestStore, rate: u32, seed: u64) -> Vec<String> {
+    [
+        "demo",
+        "--rate",
+        &rate.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--store",
+        &store.url(),
+        "--data-dir",
+        &store.data_dir().display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+pub async fn pg_exec(url: &str, sql: &str) {
+    pg_admin(url).await.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+impl TestStore {
+    /// The admin URL and database name of a PostgreSQL test store.
+    pub fn pg_parts(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Postgres { admin_url, db, .. } => Some((admin_url, db)),
+            Self::Sqlite { .. } => None,
+        }
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL that a test can cut (refuse and reset every connection)
+/// and restore: a store outage as the binary sees one, without stopping the shared server.
+pub struct CuttableProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl CuttableProxy {
+    pub fn to(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::net::TcpStream>::new()));
+        let (up2, conns2) = (up.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                if !up2.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(target) else { continue };
+                let pairs = [
+                    (client.try_clone().expect("clone"), server.try_clone().expect("clone")),
+                    (server.try_clone().expect("clone"), client.try_clone().expect("clone")),
+                ];
+                if let Ok(mut list) = conns2.lock() {
+                    list.push(client);
+                    list.push(server);
+                }
+                for (mut from, mut to) in pairs {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { port, up, conns }
+    }
+
+    /// Resets every open connection and refuses new ones until [`Self::restore`].
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut list) = self.conns.lock() {
+            for c in list.drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
