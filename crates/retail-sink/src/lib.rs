@@ -13,10 +13,12 @@
 //! - [`postgres`]: tokio-postgres, binary COPY, day partitions of `sales_raw`.
 //! - [`sqlite`]: bundled SQLite in WAL mode on a blocking thread.
 //! - [`error`]: the crate's error, with [`Error::is_retryable`].
+//! - `dedup`: in-batch de-duplication by `event_id`, shared by both backends.
 //! - `migrations/<backend>/*.sql`: the schema, applied at open.
 //! - this file: the [`Store`] trait and [`open`] by URL ([`StoreUrl`]).
 
 pub mod batch;
+mod dedup;
 mod error;
 pub mod postgres;
 pub mod sqlite;
@@ -102,7 +104,9 @@ impl std::str::FromStr for StoreUrl {
             Ok(Self::Postgres(s.to_owned()))
         } else if let Some(path) = s.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(Error::Config(format!("store URL {s:?}: sqlite:// needs a file path")));
+                return Err(Error::Config(format!(
+                    "store URL {s:?}: sqlite:// needs a file path"
+                )));
             }
             Ok(Self::Sqlite(PathBuf::from(path)))
         } else {

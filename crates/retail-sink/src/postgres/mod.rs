@@ -1,1 +1,36 @@
-//! PostgreSQL store (to be implemented).
+//! PostgreSQL store: how a batch lands exactly once at bulk-load speed.
+//!
+//! Every batch is one transaction (see `write`): fencing on the stored consumer offsets,
+//! the event ids into the `landed_event_ids` ledger by binary COPY, the new rows into
+//! `sales_raw`/`events_raw` by binary COPY, dead letters, then the offsets. Come here for the
+//! SQL side of exactly-once, the partitioning of `sales_raw` or reconnect behaviour.
+//!
+//! # Why `sales_raw` has no primary key
+//! `sales_raw` is range-partitioned by UTC day of `ts` (`sales_raw_YYYYMMDD`, created on demand
+//! by `partition`) so that old days can be detached or dropped without a `DELETE`.
+//! PostgreSQL enforces a unique index on a partitioned table only if it includes the partition
+//! key, so `UNIQUE (event_id)` cannot exist there, and `UNIQUE (event_id, ts)` would let the
+//! same event land twice with two timestamps. Uniqueness of `event_id` therefore lives in the
+//! unpartitioned `landed_event_ids` ledger, written in the same transaction as the row: a row
+//! lands only if its id entered the ledger, for every event type.
+//!
+//! # Layout
+//! - `store`: [`PostgresStore`], the session and reconnecting after failures.
+//! - `write`: the batch transaction (fast path, slow path on duplicates).
+//! - `copy`: binary COPY encoders of each table.
+//! - `partition`: day partitions, created on demand and cached.
+//! - `migrate`: `migrations/postgres/*.sql` at open, under an advisory lock.
+//! - `conn`: one session with its prepared statements and temp table.
+//! - `bare`: the bulk-load baseline of the benchmark.
+//! - `error`: driver errors to [`crate::Error`], retryable or not.
+
+mod bare;
+mod conn;
+mod copy;
+mod error;
+mod migrate;
+mod partition;
+mod store;
+mod write;
+
+pub use store::PostgresStore;

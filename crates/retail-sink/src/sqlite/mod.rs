@@ -1,1 +1,35 @@
-//! SQLite store (to be implemented).
+//! SQLite store: the default, zero-infrastructure backend (one file), with the same tables,
+//! columns and exactly-once protocol as PostgreSQL. Come here for the embedded store's
+//! durability settings or its worker thread.
+//!
+//! # Durability: WAL with `synchronous=FULL`
+//! WAL mode lets readers (API, dashboards) run while the landing writes. With
+//! `synchronous=NORMAL` a commit is durable against a killed process (`kill -9`) but not
+//! against power loss: the last commits can vanish after a reboot, and a store that forgets a
+//! commit after the sources were told "landed" is not exactly-once. `synchronous=FULL` fsyncs
+//! the WAL at every commit, which closes that gap. Measured on this 2-core VM with
+//! `tests/bench.rs` (500k sales, 5,000 per transaction, 3 runs each), `write_batch` ran at
+//! 58-65k rows/s with FULL and 61-88k with NORMAL: about 20%, within the VM's run-to-run
+//! noise, because one fsync is shared by thousands of rows. Not a big enough difference to
+//! give up durability, so FULL it is.
+//!
+//! # Differences from PostgreSQL
+//! No partitioning; `event_id` is hyphenated lower-case text; timestamps are RFC 3339 text in
+//! UTC with milliseconds and `Z` (fixed width, so they sort as text); `unit_price` is NUMERIC
+//! affinity (REAL); `raw` is a BLOB. The ledger is written with `INSERT OR IGNORE`, one id at a
+//! time, which is as fast as SQLite inserts get.
+//!
+//! # Layout
+//! - `store`: [`SqliteStore`] and its worker thread.
+//! - `write`: the batch transaction and the bulk-load baseline.
+//! - `rows`: owned compact copies of a batch, text forms of ids and timestamps.
+//! - `migrate`: `migrations/sqlite/*.sql` at open.
+//! - `error`: rusqlite errors to [`crate::Error`].
+
+mod error;
+mod migrate;
+mod rows;
+mod store;
+mod write;
+
+pub use store::SqliteStore;

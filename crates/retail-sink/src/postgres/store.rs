@@ -1,0 +1,201 @@
+//! [`PostgresStore`]: the [`Store`] trait over one tokio-postgres session that is dropped and
+//! re-opened whenever the connection fails, so a restarted or failed-over server costs the
+//! caller one retryable error and nothing else.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use retail_core::TopicPartition;
+use tokio::sync::Mutex;
+use tokio_postgres::config::Host;
+use tokio_postgres::Config;
+
+use super::conn::{self, Conn};
+use super::error::pg_error;
+use super::{bare, write};
+use crate::{BatchOutcome, Error, LandedSale, LandingBatch, Result, Store, Table};
+
+/// A PostgreSQL store. Writes are serialised on one session (PostgreSQL gains nothing from
+/// concurrent writers to the same rows, and one session keeps fencing simple).
+pub struct PostgresStore {
+    config: Config,
+    /// `host:port/dbname` for logs and errors; never the password.
+    target: String,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// `None` after a connection failure, until the next call reconnects.
+    conn: Option<Conn>,
+    /// Days of `sales_raw` known to have a partition.
+    known_days: HashSet<i64>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to a libpq-style URL (`postgres://user@host:port/db`), applies the migrations
+    /// and prepares the write path. TLS is not supported (`sslmode=require` fails to connect).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| Error::Config(format!("PostgreSQL URL {}: {e}", redact(url))))?;
+        conn::tune(&mut config);
+        let target = target_of(&config);
+        let conn = Conn::connect(&config, true)
+            .await
+            .map_err(|e| with_target(e, &target))?;
+        Ok(Self {
+            config,
+            target,
+            state: Mutex::new(State {
+                conn: Some(conn),
+                known_days: HashSet::new(),
+            }),
+        })
+    }
+}
+
+/// The live session, reconnecting first if the last one failed or was left mid-transaction.
+async fn session<'a>(config: &Config, slot: &'a mut Option<Conn>) -> Result<&'a mut Conn> {
+    match slot.take() {
+        Some(c) if c.usable() => Ok(slot.insert(c)),
+        _ => {
+            let c = Conn::connect(config, false).await?;
+            tracing::info!(message = "connected to PostgreSQL");
+            Ok(slot.insert(c))
+        }
+    }
+}
+
+/// Forgets a session that can no longer be trusted.
+fn settle<T>(slot: &mut Option<Conn>, result: Result<T>) -> Result<T> {
+    if let Err(e) = &result {
+        if e.is_retryable() || slot.as_ref().is_some_and(|c| !c.usable()) {
+            tracing::warn!(message = "dropping PostgreSQL session", error = %e);
+            *slot = None;
+        }
+    }
+    result
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn write_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
+        let mut guard = self.state.lock().await;
+        let State { conn, known_days } = &mut *guard;
+        let result = match session(&self.config, conn).await {
+            Ok(c) => write::write_batch(c, known_days, batch).await,
+            Err(e) => Err(e),
+        };
+        settle(conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn offsets(&self, group: &str) -> Result<Vec<(TopicPartition, i64)>> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => c
+                .client
+                .query(
+                    "SELECT topic, \"partition\", next_offset FROM consumer_offsets \
+                     WHERE group_id = $1 ORDER BY topic, \"partition\"",
+                    &[&group],
+                )
+                .await
+                .map_err(|e| pg_error("SELECT FROM consumer_offsets", &e))
+                .and_then(|rows| {
+                    rows.iter()
+                        .map(|r| {
+                            let tp = TopicPartition::new(r.try_get::<_, String>(0)?, r.try_get(1)?);
+                            Ok((tp, r.try_get(2)?))
+                        })
+                        .collect::<Result<_, tokio_postgres::Error>>()
+                        .map_err(|e| pg_error("read consumer_offsets row", &e))
+                }),
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn count(&self, table: Table) -> Result<i64> {
+        let mut guard = self.state.lock().await;
+        let name = table.name();
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => c
+                .client
+                .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(|e| pg_error(&format!("SELECT count(*) FROM {name}"), &e)),
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => c.simple("SELECT 1", "ping (SELECT 1)").await,
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<Duration> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => bare::bare_load(c, rows, batch_rows).await,
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+}
+
+/// Names the server in a PostgreSQL error, so a log line says which database failed.
+fn with_target(e: Error, target: &str) -> Error {
+    match e {
+        Error::Postgres { message, retryable } => Error::Postgres {
+            message: format!("{target}: {message}"),
+            retryable,
+        },
+        other => other,
+    }
+}
+
+fn target_of(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().or(config.get_user()).unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+/// A URL with its password (if any) masked, for error messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsable URL>".to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}

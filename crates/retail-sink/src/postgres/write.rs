@@ -1,0 +1,224 @@
+//! The write path: one [`LandingBatch`] in one transaction.
+//!
+//! ```text
+//! dedup in memory -> day partitions (own txs)
+//!   -> BEGIN + lock and check stored offsets (fencing)          one round trip
+//!   -> SAVEPOINT + COPY ids -> ledger                          (fast path: every id is new)
+//!        on unique_violation: ROLLBACK TO SAVEPOINT;
+//!        COPY ids -> temp table; INSERT .. ON CONFLICT DO NOTHING RETURNING   (slow path)
+//!   -> COPY new sales -> sales_raw; COPY new events -> events_raw; COPY dead letters
+//!   -> upsert offsets (re-checked) -> COMMIT
+//! ```
+//! The fast path is what a healthy pipeline takes: duplicates only appear after a source
+//! re-sent something or a consumer replayed, so the common batch costs two COPYs and four
+//! round trips on top of the bare bulk load.
+//!
+//! Rows go in index order ([`copy::order_ids`], [`copy::order_sales`]): ids sorted for the
+//! ledger's b-tree, sales by `(store_id, ts)` for `sales_raw`'s index. Consecutive index
+//! insertions then land on the same leaf page, which measured about 20% less server time for
+//! the sales COPY than arrival order (500 stores interleaved).
+
+use std::collections::HashSet;
+
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use super::conn::Conn;
+use super::copy;
+use super::error::{is_unique_violation, pg_error};
+use super::partition;
+use crate::dedup::FirstSeen;
+use crate::{BatchOutcome, Error, LandedSale, LandingBatch, Result};
+
+/// Writes `batch`; `known_days` is the store's cache of `sales_raw` partitions.
+pub(super) async fn write_batch(
+    conn: &mut Conn,
+    known_days: &mut HashSet<i64>,
+    batch: &LandingBatch,
+) -> Result<BatchOutcome> {
+    let fresh = FirstSeen::of(batch);
+    partition::ensure_days(
+        &conn.client,
+        "sales_raw",
+        known_days,
+        fresh.sales.iter().map(|s| &s.ts),
+    )
+    .await?;
+
+    // BEGIN is sent by `in_transaction`, pipelined with the fencing query.
+    conn.in_tx = true;
+    match in_transaction(conn, batch, &fresh).await {
+        Ok(outcome) => {
+            conn.commit().await?;
+            Ok(outcome)
+        }
+        Err(e) => {
+            conn.rollback().await;
+            if matches!(e, Error::Postgres { .. }) {
+                // The cache may be what went wrong (a partition dropped by retention): start
+                // over from the catalog; `CREATE TABLE IF NOT EXISTS` of a known day is cheap.
+                known_days.clear();
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn in_transaction(conn: &Conn, batch: &LandingBatch, fresh: &FirstSeen<'_>) -> Result<BatchOutcome> {
+    let c = &conn.client;
+    let s = &conn.stmts;
+
+    // 1. BEGIN and fencing, in one round trip. The topic and partition arrays are reused by
+    //    the offsets upsert at the end.
+    let topics: Vec<&str> = batch.offsets.iter().map(|o| o.tp.topic.as_str()).collect();
+    let partitions: Vec<i32> = batch.offsets.iter().map(|o| o.tp.partition).collect();
+    let begin = async { conn.simple("BEGIN", "BEGIN").await };
+    if batch.offsets.is_empty() {
+        begin.await?;
+    } else {
+        let fence = async {
+            c.query(&s.lock_offsets, &[&batch.group, &topics, &partitions])
+                .await
+                .map_err(|e| pg_error("SELECT FROM consumer_offsets FOR UPDATE", &e))
+        };
+        let ((), rows) = tokio::try_join!(begin, fence)?;
+        for row in rows {
+            check_fence(batch, row.get(0), row.get(1), row.get(2))?;
+        }
+    }
+
+    // 2. The ledger decides which events are new.
+    let mut outcome = BatchOutcome {
+        sales_duplicates: fresh.sales_duplicates,
+        events_duplicates: fresh.events_duplicates,
+        ..BatchOutcome::default()
+    };
+    let new_ids = if fresh.len() == 0 {
+        None
+    } else {
+        ledger(conn, fresh).await?
+    };
+    let is_new = |id: &Uuid| new_ids.as_ref().is_none_or(|n| n.contains(id));
+
+    // 3. Rows.
+    let mut sales: Vec<&LandedSale> = fresh
+        .sales
+        .iter()
+        .copied()
+        .filter(|r| is_new(&r.event_id))
+        .collect();
+    outcome.sales_duplicates += (fresh.sales.len() - sales.len()) as u64;
+    if !sales.is_empty() {
+        copy::order_sales(&mut sales);
+        outcome.sales_inserted = copy::sales(c, &s.copy_sales, sales.into_iter())
+            .await
+            .map_err(|e| {
+                let mut err = pg_error("COPY sales_raw", &e);
+                // check_violation here is "no partition of relation sales_raw found for row": a
+                // cached day partition is gone; the retry recreates it.
+                if e.code() == Some(&SqlState::CHECK_VIOLATION) {
+                    if let Error::Postgres { retryable, .. } = &mut err {
+                        *retryable = true;
+                    }
+                }
+                err
+            })?;
+    }
+    let events_new = fresh.events.iter().filter(|r| is_new(&r.event_id)).count();
+    outcome.events_duplicates += (fresh.events.len() - events_new) as u64;
+    if events_new > 0 {
+        let rows = fresh.events.iter().copied().filter(|r| is_new(&r.event_id));
+        outcome.events_inserted = copy::events(c, &s.copy_events, rows)
+            .await
+            .map_err(|e| pg_error("COPY events_raw", &e))?;
+    }
+    if !batch.dead_letters.is_empty() {
+        outcome.dead_letters = copy::dead_letters(c, &s.copy_dead_letters, &batch.dead_letters)
+            .await
+            .map_err(|e| pg_error("COPY dead_letters", &e))?;
+    }
+
+    // 4. Offsets, re-checked for partitions another writer created meanwhile.
+    if !batch.offsets.is_empty() {
+        let firsts: Vec<i64> = batch.offsets.iter().map(|o| o.first).collect();
+        let nexts: Vec<i64> = batch.offsets.iter().map(|o| o.next).collect();
+        let written = c
+            .query(
+                &s.upsert_offsets,
+                &[&batch.group, &topics, &partitions, &firsts, &nexts],
+            )
+            .await
+            .map_err(|e| pg_error("INSERT INTO consumer_offsets ON CONFLICT DO UPDATE", &e))?;
+        if written.len() < batch.offsets.len() {
+            let rows = c
+                .query(&s.lock_offsets, &[&batch.group, &topics, &partitions])
+                .await
+                .map_err(|e| pg_error("SELECT FROM consumer_offsets", &e))?;
+            for row in rows {
+                check_fence(batch, row.get(0), row.get(1), row.get(2))?;
+            }
+            return Err(Error::Postgres {
+                message: format!(
+                    "INSERT INTO consumer_offsets: {} of {} partitions written for group {}",
+                    written.len(),
+                    batch.offsets.len(),
+                    batch.group
+                ),
+                retryable: true,
+            });
+        }
+    }
+    Ok(outcome)
+}
+
+/// `Err(OffsetConflict)` if the stored offset of a partition is not where the batch starts.
+fn check_fence(batch: &LandingBatch, topic: &str, partition: i32, stored: i64) -> Result<()> {
+    let range = batch
+        .offsets
+        .iter()
+        .find(|o| o.tp.partition == partition && o.tp.topic == topic);
+    match range {
+        Some(r) if r.first != stored => Err(Error::OffsetConflict {
+            tp: r.tp.clone(),
+            stored,
+            batch_first: r.first,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Records the batch's ids in `landed_event_ids`. `None`: all were new (fast path);
+/// `Some(ids)`: only `ids` were.
+async fn ledger(conn: &Conn, fresh: &FirstSeen<'_>) -> Result<Option<HashSet<Uuid>>> {
+    let c = &conn.client;
+    let s = &conn.stmts;
+    let mut ids: Vec<Uuid> = fresh.ids().collect();
+    copy::order_ids(&mut ids);
+    // SAVEPOINT and the COPY are pipelined; if the savepoint failed, so does the COPY.
+    let savepoint = async { conn.simple("SAVEPOINT ledger", "SAVEPOINT ledger").await };
+    let fast = async { Ok(copy::ids(c, &s.copy_ledger, ids.iter().copied()).await) };
+    let ((), fast) = tokio::try_join!(savepoint, fast)?;
+    match fast {
+        Ok(_) => return Ok(None),
+        Err(e) if is_unique_violation(&e) => {
+            conn.simple("ROLLBACK TO SAVEPOINT ledger", "ROLLBACK TO SAVEPOINT ledger")
+                .await?;
+        }
+        Err(e) => return Err(pg_error("COPY landed_event_ids", &e)),
+    }
+    copy::ids(c, &s.copy_batch_ids, ids.iter().copied())
+        .await
+        .map_err(|e| pg_error("COPY retail_batch_ids (temp)", &e))?;
+    let rows = c
+        .query(&s.ledger_from_batch_ids, &[])
+        .await
+        .map_err(|e| pg_error("INSERT INTO landed_event_ids ON CONFLICT DO NOTHING", &e))?;
+    let mut new = HashSet::with_capacity(rows.len());
+    for row in rows {
+        new.insert(
+            row.try_get::<_, Uuid>(0)
+                .map_err(|e| pg_error("read landed_event_ids.event_id", &e))?,
+        );
+    }
+    Ok(Some(new))
+}

@@ -1,0 +1,56 @@
+//! Applies `migrations/sqlite/*.sql` at open, in order, each once, inside one `BEGIN
+//! IMMEDIATE` transaction: a second process opening the same file waits for the first (busy
+//! timeout) and then finds the versions already recorded.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::error::sqlite_error;
+use crate::{Error, Result};
+
+struct Migration {
+    version: u32,
+    sql: &'static str,
+}
+
+/// Every migration, oldest first. Append only: an applied step is never edited.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+}];
+
+/// Brings the schema up to date.
+pub(super) fn run(conn: &mut Connection, path: &str) -> Result<()> {
+    let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err("BEGIN IMMEDIATE (migrations)"))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, \
+         applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+    )
+    .map_err(err("CREATE TABLE schema_migrations"))?;
+    let applied: Vec<u32> = {
+        let mut stmt = tx
+            .prepare("SELECT version FROM schema_migrations")
+            .map_err(err("SELECT FROM schema_migrations"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(err("SELECT FROM schema_migrations"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(err("SELECT FROM schema_migrations"))?
+    };
+    for m in MIGRATIONS {
+        if applied.contains(&m.version) {
+            continue;
+        }
+        let fail = |e: rusqlite::Error| Error::Migration {
+            version: m.version,
+            message: format!("{path}: {e}"),
+        };
+        tx.execute_batch(m.sql).map_err(fail)?;
+        tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", [m.version])
+            .map_err(fail)?;
+        tracing::info!(message = "applied SQLite migration", version = m.version, path);
+    }
+    tx.commit().map_err(err("COMMIT (migrations)"))
+}

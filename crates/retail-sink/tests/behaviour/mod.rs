@@ -1,0 +1,370 @@
+//! What every store must do, written once and run against each backend (`tests/stores.rs`).
+//! A backend passes only if it behaves the same as the others here: the landing and the
+//! benchmark code against the trait, not a backend.
+
+use retail_core::TopicPartition;
+use retail_sink::{BatchOutcome, Error, LandingBatch, Store, Table};
+
+use crate::common::{dead_letter, ids, order, range, sale, ts, Fixture};
+
+fn tp(topic: &str, partition: i32) -> TopicPartition {
+    TopicPartition::new(topic, partition)
+}
+
+async fn counts(store: &dyn Store) -> (i64, i64, i64) {
+    let c = |t| async move { store.count(t).await.expect("count") };
+    (
+        c(Table::SalesRaw).await,
+        c(Table::EventsRaw).await,
+        c(Table::DeadLetters).await,
+    )
+}
+
+/// Rows, events, dead letters and offsets of several partitions land in one call, and
+/// `offsets()` returns the offsets of record of that group only.
+pub async fn lands_a_whole_batch(f: Fixture) {
+    let store = f.open().await;
+    let (sales, dls) = (tp("sales", 0), tp("sales", 1));
+    let id = ids(4);
+    let at = ts("2026-11-21T13:43:53.488Z");
+    let batch = LandingBatch {
+        group: "landing".into(),
+        sales: vec![sale(id[0], at, 1, 2), sale(id[1], at, 2, -1)],
+        events: vec![order(id[2], at)],
+        dead_letters: vec![dead_letter(
+            &dls,
+            5,
+            "qty: must be a non-zero integer, got \"two\"",
+        )],
+        offsets: vec![
+            range(&sales, 0, 3),
+            range(&dls, 5, 6),
+            range(&tp("orders", 0), 10, 11),
+        ],
+    };
+    let outcome = store.write_batch(&batch).await.expect("write batch");
+    assert_eq!(
+        outcome,
+        BatchOutcome {
+            sales_inserted: 2,
+            events_inserted: 1,
+            dead_letters: 1,
+            ..BatchOutcome::default()
+        }
+    );
+    assert_eq!(counts(&*store).await, (2, 1, 1));
+    let offsets = store.offsets("landing").await.expect("offsets");
+    assert_eq!(offsets, vec![(tp("orders", 0), 11), (sales.clone(), 3), (dls, 6)]);
+    assert!(store.offsets("someone-else").await.expect("offsets").is_empty());
+
+    // A batch with offsets only moves them.
+    let only = LandingBatch {
+        group: "landing".into(),
+        offsets: vec![range(&sales, 3, 9)],
+        ..Default::default()
+    };
+    assert_eq!(
+        store.write_batch(&only).await.expect("offsets-only batch"),
+        BatchOutcome::default()
+    );
+    assert!(store
+        .offsets("landing")
+        .await
+        .expect("offsets")
+        .contains(&(sales, 9)));
+    store.ping().await.expect("ping");
+}
+
+/// Duplicates inside a batch and across batches land once, with exact counts; an identical
+/// batch replayed with advanced offsets inserts nothing.
+pub async fn duplicates_land_once(f: Fixture) {
+    let store = f.open().await;
+    let p = tp("sales", 0);
+    let id = ids(6);
+    let at = ts("2026-11-21T10:00:00Z");
+    let first = LandingBatch {
+        group: "g".into(),
+        sales: vec![
+            sale(id[0], at, 1, 1),
+            sale(id[0], at, 1, 1),
+            sale(id[1], at, 1, 1),
+        ],
+        events: vec![order(id[2], at), order(id[2], at)],
+        offsets: vec![range(&p, 0, 5)],
+        ..Default::default()
+    };
+    let o = store.write_batch(&first).await.expect("first batch");
+    assert_eq!(
+        o,
+        BatchOutcome {
+            sales_inserted: 2,
+            sales_duplicates: 1,
+            events_inserted: 1,
+            events_duplicates: 1,
+            dead_letters: 0
+        }
+    );
+
+    // Old and new mixed: the ledger's slow path in PostgreSQL.
+    let second = LandingBatch {
+        group: "g".into(),
+        sales: vec![
+            sale(id[1], at, 1, 1),
+            sale(id[3], at, 1, 1),
+            sale(id[3], at, 1, 1),
+        ],
+        events: vec![order(id[2], at), order(id[4], at)],
+        offsets: vec![range(&p, 5, 10)],
+        ..Default::default()
+    };
+    let o = store.write_batch(&second).await.expect("second batch");
+    assert_eq!(
+        o,
+        BatchOutcome {
+            sales_inserted: 1,
+            sales_duplicates: 2,
+            events_inserted: 1,
+            events_duplicates: 1,
+            dead_letters: 0
+        }
+    );
+
+    // The same batch again (a replay), offsets advanced: nothing new.
+    let replay = LandingBatch {
+        offsets: vec![range(&p, 10, 15)],
+        ..second.clone()
+    };
+    let o = store.write_batch(&replay).await.expect("replayed batch");
+    assert_eq!(
+        o,
+        BatchOutcome {
+            sales_inserted: 0,
+            sales_duplicates: 3,
+            events_inserted: 0,
+            events_duplicates: 2,
+            dead_letters: 0
+        }
+    );
+    assert_eq!(counts(&*store).await, (3, 2, 0));
+    assert_eq!(store.offsets("g").await.expect("offsets"), vec![(p, 15)]);
+
+    // An id already used by a sale is a duplicate for any event type: one ledger for all.
+    let cross = LandingBatch {
+        group: "g2".into(),
+        events: vec![order(id[0], at)],
+        ..Default::default()
+    };
+    let o = store.write_batch(&cross).await.expect("cross-type batch");
+    assert_eq!(o.events_duplicates, 1);
+    assert_eq!(counts(&*store).await, (3, 2, 0));
+}
+
+/// A batch that does not start where the stored offset is gets `OffsetConflict` and writes
+/// nothing; a partition without a stored offset accepts any start.
+pub async fn fencing_refuses_a_moved_offset(f: Fixture) {
+    let store = f.open().await;
+    let (p0, p1) = (tp("sales", 0), tp("sales", 1));
+    let at = ts("2026-11-21T10:00:00Z");
+    let id = ids(3);
+    let ok = LandingBatch {
+        group: "g".into(),
+        sales: vec![sale(id[0], at, 1, 1)],
+        offsets: vec![range(&p0, 0, 10)],
+        ..Default::default()
+    };
+    store.write_batch(&ok).await.expect("first batch");
+
+    let stale = LandingBatch {
+        group: "g".into(),
+        sales: vec![sale(id[1], at, 1, 1)],
+        events: vec![order(id[2], at)],
+        dead_letters: vec![dead_letter(&p1, 100, "bad")],
+        offsets: vec![range(&p1, 100, 101), range(&p0, 5, 12)],
+    };
+    match store.write_batch(&stale).await {
+        Err(Error::OffsetConflict {
+            tp,
+            stored,
+            batch_first,
+        }) => {
+            assert_eq!((tp, stored, batch_first), (p0.clone(), 10, 5));
+        }
+        other => panic!("expected an offset conflict, got {other:?}"),
+    }
+    assert!(!Error::OffsetConflict {
+        tp: p0.clone(),
+        stored: 0,
+        batch_first: 0
+    }
+    .is_retryable());
+    assert_eq!(counts(&*store).await, (1, 0, 0));
+    assert_eq!(store.offsets("g").await.expect("offsets"), vec![(p0.clone(), 10)]);
+
+    // Starting at the stored offset works, and the refused ids were not burnt in the ledger.
+    let resumed = LandingBatch {
+        offsets: vec![range(&p1, 100, 101), range(&p0, 10, 12)],
+        ..stale
+    };
+    let o = store.write_batch(&resumed).await.expect("resumed batch");
+    assert_eq!((o.sales_inserted, o.events_inserted, o.dead_letters), (1, 1, 1));
+}
+
+/// A batch the database refuses after its rows were written (the offsets upsert at the end
+/// violates `next_offset >= 0`) leaves no row, no ledger entry and no offset change.
+pub async fn a_failed_batch_leaves_nothing(f: Fixture) {
+    let store = f.open().await;
+    let p = tp("sales", 0);
+    let at = ts("2026-11-21T10:00:00Z");
+    let start = LandingBatch {
+        group: "g".into(),
+        offsets: vec![range(&p, 0, 7)],
+        ..Default::default()
+    };
+    store.write_batch(&start).await.expect("offsets batch");
+
+    let id = ids(3);
+    let bad = LandingBatch {
+        group: "g".into(),
+        sales: vec![sale(id[0], at, 1, 1), sale(id[1], at, 2, 1)],
+        events: vec![order(id[2], at)],
+        dead_letters: vec![dead_letter(&p, 7, "bad")],
+        offsets: vec![range(&p, 7, -1)],
+    };
+    let err = store
+        .write_batch(&bad)
+        .await
+        .expect_err("a negative offset must be refused");
+    assert!(!err.is_retryable(), "a refused value is not retryable: {err}");
+    assert!(
+        err.to_string().contains("consumer_offsets"),
+        "error should name the table: {err}"
+    );
+    assert_eq!(counts(&*store).await, (0, 0, 0));
+    assert_eq!(store.offsets("g").await.expect("offsets"), vec![(p.clone(), 7)]);
+
+    // Nothing of it reached the ledger either: the corrected batch lands in full.
+    let good = LandingBatch {
+        offsets: vec![range(&p, 7, 11)],
+        ..bad
+    };
+    let o = store.write_batch(&good).await.expect("corrected batch");
+    assert_eq!((o.sales_inserted, o.events_inserted, o.dead_letters), (2, 1, 1));
+}
+
+/// Opening twice at once and again later applies the migrations once and keeps the data.
+pub async fn migrations_are_idempotent(f: Fixture) {
+    let (a, b) = tokio::join!(f.open(), f.open());
+    let p = tp("sales", 0);
+    let batch = LandingBatch {
+        group: "g".into(),
+        sales: vec![sale(ids(1)[0], ts("2026-11-21T10:00:00Z"), 1, 1)],
+        offsets: vec![range(&p, 0, 1)],
+        ..Default::default()
+    };
+    a.write_batch(&batch)
+        .await
+        .expect("write through the first store");
+    assert_eq!(
+        b.count(Table::SalesRaw).await.expect("count through the second"),
+        1
+    );
+    drop((a, b));
+    let again = f.open().await;
+    assert_eq!(again.count(Table::SalesRaw).await.expect("count after reopen"), 1);
+}
+
+/// Sales days apart land, each day creating what the backend needs on demand (PostgreSQL:
+/// a partition), including days years apart and both sides of a UTC midnight.
+pub async fn days_far_apart_land(f: Fixture) {
+    let store = f.open().await;
+    let id = ids(5);
+    let batch = LandingBatch {
+        group: "g".into(),
+        sales: vec![
+            sale(id[0], ts("2024-08-12T23:59:59.999Z"), 1, 1),
+            sale(id[1], ts("2026-11-21T13:43:53.488Z"), 1, 1),
+            sale(id[2], ts("2024-08-13T00:00:00Z"), 1, 1),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .write_batch(&batch)
+            .await
+            .expect("batch over three days")
+            .sales_inserted,
+        3
+    );
+    // A later batch on a known day and on a new one.
+    let later = LandingBatch {
+        group: "g".into(),
+        sales: vec![
+            sale(id[3], ts("2026-11-21T20:00:00Z"), 1, 1),
+            sale(id[4], ts("2019-01-01T00:00:00Z"), 1, 1),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .write_batch(&later)
+            .await
+            .expect("later batch")
+            .sales_inserted,
+        2
+    );
+    assert_eq!(store.count(Table::SalesRaw).await.expect("count"), 5);
+}
+
+/// Dropping the store and opening it again finds everything written.
+pub async fn reopen_keeps_data(f: Fixture) {
+    let p = tp("sales", 3);
+    {
+        let store = f.open().await;
+        let at = ts("2026-11-21T10:00:00Z");
+        let id = ids(2);
+        let batch = LandingBatch {
+            group: "g".into(),
+            sales: vec![sale(id[0], at, 1, 1)],
+            events: vec![order(id[1], at)],
+            dead_letters: vec![dead_letter(&p, 41, "bad")],
+            offsets: vec![range(&p, 40, 42)],
+        };
+        store.write_batch(&batch).await.expect("write");
+    }
+    let store = f.open().await;
+    assert_eq!(counts(&*store).await, (1, 1, 1));
+    assert_eq!(store.offsets("g").await.expect("offsets"), vec![(p, 42)]);
+}
+
+/// Two writers (two stores on the same database) landing different batches from the same
+/// start of a partition nobody has written yet: exactly one wins, the other gets
+/// `OffsetConflict` and lands nothing.
+pub async fn concurrent_writers_one_wins(f: Fixture) {
+    let (a, b) = tokio::join!(f.open(), f.open());
+    let p = tp("sales", 0);
+    let at = ts("2026-11-21T10:00:00Z");
+    let batch = |n: i64| LandingBatch {
+        group: "g".into(),
+        sales: ids(3).into_iter().map(|id| sale(id, at, 1, 1)).collect(),
+        offsets: vec![range(&p, 0, n)],
+        ..Default::default()
+    };
+    let (ba, bb) = (batch(3), batch(4));
+    let (ra, rb) = tokio::join!(a.write_batch(&ba), b.write_batch(&bb));
+    let (won, lost, stored) = match (ra, rb) {
+        (Ok(w), Err(l)) => (w, l, 3),
+        (Err(l), Ok(w)) => (w, l, 4),
+        other => panic!("expected exactly one winner, got {other:?}"),
+    };
+    assert_eq!(won.sales_inserted, 3);
+    match lost {
+        Error::OffsetConflict {
+            stored: s,
+            batch_first: 0,
+            ..
+        } => assert_eq!(s, stored),
+        other => panic!("the loser should see an offset conflict, got {other}"),
+    }
+    assert_eq!(a.count(Table::SalesRaw).await.expect("count"), 3);
+    assert_eq!(b.offsets("g").await.expect("offsets"), vec![(p, stored)]);
+}

@@ -1,0 +1,337 @@
+//! The store behaviour suite against every backend (Tansu style: `behaviour::x` once, a test
+//! per backend), plus the checks only one backend can answer (partitions, a killed backend,
+//! the on-disk text formats).
+
+mod behaviour;
+mod common;
+
+macro_rules! suite {
+    ($fixture:expr) => {
+        #[tokio::test]
+        async fn lands_a_whole_batch() {
+            crate::behaviour::lands_a_whole_batch($fixture).await
+        }
+        #[tokio::test]
+        async fn duplicates_land_once() {
+            crate::behaviour::duplicates_land_once($fixture).await
+        }
+        #[tokio::test]
+        async fn fencing_refuses_a_moved_offset() {
+            crate::behaviour::fencing_refuses_a_moved_offset($fixture).await
+        }
+        #[tokio::test]
+        async fn a_failed_batch_leaves_nothing() {
+            crate::behaviour::a_failed_batch_leaves_nothing($fixture).await
+        }
+        #[tokio::test]
+        async fn migrations_are_idempotent() {
+            crate::behaviour::migrations_are_idempotent($fixture).await
+        }
+        #[tokio::test]
+        async fn days_far_apart_land() {
+            crate::behaviour::days_far_apart_land($fixture).await
+        }
+        #[tokio::test]
+        async fn concurrent_writers_one_wins() {
+            crate::behaviour::concurrent_writers_one_wins($fixture).await
+        }
+        #[tokio::test]
+        async fn reopen_keeps_data() {
+            crate::behaviour::reopen_keeps_data($fixture).await
+        }
+    };
+}
+
+mod pg {
+    use retail_core::TopicPartition;
+    use retail_sink::{LandingBatch, Table};
+
+    use crate::common::{self, dead_letter, ids, order, range, sale, ts};
+
+    suite!(common::pg().await);
+
+    /// `sales_raw` really is partitioned, by UTC day, with partitions created on demand even
+    /// by two stores racing for the same new day; migrations are recorded once.
+    #[tokio::test]
+    async fn sales_raw_is_partitioned_by_day() {
+        let f = common::pg().await;
+        let (a, b) = (f.open().await, f.open().await);
+        let day = |i: usize, p: i32, at| LandingBatch {
+            group: format!("g{p}"),
+            sales: vec![sale(ids(1)[0], ts(at), 1, 1)],
+            offsets: vec![range(&TopicPartition::new("sales", p), i as i64, i as i64 + 1)],
+            ..Default::default()
+        };
+        let (da, db) = (
+            day(0, 0, "2024-08-12T10:00:00Z"),
+            day(0, 1, "2024-08-12T11:00:00Z"),
+        );
+        let (ra, rb) = tokio::join!(a.write_batch(&da), b.write_batch(&db));
+        ra.expect("store a");
+        rb.expect("store b");
+        a.write_batch(&day(1, 0, "2026-11-21T13:43:53.488Z"))
+            .await
+            .expect("far day");
+
+        let client = f.pg.as_ref().expect("pg fixture").client().await;
+        let kind: i8 = client
+            .query_one(
+                "SELECT relkind::\"char\" FROM pg_class WHERE relname = 'sales_raw'",
+                &[],
+            )
+            .await
+            .expect("pg_class")
+            .get(0);
+        assert_eq!(kind as u8, b'p', "sales_raw must be a partitioned table");
+        let parts: Vec<String> = client
+            .query(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = 'sales_raw'::regclass ORDER BY 1",
+                &[],
+            )
+            .await
+            .expect("pg_inherits")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(parts, vec!["sales_raw_20240812", "sales_raw_20261121"]);
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM sales_raw_20240812", &[])
+            .await
+            .expect("count partition")
+            .get(0);
+        assert_eq!(rows, 2);
+        let indexed: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_indexes WHERE tablename = 'sales_raw_20261121' \
+                 AND indexdef LIKE '%(store_id, ts)%'",
+                &[],
+            )
+            .await
+            .expect("pg_indexes")
+            .get(0);
+        assert_eq!(indexed, 1, "each partition carries the (store_id, ts) index");
+        let versions: i64 = client
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .await
+            .expect("migrations")
+            .get(0);
+        assert_eq!(versions, 1);
+        let ledger: i64 = client
+            .query_one("SELECT count(*) FROM landed_event_ids", &[])
+            .await
+            .expect("ledger")
+            .get(0);
+        assert_eq!(ledger, a.count(Table::SalesRaw).await.expect("count"));
+    }
+
+    /// After its backend is killed, the store answers a retryable error at most once, then
+    /// reconnects and carries on.
+    #[tokio::test]
+    async fn reconnects_after_its_backend_is_killed() {
+        let f = common::pg().await;
+        let store = f.open().await;
+        let p = TopicPartition::new("sales", 0);
+        let at = ts("2026-11-21T10:00:00Z");
+        let batch = |first: i64| LandingBatch {
+            group: "g".into(),
+            sales: vec![sale(ids(1)[0], at, 1, 1)],
+            offsets: vec![range(&p, first, first + 1)],
+            ..Default::default()
+        };
+        store.write_batch(&batch(0)).await.expect("before the kill");
+
+        let db = f.pg.as_ref().expect("pg fixture");
+        let admin = db.client().await;
+        let killed: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+                &[],
+            )
+            .await
+            .expect("pg_terminate_backend")
+            .get(0);
+        assert!(killed >= 1, "the store's backend should have been found");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+        let next = batch(1);
+        match store.write_batch(&next).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.is_retryable(), "a killed connection is retryable: {e}");
+                store.write_batch(&next).await.expect("retry after reconnect");
+            }
+        }
+        store.ping().await.expect("ping after reconnect");
+        assert_eq!(store.count(Table::SalesRaw).await.expect("count"), 2);
+        assert_eq!(store.offsets("g").await.expect("offsets"), vec![(p, 2)]);
+    }
+
+    /// A COPY failing after the ledger and the sales went in (a dead letter whose text
+    /// PostgreSQL refuses) rolls everything back, and says which table failed.
+    #[tokio::test]
+    async fn a_copy_failing_midway_rolls_back() {
+        let f = common::pg().await;
+        let store = f.open().await;
+        let p = TopicPartition::new("sales", 0);
+        let at = ts("2026-11-21T10:00:00Z");
+        let id = ids(2);
+        let bad = LandingBatch {
+            group: "g".into(),
+            sales: vec![sale(id[0], at, 1, 1)],
+            events: vec![order(id[1], at)],
+            dead_letters: vec![dead_letter(&p, 0, "nul \0 in text")],
+            offsets: vec![range(&p, 0, 1)],
+        };
+        let err = store
+            .write_batch(&bad)
+            .await
+            .expect_err("NUL in text must be refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("COPY dead_letters") && msg.contains("SQLSTATE"),
+            "unhelpful error: {msg}"
+        );
+        assert!(!err.is_retryable());
+        for t in [Table::SalesRaw, Table::EventsRaw, Table::DeadLetters] {
+            assert_eq!(store.count(t).await.expect("count"), 0, "{t:?}");
+        }
+        assert!(store.offsets("g").await.expect("offsets").is_empty());
+        let good = LandingBatch {
+            dead_letters: vec![dead_letter(&p, 0, "fine")],
+            ..bad
+        };
+        let o = store
+            .write_batch(&good)
+            .await
+            .expect("the same batch without the NUL");
+        assert_eq!((o.sales_inserted, o.events_inserted, o.dead_letters), (1, 1, 1));
+
+        // What landed is what was sent.
+        let client = f.pg.as_ref().expect("pg fixture").client().await;
+        let row = client
+            .query_one(
+                "SELECT raw, reason, kind, source, topic, \"partition\", \"offset\", file, line, \
+                 rejected_at = '2026-11-21T13:43:53.488Z'::timestamptz FROM dead_letters",
+                &[],
+            )
+            .await
+            .expect("dead letter row");
+        assert_eq!(row.get::<_, Vec<u8>>(0), good.dead_letters[0].raw);
+        assert_eq!(row.get::<_, &str>(1), "fine");
+        assert_eq!(row.get::<_, &str>(2), "invalid_field");
+        assert_eq!(row.get::<_, &str>(3), "csv");
+        assert_eq!(row.get::<_, Option<&str>>(4), Some("sales"));
+        assert_eq!(row.get::<_, Option<i32>>(5), Some(0));
+        assert_eq!(row.get::<_, Option<i64>>(6), Some(0));
+        assert_eq!(row.get::<_, Option<&str>>(7), Some("erp/2026-11-21.csv"));
+        assert_eq!(row.get::<_, Option<i64>>(8), Some(17));
+        assert!(row.get::<_, bool>(9));
+        let payload: i64 = client
+            .query_one(
+                "SELECT count(*) FROM events_raw WHERE payload->>'status' = 'paid'",
+                &[],
+            )
+            .await
+            .expect("jsonb payload")
+            .get(0);
+        assert_eq!(payload, 1);
+    }
+
+    /// An offset row another writer inserts while our batch is in flight (invisible to our
+    /// fencing read, committed before our upsert) is caught by the upsert's re-check: the batch
+    /// is refused whole.
+    #[tokio::test]
+    async fn fencing_rechecks_offsets_created_meanwhile() {
+        let f = common::pg().await;
+        let store = f.open().await;
+        let other = f.pg.as_ref().expect("pg fixture").client().await;
+        other
+            .batch_execute(
+                "BEGIN; INSERT INTO consumer_offsets (group_id, topic, \"partition\", next_offset) \
+                 VALUES ('g', 'sales', 0, 5)",
+            )
+            .await
+            .expect("other writer's uncommitted offset");
+        let p = TopicPartition::new("sales", 0);
+        let batch = LandingBatch {
+            group: "g".into(),
+            sales: vec![sale(ids(1)[0], ts("2026-11-21T10:00:00Z"), 1, 1)],
+            offsets: vec![range(&p, 0, 1)],
+            ..Default::default()
+        };
+        let write = tokio::spawn(async move { store.write_batch(&batch).await.map(|_| store) });
+        // Our upsert now waits on the other writer's row.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        other
+            .batch_execute("COMMIT")
+            .await
+            .expect("commit the other writer");
+        match write.await.expect("join") {
+            Err(retail_sink::Error::OffsetConflict {
+                tp,
+                stored: 5,
+                batch_first: 0,
+            }) => assert_eq!(tp, p),
+            Err(e) => panic!("expected an offset conflict, got {e}"),
+            Ok(_) => panic!("expected an offset conflict, the batch landed"),
+        }
+        let rows: i64 = other
+            .query_one("SELECT count(*) FROM sales_raw", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(rows, 0);
+    }
+
+    /// A server that is not there is a retryable error naming it, not a hang or a panic.
+    #[tokio::test]
+    async fn an_unreachable_server_is_retryable() {
+        let err = retail_sink::postgres::PostgresStore::connect("postgres://postgres@127.0.0.1:1/nope")
+            .await
+            .expect_err("nothing listens on port 1");
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("127.0.0.1:1/nope"), "{err}");
+    }
+}
+
+mod sqlite {
+    use retail_sink::LandingBatch;
+
+    use crate::common::{self, ids, range, sale, ts};
+
+    suite!(common::sqlite());
+
+    /// Ids are hyphenated text and timestamps RFC 3339 UTC with milliseconds and `Z`.
+    #[tokio::test]
+    async fn stores_text_ids_and_millisecond_timestamps() {
+        let f = common::sqlite();
+        let store = f.open().await;
+        let id = ids(1)[0];
+        let batch = LandingBatch {
+            group: "g".into(),
+            sales: vec![sale(id, ts("2026-11-21T14:43:53.488999+01:00"), 1, 1)],
+            offsets: vec![range(&retail_core::TopicPartition::new("sales", 0), 0, 1)],
+            ..Default::default()
+        };
+        store.write_batch(&batch).await.expect("write");
+        drop(store);
+        let retail_sink::StoreUrl::Sqlite(path) = &f.url else {
+            panic!("sqlite fixture")
+        };
+        let conn = rusqlite::Connection::open(path).expect("open file");
+        let (event_id, at, price): (String, String, f64) = conn
+            .query_row("SELECT event_id, ts, unit_price FROM sales_raw", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("row");
+        assert_eq!(event_id, id.hyphenated().to_string());
+        assert_eq!(at, "2026-11-21T13:43:53.488Z");
+        assert!((price - 19.99).abs() < 1e-9);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("journal mode");
+        assert_eq!(mode, "wal");
+    }
+}
