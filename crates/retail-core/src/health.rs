@@ -50,7 +50,10 @@ impl Health {
 
     /// Sets a component's status.
     pub fn set(&self, component: &str, state: State, detail: impl Into<String>) {
-        let status = Status { state, detail: detail.into() };
+        let status = Status {
+            state,
+            detail: detail.into(),
+        };
         if let Ok(mut map) = self.inner.lock() {
             map.insert(component.to_owned(), status);
         }

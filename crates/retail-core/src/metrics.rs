@@ -22,9 +22,12 @@ type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// Latency buckets, in seconds: fine below the 5 s objective, coarse above it.
 const LATENCY_BUCKETS: [f64; 20] = [
-    0.005, 0.01, 0.02, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 30.0, 60.0,
+    0.005, 0.01, 0.02, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0,
+    30.0, 60.0,
 ];
-const TXN_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const TXN_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
@@ -89,22 +92,63 @@ impl Metrics {
         let uptime_seconds = Gauge::default();
 
         let r = &mut registry;
-        r.register("source_received_events", "Events a source received, good or bad", source_received.clone());
-        r.register("source_accepted_events", "Events a source appended to the log", source_accepted.clone());
-        r.register("source_rejected_events", "Events a source rejected", source_rejected.clone());
-        r.register("log_appended_records", "Records durably appended to the log", log_appended_records.clone());
+        r.register(
+            "source_received_events",
+            "Events a source received, good or bad",
+            source_received.clone(),
+        );
+        r.register(
+            "source_accepted_events",
+            "Events a source appended to the log",
+            source_accepted.clone(),
+        );
+        r.register(
+            "source_rejected_events",
+            "Events a source rejected",
+            source_rejected.clone(),
+        );
+        r.register(
+            "log_appended_records",
+            "Records durably appended to the log",
+            log_appended_records.clone(),
+        );
         r.register_with_unit(
             "log_appended",
             "Bytes durably appended to the log",
             Unit::Bytes,
             log_appended_bytes.clone(),
         );
-        r.register("log_end_offset", "Next offset to be written, per partition", log_end_offset.clone());
-        r.register_with_unit("log_size", "Bytes on disk, per topic", Unit::Bytes, log_size_bytes.clone());
-        r.register("consumer_lag_records", "Records not yet landed, per partition", consumer_lag.clone());
-        r.register("landing_batches", "Store transactions committed by the landing", landing_batches.clone());
-        r.register("landing_retries", "Store transactions retried after a failure", landing_retries.clone());
-        r.register("landing_rows", "Rows landed in the store, per table", landing_rows.clone());
+        r.register(
+            "log_end_offset",
+            "Next offset to be written, per partition",
+            log_end_offset.clone(),
+        );
+        r.register_with_unit(
+            "log_size",
+            "Bytes on disk, per topic",
+            Unit::Bytes,
+            log_size_bytes.clone(),
+        );
+        r.register(
+            "consumer_lag_records",
+            "Records not yet landed, per partition",
+            consumer_lag.clone(),
+        );
+        r.register(
+            "landing_batches",
+            "Store transactions committed by the landing",
+            landing_batches.clone(),
+        );
+        r.register(
+            "landing_retries",
+            "Store transactions retried after a failure",
+            landing_retries.clone(),
+        );
+        r.register(
+            "landing_rows",
+            "Rows landed in the store, per table",
+            landing_rows.clone(),
+        );
         r.register(
             "landing_duplicates",
             "Events skipped because their event_id had already landed",
@@ -116,16 +160,27 @@ impl Metrics {
             Unit::Seconds,
             landing_txn_seconds.clone(),
         );
-        r.register("dead_letters", "Inputs sent to the dead-letter path, by stage and kind", dead_letters.clone());
+        r.register(
+            "dead_letters",
+            "Inputs sent to the dead-letter path, by stage and kind",
+            dead_letters.clone(),
+        );
         r.register_with_unit(
             "event_to_store_latency",
             "From event time to committed in the store",
             Unit::Seconds,
             event_to_store_seconds.clone(),
         );
-        r.register_with_unit("uptime", "Seconds since the process started", Unit::Seconds, uptime_seconds.clone());
+        r.register_with_unit(
+            "uptime",
+            "Seconds since the process started",
+            Unit::Seconds,
+            uptime_seconds.clone(),
+        );
         let build_info: Family<Labels, Gauge> = Family::default();
-        build_info.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())]).set(1);
+        build_info
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
+            .set(1);
         r.register("build_info", "Build information", build_info);
 
         Self {
@@ -161,27 +216,42 @@ impl Metrics {
 
     /// Per source: events received (before validation).
     pub fn source_received(&self, source: &str) -> Counter {
-        self.inner.source_received.get_or_create(&vec![("source", source.to_owned())]).clone()
+        self.inner
+            .source_received
+            .get_or_create(&vec![("source", source.to_owned())])
+            .clone()
     }
 
     /// Per source: events appended to the log.
     pub fn source_accepted(&self, source: &str) -> Counter {
-        self.inner.source_accepted.get_or_create(&vec![("source", source.to_owned())]).clone()
+        self.inner
+            .source_accepted
+            .get_or_create(&vec![("source", source.to_owned())])
+            .clone()
     }
 
     /// Per source: events rejected at the source.
     pub fn source_rejected(&self, source: &str) -> Counter {
-        self.inner.source_rejected.get_or_create(&vec![("source", source.to_owned())]).clone()
+        self.inner
+            .source_rejected
+            .get_or_create(&vec![("source", source.to_owned())])
+            .clone()
     }
 
     /// Per topic: records appended.
     pub fn log_appended_records(&self, topic: &str) -> Counter {
-        self.inner.log_appended_records.get_or_create(&vec![("topic", topic.to_owned())]).clone()
+        self.inner
+            .log_appended_records
+            .get_or_create(&vec![("topic", topic.to_owned())])
+            .clone()
     }
 
     /// Per topic: bytes appended.
     pub fn log_appended_bytes(&self, topic: &str) -> Counter {
-        self.inner.log_appended_bytes.get_or_create(&vec![("topic", topic.to_owned())]).clone()
+        self.inner
+            .log_appended_bytes
+            .get_or_create(&vec![("topic", topic.to_owned())])
+            .clone()
     }
 
     /// Per partition: next offset to be written.
@@ -192,13 +262,19 @@ impl Metrics {
 
     /// Per topic: bytes on disk.
     pub fn log_size_bytes(&self, topic: &str) -> Gauge {
-        self.inner.log_size_bytes.get_or_create(&vec![("topic", topic.to_owned())]).clone()
+        self.inner
+            .log_size_bytes
+            .get_or_create(&vec![("topic", topic.to_owned())])
+            .clone()
     }
 
     /// Per consumer group and partition: records behind the end of the log.
     pub fn consumer_lag(&self, group: &str, topic: &str, partition: i32) -> Gauge {
-        let labels =
-            vec![("group", group.to_owned()), ("topic", topic.to_owned()), ("partition", partition.to_string())];
+        let labels = vec![
+            ("group", group.to_owned()),
+            ("topic", topic.to_owned()),
+            ("partition", partition.to_string()),
+        ];
         self.inner.consumer_lag.get_or_create(&labels).clone()
     }
 
@@ -214,12 +290,18 @@ impl Metrics {
 
     /// Per table: rows landed.
     pub fn landing_rows(&self, table: &str) -> Counter {
-        self.inner.landing_rows.get_or_create(&vec![("table", table.to_owned())]).clone()
+        self.inner
+            .landing_rows
+            .get_or_create(&vec![("table", table.to_owned())])
+            .clone()
     }
 
     /// Per table: duplicates skipped.
     pub fn landing_duplicates(&self, table: &str) -> Counter {
-        self.inner.landing_duplicates.get_or_create(&vec![("table", table.to_owned())]).clone()
+        self.inner
+            .landing_duplicates
+            .get_or_create(&vec![("table", table.to_owned())])
+            .clone()
     }
 
     /// Landing transaction durations.
@@ -229,12 +311,18 @@ impl Metrics {
 
     /// Dead letters by stage (`source`, `landing`) and kind (`malformed_json`, ...).
     pub fn dead_letters(&self, stage: &str, kind: &str) -> Counter {
-        self.inner.dead_letters.get_or_create(&vec![("stage", stage.to_owned()), ("kind", kind.to_owned())]).clone()
+        self.inner
+            .dead_letters
+            .get_or_create(&vec![("stage", stage.to_owned()), ("kind", kind.to_owned())])
+            .clone()
     }
 
     /// Per table: event time to store commit.
     pub fn event_to_store_seconds(&self, table: &str) -> Histogram {
-        self.inner.event_to_store_seconds.get_or_create(&vec![("table", table.to_owned())]).clone()
+        self.inner
+            .event_to_store_seconds
+            .get_or_create(&vec![("table", table.to_owned())])
+            .clone()
     }
 
     /// Process uptime gauge, set by the server before each scrape.
@@ -253,8 +341,14 @@ mod tests {
         m.source_received("generator").inc_by(3);
         m.event_to_store_seconds("sales_raw").observe(0.2);
         let text = m.render();
-        assert!(text.contains("retail_source_received_events_total{source=\"generator\"} 3"), "{text}");
-        assert!(text.contains("retail_event_to_store_latency_seconds_count{table=\"sales_raw\"} 1"), "{text}");
+        assert!(
+            text.contains("retail_source_received_events_total{source=\"generator\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("retail_event_to_store_latency_seconds_count{table=\"sales_raw\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("retail_build_info{version="), "{text}");
     }
 }

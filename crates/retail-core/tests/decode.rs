@@ -41,7 +41,12 @@ fn missing_event_id_is_filled_with_a_uuid_v7() {
     let e = decode(br#"{"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#).expect("valid");
     assert_eq!(e.event_id.get_version_num(), 7);
     let fixed = uuid::Uuid::from_u128(7);
-    let e = decode_with(br#"{"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#, "pos", |_| fixed).expect("valid");
+    let e = decode_with(
+        br#"{"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#,
+        "pos",
+        |_| fixed,
+    )
+    .expect("valid");
     assert_eq!((e.event_id, e.source.as_str()), (fixed, "pos"));
 }
 
@@ -55,7 +60,8 @@ fn a_word_for_a_quantity_is_named_with_its_path_and_value() {
 
 #[test]
 fn every_problem_is_reported_not_just_the_first() {
-    let p = problems(r#"{"event_id":"nope","store_id":-1,"sku":1.5,"qty":0,"ts":"yesterday","unit_price":-3}"#);
+    let p =
+        problems(r#"{"event_id":"nope","store_id":-1,"sku":1.5,"qty":0,"ts":"yesterday","unit_price":-3}"#);
     assert_eq!(
         p,
         vec![
@@ -71,39 +77,66 @@ fn every_problem_is_reported_not_just_the_first() {
 
 #[test]
 fn missing_fields_are_required_by_name() {
-    assert_eq!(problems(r#"{"qty":1}"#), vec!["ts: is required", "store_id: is required", "sku: is required"]);
+    assert_eq!(
+        problems(r#"{"qty":1}"#),
+        vec!["ts: is required", "store_id: is required", "sku: is required"]
+    );
 }
 
 #[test]
 fn seconds_instead_of_millis_are_rejected_with_a_hint() {
     let p = problems(r#"{"store_id":1,"sku":2,"qty":1,"ts":1723456789}"#);
     assert_eq!(p.len(), 1);
-    assert!(p[0].starts_with("ts: must be between 2000-01-01 and 2100-01-01 (epoch milliseconds, not seconds)"), "{p:?}");
+    assert!(
+        p[0].starts_with("ts: must be between 2000-01-01 and 2100-01-01 (epoch milliseconds, not seconds)"),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn unknown_types_and_versions_are_rejected() {
     let p = problems(r#"{"type":"teleport","ts":1723456789000}"#);
-    assert!(p[0].starts_with(r#"type: unknown event type "teleport" (expected one of sale, return"#), "{p:?}");
+    assert!(
+        p[0].starts_with(r#"type: unknown event type "teleport" (expected one of sale, return"#),
+        "{p:?}"
+    );
     let p = problems(r#"{"schema_version":2,"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#);
-    assert_eq!(p, vec!["schema_version: unsupported version 2 (this build reads 1)"]);
+    assert_eq!(
+        p,
+        vec!["schema_version: unsupported version 2 (this build reads 1)"]
+    );
 }
 
 #[test]
 fn malformed_and_non_object_input_is_an_error_not_a_panic() {
-    for input in ["", "{", "[1,2]", "42", "null", "\"x\"", "{\"qty\":}", "{\"ts\":1}garbage"] {
+    for input in [
+        "",
+        "{",
+        "[1,2]",
+        "42",
+        "null",
+        "\"x\"",
+        "{\"qty\":}",
+        "{\"ts\":1}garbage",
+    ] {
         let err = decode(input.as_bytes()).expect_err(input);
         assert_eq!(err.problems.len(), 1, "{input}");
         assert!(err.problems[0].path.is_empty());
     }
-    assert!(decode(&[0xff, 0xfe, b'{']).expect_err("bytes").to_string().starts_with("not UTF-8"));
+    assert!(decode(&[0xff, 0xfe, b'{'])
+        .expect_err("bytes")
+        .to_string()
+        .starts_with("not UTF-8"));
     let dup = problems(r#"{"store_id":1,"store_id":2,"sku":2,"qty":1,"ts":1723456789000}"#);
     assert!(dup[0].contains("duplicate field `store_id`"), "{dup:?}");
 }
 
 #[test]
 fn oversized_events_are_rejected_before_parsing() {
-    let big = format!(r#"{{"store_id":1,"sku":2,"qty":1,"ts":1723456789000,"pad":"{}"}}"#, "x".repeat(70_000));
+    let big = format!(
+        r#"{{"store_id":1,"sku":2,"qty":1,"ts":1723456789000,"pad":"{}"}}"#,
+        "x".repeat(70_000)
+    );
     let p = problems(&big);
     assert!(p[0].contains("larger than the 65536-byte limit"), "{p:?}");
 }
@@ -143,7 +176,15 @@ fn every_event_type_round_trips_through_json() {
 #[test]
 fn enum_fields_list_their_accepted_values() {
     let p = problems(r#"{"type":"order","order_id":"o-1","status":"lost","ts":1723456789000}"#);
-    assert_eq!(p, vec![r#"status: must be one of created, paid, packed, shipped, delivered, cancelled, got "lost""#]);
-    let p = problems(r#"{"type":"store","store_id":1,"name":"x","city":"Berlin","country":"Germany","ts":1723456789000}"#);
-    assert_eq!(p, vec![r#"country: must be an ISO 3166-1 alpha-2 code like "DE", got "Germany""#]);
+    assert_eq!(
+        p,
+        vec![r#"status: must be one of created, paid, packed, shipped, delivered, cancelled, got "lost""#]
+    );
+    let p = problems(
+        r#"{"type":"store","store_id":1,"name":"x","city":"Berlin","country":"Germany","ts":1723456789000}"#,
+    );
+    assert_eq!(
+        p,
+        vec![r#"country: must be an ISO 3166-1 alpha-2 code like "DE", got "Germany""#]
+    );
 }

@@ -73,10 +73,19 @@ pub async fn run(args: BenchArgs) -> Result<()> {
 }
 
 async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -> Result<Report> {
-    let generator = GeneratorConfig { rate: args.rate, events: Some(args.events), seed: 7, ..GeneratorConfig::default() };
-    let mut config = Config { data_dir: scratch.to_path_buf(), ..Config::default() };
+    let generator = GeneratorConfig {
+        rate: args.rate,
+        events: Some(args.events),
+        seed: 7,
+        ..GeneratorConfig::default()
+    };
+    let mut config = Config {
+        data_dir: scratch.to_path_buf(),
+        ..Config::default()
+    };
     config.store.url = Some(store.url.clone());
     config.serve.listen = "127.0.0.1:0".parse()?;
+    config.landing.max_batch_records = args.batch;
     config.sources.push(SourceConfig::Generator(generator.clone()));
     config.validate()?;
 
@@ -96,7 +105,10 @@ async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -
     let landed = p.landing.progress();
     let peak_rss_mb = peak_rss_mb();
     shutdown.trigger();
-    (&mut p.landing_task).await.context("landing task")?.context("landing")?;
+    (&mut p.landing_task)
+        .await
+        .context("landing task")?
+        .context("landing")?;
     anyhow::ensure!(
         landed.sales_landed + landed.duplicates_skipped + landed.dead_letters >= args.events,
         "only {} of {} events landed",
@@ -104,9 +116,14 @@ async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -
         args.events
     );
 
-    let baseline_rows = args.baseline_rows.unwrap_or_else(|| (args.events as usize).min(500_000));
+    // Same row count as the pipeline landed, so both fill indexes of the same size.
+    let baseline_rows = args.baseline_rows.unwrap_or(args.events as usize);
     let rows = baseline_rows_like(&generator, baseline_rows);
-    let bare = p.store.bare_load(&rows, config.landing.max_batch_records).await.context("bare bulk load")?;
+    let bare = p
+        .store
+        .bare_load(&rows, config.landing.max_batch_records)
+        .await
+        .context("bare bulk load")?;
     let baseline_rows_per_s = rows.len() as f64 / bare.as_secs_f64().max(1e-9);
     let events_per_s = args.events as f64 / elapsed.as_secs_f64().max(1e-9);
     Ok(Report {
@@ -115,7 +132,12 @@ async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -
         target_rate: args.rate,
         elapsed_s: elapsed.as_secs_f64(),
         events_per_s,
-        latency_ms: Latency { p50: latency.p50_ms, p95: latency.p95_ms, p99: latency.p99_ms, max: latency.max_ms },
+        latency_ms: Latency {
+            p50: latency.p50_ms,
+            p95: latency.p95_ms,
+            p99: latency.p99_ms,
+            max: latency.max_ms,
+        },
         peak_rss_mb,
         baseline_rows: rows.len(),
         baseline_rows_per_s,
@@ -126,14 +148,25 @@ async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -
 /// Rows with the same distribution as the benchmark's events, but fresh ids (the real
 /// tables already hold the benchmark's own).
 fn baseline_rows_like(config: &GeneratorConfig, n: usize) -> Vec<LandedSale> {
-    let config = GeneratorConfig { seed: config.seed.wrapping_add(1), events: None, ..config.clone() };
+    let config = GeneratorConfig {
+        seed: config.seed.wrapping_add(1),
+        events: None,
+        ..config.clone()
+    };
     let mut rows = Vec::with_capacity(n);
-    let Ok(mut generator) = EventGenerator::new(&config) else { return rows };
+    let Ok(mut generator) = EventGenerator::new(&config) else {
+        return rows;
+    };
     while rows.len() < n {
         let Some(item) = generator.next_data() else { break };
         if let Ok(e) = decode(&item.record.value) {
             if let EventBody::Sale(sale) = e.body {
-                rows.push(LandedSale { event_id: uuid::Uuid::now_v7(), ts: e.ts, source: e.source, sale });
+                rows.push(LandedSale {
+                    event_id: uuid::Uuid::now_v7(),
+                    ts: e.ts,
+                    source: e.source,
+                    sale,
+                });
             }
         }
     }
@@ -161,7 +194,10 @@ struct Scratch {
 
 impl Scratch {
     async fn new(url: Option<&str>, dir: &std::path::Path) -> Result<Self> {
-        let url = url.map_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()), str::to_owned);
+        let url = url.map_or_else(
+            || format!("sqlite://{}", dir.join("bench.db").display()),
+            str::to_owned,
+        );
         match url.parse::<StoreUrl>()? {
             StoreUrl::Sqlite(_) => Ok(Self { url, pg: None }),
             StoreUrl::Postgres(base) => {
@@ -170,10 +206,16 @@ impl Scratch {
                     .await
                     .with_context(|| format!("connecting to {base}"))?;
                 tokio::spawn(conn);
-                client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.context("creating the scratch schema")?;
+                client
+                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .await
+                    .context("creating the scratch schema")?;
                 let sep = if base.contains('?') { '&' } else { '?' };
                 let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-                Ok(Self { url, pg: Some((base, schema)) })
+                Ok(Self {
+                    url,
+                    pg: Some((base, schema)),
+                })
             }
         }
     }
@@ -190,4 +232,3 @@ impl Scratch {
         }
     }
 }
-

@@ -92,7 +92,11 @@ pub struct BenchArgs {
     /// Fixed rate in events/s for a latency run (0 = as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
-    /// Rows for the bare bulk-load baseline (default: min(events, 500000)).
+    /// Records per store transaction, for the landing and the baseline alike.
+    #[arg(long, default_value_t = 20_000)]
+    pub batch: usize,
+    /// Rows for the bare bulk-load baseline (default: as many as `--events`, so both runs fill
+    /// tables of the same size).
     #[arg(long)]
     pub baseline_rows: Option<usize>,
     /// Directory for the bench's embedded log (a fresh sub-directory is used and removed).
@@ -125,5 +129,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
 }
 
 fn config_path_display(config: &Config) -> String {
-    config.source_file.as_ref().map_or_else(|| "defaults".to_owned(), |p| p.display().to_string())
+    config
+        .source_file
+        .as_ref()
+        .map_or_else(|| "defaults".to_owned(), |p| p.display().to_string())
 }

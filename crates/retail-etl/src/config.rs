@@ -52,7 +52,11 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { url: None, partitions: 4, embedded: EmbeddedConfig::default() }
+        Self {
+            url: None,
+            partitions: 4,
+            embedded: EmbeddedConfig::default(),
+        }
     }
 }
 
@@ -74,7 +78,9 @@ pub struct ServeConfig {
 
 impl Default for ServeConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
     }
 }
 
@@ -139,8 +145,14 @@ impl Config {
         if let Some(listen) = args.listen {
             config.serve.listen = listen;
         }
-        if !config.sources.iter().any(|s| matches!(s, SourceConfig::Generator(_))) {
-            config.sources.push(SourceConfig::Generator(GeneratorConfig::default()));
+        if !config
+            .sources
+            .iter()
+            .any(|s| matches!(s, SourceConfig::Generator(_)))
+        {
+            config
+                .sources
+                .push(SourceConfig::Generator(GeneratorConfig::default()));
         }
         for source in &mut config.sources {
             let SourceConfig::Generator(g) = source;
@@ -181,18 +193,26 @@ impl Config {
 
     /// Checks what serde cannot: URLs, ranges.
     pub fn validate(&self) -> Result<()> {
-        let file = self.source_file.as_ref().map_or_else(|| "the defaults".to_owned(), |p| p.display().to_string());
+        let file = self
+            .source_file
+            .as_ref()
+            .map_or_else(|| "the defaults".to_owned(), |p| p.display().to_string());
         self.log_url().with_context(|| format!("key log.url in {file}"))?;
-        self.store_url().with_context(|| format!("key store.url in {file}"))?;
+        self.store_url()
+            .with_context(|| format!("key store.url in {file}"))?;
         if !(1..=1024).contains(&self.log.partitions) {
-            bail!("key log.partitions in {file}: must be between 1 and 1024, got {}", self.log.partitions);
+            bail!(
+                "key log.partitions in {file}: must be between 1 and 1024, got {}",
+                self.log.partitions
+            );
         }
         if self.landing.max_batch_records == 0 {
             bail!("key landing.max_batch_records in {file}: must be at least 1");
         }
         for (i, source) in self.sources.iter().enumerate() {
             let SourceConfig::Generator(g) = source;
-            g.validate().with_context(|| format!("[[sources]] block {i} (type generator) in {file}"))?;
+            g.validate()
+                .with_context(|| format!("[[sources]] block {i} (type generator) in {file}"))?;
         }
         Ok(())
     }
@@ -224,7 +244,9 @@ mod tests {
     use super::*;
 
     fn example(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../config")
+            .join(name)
     }
 
     #[test]
@@ -250,12 +272,28 @@ mod tests {
         assert!(err.contains("partitons") && err.contains("bad.toml"), "{err}");
 
         std::fs::write(&bad, "[store]\nurl = \"mysql://x\"\n").expect("write");
-        let err = format!("{:#}", Config::load(Some(&bad)).expect_err("bad scheme must fail"));
-        assert!(err.contains("store.url") && err.contains("bad.toml") && err.contains("unknown scheme"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&bad)).expect_err("bad scheme must fail")
+        );
+        assert!(
+            err.contains("store.url") && err.contains("bad.toml") && err.contains("unknown scheme"),
+            "{err}"
+        );
 
-        std::fs::write(&bad, "[[sources]]\ntype = \"generator\"\nduplicate_fraction = 2.0\n").expect("write");
-        let err = format!("{:#}", Config::load(Some(&bad)).expect_err("fraction > 1 must fail"));
-        assert!(err.contains("block 0") && err.contains("duplicate_fraction"), "{err}");
+        std::fs::write(
+            &bad,
+            "[[sources]]\ntype = \"generator\"\nduplicate_fraction = 2.0\n",
+        )
+        .expect("write");
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&bad)).expect_err("fraction > 1 must fail")
+        );
+        assert!(
+            err.contains("block 0") && err.contains("duplicate_fraction"),
+            "{err}"
+        );
 
         let missing = Config::load(Some(&dir.path().join("nope.toml"))).expect_err("missing file");
         assert!(missing.to_string().contains("does not exist"));
@@ -264,7 +302,10 @@ mod tests {
     #[test]
     fn defaults_put_everything_under_the_data_dir() {
         let c = Config::load(Some(&example("retail.example.toml"))).expect("example");
-        assert_eq!(Config::default().log_url().expect("url"), LogUrl::Embedded(PathBuf::from("./retail-data/log")));
+        assert_eq!(
+            Config::default().log_url().expect("url"),
+            LogUrl::Embedded(PathBuf::from("./retail-data/log"))
+        );
         assert!(matches!(c.store_url().expect("url"), StoreUrl::Sqlite(_)));
     }
 }

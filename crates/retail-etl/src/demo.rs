@@ -36,9 +36,15 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
             s.trigger();
         });
     }
-    let progress = std::io::stderr().is_terminal().then(|| tokio::spawn(progress_line(p.view(), shutdown.clone())));
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(progress_line(p.view(), shutdown.clone())));
 
-    let outcome = if fixed_count { until_all_landed(&mut p, &shutdown).await } else { until_stopped(&mut p, &shutdown).await };
+    let outcome = if fixed_count {
+        until_all_landed(&mut p, &shutdown).await
+    } else {
+        until_stopped(&mut p, &shutdown).await
+    };
     shutdown.trigger();
     let landed = (&mut p.landing_task).await.context("landing task")?;
     if let Some(t) = progress {

@@ -48,11 +48,22 @@ pub struct Pipeline {
 }
 
 /// Starts every stage of `config`.
-pub async fn start(config: &Config, metrics: Metrics, health: Health, shutdown: Shutdown) -> Result<Pipeline> {
+pub async fn start(
+    config: &Config,
+    metrics: Metrics,
+    health: Health,
+    shutdown: Shutdown,
+) -> Result<Pipeline> {
     let (http, serve_task) = serve(config, &metrics, &health, &shutdown).await?;
     let log = log(config, &health).await?;
     let store = sink(config, &health, &shutdown).await?;
-    let landing = Landing::new(log.clone(), store.clone(), config.landing.clone(), metrics.clone(), health.clone());
+    let landing = Landing::new(
+        log.clone(),
+        store.clone(),
+        config.landing.clone(),
+        metrics.clone(),
+        health.clone(),
+    );
     let landing_handle = landing.handle();
     let landing_task = tokio::spawn(process(landing, shutdown.clone()));
     let (generators, source_tasks) = sources(config, &log, &metrics, &health, &shutdown)?;
@@ -91,7 +102,11 @@ fn sources(
         let SourceConfig::Generator(g) = source;
         let generator = GeneratorSource::new(g)?.with_health(health.clone());
         handles.push(generator.handle());
-        tasks.push(tokio::spawn(generator.run(log.clone(), shutdown.clone(), metrics.clone())));
+        tasks.push(tokio::spawn(generator.run(
+            log.clone(),
+            shutdown.clone(),
+            metrics.clone(),
+        )));
     }
     Ok((handles, tasks))
 }
@@ -100,9 +115,13 @@ fn sources(
 async fn log(config: &Config, health: &Health) -> Result<Arc<dyn Log>> {
     health.set("log", State::Starting, "opening");
     let url = config.log_url()?;
-    let log = retail_log::open(&url, &config.log.embedded).await.with_context(|| format!("opening log {url:?}"))?;
+    let log = retail_log::open(&url, &config.log.embedded)
+        .await
+        .with_context(|| format!("opening log {url:?}"))?;
     for topic in topics::ALL {
-        log.ensure_topic(topic, config.log.partitions).await.with_context(|| format!("topic {topic}"))?;
+        log.ensure_topic(topic, config.log.partitions)
+            .await
+            .with_context(|| format!("topic {topic}"))?;
     }
     health.set("log", State::Running, "");
     Ok(log)
@@ -151,10 +170,19 @@ async fn serve(
     health: &Health,
     shutdown: &Shutdown,
 ) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
-    let state = ServeState { metrics: metrics.clone(), health: health.clone(), started: Instant::now() };
+    let state = ServeState {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        started: Instant::now(),
+    };
     retail_serve::serve(config.serve.listen, state, shutdown.clone())
         .await
-        .with_context(|| format!("cannot listen on {} (key serve.listen / --listen)", config.serve.listen))
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (key serve.listen / --listen)",
+                config.serve.listen
+            )
+        })
 }
 
 /// A cheap, cloneable view of a running pipeline for progress reporting.
@@ -202,5 +230,4 @@ impl Pipeline {
         }
         Ok(ends)
     }
-
 }

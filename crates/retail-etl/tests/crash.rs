@@ -14,7 +14,13 @@ use rand::Rng;
 const KILLS: usize = 6;
 
 async fn exactly_once_across_kill_9(store: TestStore) {
-    let run = Run { seed: 11, events: 60_000, rate: 30_000.0, duplicate_fraction: 0.02, malformed_fraction: 0.002 };
+    let run = Run {
+        seed: 11,
+        events: 60_000,
+        rate: 30_000.0,
+        duplicate_fraction: 0.02,
+        malformed_fraction: 0.002,
+    };
     let expected = run.expected_sale_ids();
     let mut rng = rand::rng();
     for kill in 0..KILLS {
@@ -36,10 +42,17 @@ async fn exactly_once_across_kill_9(store: TestStore) {
     assert_eq!(s["generated"], run.events.to_string(), "{s:?}");
 
     let landed = store.sales_ids().await;
-    assert_eq!(landed.len(), expected.len(), "row count must equal the distinct event_ids generated");
+    assert_eq!(
+        landed.len(),
+        expected.len(),
+        "row count must equal the distinct event_ids generated"
+    );
     let missing: Vec<_> = expected.difference(&landed).take(3).collect();
     let extra: Vec<_> = landed.difference(&expected).take(3).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "landed ids differ: missing {missing:?}, unexpected {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "landed ids differ: missing {missing:?}, unexpected {extra:?}"
+    );
     let (dead, distinct_positions) = store.dead_letters().await;
     assert!(dead > 0, "malformed records must reach dead_letters");
     assert_eq!(dead, distinct_positions, "a log record was dead-lettered twice");

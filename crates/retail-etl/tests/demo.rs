@@ -22,9 +22,14 @@ async fn ctrl_c_lands_everything_acknowledged(store: TestStore) {
     assert_eq!(code, 200, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).expect("health json");
     for component in ["log", "store", "landing", "generator"] {
-        assert!(health["components"][component]["state"].is_string(), "{component} missing in {body}");
+        assert!(
+            health["components"][component]["state"].is_string(),
+            "{component} missing in {body}"
+        );
     }
-    wait_until("rows to land", Duration::from_secs(30), || demo.metric("retail_landing_rows_total{table=\"sales_raw\"}") > 0.0);
+    wait_until("rows to land", Duration::from_secs(30), || {
+        demo.metric("retail_landing_rows_total{table=\"sales_raw\"}") > 0.0
+    });
     let first = demo.metric("retail_landing_rows_total{table=\"sales_raw\"}");
     wait_until("the landed count to grow", Duration::from_secs(30), || {
         demo.metric("retail_landing_rows_total{table=\"sales_raw\"}") > first
@@ -33,9 +38,17 @@ async fn ctrl_c_lands_everything_acknowledged(store: TestStore) {
     assert!(demo.metric("retail_event_to_store_latency_seconds_count{table=\"sales_raw\"}") > 0.0);
 
     let out = demo.interrupt();
-    assert!(out.status.success(), "exit {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out);
-    assert_eq!(s["landed"], s["generated"], "everything acknowledged must land before exit: {s:?}");
+    assert_eq!(
+        s["landed"], s["generated"],
+        "everything acknowledged must land before exit: {s:?}"
+    );
     let generated: usize = s["generated"].parse().expect("number");
     assert!(generated > 0);
     assert_eq!(store.sales_ids().await.len(), generated);
@@ -65,7 +78,9 @@ async fn postgres_outage_is_retried_and_nothing_is_skipped() {
     let at = args.iter().position(|a| a == "--store").expect("--store") + 1;
     args[at] = via_proxy;
     let demo = Running::start(&args);
-    wait_until("rows to land", Duration::from_secs(30), || demo.metric("retail_landing_rows_total{table=\"sales_raw\"}") > 0.0);
+    wait_until("rows to land", Duration::from_secs(30), || {
+        demo.metric("retail_landing_rows_total{table=\"sales_raw\"}") > 0.0
+    });
 
     proxy.cut();
     wait_until("the landing to report retrying", Duration::from_secs(30), || {
@@ -74,17 +89,29 @@ async fn postgres_outage_is_retried_and_nothing_is_skipped() {
     assert!(demo.metric("retail_landing_retries_total") > 0.0);
     let landed_during = demo.metric("retail_landing_rows_total{table=\"sales_raw\"}");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(demo.metric("retail_landing_rows_total{table=\"sales_raw\"}"), landed_during, "nothing lands while the store is down");
+    assert_eq!(
+        demo.metric("retail_landing_rows_total{table=\"sales_raw\"}"),
+        landed_during,
+        "nothing lands while the store is down"
+    );
     proxy.restore();
     wait_until("the landing to catch up", Duration::from_secs(60), || {
         demo.metric("retail_landing_rows_total{table=\"sales_raw\"}") > landed_during + 4_000.0
     });
 
     let out = demo.interrupt();
-    assert!(out.status.success(), "exit {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out);
     let generated: usize = s["generated"].parse().expect("number");
     let landed = store.sales_ids().await.len();
-    assert_eq!(landed, generated, "an outage must not lose or double events: {s:?}");
+    assert_eq!(
+        landed, generated,
+        "an outage must not lose or double events: {s:?}"
+    );
     store.drop().await;
 }

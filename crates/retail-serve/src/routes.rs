@@ -10,13 +10,20 @@ use serde_json::json;
 use crate::server::ServeState;
 
 pub(crate) fn router(state: ServeState) -> Router {
-    Router::new().route("/health", get(health)).route("/metrics", get(metrics)).with_state(state)
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 async fn health(State(s): State<ServeState>) -> Response {
     let components = s.health.snapshot();
     let healthy = s.health.is_healthy();
-    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if healthy { "ok" } else { "failed" },
         "uptime_seconds": s.started.elapsed().as_secs(),
@@ -28,7 +35,10 @@ async fn health(State(s): State<ServeState>) -> Response {
 async fn metrics(State(s): State<ServeState>) -> Response {
     s.metrics.uptime_seconds().set(s.started.elapsed().as_secs_f64());
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.render(),
     )
         .into_response()

@@ -30,7 +30,9 @@ pub async fn serve(
     info!(message = "serving /health and /metrics", %addr);
     let app = crate::routes::router(state);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await
     });
     Ok((addr, task))
 }

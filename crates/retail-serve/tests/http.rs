@@ -13,7 +13,11 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     s.write_all(req.as_bytes()).await.expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
-    let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status line");
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
     (code, out)
 }
 
@@ -21,8 +25,14 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 async fn health_reports_components_and_turns_503_on_failure() {
     let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
     health.set("landing", State::Running, "");
-    let state = ServeState { metrics: metrics.clone(), health: health.clone(), started: Instant::now() };
-    let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), state, shutdown.clone()).await.expect("bind");
+    let state = ServeState {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        started: Instant::now(),
+    };
+    let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), state, shutdown.clone())
+        .await
+        .expect("bind");
 
     let (code, body) = get(addr, "/health").await;
     assert_eq!(code, 200);
@@ -31,7 +41,8 @@ async fn health_reports_components_and_turns_503_on_failure() {
     health.set("store", State::Failed, "connection refused");
     let (code, body) = get(addr, "/health").await;
     assert_eq!(code, 503);
-    let json: serde_json::Value = serde_json::from_str(body.split("\r\n\r\n").nth(1).expect("body")).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(body.split("\r\n\r\n").nth(1).expect("body")).expect("json");
     assert_eq!(json["status"], "failed");
     assert_eq!(json["components"]["store"]["state"], "failed");
     assert_eq!(json["components"]["store"]["detail"], "connection refused");
@@ -39,7 +50,10 @@ async fn health_reports_components_and_turns_503_on_failure() {
     metrics.landing_rows("sales_raw").inc_by(5);
     let (code, body) = get(addr, "/metrics").await;
     assert_eq!(code, 200);
-    assert!(body.contains("retail_landing_rows_total{table=\"sales_raw\"} 5"), "{body}");
+    assert!(
+        body.contains("retail_landing_rows_total{table=\"sales_raw\"} 5"),
+        "{body}"
+    );
     assert!(body.contains("retail_uptime_seconds"), "{body}");
 
     shutdown.trigger();

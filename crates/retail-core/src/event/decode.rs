@@ -55,7 +55,9 @@ pub struct DecodeError {
 impl DecodeError {
     /// A short stable class for metrics and the `kind` column of dead letters.
     pub fn kind(&self) -> &'static str {
-        let Some(first) = self.problems.first() else { return "invalid_field" };
+        let Some(first) = self.problems.first() else {
+            return "invalid_field";
+        };
         if !first.path.is_empty() {
             if first.path == "type" && first.message.starts_with("unknown event type") {
                 return "unknown_type";
@@ -72,7 +74,12 @@ impl DecodeError {
     }
 
     fn whole(message: String) -> Self {
-        Self { problems: vec![FieldError { path: String::new(), message }] }
+        Self {
+            problems: vec![FieldError {
+                path: String::new(),
+                message,
+            }],
+        }
     }
 }
 
@@ -178,8 +185,14 @@ pub fn decode_with(
     if let Some(v) = raw.schema_version {
         match v.get().parse::<u16>() {
             Ok(SCHEMA_VERSION) => {}
-            Ok(n) => c.fail("schema_version", format!("unsupported version {n} (this build reads {SCHEMA_VERSION})")),
-            Err(_) => c.fail("schema_version", format!("must be a positive integer, got {}", v.get())),
+            Ok(n) => c.fail(
+                "schema_version",
+                format!("unsupported version {n} (this build reads {SCHEMA_VERSION})"),
+            ),
+            Err(_) => c.fail(
+                "schema_version",
+                format!("must be a positive integer, got {}", v.get()),
+            ),
         }
     }
     let event_id = raw.event_id.and_then(|v| c.uuid("event_id", v));
@@ -202,7 +215,13 @@ pub fn decode_with(
         Some("seller") => seller(&mut c, &raw),
         Some("device_status") => device_status(&mut c, &raw),
         Some(other) => {
-            c.fail("type", format!("unknown event type {other:?} (expected one of {})", TYPE_NAMES.join(", ")));
+            c.fail(
+                "type",
+                format!(
+                    "unknown event type {other:?} (expected one of {})",
+                    TYPE_NAMES.join(", ")
+                ),
+            );
             None
         }
         None => None,
@@ -221,8 +240,18 @@ pub fn decode_with(
 }
 
 /// The accepted values of `type`.
-pub const TYPE_NAMES: [&str; 10] =
-    ["sale", "return", "void", "order", "payment", "inventory", "store", "product", "seller", "device_status"];
+pub const TYPE_NAMES: [&str; 10] = [
+    "sale",
+    "return",
+    "void",
+    "order",
+    "payment",
+    "inventory",
+    "store",
+    "product",
+    "seller",
+    "device_status",
+];
 
 fn sale(c: &mut Checker, raw: &RawFields<'_>, kind: &str) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
@@ -239,25 +268,42 @@ fn sale(c: &mut Checker, raw: &RawFields<'_>, kind: &str) -> Option<EventBody> {
         _ => SaleKind::Sale,
     };
     let qty = if kind == SaleKind::Sale { qty } else { -qty.abs() };
-    Some(EventBody::Sale(Sale { kind, store_id: store_id?, sku: sku?, qty, unit_price, seller_id }))
+    Some(EventBody::Sale(Sale {
+        kind,
+        store_id: store_id?,
+        sku: sku?,
+        qty,
+        unit_price,
+        seller_id,
+    }))
 }
 
 fn order(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     let order_id = c.req(raw.order_id, "order_id", Checker::nonempty);
     let status = c.req(raw.status, "status", |c, p, v| {
-        c.one_of(p, v, &[
-            ("created", OrderStatus::Created),
-            ("paid", OrderStatus::Paid),
-            ("packed", OrderStatus::Packed),
-            ("shipped", OrderStatus::Shipped),
-            ("delivered", OrderStatus::Delivered),
-            ("cancelled", OrderStatus::Cancelled),
-        ])
+        c.one_of(
+            p,
+            v,
+            &[
+                ("created", OrderStatus::Created),
+                ("paid", OrderStatus::Paid),
+                ("packed", OrderStatus::Packed),
+                ("shipped", OrderStatus::Shipped),
+                ("delivered", OrderStatus::Delivered),
+                ("cancelled", OrderStatus::Cancelled),
+            ],
+        )
     });
     let store_id = raw.store_id.and_then(|v| c.id("store_id", Some(v)));
     let amount = raw.amount.and_then(|v| c.money("amount", v));
     let currency = raw.currency.and_then(|v| c.currency("currency", v));
-    Some(EventBody::Order(Order { order_id: order_id?, status: status?, store_id, amount, currency }))
+    Some(EventBody::Order(Order {
+        order_id: order_id?,
+        status: status?,
+        store_id,
+        amount,
+        currency,
+    }))
 }
 
 fn payment(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
@@ -266,12 +312,16 @@ fn payment(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     let amount = c.req(raw.amount, "amount", Checker::money);
     let currency = c.req(raw.currency, "currency", Checker::currency);
     let status = c.req(raw.status, "status", |c, p, v| {
-        c.one_of(p, v, &[
-            ("authorized", PaymentStatus::Authorized),
-            ("captured", PaymentStatus::Captured),
-            ("failed", PaymentStatus::Failed),
-            ("refunded", PaymentStatus::Refunded),
-        ])
+        c.one_of(
+            p,
+            v,
+            &[
+                ("authorized", PaymentStatus::Authorized),
+                ("captured", PaymentStatus::Captured),
+                ("failed", PaymentStatus::Failed),
+                ("refunded", PaymentStatus::Refunded),
+            ],
+        )
     });
     Some(EventBody::Payment(Payment {
         payment_id: payment_id?,
@@ -286,14 +336,22 @@ fn inventory(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
     let sku = c.id("sku", raw.sku);
     let on_hand = c.req(raw.on_hand, "on_hand", Checker::non_negative);
-    Some(EventBody::Inventory(Inventory { store_id: store_id?, sku: sku?, on_hand: on_hand? }))
+    Some(EventBody::Inventory(Inventory {
+        store_id: store_id?,
+        sku: sku?,
+        on_hand: on_hand?,
+    }))
 }
 
 fn seller(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     let seller_id = c.id("seller_id", raw.seller_id);
     let store_id = c.id("store_id", raw.store_id);
     let name = c.req(raw.name, "name", Checker::nonempty);
-    Some(EventBody::Seller(Seller { seller_id: seller_id?, store_id: store_id?, name: name? }))
+    Some(EventBody::Seller(Seller {
+        seller_id: seller_id?,
+        store_id: store_id?,
+        name: name?,
+    }))
 }
 
 fn device_status(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
@@ -301,7 +359,12 @@ fn device_status(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     let device_id = c.req(raw.device_id, "device_id", Checker::nonempty);
     let status = c.req(raw.status, "status", Checker::nonempty);
     let detail = raw.detail.and_then(|v| c.string("detail", v));
-    Some(EventBody::DeviceStatus(DeviceStatus { store_id: store_id?, device_id: device_id?, status: status?, detail }))
+    Some(EventBody::DeviceStatus(DeviceStatus {
+        store_id: store_id?,
+        device_id: device_id?,
+        status: status?,
+        detail,
+    }))
 }
 
 fn store(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
@@ -313,11 +376,19 @@ fn store(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
         if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
             Some(s)
         } else {
-            c.fail(p, format!("must be an ISO 3166-1 alpha-2 code like \"DE\", got {}", v.get()));
+            c.fail(
+                p,
+                format!("must be an ISO 3166-1 alpha-2 code like \"DE\", got {}", v.get()),
+            );
             None
         }
     });
-    Some(EventBody::Store(StoreInfo { store_id: store_id?, name: name?, city: city?, country: country? }))
+    Some(EventBody::Store(StoreInfo {
+        store_id: store_id?,
+        name: name?,
+        city: city?,
+        country: country?,
+    }))
 }
 
 fn product(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
@@ -325,7 +396,12 @@ fn product(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     let name = c.req(raw.name, "name", Checker::nonempty);
     let category = c.req(raw.category, "category", Checker::nonempty);
     let price = raw.price.and_then(|v| c.money("price", v));
-    Some(EventBody::Product(Product { sku: sku?, name: name?, category: category?, price }))
+    Some(EventBody::Product(Product {
+        sku: sku?,
+        name: name?,
+        category: category?,
+        price,
+    }))
 }
 
 /// Collects problems while converting fields; each method returns `None` after recording why.
@@ -336,7 +412,10 @@ struct Checker {
 
 impl Checker {
     fn fail(&mut self, path: &str, message: String) {
-        self.errors.push(FieldError { path: path.to_owned(), message });
+        self.errors.push(FieldError {
+            path: path.to_owned(),
+            message,
+        });
     }
 
     fn missing<T>(&mut self, path: &str) -> Option<T> {
@@ -386,7 +465,10 @@ impl Checker {
         if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
             Some(s)
         } else {
-            self.fail(path, format!("must be an ISO 4217 code like \"EUR\", got {}", v.get()));
+            self.fail(
+                path,
+                format!("must be an ISO 4217 code like \"EUR\", got {}", v.get()),
+            );
             None
         }
     }
@@ -433,7 +515,10 @@ impl Checker {
     /// A non-negative amount, as a JSON number or a numeric string, kept exact.
     fn money(&mut self, path: &str, v: &RawValue) -> Option<Decimal> {
         let text = v.get();
-        let digits = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+        let digits = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(text);
         let parsed = Decimal::from_str(digits).or_else(|_| Decimal::from_scientific(digits));
         match parsed {
             Ok(d) if !d.is_sign_negative() => Some(d.normalize()),
@@ -446,7 +531,11 @@ impl Checker {
 
     fn uuid(&mut self, path: &str, v: &RawValue) -> Option<Uuid> {
         let text = v.get();
-        match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).map(Uuid::try_parse) {
+        match text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .map(Uuid::try_parse)
+        {
             Some(Ok(id)) => Some(id),
             _ => {
                 self.fail(path, format!("must be a UUID string, got {text}"));
@@ -459,7 +548,9 @@ impl Checker {
     fn timestamp(&mut self, path: &str, v: &RawValue) -> Option<DateTime<Utc>> {
         let text = v.get();
         let parsed = if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-            DateTime::parse_from_rfc3339(inner).ok().map(|t| t.with_timezone(&Utc))
+            DateTime::parse_from_rfc3339(inner)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
         } else {
             text.parse::<i64>().ok().and_then(DateTime::from_timestamp_millis)
         };
@@ -470,7 +561,10 @@ impl Checker {
                 None
             }
             None => {
-                self.fail(path, format!("must be epoch milliseconds or an RFC 3339 timestamp, got {text}"));
+                self.fail(
+                    path,
+                    format!("must be epoch milliseconds or an RFC 3339 timestamp, got {text}"),
+                );
                 None
             }
         }
@@ -482,7 +576,10 @@ impl Checker {
             return Some(*t);
         }
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-        self.fail(path, format!("must be one of {}, got {}", names.join(", "), v.get()));
+        self.fail(
+            path,
+            format!("must be one of {}, got {}", names.join(", "), v.get()),
+        );
         None
     }
 }

@@ -15,32 +15,51 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_retail-etl");
 
 /// Where a test's data lands.
 pub enum TestStore {
-    Sqlite { dir: tempfile::TempDir },
-    Postgres { dir: tempfile::TempDir, admin_url: String, db: String },
+    Sqlite {
+        dir: tempfile::TempDir,
+    },
+    Postgres {
+        dir: tempfile::TempDir,
+        admin_url: String,
+        db: String,
+    },
 }
 
 fn pg_admin_url() -> String {
-    std::env::var("RETAIL_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("RETAIL_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 async fn pg_admin(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is not reachable at {url} ({e}); the test command (scripts/test) starts it")
-    });
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {url} ({e}); the test command (scripts/test) starts it")
+        });
     tokio::spawn(conn);
     client
 }
 
 impl TestStore {
     pub fn sqlite() -> Self {
-        Self::Sqlite { dir: tempfile::tempdir().expect("tempdir") }
+        Self::Sqlite {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub async fn postgres() -> Self {
         let admin_url = pg_admin_url();
         let db = format!("retail_e2e_{}_{}", std::process::id(), rand::random::<u32>());
-        pg_admin(&admin_url).await.batch_execute(&format!("CREATE DATABASE {db}")).await.expect("create database");
-        Self::Postgres { dir: tempfile::tempdir().expect("tempdir"), admin_url, db }
+        pg_admin(&admin_url)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .expect("create database");
+        Self::Postgres {
+            dir: tempfile::tempdir().expect("tempdir"),
+            admin_url,
+            db,
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -70,12 +89,20 @@ impl TestStore {
             }
             Self::Postgres { .. } => {
                 let client = pg_admin(&self.url()).await;
-                let rows = client.query("SELECT event_id::text FROM sales_raw", &[]).await.expect("query");
+                let rows = client
+                    .query("SELECT event_id::text FROM sales_raw", &[])
+                    .await
+                    .expect("query");
                 rows.iter().map(|r| r.get::<_, String>(0)).collect()
             }
         };
         let set: HashSet<String> = ids.iter().cloned().collect();
-        assert_eq!(set.len(), ids.len(), "sales_raw holds {} duplicate rows", ids.len() - set.len());
+        assert_eq!(
+            set.len(),
+            ids.len(),
+            "sales_raw holds {} duplicate rows",
+            ids.len() - set.len()
+        );
         set
     }
 
@@ -85,10 +112,15 @@ impl TestStore {
         match self {
             Self::Sqlite { dir } => {
                 let conn = rusqlite::Connection::open(dir.path().join("retail.db")).expect("open sqlite");
-                conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?))).expect("query")
+                conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .expect("query")
             }
             Self::Postgres { .. } => {
-                let row = pg_admin(&self.url()).await.query_one(sql, &[]).await.expect("query");
+                let row = pg_admin(&self.url())
+                    .await
+                    .query_one(sql, &[])
+                    .await
+                    .expect("query");
                 (row.get(0), row.get(1))
             }
         }
@@ -96,7 +128,10 @@ impl TestStore {
 
     pub async fn drop(self) {
         if let Self::Postgres { admin_url, db, .. } = &self {
-            let _ = pg_admin(admin_url).await.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+            let _ = pg_admin(admin_url)
+                .await
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .await;
         }
     }
 }
@@ -146,7 +181,11 @@ impl Run {
     }
 
     pub fn run_to_end(&self, store: &TestStore) -> Output {
-        let out = Command::new(BIN).args(self.args(store)).env("RUST_LOG", "warn").output().expect("run retail-etl");
+        let out = Command::new(BIN)
+            .args(self.args(store))
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run retail-etl");
         assert!(
             out.status.success(),
             "retail-etl {:?} failed: {}\n{}",
@@ -186,10 +225,20 @@ impl Run {
 /// `key=value` pairs of the summary line.
 pub fn summary(out: &Output) -> std::collections::HashMap<String, String> {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with("generated=")).unwrap_or_else(|| {
-        panic!("no summary line in stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
-    });
-    line.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("generated="))
+        .unwrap_or_else(|| {
+            panic!(
+                "no summary line in stdout: {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 pub fn temp_path(dir: &Path, name: &str) -> PathBuf {
@@ -224,10 +273,21 @@ impl Running {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("retail-etl never said where it listens"));
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("retail-etl never said where it listens"));
             if let Some(rest) = line.split("health at http://").nth(1) {
-                let addr = rest.split('/').next().expect("addr").parse().expect("socket addr");
-                return Self { child, http: addr, stderr_lines: rx };
+                let addr = rest
+                    .split('/')
+                    .next()
+                    .expect("addr")
+                    .parse()
+                    .expect("socket addr");
+                return Self {
+                    child,
+                    http: addr,
+                    stderr_lines: rx,
+                };
             }
         }
     }
@@ -239,8 +299,15 @@ impl Running {
         write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
         let mut out = String::new();
         s.read_to_string(&mut out).expect("read");
-        let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
-        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let code = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status");
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (code, body)
     }
 
@@ -256,7 +323,10 @@ impl Running {
 
     /// Sends SIGINT (what Ctrl-C sends) and waits for the exit; returns stdout and stderr.
     pub fn interrupt(mut self) -> Output {
-        let status = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
         let mut stdout = String::new();
         if let Some(mut out) = self.child.stdout.take() {
@@ -265,7 +335,11 @@ impl Running {
         }
         let status = self.child.wait().expect("wait");
         let stderr: Vec<String> = self.stderr_lines.try_iter().collect();
-        Output { status, stdout: stdout.into_bytes(), stderr: stderr.join("\n").into_bytes() }
+        Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr: stderr.join("\n").into_bytes(),
+        }
     }
 }
 
@@ -290,7 +364,11 @@ pub fn demo_args(store: &TestStore, rate: u32, seed: u64) -> Vec<String> {
 }
 
 pub async fn pg_exec(url: &str, sql: &str) {
-    pg_admin(url).await.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pg_admin(url)
+        .await
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 impl TestStore {
@@ -325,10 +403,18 @@ impl CuttableProxy {
                     let _ = client.shutdown(std::net::Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = std::net::TcpStream::connect(target) else { continue };
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
                 let pairs = [
-                    (client.try_clone().expect("clone"), server.try_clone().expect("clone")),
-                    (server.try_clone().expect("clone"), client.try_clone().expect("clone")),
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (
+                        server.try_clone().expect("clone"),
+                        client.try_clone().expect("clone"),
+                    ),
                 ];
                 if let Ok(mut list) = conns2.lock() {
                     list.push(client);

@@ -27,7 +27,7 @@ impl LandingConfig {
         Self {
             group: String::new(),
             topics: Vec::new(),
-            max_batch_records: 10_000,
+            max_batch_records: 20_000,
             poll_timeout_ms: 100,
             min_backoff_ms: 100,
             max_backoff_ms: 5_000,
@@ -39,7 +39,10 @@ impl Default for LandingConfig {
     fn default() -> Self {
         Self {
             group: "landing".to_owned(),
-            topics: retail_core::event::topics::ALL.iter().map(|t| (*t).to_owned()).collect(),
+            topics: retail_core::event::topics::ALL
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
             ..Self::defaults()
         }
     }

@@ -11,7 +11,9 @@ use uuid::Uuid;
 pub(super) fn add_record(batch: &mut LandingBatch, rec: ConsumedRecord) -> Option<&'static str> {
     let source = header(&rec, "source").unwrap_or(&rec.topic).to_owned();
     let (topic, partition, offset) = (rec.topic.as_str(), rec.partition, rec.offset);
-    match decode_with(&rec.value, &source, |ts| position_id(ts.timestamp_millis(), topic, partition, offset)) {
+    match decode_with(&rec.value, &source, |ts| {
+        position_id(ts.timestamp_millis(), topic, partition, offset)
+    }) {
         Ok(event) => {
             match event.body {
                 EventBody::Sale(sale) => batch.sales.push(LandedSale {
@@ -50,7 +52,10 @@ pub(super) fn add_record(batch: &mut LandingBatch, rec: ConsumedRecord) -> Optio
 }
 
 fn header<'a>(rec: &'a ConsumedRecord, key: &str) -> Option<&'a str> {
-    rec.headers.iter().find(|h| h.key == key).and_then(|h| std::str::from_utf8(&h.value).ok())
+    rec.headers
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| std::str::from_utf8(&h.value).ok())
 }
 
 /// A UUIDv7 for an event that came without an id, derived from its log position so that
@@ -58,7 +63,11 @@ fn header<'a>(rec: &'a ConsumedRecord, key: &str) -> Option<&'a str> {
 fn position_id(ts_ms: i64, topic: &str, partition: i32, offset: i64) -> Uuid {
     // FNV-1a over the position, then spread to 10 bytes: stable across builds and platforms.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in topic.bytes().chain(partition.to_le_bytes()).chain(offset.to_le_bytes()) {
+    for b in topic
+        .bytes()
+        .chain(partition.to_le_bytes())
+        .chain(offset.to_le_bytes())
+    {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     let spread = h.rotate_left(17).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -80,19 +89,31 @@ mod tests {
             timestamp_ms: 0,
             key: None,
             value: value.to_vec(),
-            headers: vec![retail_log::Header { key: "source".into(), value: b"pos".to_vec() }],
+            headers: vec![retail_log::Header {
+                key: "source".into(),
+                value: b"pos".to_vec(),
+            }],
         }
     }
 
     #[test]
     fn a_bad_record_becomes_a_dead_letter_with_its_position() {
         let mut batch = LandingBatch::default();
-        let kind = add_record(&mut batch, record(br#"{"store_id":1,"sku":2,"qty":"two","ts":1723456789000}"#, 17));
+        let kind = add_record(
+            &mut batch,
+            record(br#"{"store_id":1,"sku":2,"qty":"two","ts":1723456789000}"#, 17),
+        );
         assert_eq!(kind, Some("invalid_field"));
         let dl = &batch.dead_letters[0];
         assert_eq!(dl.reason, r#"qty: must be a non-zero integer, got "two""#);
-        assert_eq!(dl.origin.to_string(), "source pos, topic sales partition 3 offset 17");
-        assert_eq!(dl.raw, br#"{"store_id":1,"sku":2,"qty":"two","ts":1723456789000}"#);
+        assert_eq!(
+            dl.origin.to_string(),
+            "source pos, topic sales partition 3 offset 17"
+        );
+        assert_eq!(
+            dl.raw,
+            br#"{"store_id":1,"sku":2,"qty":"two","ts":1723456789000}"#
+        );
     }
 
     #[test]

@@ -96,7 +96,9 @@ impl LandingHandle {
 
     /// Latency percentiles recorded since start or the last [`Self::reset_latency`].
     pub fn latency(&self) -> LatencySummary {
-        let Ok(h) = self.shared.latency.lock() else { return LatencySummary::default() };
+        let Ok(h) = self.shared.latency.lock() else {
+            return LatencySummary::default();
+        };
         LatencySummary {
             count: h.len(),
             p50_ms: h.value_at_quantile(0.50) as f64,
@@ -130,7 +132,9 @@ impl LandingHandle {
     pub async fn wait_for(&self, targets: &HashMap<TopicPartition, i64>) {
         let mut rx = self.shared.committed.subscribe();
         let reached = |c: &HashMap<TopicPartition, i64>| {
-            targets.iter().all(|(tp, want)| *want <= 0 || c.get(tp).is_some_and(|got| got >= want))
+            targets
+                .iter()
+                .all(|(tp, want)| *want <= 0 || c.get(tp).is_some_and(|got| got >= want))
         };
         // An error means the landing is gone; the caller then sees its result.
         let _ = rx.wait_for(reached).await;
@@ -155,13 +159,23 @@ impl LandingHandle {
         self.shared.paused.subscribe()
     }
 
-    pub(super) fn record_commit(&self, records: usize, outcome: &BatchOutcome, offsets: &[(TopicPartition, i64)]) {
+    pub(super) fn record_commit(
+        &self,
+        records: usize,
+        outcome: &BatchOutcome,
+        offsets: &[(TopicPartition, i64)],
+    ) {
         let c = &self.shared.counters;
         c.batches.fetch_add(1, Ordering::Relaxed);
         c.records.fetch_add(records as u64, Ordering::Relaxed);
-        c.sales_landed.fetch_add(outcome.sales_inserted, Ordering::Relaxed);
-        c.events_landed.fetch_add(outcome.events_inserted, Ordering::Relaxed);
-        c.duplicates_skipped.fetch_add(outcome.sales_duplicates + outcome.events_duplicates, Ordering::Relaxed);
+        c.sales_landed
+            .fetch_add(outcome.sales_inserted, Ordering::Relaxed);
+        c.events_landed
+            .fetch_add(outcome.events_inserted, Ordering::Relaxed);
+        c.duplicates_skipped.fetch_add(
+            outcome.sales_duplicates + outcome.events_duplicates,
+            Ordering::Relaxed,
+        );
         c.dead_letters.fetch_add(outcome.dead_letters, Ordering::Relaxed);
         self.shared.committed.send_modify(|map| {
             for (tp, next) in offsets {

@@ -47,7 +47,14 @@ impl Landing {
         metrics: Metrics,
         health: Health,
     ) -> Self {
-        Self { log, store, config, metrics, health, handle: LandingHandle::default() }
+        Self {
+            log,
+            store,
+            config,
+            metrics,
+            health,
+            handle: LandingHandle::default(),
+        }
     }
 
     /// A handle for progress, waiting and pause/resume.
@@ -62,8 +69,16 @@ impl Landing {
         let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
         let consumer = self.log.consumer(&self.config.group, &topics).await?;
         let (tx, rx) = mpsc::channel::<LandingBatch>(1);
-        let reader = Reader { landing: &self, consumer, positions: HashMap::new(), tx };
-        let writer = Writer { landing: &self, last_log_commit: Instant::now() };
+        let reader = Reader {
+            landing: &self,
+            consumer,
+            positions: HashMap::new(),
+            tx,
+        };
+        let writer = Writer {
+            landing: &self,
+            last_log_commit: Instant::now(),
+        };
         let (read, write) = tokio::join!(reader.run(&shutdown), writer.run(rx, &shutdown));
         let result = read.and(write);
         match &result {
@@ -74,7 +89,11 @@ impl Landing {
     }
 
     async fn backoff(&self, attempt: u32) {
-        let ms = self.config.min_backoff_ms.saturating_mul(1 << attempt.min(16)).min(self.config.max_backoff_ms);
+        let ms = self
+            .config
+            .min_backoff_ms
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.config.max_backoff_ms);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 }
@@ -101,7 +120,10 @@ impl Reader<'_> {
                 drain_to = Some(ends(l, &self.positions).await?);
             }
             if let Some(ends) = &drain_to {
-                if ends.iter().all(|(tp, end)| self.positions.get(tp).is_some_and(|p| p >= end)) {
+                if ends
+                    .iter()
+                    .all(|(tp, end)| self.positions.get(tp).is_some_and(|p| p >= end))
+                {
                     info!(message = "landing drained the log, stopping");
                     return Ok(());
                 }
@@ -153,15 +175,22 @@ impl Reader<'_> {
     /// Seeks each newly assigned partition to the offset kept in the store.
     async fn assign(&mut self, tps: Vec<TopicPartition>) -> Result<()> {
         let l = self.landing;
-        let stored: HashMap<TopicPartition, i64> = retry(l, "read offsets", || l.store.offsets(&l.config.group))
-            .await?
-            .into_iter()
-            .collect();
+        let stored: HashMap<TopicPartition, i64> =
+            retry(l, "read offsets", || l.store.offsets(&l.config.group))
+                .await?
+                .into_iter()
+                .collect();
         let mut known = Vec::new();
         for tp in tps {
             let (low, _) = l.log.watermarks(&tp).await?;
             let start = match stored.get(&tp) {
-                Some(&next) if next < low => return Err(Error::OffsetsLost { tp, stored: next, low }),
+                Some(&next) if next < low => {
+                    return Err(Error::OffsetsLost {
+                        tp,
+                        stored: next,
+                        low,
+                    })
+                }
                 Some(&next) => {
                     self.consumer.seek(&tp, next)?;
                     known.push((tp.clone(), next));
@@ -175,19 +204,29 @@ impl Reader<'_> {
             self.positions.insert(tp, start);
         }
         l.handle.set_committed(&known);
-        info!(message = "landing assigned partitions", partitions = self.positions.len());
+        info!(
+            message = "landing assigned partitions",
+            partitions = self.positions.len()
+        );
         l.health.set(COMPONENT, State::Running, "");
         Ok(())
     }
 
     fn batch(&mut self, records: Vec<retail_log::ConsumedRecord>) -> LandingBatch {
         let l = self.landing;
-        let mut batch = LandingBatch { group: l.config.group.clone(), ..LandingBatch::default() };
+        let mut batch = LandingBatch {
+            group: l.config.group.clone(),
+            ..LandingBatch::default()
+        };
         let mut ranges: HashMap<TopicPartition, OffsetRange> = HashMap::new();
         for rec in records {
             let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
             let first = self.positions.get(&tp).copied().unwrap_or(rec.offset);
-            let range = ranges.entry(tp.clone()).or_insert(OffsetRange { tp, first, next: first });
+            let range = ranges.entry(tp.clone()).or_insert(OffsetRange {
+                tp,
+                first,
+                next: first,
+            });
             range.next = rec.offset + 1;
             if let Some(kind) = add_record(&mut batch, rec) {
                 l.metrics.dead_letters("landing", kind).inc();
@@ -216,8 +255,10 @@ impl Writer<'_> {
             l.metrics.landing_rows("events_raw"),
             l.metrics.landing_rows("dead_letters"),
         );
-        let (sales_dups, event_dups) =
-            (l.metrics.landing_duplicates("sales_raw"), l.metrics.landing_duplicates("events_raw"));
+        let (sales_dups, event_dups) = (
+            l.metrics.landing_duplicates("sales_raw"),
+            l.metrics.landing_duplicates("events_raw"),
+        );
         while let Some(batch) = rx.recv().await {
             let started = Instant::now();
             let Some(outcome) = self.write(&batch, shutdown).await? else {
@@ -227,7 +268,12 @@ impl Writer<'_> {
             };
             txn_seconds.observe(started.elapsed().as_secs_f64());
             let now_ms = Utc::now().timestamp_millis();
-            let lat = || batch.sales.iter().map(|s| (now_ms - s.ts.timestamp_millis()).max(0) as u64);
+            let lat = || {
+                batch
+                    .sales
+                    .iter()
+                    .map(|s| (now_ms - s.ts.timestamp_millis()).max(0) as u64)
+            };
             for ms in lat() {
                 latency.observe(ms as f64 / 1000.0);
             }
@@ -238,7 +284,8 @@ impl Writer<'_> {
             dead_rows.inc_by(outcome.dead_letters);
             sales_dups.inc_by(outcome.sales_duplicates);
             event_dups.inc_by(outcome.events_duplicates);
-            let offsets: Vec<(TopicPartition, i64)> = batch.offsets.iter().map(|r| (r.tp.clone(), r.next)).collect();
+            let offsets: Vec<(TopicPartition, i64)> =
+                batch.offsets.iter().map(|r| (r.tp.clone(), r.next)).collect();
             l.handle.record_commit(batch.len(), &outcome, &offsets);
             self.commit_to_log(false).await;
         }
@@ -256,12 +303,17 @@ impl Writer<'_> {
             match l.store.write_batch(batch).await {
                 Ok(outcome) => {
                     if attempt > 0 {
-                        info!(message = "store recovered, batch committed", attempts = attempt + 1);
+                        info!(
+                            message = "store recovered, batch committed",
+                            attempts = attempt + 1
+                        );
                         l.health.set(COMPONENT, State::Running, "");
                     }
                     return Ok(Some(outcome));
                 }
-                Err(retail_sink::Error::OffsetConflict { .. }) if attempt > 0 && self.committed_before(batch).await? => {
+                Err(retail_sink::Error::OffsetConflict { .. })
+                    if attempt > 0 && self.committed_before(batch).await? =>
+                {
                     // The previous attempt committed but its reply was lost with the connection.
                     warn!(message = "batch had committed before the connection dropped; counts of this batch are unknown");
                     return Ok(Some(BatchOutcome::default()));
@@ -273,7 +325,9 @@ impl Writer<'_> {
                     if shutdown.is_triggered() {
                         let since = *shutdown_started.get_or_insert_with(Instant::now);
                         if since.elapsed() > SHUTDOWN_RETRY_BUDGET {
-                            warn!(message = "store still failing at shutdown; unlanded records stay in the log");
+                            warn!(
+                                message = "store still failing at shutdown; unlanded records stay in the log"
+                            );
                             return Ok(None);
                         }
                     }
@@ -288,7 +342,8 @@ impl Writer<'_> {
     /// Whether the store's offsets already sit at the end of `batch`.
     async fn committed_before(&self, batch: &LandingBatch) -> Result<bool> {
         let l = self.landing;
-        let stored: HashMap<TopicPartition, i64> = l.store.offsets(&l.config.group).await?.into_iter().collect();
+        let stored: HashMap<TopicPartition, i64> =
+            l.store.offsets(&l.config.group).await?.into_iter().collect();
         Ok(batch.offsets.iter().all(|r| stored.get(&r.tp) == Some(&r.next)))
     }
 
@@ -322,7 +377,9 @@ async fn report_lag(l: &Landing, positions: &HashMap<TopicPartition, i64>) {
     for tp in positions.keys() {
         if let Ok((low, high)) = l.log.watermarks(tp).await {
             let done = committed.get(tp).copied().unwrap_or(low);
-            l.metrics.consumer_lag(&l.config.group, &tp.topic, tp.partition).set((high - done).max(0));
+            l.metrics
+                .consumer_lag(&l.config.group, &tp.topic, tp.partition)
+                .set((high - done).max(0));
             l.metrics.log_end_offset(&tp.topic, tp.partition).set(high);
         }
     }
