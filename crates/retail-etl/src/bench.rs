@@ -92,23 +92,20 @@ async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -
     let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
     let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
     let started = Instant::now();
-    for task in &mut p.source_tasks {
+    for task in std::mem::take(&mut p.source_tasks) {
         task.await.context("generator task")?.context("generator")?;
     }
     let ends = p.ends().await?;
+    let landing = p.landing.clone();
     tokio::select! {
-        () = p.landing.wait_for(&ends) => {}
-        r = &mut p.landing_task => anyhow::bail!("landing stopped early: {r:?}"),
+        () = landing.wait_for(&ends) => {}
+        e = p.landing_failed() => return Err(e),
     }
     let elapsed = started.elapsed();
     let latency = p.landing.latency();
     let landed = p.landing.progress();
     let peak_rss_mb = peak_rss_mb();
-    shutdown.trigger();
-    (&mut p.landing_task)
-        .await
-        .context("landing task")?
-        .context("landing")?;
+    p.stop().await?;
     anyhow::ensure!(
         landed.sales_landed + landed.duplicates_skipped + landed.dead_letters >= args.events,
         "only {} of {} events landed",

@@ -5,7 +5,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use retail_core::{Health, Metrics, Shutdown};
 use tracing::info;
 
@@ -45,14 +45,12 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     } else {
         until_stopped(&mut p, &shutdown).await
     };
-    shutdown.trigger();
-    let landed = (&mut p.landing_task).await.context("landing task")?;
+    let stopped = p.stop().await;
     if let Some(t) = progress {
         let _ = t.await;
     }
-    let _ = (&mut p.serve_task).await;
     outcome?;
-    landed.context("landing")?;
+    stopped?;
 
     let generated: u64 = p.generators.iter().map(|g| g.stats().generated).sum();
     let l = p.landing.progress();
@@ -66,18 +64,23 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
 
 /// `--events N`: sources finish, then the landing must reach the end of every partition.
 async fn until_all_landed(p: &mut Pipeline, shutdown: &Shutdown) -> Result<()> {
-    for task in &mut p.source_tasks {
+    let mut sources = std::mem::take(&mut p.source_tasks);
+    for task in &mut sources {
         tokio::select! {
             r = task => { r.context("source task")?.context("source")?; }
-            r = &mut p.landing_task => bail!("landing stopped early: {:?}", r),
-            () = shutdown.wait() => return Ok(()),
+            e = p.landing_failed() => return Err(e),
+            () = shutdown.wait() => {
+                p.source_tasks = sources;
+                return Ok(());
+            }
         }
     }
     let ends = p.ends().await?;
     info!(message = "sources done, waiting for the landing to reach the end of the log");
+    let landing = p.landing.clone();
     tokio::select! {
-        () = p.landing.wait_for(&ends) => Ok(()),
-        r = &mut p.landing_task => bail!("landing stopped early: {:?}", r),
+        () = landing.wait_for(&ends) => Ok(()),
+        e = p.landing_failed() => Err(e),
         () = shutdown.wait() => Ok(()),
     }
 }
@@ -86,7 +89,7 @@ async fn until_all_landed(p: &mut Pipeline, shutdown: &Shutdown) -> Result<()> {
 async fn until_stopped(p: &mut Pipeline, shutdown: &Shutdown) -> Result<()> {
     tokio::select! {
         () = shutdown.wait() => Ok(()),
-        r = &mut p.landing_task => bail!("landing stopped: {:?}", r),
+        e = p.landing_failed() => Err(e),
     }
 }
 

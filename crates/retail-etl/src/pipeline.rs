@@ -39,22 +39,30 @@ pub struct Pipeline {
     pub http: SocketAddr,
     /// The sources' tasks.
     pub source_tasks: Vec<SourceTask>,
-    /// The landing's task.
-    pub landing_task: JoinHandle<retail_process::Result<()>>,
+    /// The landing's task; `None` once it was awaited.
+    pub landing_task: Option<JoinHandle<retail_process::Result<()>>>,
     /// The HTTP server's task.
     pub serve_task: JoinHandle<std::io::Result<()>>,
+    /// Stops the sources (the caller's signal: Ctrl-C, --duration, done).
+    sources_stop: Shutdown,
+    /// Tells the landing to drain the log and stop; only after every source stopped.
+    landing_stop: Shutdown,
+    /// Stops the HTTP server, last.
+    serve_stop: Shutdown,
     /// Partitions of every data topic.
     pub partitions: Vec<TopicPartition>,
 }
 
-/// Starts every stage of `config`.
+/// Starts every stage of `config`. `shutdown` stops the sources; [`Pipeline::stop`] then stops
+/// the rest in order.
 pub async fn start(
     config: &Config,
     metrics: Metrics,
     health: Health,
     shutdown: Shutdown,
 ) -> Result<Pipeline> {
-    let (http, serve_task) = serve(config, &metrics, &health, &shutdown).await?;
+    let (landing_stop, serve_stop) = (Shutdown::new(), Shutdown::new());
+    let (http, serve_task) = serve(config, &metrics, &health, &serve_stop).await?;
     let log = log(config, &health).await?;
     let store = sink(config, &health, &shutdown).await?;
     let landing = Landing::new(
@@ -65,7 +73,7 @@ pub async fn start(
         health.clone(),
     );
     let landing_handle = landing.handle();
-    let landing_task = tokio::spawn(process(landing, shutdown.clone()));
+    let landing_task = Some(tokio::spawn(process(landing, landing_stop.clone())));
     let (generators, source_tasks) = sources(config, &log, &metrics, &health, &shutdown)?;
     let mut partitions = Vec::new();
     for topic in topics::ALL {
@@ -82,6 +90,9 @@ pub async fn start(
         source_tasks,
         landing_task,
         serve_task,
+        sources_stop: shutdown,
+        landing_stop,
+        serve_stop,
         partitions,
     })
 }
@@ -211,6 +222,47 @@ impl View {
 }
 
 impl Pipeline {
+    /// Stops in the order data flows, so that everything acknowledged lands: the sources stop
+    /// and are awaited (their last append may still be in flight), then the landing drains the
+    /// log to its end and stops, then the server. Returns the first error of any stage.
+    pub async fn stop(&mut self) -> Result<()> {
+        self.sources_stop.trigger();
+        let mut first: Option<anyhow::Error> = None;
+        for task in self.source_tasks.drain(..) {
+            match task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => _ = first.get_or_insert(anyhow::Error::new(e).context("source")),
+                Err(e) => _ = first.get_or_insert(anyhow::Error::new(e).context("source task")),
+            }
+        }
+        self.landing_stop.trigger();
+        if let Some(task) = self.landing_task.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => _ = first.get_or_insert(anyhow::Error::new(e).context("landing")),
+                Err(e) => _ = first.get_or_insert(anyhow::Error::new(e).context("landing task")),
+            }
+        }
+        self.serve_stop.trigger();
+        let _ = (&mut self.serve_task).await;
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Resolves when the landing task ended on its own (it only does on an error it cannot
+    /// retry), returning why. Pending forever once the task was taken.
+    pub async fn landing_failed(&mut self) -> anyhow::Error {
+        let Some(task) = self.landing_task.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = task.await;
+        self.landing_task = None;
+        match result {
+            Ok(Ok(())) => anyhow::anyhow!("landing stopped unexpectedly"),
+            Ok(Err(e)) => anyhow::Error::new(e).context("landing"),
+            Err(e) => anyhow::Error::new(e).context("landing task"),
+        }
+    }
+
     /// A view for progress reporting.
     pub fn view(&self) -> View {
         View {
