@@ -120,7 +120,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::CheckConfig { config } => {
             let config = Config::load(Some(&config))?;
             config.validate()?;
-            println!("{}", config.to_toml()?);
+            println!("{}", config.to_json()?);
             eprintln!("{}: OK", config_path_display(&config));
             Ok(())
         }

@@ -233,8 +233,8 @@ impl Config {
         }
     }
 
-    /// The effective configuration, for `check-config`.
-    pub fn to_toml(&self) -> Result<String> {
+    /// The effective configuration as JSON, for `check-config`.
+    pub fn to_json(&self) -> Result<String> {
         Ok(serde_json::to_string_pretty(self)?)
     }
 }

@@ -57,7 +57,9 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// every record is older (Kafka's `offsetsForTimes`).
     async fn offset_for_timestamp(&self, tp: &TopicPartition, timestamp_ms: i64) -> Result<Option<i64>>;
 
-    /// Stores a consumer group's next offsets (advisory here: for lag monitoring and tools).
+    /// Stores a consumer group's next offsets. Consumers whose offsets of record live elsewhere
+    /// (the landing keeps them in the store) still commit here: for lag tools, and because the
+    /// embedded backend's retention never deletes what a committed group has not consumed.
     async fn commit_offsets(&self, group: &str, offsets: &[(TopicPartition, i64)]) -> Result<()>;
 
     /// A consumer group's committed next offsets, `None` where the group has none.
