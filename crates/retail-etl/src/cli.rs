@@ -41,10 +41,12 @@ pub struct DemoArgs {
     /// Optional configuration file; the flags below override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Generated events per second (0 = as fast as possible).
+    /// Generated events per second (0 = as fast as possible). Default 50, or as fast as
+    /// possible with `--events`.
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Generate exactly N events, wait until all have landed, print a summary and exit.
+    /// Generate exactly N events (as fast as possible unless `--rate` is given), wait until
+    /// all have landed, print a summary and exit.
     #[arg(long)]
     pub events: Option<u64>,
     /// Stop after this many seconds.

@@ -156,8 +156,12 @@ impl Config {
         }
         for source in &mut config.sources {
             let SourceConfig::Generator(g) = source;
-            if let Some(v) = args.rate {
-                g.rate = v;
+            // A fixed count is a job to finish, not a stream to watch: unless a rate is given,
+            // run it as fast as the pipeline goes.
+            match (args.rate, args.events) {
+                (Some(v), _) => g.rate = v,
+                (None, Some(_)) => g.rate = 0.0,
+                (None, None) => {}
             }
             if args.events.is_some() {
                 g.events = args.events;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{demo_args, summary, CuttableProxy, Running, TestStore};
+use common::{demo_args, CuttableProxy, Running, TestStore};
 
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -37,14 +37,7 @@ async fn ctrl_c_lands_everything_acknowledged(store: TestStore) {
     assert!(demo.metric("retail_source_accepted_events_total{source=\"generator\"}") > 0.0);
     assert!(demo.metric("retail_event_to_store_latency_seconds_count{table=\"sales_raw\"}") > 0.0);
 
-    let out = demo.interrupt();
-    assert!(
-        out.status.success(),
-        "exit {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = summary(&out);
+    let s = demo.interrupt_to_summary();
     assert_eq!(
         s["landed"], s["generated"],
         "everything acknowledged must land before exit: {s:?}"
@@ -99,14 +92,7 @@ async fn postgres_outage_is_retried_and_nothing_is_skipped() {
         demo.metric("retail_landing_rows_total{table=\"sales_raw\"}") > landed_during + 4_000.0
     });
 
-    let out = demo.interrupt();
-    assert!(
-        out.status.success(),
-        "exit {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = summary(&out);
+    let s = demo.interrupt_to_summary();
     let generated: usize = s["generated"].parse().expect("number");
     let landed = store.sales_ids().await.len();
     assert_eq!(

@@ -328,6 +328,18 @@ impl Running {
         self.interrupt_inner()
     }
 
+    /// Ctrl-C, a clean exit, and the summary line's `key=value` pairs.
+    pub fn interrupt_to_summary(self) -> std::collections::HashMap<String, String> {
+        let out = self.interrupt();
+        assert!(
+            out.status.success(),
+            "exit {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        summary(&out)
+    }
+
     fn interrupt_inner(&mut self) -> Output {
         let status = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])

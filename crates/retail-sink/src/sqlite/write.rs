@@ -11,11 +11,35 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::sqlite_error;
-use super::rows::{ts_text, OwnedBatch, Sales};
+use super::rows::{ts_text, OwnedBatch, SaleRow, Sales};
 use crate::{BatchOutcome, Error, Result};
 
 const INSERT_SALE: &str = "INSERT INTO sales_raw (event_id, kind, store_id, sku, qty, unit_price, \
      seller_id, ts, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// Binds one sale to an INSERT with the columns of [`INSERT_SALE`]. The write path and the bare
+/// baseline share it, so both write exactly the same values.
+fn insert_sale(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    s: &SaleRow,
+    source: &str,
+    id_buf: &mut [u8; 36],
+    ts_buf: &mut String,
+) -> rusqlite::Result<usize> {
+    let id = &*s.event_id.hyphenated().encode_lower(id_buf);
+    ts_text(&s.ts, ts_buf);
+    stmt.execute(params![
+        id,
+        s.kind,
+        s.store_id,
+        s.sku,
+        s.qty,
+        s.unit_price,
+        s.seller_id,
+        ts_buf.as_str(),
+        source
+    ])
+}
 
 /// Writes `b` in one transaction.
 pub(super) fn write_batch(conn: &mut Connection, path: &str, b: &OwnedBatch) -> Result<BatchOutcome> {
@@ -81,20 +105,8 @@ pub(super) fn write_batch(conn: &mut Connection, path: &str, b: &OwnedBatch) -> 
         }
         for i in b.sales.index_order(new) {
             let Some(s) = b.sales.rows.get(i) else { continue };
-            let id = &*s.event_id.hyphenated().encode_lower(&mut id_buf);
-            ts_text(&s.ts, &mut ts_buf);
-            sale.execute(params![
-                id,
-                s.kind,
-                s.store_id,
-                s.sku,
-                s.qty,
-                s.unit_price,
-                s.seller_id,
-                ts_buf,
-                b.sales.source(s)
-            ])
-            .map_err(err("INSERT INTO sales_raw"))?;
+            insert_sale(&mut sale, s, b.sales.source(s), &mut id_buf, &mut ts_buf)
+                .map_err(err("INSERT INTO sales_raw"))?;
             outcome.sales_inserted += 1;
         }
         let mut event = tx
@@ -241,20 +253,8 @@ fn bare_chunks(conn: &mut Connection, path: &str, sales: &Sales, batch_rows: usi
             }
             for i in chunk_rows.index_order(ids) {
                 let Some(s) = chunk_rows.rows.get(i) else { continue };
-                let id = &*s.event_id.hyphenated().encode_lower(&mut id_buf);
-                ts_text(&s.ts, &mut ts_buf);
-                sale.execute(params![
-                    id,
-                    s.kind,
-                    s.store_id,
-                    s.sku,
-                    s.qty,
-                    s.unit_price,
-                    s.seller_id,
-                    ts_buf,
-                    sales.source(s)
-                ])
-                .map_err(err("INSERT INTO bench_bare_sales_raw"))?;
+                insert_sale(&mut sale, s, sales.source(s), &mut id_buf, &mut ts_buf)
+                    .map_err(err("INSERT INTO bench_bare_sales_raw"))?;
             }
         }
         tx.commit().map_err(err("COMMIT"))?;
