@@ -449,7 +449,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Fsyncs the files written this round (under `every_batch` nothing else is unsynced).
+    /// Fsyncs every partition written since its last fsync (under `every_batch`, exactly the
+    /// files written this round).
     fn sync_touched(&mut self) -> Result<(), RoundError> {
         let mut states: Vec<&mut WriteState> = self
             .states
@@ -460,15 +461,9 @@ impl Writer {
         self.fsync.sync(&mut states)
     }
 
-    /// Fsyncs every partition written since its last fsync.
+    /// Fsyncs every partition written since its last fsync, and stops the writer if that fails.
     fn sync_all(&mut self) -> Result<(), RoundError> {
-        let mut states: Vec<&mut WriteState> = self
-            .states
-            .iter_mut()
-            .filter_map(|s| s.as_mut())
-            .filter(|s| s.unsynced)
-            .collect();
-        let result = self.fsync.sync(&mut states);
+        let result = self.sync_touched();
         if let Err(e) = &result {
             self.fail(e);
         }
