@@ -60,6 +60,9 @@ struct Inner {
     landing_duplicates: Family<Labels, Counter>,
     landing_txn_seconds: Histogram,
     dead_letters: Family<Labels, Counter>,
+    late_events: Family<Labels, Counter>,
+    join_misses: Family<Labels, Counter>,
+    watermark: Family<Labels, Gauge<f64, AtomicU64>>,
     event_to_store_seconds: HistogramFamily,
     uptime_seconds: Gauge<f64, AtomicU64>,
 }
@@ -88,6 +91,9 @@ impl Metrics {
         let landing_duplicates = Family::default();
         let landing_txn_seconds = txn_histogram();
         let dead_letters = Family::default();
+        let late_events = Family::default();
+        let join_misses = Family::default();
+        let watermark = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let event_to_store_seconds = HistogramFamily::new_with_constructor(latency_histogram);
         let uptime_seconds = Gauge::default();
 
@@ -165,6 +171,22 @@ impl Metrics {
             "Inputs sent to the dead-letter path, by stage and kind",
             dead_letters.clone(),
         );
+        r.register(
+            "late_events",
+            "Events that arrived after their window closed, by aggregate and reason (recorded in late_events, or applied as a correction)",
+            late_events.clone(),
+        );
+        r.register(
+            "join_misses",
+            "Events aggregated with an unknown catalog row (city, seller...), by topic",
+            join_misses.clone(),
+        );
+        r.register_with_unit(
+            "event_time_watermark_timestamp",
+            "Combined event-time watermark of a consumer group (windows ending before it, plus grace, are final), as a Unix time",
+            Unit::Seconds,
+            watermark.clone(),
+        );
         r.register_with_unit(
             "event_to_store_latency",
             "From event time to committed in the store",
@@ -200,6 +222,9 @@ impl Metrics {
                 landing_duplicates,
                 landing_txn_seconds,
                 dead_letters,
+                late_events,
+                join_misses,
+                watermark,
                 event_to_store_seconds,
                 uptime_seconds,
             }),
@@ -314,6 +339,33 @@ impl Metrics {
         self.inner
             .dead_letters
             .get_or_create(&vec![("stage", stage.to_owned()), ("kind", kind.to_owned())])
+            .clone()
+    }
+
+    /// Late events by aggregate and reason (`recorded`, `applied`).
+    pub fn late_events(&self, aggregate: &str, reason: &str) -> Counter {
+        self.inner
+            .late_events
+            .get_or_create(&vec![
+                ("aggregate", aggregate.to_owned()),
+                ("reason", reason.to_owned()),
+            ])
+            .clone()
+    }
+
+    /// Events aggregated although a catalog row they join was missing, by topic.
+    pub fn join_misses(&self, topic: &str) -> Counter {
+        self.inner
+            .join_misses
+            .get_or_create(&vec![("topic", topic.to_owned())])
+            .clone()
+    }
+
+    /// The combined event-time watermark of a consumer group, Unix seconds.
+    pub fn event_time_watermark(&self, group: &str) -> Gauge<f64, AtomicU64> {
+        self.inner
+            .watermark
+            .get_or_create(&vec![("group", group.to_owned())])
             .clone()
     }
 

@@ -86,6 +86,7 @@ async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -
     config.store.url = Some(store.url.clone());
     config.serve.listen = "127.0.0.1:0".parse()?;
     config.landing.max_batch_records = args.batch;
+    config.processing.builtin_aggregates = !args.no_aggregates;
     config.sources.push(SourceConfig::Generator(generator.clone()));
     config.validate()?;
 

@@ -33,6 +33,8 @@ enum Command {
     },
     /// Measures landing throughput, latency and memory against the store's bare bulk-load rate.
     Bench(BenchArgs),
+    /// Rebuild the aggregates from the log into fresh `<name><suffix>` tables.
+    Replay(ReplayArgs),
 }
 
 /// Flags of `demo`.
@@ -82,6 +84,30 @@ pub struct DemoArgs {
 }
 
 /// Flags of `bench`.
+/// `replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Configuration file (its aggregates, store and log).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Start at this offset of every data partition, or at this RFC 3339 time; default: the
+    /// beginning of the log.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Appended to each aggregate's name to name its fresh table.
+    #[arg(long, default_value = "_replay")]
+    pub suffix: String,
+    /// Store URL (overrides the configuration).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Log URL (overrides the configuration).
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Data directory (overrides the configuration).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Store URL to land into (default sqlite://<data-dir>/bench.db). For PostgreSQL the bench
@@ -107,6 +133,9 @@ pub struct BenchArgs {
     /// Also write the JSON result to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Land raw rows only, without the built-in aggregates (to measure what they cost).
+    #[arg(long)]
+    pub no_aggregates: bool,
 }
 
 pub async fn dispatch(cli: Cli) -> Result<()> {
@@ -127,6 +156,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Replay(args) => crate::replay::run(args).await,
     }
 }
 

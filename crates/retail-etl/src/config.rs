@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use retail_log::embedded::EmbeddedConfig;
 use retail_log::LogUrl;
+use retail_process::aggregate::{self, AggregateSpec, Compiled, ProcessingConfig};
 use retail_process::LandingConfig;
 use retail_sink::StoreUrl;
 use retail_source::generator::GeneratorConfig;
@@ -29,6 +30,12 @@ pub struct Config {
     pub store: StoreConfig,
     /// The raw landing from log to store.
     pub landing: LandingConfig,
+    /// Watermarks, idleness and the catalog join (`[processing]`).
+    pub processing: ProcessingConfig,
+    /// Your own aggregates, each a `[[aggregates]]` block (see `config/retail.example.toml`),
+    /// run besides the built-in four unless `processing.builtin_aggregates = false`. Kept as
+    /// raw tables here so an error can name the aggregate, not its position.
+    pub aggregates: Vec<figment::value::Dict>,
     /// The HTTP server.
     pub serve: ServeConfig,
     /// Sources, each a `[[sources]]` block with a `type`.
@@ -99,6 +106,8 @@ impl Default for Config {
             log: LogConfig::default(),
             store: StoreConfig::default(),
             landing: LandingConfig::default(),
+            processing: ProcessingConfig::default(),
+            aggregates: Vec::new(),
             serve: ServeConfig::default(),
             sources: Vec::new(),
             source_file: None,
@@ -218,7 +227,36 @@ impl Config {
             g.validate()
                 .with_context(|| format!("[[sources]] block {i} (type generator) in {file}"))?;
         }
+        self.aggregates()
+            .with_context(|| format!("[[aggregates]] in {file}"))?;
         Ok(())
+    }
+
+    /// The aggregates to run: the built-in four (unless switched off), then `[[aggregates]]`,
+    /// compiled and checked.
+    pub fn aggregates(&self) -> Result<Vec<Compiled>> {
+        let mut specs = if self.processing.builtin_aggregates {
+            aggregate::spec::builtin()
+        } else {
+            Vec::new()
+        };
+        for (i, raw) in self.aggregates.iter().enumerate() {
+            let name = match raw.get("name") {
+                Some(figment::value::Value::String(_, n)) => format!("{n:?}"),
+                _ => format!("#{i} (it has no name)"),
+            };
+            let spec: AggregateSpec =
+                figment::value::Value::from(raw.clone())
+                    .deserialize()
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "aggregate {name}: {}",
+                            e.to_string().replace(" for key \"default\"", "")
+                        )
+                    })?;
+            specs.push(spec);
+        }
+        aggregate::compile(&specs).map_err(|e| anyhow::anyhow!(e))
     }
 
     /// The log URL, defaulting to the embedded log under `data_dir`.
@@ -301,6 +339,47 @@ mod tests {
 
         let missing = Config::load(Some(&dir.path().join("nope.toml"))).expect_err("missing file");
         assert!(missing.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn a_bad_aggregate_fails_at_start_naming_the_aggregate_and_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bad = dir.path().join("agg.toml");
+        let block = |body: &str| {
+            format!("[[aggregates]]\nname = \"per_sku\"\ngroup_by = [\"sku\"]\n{body}\nmeasures = [{{ name = \"n\", fn = \"count\" }}]\n")
+        };
+        std::fs::write(
+            &bad,
+            block("window = { kind = \"tumbling\", size = \"1m\" }\ngrup = 1"),
+        )
+        .expect("write");
+        let err = format!("{:#}", Config::load(Some(&bad)).expect_err("unknown key"));
+        assert!(
+            err.contains("aggregate \"per_sku\"") && err.contains("grup") && err.contains("agg.toml"),
+            "{err}"
+        );
+
+        std::fs::write(&bad, block("window = { kind = \"sliding\", size = \"1m\" }")).expect("write");
+        let err = format!("{:#}", Config::load(Some(&bad)).expect_err("bad window kind"));
+        assert!(
+            err.contains("aggregate \"per_sku\"") && err.contains("sliding"),
+            "{err}"
+        );
+
+        std::fs::write(&bad, block("window = { kind = \"tumbling\", size = \"0s\" }")).expect("write");
+        let err = format!("{:#}", Config::load(Some(&bad)).expect_err("zero window"));
+        assert!(err.contains("aggregate \"per_sku\": window.size"), "{err}");
+
+        std::fs::write(&bad, block("window = { kind = \"tumbling\", size = \"1m\" }")).expect("write");
+        let ok = Config::load(Some(&bad)).expect("a good aggregate loads");
+        let names: Vec<String> = ok
+            .aggregates()
+            .expect("compiles")
+            .iter()
+            .map(|a| a.name.to_string())
+            .collect();
+        assert_eq!(names.last().map(String::as_str), Some("per_sku"));
+        assert_eq!(names.len(), 5, "the four built-ins come first");
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod cli;
 mod config;
 mod demo;
 mod pipeline;
+mod replay;
 
 use clap::Parser;
 

@@ -15,7 +15,8 @@ use retail_core::event::topics;
 use retail_core::health::State;
 use retail_core::{Health, Metrics, Shutdown, TopicPartition};
 use retail_log::Log;
-use retail_process::{Landing, LandingHandle};
+use retail_process::aggregate::{DedupScope, Engine};
+use retail_process::{Landing, LandingConfig, LandingHandle};
 use retail_serve::ServeState;
 use retail_sink::{Store, StoreUrl};
 use retail_source::generator::{GeneratorHandle, GeneratorSource, GeneratorStats};
@@ -65,15 +66,8 @@ pub async fn start(
     let (http, serve_task) = serve(config, &metrics, &health, &serve_stop).await?;
     let log = log(config, &health).await?;
     let store = sink(config, &health, &shutdown).await?;
-    let landing = Landing::new(
-        log.clone(),
-        store.clone(),
-        config.landing.clone(),
-        metrics.clone(),
-        health.clone(),
-    );
-    let landing_handle = landing.handle();
-    let landing_task = Some(tokio::spawn(process(landing, landing_stop.clone())));
+    let (landing_handle, landing_task) = process(config, &log, &store, &metrics, &health, &landing_stop)?;
+    let landing_task = Some(landing_task);
     let (generators, source_tasks) = sources(config, &log, &metrics, &health, &shutdown)?;
     let mut partitions = Vec::new();
     for topic in topics::ALL {
@@ -123,7 +117,7 @@ fn sources(
 }
 
 /// (2) The log, with every data topic created (or checked) at the configured partition count.
-async fn log(config: &Config, health: &Health) -> Result<Arc<dyn Log>> {
+pub(crate) async fn log(config: &Config, health: &Health) -> Result<Arc<dyn Log>> {
     health.set("log", State::Starting, "opening");
     let url = config.log_url()?;
     let log = retail_log::open(&url, &config.log.embedded)
@@ -138,14 +132,70 @@ async fn log(config: &Config, health: &Health) -> Result<Arc<dyn Log>> {
     Ok(log)
 }
 
-/// (3) Processing: the raw landing.
-async fn process(landing: Landing, shutdown: Shutdown) -> retail_process::Result<()> {
-    landing.run(shutdown).await
+/// (3) Processing: the landing of the data topics with the aggregates, and the landing of the
+/// catalog topic in its own consumer group (so that every instance's join sees the whole
+/// catalog, ADR 0004). They share one handle: progress, committed offsets and pause.
+fn process(
+    config: &Config,
+    log: &Arc<dyn Log>,
+    store: &Arc<dyn Store>,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: &Shutdown,
+) -> Result<(LandingHandle, JoinHandle<retail_process::Result<()>>)> {
+    let engine = Engine::new(config.aggregates()?, &config.processing, DedupScope::Batch);
+    // The catalog topic belongs to the catalog group even if `landing.topics` lists it.
+    let data_config = LandingConfig {
+        topics: config
+            .landing
+            .topics
+            .iter()
+            .filter(|t| *t != topics::CATALOG)
+            .cloned()
+            .collect(),
+        ..config.landing.clone()
+    };
+    let data = Landing::new(
+        log.clone(),
+        store.clone(),
+        data_config,
+        metrics.clone(),
+        health.clone(),
+    )
+    .with_engine(engine, config.processing.clone());
+    let handle = data.handle();
+    let catalog_config = LandingConfig {
+        group: format!("{}.catalog", config.landing.group),
+        topics: vec![topics::CATALOG.to_owned()],
+        ..config.landing.clone()
+    };
+    let catalog = Landing::new(
+        log.clone(),
+        store.clone(),
+        catalog_config,
+        metrics.clone(),
+        health.clone(),
+    )
+    .with_handle(handle.clone())
+    .with_engine(
+        Engine::new(Vec::new(), &config.processing, DedupScope::Batch),
+        config.processing.clone(),
+    );
+    // Registered before the tasks run, so `/health` lists the landings from the first answer.
+    for landing in [&data, &catalog] {
+        health.set(&landing.component(), State::Starting, "starting");
+    }
+    let shutdown = shutdown.clone();
+    let task = tokio::spawn(async move {
+        // The first failure ends both: a landing that cannot go on must be seen at once.
+        tokio::try_join!(data.run(shutdown.clone()), catalog.run(shutdown)).map(|_| ())
+    });
+    Ok((handle, task))
 }
 
 /// (4) The store. An unreachable store is retried until shutdown: it is infrastructure, and
 /// the log holds the data meanwhile.
-async fn sink(config: &Config, health: &Health, shutdown: &Shutdown) -> Result<Arc<dyn Store>> {
+pub(crate) async fn sink(config: &Config, health: &Health, shutdown: &Shutdown) -> Result<Arc<dyn Store>> {
     let url = config.store_url()?;
     if let StoreUrl::Sqlite(path) = &url {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -2,13 +2,14 @@
 //! generates and lands, restarted with the same seed, and finally run to the end. The store must
 //! then hold every distinct event_id the seed generates, once, and nothing else; every bad record
 //! must be a dead letter exactly once per log record; and re-running the seed changes nothing.
-//! The same test body runs against SQLite and the real PostgreSQL.
+//! The aggregate tables must then equal their SQL recomputation and `late_events` the log's
+//! late events. The same test body runs against SQLite and the real PostgreSQL.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{summary, Run, TestStore};
+use common::{oracle, summary, Run, TestStore};
 use rand::Rng;
 
 const KILLS: usize = 6;
@@ -61,6 +62,22 @@ async fn exactly_once_across_kill_9(store: TestStore) {
     let again = summary(&run.run_to_end(&store));
     assert_eq!(again["landed"], "0", "{again:?}");
     assert_eq!(store.sales_ids().await.len(), expected.len());
+
+    // The aggregates survived the kills too: each equals SQL over the exactly-once raw rows,
+    // and the late events are exactly those the log says were late.
+    let checked = oracle::assert_aggregates_match_sql(&store).await;
+    assert!(checked > 0);
+    let late = oracle::late_events(&store).await;
+    let expected_late = oracle::expected_late_from_log(store.data_dir(), 4).await;
+    assert_eq!(
+        late.len(),
+        expected_late.len(),
+        "late_events differs from the log: {:?}",
+        late.symmetric_difference(&expected_late)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(late, expected_late);
     store.drop().await;
 }
 

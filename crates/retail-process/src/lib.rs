@@ -10,8 +10,9 @@
 //!   become dead letters in that same transaction.
 //! - [`error`]: the crate's error.
 
+pub mod aggregate;
 mod error;
 pub mod landing;
 
 pub use error::{Error, Result};
-pub use landing::{Landing, LandingConfig, LandingHandle, LandingProgress};
+pub use landing::{Landing, LandingConfig, LandingHandle, LandingProgress, StartAt};

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use retail_core::{DeadLetter, Sale, TopicPartition};
 use uuid::Uuid;
 
+use crate::derived::SharedDerived;
+
 /// A sale, return or void ready for `sales_raw`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LandedSale {
@@ -58,6 +60,8 @@ pub struct LandingBatch {
     pub dead_letters: Vec<DeadLetter>,
     /// Offsets covered, one entry per partition touched.
     pub offsets: Vec<OffsetRange>,
+    /// What stream processing derived from the batch, written in the same transaction.
+    pub derived: SharedDerived,
 }
 
 impl LandingBatch {
@@ -85,4 +89,8 @@ pub struct BatchOutcome {
     pub events_duplicates: u64,
     /// Rows added to `dead_letters`.
     pub dead_letters: u64,
+    /// Aggregate rows inserted or updated.
+    pub aggregate_rows: u64,
+    /// Rows added to `late_events`.
+    pub late_events: u64,
 }

@@ -19,6 +19,7 @@
 
 pub mod batch;
 mod dedup;
+pub mod derived;
 mod error;
 pub mod postgres;
 pub mod sqlite;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 pub use batch::{BatchOutcome, LandedEvent, LandedSale, LandingBatch, OffsetRange};
+pub use derived::{AggregateTable, CatalogRow, CatalogSnapshot, Derived, PartitionWatermark};
 pub use error::{Error, Result};
 use retail_core::TopicPartition;
 
@@ -41,6 +43,8 @@ pub enum Table {
     EventsRaw,
     /// Rejected input.
     DeadLetters,
+    /// Events that missed a closed window.
+    LateEvents,
 }
 
 impl Table {
@@ -50,6 +54,7 @@ impl Table {
             Self::SalesRaw => "sales_raw",
             Self::EventsRaw => "events_raw",
             Self::DeadLetters => "dead_letters",
+            Self::LateEvents => "late_events",
         }
     }
 }
@@ -62,14 +67,32 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn kind(&self) -> &'static str;
 
     /// Writes the batch in one transaction: new sales into `sales_raw`, other new events into
-    /// `events_raw`, every dead letter into `dead_letters`, and each [`OffsetRange::next`] into
-    /// `consumer_offsets`. An event whose `event_id` already landed (in an earlier batch or
+    /// `events_raw`, every dead letter into `dead_letters`, each [`OffsetRange::next`] into
+    /// `consumer_offsets`, and the batch's [`Derived`] data: the contributions of new events
+    /// folded into the aggregate tables, late events of new events into `late_events`, the
+    /// partition watermarks and the catalog dimensions. An event whose `event_id` already landed (in an earlier batch or
     /// earlier in this one) is skipped and counted as a duplicate.
     ///
     /// Fencing: if the stored next offset of a partition is not the batch's
     /// [`OffsetRange::first`] (someone else moved it), nothing is written and
     /// [`Error::OffsetConflict`] is returned. A partition with no stored offset accepts any start.
     async fn write_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome>;
+
+    /// Creates the aggregate tables (and their ranking views) that do not exist yet, checks
+    /// that those that exist have the columns the definitions need, and remembers the list:
+    /// [`derived::Contribution::table`] indexes it. Call before the first batch carrying
+    /// contributions.
+    async fn prepare_aggregates(&self, tables: &[AggregateTable]) -> Result<()>;
+
+    /// Removes `tables` (with their views and side tables), their rows of `late_events`, and
+    /// the offsets and watermarks of `group`: a clean slate for rebuilding them by replay.
+    async fn reset_aggregates(&self, tables: &[AggregateTable], group: &str) -> Result<()>;
+
+    /// A consumer group's partition watermark state, as the last committed batch left it.
+    async fn watermarks(&self, group: &str) -> Result<Vec<PartitionWatermark>>;
+
+    /// The catalog dimensions.
+    async fn catalog(&self) -> Result<CatalogSnapshot>;
 
     /// The next offsets of record of a consumer group.
     async fn offsets(&self, group: &str) -> Result<Vec<(TopicPartition, i64)>>;

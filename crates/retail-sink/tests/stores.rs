@@ -36,6 +36,10 @@ macro_rules! suite {
             crate::behaviour::concurrent_writers_one_wins($fixture).await
         }
         #[tokio::test]
+        async fn aggregates_take_each_event_once() {
+            crate::behaviour::aggregates_take_each_event_once($fixture).await
+        }
+        #[tokio::test]
         async fn reopen_keeps_data() {
             crate::behaviour::reopen_keeps_data($fixture).await
         }
@@ -116,7 +120,7 @@ mod pg {
             .await
             .expect("migrations")
             .get(0);
-        assert_eq!(versions, 1);
+        assert_eq!(versions, 2, "0001_init and 0002_processing, each recorded once");
         let ledger: i64 = client
             .query_one("SELECT count(*) FROM landed_event_ids", &[])
             .await
@@ -183,6 +187,7 @@ mod pg {
             events: vec![order(id[1], at)],
             dead_letters: vec![dead_letter(&p, 0, "nul \0 in text")],
             offsets: vec![range(&p, 0, 1)],
+            ..Default::default()
         };
         let err = store
             .write_batch(&bad)

@@ -39,8 +39,11 @@ impl Default for LandingConfig {
     fn default() -> Self {
         Self {
             group: "landing".to_owned(),
+            // The catalog topic is landed by its own group (`<group>.catalog`), so every
+            // instance's join sees the whole catalog (ADR 0004).
             topics: retail_core::event::topics::ALL
                 .iter()
+                .filter(|t| **t != retail_core::event::topics::CATALOG)
                 .map(|t| (*t).to_owned())
                 .collect(),
             ..Self::defaults()

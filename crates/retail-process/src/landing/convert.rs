@@ -1,19 +1,41 @@
 //! One log record -> a row for the store or a dead letter.
 
 use chrono::Utc;
-use retail_core::{decode_with, DeadLetter, EventBody, Origin, TopicPartition};
+use retail_core::{decode_with, DeadLetter, DecodeError, Event, EventBody, Origin, TopicPartition};
 use retail_log::ConsumedRecord;
 use retail_sink::{LandedEvent, LandedSale, LandingBatch};
 use uuid::Uuid;
 
-/// Adds one record to the batch: a sale row, another event's row, or a dead letter.
-/// Returns the dead letter's kind when the record was rejected.
-pub(super) fn add_record(batch: &mut LandingBatch, rec: ConsumedRecord) -> Option<&'static str> {
+/// A record read from the log and decoded, with where it came from.
+#[derive(Debug)]
+pub(super) struct Decoded {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub source: String,
+    pub raw: Vec<u8>,
+    pub result: Result<Event, DecodeError>,
+}
+
+/// Decodes one record. A missing `event_id` is derived from the record's position.
+pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
     let source = header(&rec, "source").unwrap_or(&rec.topic).to_owned();
     let (topic, partition, offset) = (rec.topic.as_str(), rec.partition, rec.offset);
-    match decode_with(&rec.value, &source, |ts| {
+    let result = decode_with(&rec.value, &source, |ts| {
         position_id(ts.timestamp_millis(), topic, partition, offset)
-    }) {
+    });
+    Decoded {
+        tp: TopicPartition::new(rec.topic, rec.partition),
+        offset: rec.offset,
+        source,
+        raw: rec.value,
+        result,
+    }
+}
+
+/// Adds one decoded record to the batch: a sale row, another event's row, or a dead letter.
+/// Returns the dead letter's kind when the record was rejected.
+pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'static str> {
+    match d.result {
         Ok(event) => {
             match event.body {
                 EventBody::Sale(sale) => batch.sales.push(LandedSale {
@@ -30,7 +52,7 @@ pub(super) fn add_record(batch: &mut LandingBatch, rec: ConsumedRecord) -> Optio
                         source: event.source,
                         event_type,
                         key,
-                        payload: String::from_utf8_lossy(&rec.value).into_owned(),
+                        payload: String::from_utf8_lossy(&d.raw).into_owned(),
                     });
                 }
             }
@@ -38,17 +60,22 @@ pub(super) fn add_record(batch: &mut LandingBatch, rec: ConsumedRecord) -> Optio
         }
         Err(err) => {
             let kind = err.kind();
-            let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
             batch.dead_letters.push(DeadLetter {
                 reason: err.to_string(),
                 kind,
-                origin: Origin::log(source, &tp, rec.offset),
+                origin: Origin::log(d.source, &d.tp, d.offset),
                 rejected_at: Utc::now(),
-                raw: rec.value,
+                raw: d.raw,
             });
             Some(kind)
         }
     }
+}
+
+/// Adds one record to the batch (decode, then [`add_decoded`]).
+#[cfg(test)]
+pub(super) fn add_record(batch: &mut LandingBatch, rec: ConsumedRecord) -> Option<&'static str> {
+    add_decoded(batch, decode(rec))
 }
 
 fn header<'a>(rec: &'a ConsumedRecord, key: &str) -> Option<&'a str> {

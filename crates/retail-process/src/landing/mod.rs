@@ -7,4 +7,4 @@ mod task;
 
 pub use config::LandingConfig;
 pub use progress::{LandingHandle, LandingProgress, LatencySummary};
-pub use task::Landing;
+pub use task::{Landing, StartAt};

@@ -59,6 +59,8 @@ struct Shared {
     latency: Mutex<hdrhistogram::Histogram<u64>>,
     committed: watch::Sender<HashMap<TopicPartition, i64>>,
     paused: watch::Sender<bool>,
+    /// Combined event-time watermark, epoch ms; `i64::MIN` until there is one.
+    watermark_ms: std::sync::atomic::AtomicI64,
 }
 
 /// A cloneable handle on a running landing.
@@ -75,6 +77,7 @@ impl Default for LandingHandle {
                 latency: Mutex::new(new_latency_histogram()),
                 committed: watch::channel(HashMap::new()).0,
                 paused: watch::channel(false).0,
+                watermark_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             }),
         }
     }
@@ -182,6 +185,16 @@ impl LandingHandle {
                 map.insert(tp.clone(), *next);
             }
         });
+    }
+
+    /// The combined event-time watermark of the aggregates (epoch ms): windows ending, plus
+    /// their grace, at or before it are final. `None` before the first event.
+    pub fn watermark(&self) -> Option<i64> {
+        Some(self.shared.watermark_ms.load(Ordering::Relaxed)).filter(|w| *w != i64::MIN)
+    }
+
+    pub(super) fn set_watermark(&self, ms: i64) {
+        self.shared.watermark_ms.store(ms, Ordering::Relaxed);
     }
 
     pub(super) fn set_committed(&self, offsets: &[(TopicPartition, i64)]) {

@@ -14,13 +14,14 @@ use chrono::Utc;
 use retail_core::health::State;
 use retail_core::{Health, Metrics, Shutdown, TopicPartition};
 use retail_log::{Consumer, ConsumerEvent, Log, OFFSET_BEGINNING};
-use retail_sink::{BatchOutcome, LandingBatch, OffsetRange, Store};
+use retail_sink::{BatchOutcome, Derived, LandingBatch, OffsetRange, Store};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::config::LandingConfig;
-use super::convert::add_record;
+use super::convert::{add_decoded, decode, Decoded};
 use super::progress::LandingHandle;
+use crate::aggregate::{Engine, ProcessingConfig};
 use crate::{Error, Result};
 
 const COMPONENT: &str = "landing";
@@ -36,6 +37,25 @@ pub struct Landing {
     metrics: Metrics,
     health: Health,
     handle: LandingHandle,
+    /// Stream processing run on each batch, if any.
+    engine: Option<Engine>,
+    processing: ProcessingConfig,
+    /// Whether raw rows (sales_raw, events_raw, dead_letters) are written; a replay writes
+    /// only what processing derives.
+    raw_rows: bool,
+    /// Where partitions without stored offsets start; `None`: the beginning.
+    start: Option<StartAt>,
+    /// Stop once the end of the log as of the first assignment is landed (a replay).
+    stop_at_end: bool,
+}
+
+/// Where a landing starts reading partitions it has no offsets for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// This offset in every partition (or the partition's first available one, if later).
+    Offset(i64),
+    /// The first record at or after this time, epoch milliseconds.
+    Timestamp(i64),
 }
 
 impl Landing {
@@ -54,7 +74,40 @@ impl Landing {
             metrics,
             health,
             handle: LandingHandle::default(),
+            engine: None,
+            processing: ProcessingConfig::default(),
+            raw_rows: true,
+            start: None,
+            stop_at_end: false,
         }
+    }
+
+    /// A replay: writes no raw rows (they landed already), starts partitions without stored
+    /// offsets at `start`, and stops at the end of the log as it was when partitions were
+    /// assigned.
+    #[must_use]
+    pub fn as_replay(mut self, start: Option<StartAt>) -> Self {
+        self.raw_rows = false;
+        self.start = start;
+        self.stop_at_end = true;
+        self
+    }
+
+    /// Reports into `handle` instead of its own, so several landings (the data and the catalog
+    /// groups) show as one: summed counters, one committed-offset map, one pause switch.
+    #[must_use]
+    pub fn with_handle(mut self, handle: LandingHandle) -> Self {
+        self.handle = handle;
+        self
+    }
+
+    /// Runs `engine` on every batch: its contributions, late events, watermarks and catalog
+    /// rows commit in the batch's transaction.
+    #[must_use]
+    pub fn with_engine(mut self, engine: Engine, processing: ProcessingConfig) -> Self {
+        self.engine = Some(engine);
+        self.processing = processing;
+        self
     }
 
     /// A handle for progress, waiting and pause/resume.
@@ -64,8 +117,21 @@ impl Landing {
 
     /// Runs until `shutdown`, then lands every record already in the log before returning.
     /// Returns an error only for failures that retrying cannot fix.
-    pub async fn run(self, shutdown: Shutdown) -> Result<()> {
-        self.health.set(COMPONENT, State::Starting, "opening consumer");
+    pub async fn run(mut self, shutdown: Shutdown) -> Result<()> {
+        let mut engine = self.engine.take();
+        if let Some(engine) = engine.as_mut().filter(|e| !e.is_idle()) {
+            self.health
+                .set(&self.component(), State::Starting, "preparing aggregate tables");
+            let tables = engine.tables();
+            retry(&self, "prepare aggregate tables", || {
+                self.store.prepare_aggregates(&tables)
+            })
+            .await?;
+            let catalog = retry(&self, "read the catalog", || self.store.catalog()).await?;
+            engine.catalog_mut().load(&catalog);
+        }
+        self.health
+            .set(&self.component(), State::Starting, "opening consumer");
         let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
         let consumer = self.log.consumer(&self.config.group, &topics).await?;
         let (tx, rx) = mpsc::channel::<LandingBatch>(1);
@@ -74,6 +140,8 @@ impl Landing {
             consumer,
             positions: HashMap::new(),
             tx,
+            engine,
+            last_give_up: None,
         };
         let writer = Writer {
             landing: &self,
@@ -82,10 +150,19 @@ impl Landing {
         let (read, write) = tokio::join!(reader.run(&shutdown), writer.run(rx, &shutdown));
         let result = read.and(write);
         match &result {
-            Ok(()) => self.health.set(COMPONENT, State::Done, "stopped"),
-            Err(e) => self.health.set(COMPONENT, State::Failed, e.to_string()),
+            Ok(()) => self.health.set(&self.component(), State::Done, "stopped"),
+            Err(e) => self.health.set(&self.component(), State::Failed, e.to_string()),
         }
         result
+    }
+
+    /// The name on `/health`: `landing` for the default group, else `landing:<group>`.
+    pub fn component(&self) -> String {
+        if self.config.group == "landing" {
+            COMPONENT.to_owned()
+        } else {
+            format!("{COMPONENT}:{}", self.config.group)
+        }
     }
 
     async fn backoff(&self, attempt: u32) {
@@ -104,7 +181,14 @@ struct Reader<'a> {
     /// Next offset to read per assigned partition.
     positions: HashMap<TopicPartition, i64>,
     tx: mpsc::Sender<LandingBatch>,
+    engine: Option<Engine>,
+    /// When a join wait last timed out: misses right after that do not wait again, so a sale
+    /// of a store the catalog never names costs one wait, not one per batch.
+    last_give_up: Option<Instant>,
 }
+
+/// How long after a join wait timed out later misses skip waiting.
+const JOIN_GIVE_UP_MEMORY: Duration = Duration::from_secs(60);
 
 impl Reader<'_> {
     async fn run(mut self, shutdown: &Shutdown) -> Result<()> {
@@ -128,7 +212,7 @@ impl Reader<'_> {
                     return Ok(());
                 }
             } else if *paused.borrow() {
-                l.health.set(COMPONENT, State::Paused, "paused by operator");
+                l.health.set(&l.component(), State::Paused, "paused by operator");
                 tokio::select! {
                     _ = paused.wait_for(|p| !*p) => {}
                     () = shutdown.wait() => {}
@@ -142,7 +226,7 @@ impl Reader<'_> {
                 }
                 Err(e) if e.is_retryable() => {
                     warn!(message = "log poll failed, retrying", error = %e);
-                    l.health.set(COMPONENT, State::Retrying, format!("log: {e}"));
+                    l.health.set(&l.component(), State::Retrying, format!("log: {e}"));
                     l.backoff(failures).await;
                     failures += 1;
                     continue;
@@ -150,24 +234,33 @@ impl Reader<'_> {
                 Err(e) => return Err(e.into()),
             };
             match event {
-                ConsumerEvent::Assigned(tps) => self.assign(tps).await?,
+                ConsumerEvent::Assigned(tps) => {
+                    self.assign(tps).await?;
+                    if l.stop_at_end && drain_to.is_none() {
+                        drain_to = Some(ends(l, &self.positions).await?);
+                    }
+                }
                 ConsumerEvent::Revoked(tps) => {
                     for tp in tps {
+                        if let Some(engine) = self.engine.as_mut() {
+                            engine.forget(&tp);
+                        }
                         self.positions.remove(&tp);
                     }
                 }
                 ConsumerEvent::Records(records) if records.is_empty() => {}
                 ConsumerEvent::Records(records) => {
-                    let batch = self.batch(records);
+                    let batch = self.batch(records).await;
                     if self.tx.send(batch).await.is_err() {
                         return Ok(()); // the writer stopped; its result says why
                     }
-                    l.health.set(COMPONENT, State::Running, "");
+                    l.health.set(&l.component(), State::Running, "");
                 }
             }
             if last_lag.elapsed() >= Duration::from_secs(1) {
                 last_lag = Instant::now();
                 report_lag(l, &self.positions).await;
+                self.report_watermark();
             }
         }
     }
@@ -197,46 +290,152 @@ impl Reader<'_> {
                     next
                 }
                 None => {
-                    self.consumer.seek(&tp, OFFSET_BEGINNING)?;
-                    low
+                    let start = match l.start {
+                        None => OFFSET_BEGINNING,
+                        Some(StartAt::Offset(n)) => n.max(low),
+                        Some(StartAt::Timestamp(ms)) => match l.log.offset_for_timestamp(&tp, ms).await? {
+                            Some(offset) => offset,
+                            None => l.log.watermarks(&tp).await?.1,
+                        },
+                    };
+                    self.consumer.seek(&tp, start)?;
+                    if start == OFFSET_BEGINNING {
+                        low
+                    } else {
+                        start
+                    }
                 }
             };
             self.positions.insert(tp, start);
         }
         l.handle.set_committed(&known);
+        if let Some(engine) = self.engine.as_mut().filter(|e| !e.is_idle()) {
+            let marks = retry(l, "read partition watermarks", || {
+                l.store.watermarks(&l.config.group)
+            })
+            .await?;
+            let mine: Vec<_> = marks
+                .into_iter()
+                .filter(|m| self.positions.contains_key(&m.tp))
+                .collect();
+            engine.restore(&mine, Instant::now());
+        }
         info!(
             message = "landing assigned partitions",
             partitions = self.positions.len()
         );
-        l.health.set(COMPONENT, State::Running, "");
+        l.health.set(&l.component(), State::Running, "");
         Ok(())
     }
 
-    fn batch(&mut self, records: Vec<retail_log::ConsumedRecord>) -> LandingBatch {
+    async fn batch(&mut self, records: Vec<retail_log::ConsumedRecord>) -> LandingBatch {
         let l = self.landing;
         let mut batch = LandingBatch {
             group: l.config.group.clone(),
             ..LandingBatch::default()
         };
+        let decoded: Vec<Decoded> = records.into_iter().map(decode).collect();
+        self.await_joins(&decoded).await;
+        let mut derived = Derived::default();
+        let now = Instant::now();
         let mut ranges: HashMap<TopicPartition, OffsetRange> = HashMap::new();
-        for rec in records {
-            let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
-            let first = self.positions.get(&tp).copied().unwrap_or(rec.offset);
-            let range = ranges.entry(tp.clone()).or_insert(OffsetRange {
-                tp,
+        for d in decoded {
+            let first = self.positions.get(&d.tp).copied().unwrap_or(d.offset);
+            let range = ranges.entry(d.tp.clone()).or_insert(OffsetRange {
+                tp: d.tp.clone(),
                 first,
                 next: first,
             });
-            range.next = rec.offset + 1;
-            if let Some(kind) = add_record(&mut batch, rec) {
+            range.next = d.offset + 1;
+            if let (Some(engine), Ok(event)) = (self.engine.as_mut(), &d.result) {
+                if engine.misses_join(&d.tp.topic, event) {
+                    l.metrics.join_misses(&d.tp.topic).inc();
+                }
+                engine.process(&d.tp, d.offset, event, now, &mut derived);
+            }
+            if !l.raw_rows {
+                continue;
+            }
+            if let Some(kind) = add_decoded(&mut batch, d) {
                 l.metrics.dead_letters("landing", kind).inc();
+            }
+        }
+        if let Some(engine) = self.engine.as_mut() {
+            engine.end_batch(&mut derived);
+            for ((aggregate, reason), n) in engine.take_late_counts() {
+                l.metrics.late_events(&aggregate, reason).inc_by(n);
             }
         }
         for r in ranges.values() {
             self.positions.insert(r.tp.clone(), r.next);
         }
         batch.offsets = ranges.into_values().collect();
+        batch.derived = std::sync::Arc::new(derived);
+        self.report_watermark();
         batch
+    }
+
+    /// Publishes the combined watermark (ADR 0004) as a metric and on the handle.
+    fn report_watermark(&self) {
+        let l = self.landing;
+        let Some(engine) = self.engine.as_ref().filter(|e| !e.is_idle()) else {
+            return;
+        };
+        let idle = Duration::from_millis(l.processing.idle_timeout_ms);
+        if let Some(ms) = engine.combined_watermark(Instant::now(), idle) {
+            l.metrics
+                .event_time_watermark(&l.config.group)
+                .set(ms as f64 / 1000.0);
+            l.handle.set_watermark(ms);
+        }
+    }
+
+    /// The bounded wait of the catalog join (ADR 0004): while an event of the batch needs a
+    /// catalog row the engine does not know, reload the catalog from the store (another
+    /// consumer group lands it) every 100 ms, for at most `processing.join_wait_ms`. What is
+    /// still unknown then is aggregated under `unknown` and counted in `retail_join_misses_total`.
+    async fn await_joins(&mut self, decoded: &[Decoded]) {
+        let l = self.landing;
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let missing = |e: &Engine| {
+            decoded
+                .iter()
+                .any(|d| d.result.as_ref().is_ok_and(|ev| e.misses_join(&d.tp.topic, ev)))
+        };
+        if !missing(engine) {
+            return;
+        }
+        let recently_gave_up = self
+            .last_give_up
+            .is_some_and(|t| t.elapsed() < JOIN_GIVE_UP_MEMORY);
+        let wait = if recently_gave_up {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(l.processing.join_wait_ms)
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            match l.store.catalog().await {
+                Ok(snapshot) => engine.catalog_mut().load(&snapshot),
+                Err(e) => warn!(message = "could not refresh the catalog", error = %e),
+            }
+            if !missing(engine) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !recently_gave_up {
+            warn!(
+                message = "catalog rows still missing after the join wait; aggregating under 'unknown'",
+                waited_ms = l.processing.join_wait_ms
+            );
+            self.last_give_up = Some(Instant::now());
+        }
     }
 }
 
@@ -254,6 +453,10 @@ impl Writer<'_> {
             l.metrics.landing_rows("sales_raw"),
             l.metrics.landing_rows("events_raw"),
             l.metrics.landing_rows("dead_letters"),
+        );
+        let (aggregate_rows, late_rows) = (
+            l.metrics.landing_rows("aggregates"),
+            l.metrics.landing_rows("late_events"),
         );
         let (sales_dups, event_dups) = (
             l.metrics.landing_duplicates("sales_raw"),
@@ -282,11 +485,15 @@ impl Writer<'_> {
             sales_rows.inc_by(outcome.sales_inserted);
             event_rows.inc_by(outcome.events_inserted);
             dead_rows.inc_by(outcome.dead_letters);
+            aggregate_rows.inc_by(outcome.aggregate_rows);
+            late_rows.inc_by(outcome.late_events);
             sales_dups.inc_by(outcome.sales_duplicates);
             event_dups.inc_by(outcome.events_duplicates);
             let offsets: Vec<(TopicPartition, i64)> =
                 batch.offsets.iter().map(|r| (r.tp.clone(), r.next)).collect();
-            l.handle.record_commit(batch.len(), &outcome, &offsets);
+            let records: i64 = batch.offsets.iter().map(|r| r.next - r.first).sum();
+            l.handle
+                .record_commit(usize::try_from(records).unwrap_or(0), &outcome, &offsets);
             self.commit_to_log(false).await;
         }
         self.commit_to_log(true).await;
@@ -307,7 +514,7 @@ impl Writer<'_> {
                             message = "store recovered, batch committed",
                             attempts = attempt + 1
                         );
-                        l.health.set(COMPONENT, State::Running, "");
+                        l.health.set(&l.component(), State::Running, "");
                     }
                     return Ok(Some(outcome));
                 }
@@ -320,7 +527,8 @@ impl Writer<'_> {
                 }
                 Err(e) if e.is_retryable() => {
                     l.metrics.landing_retries().inc();
-                    l.health.set(COMPONENT, State::Retrying, format!("store: {e}"));
+                    l.health
+                        .set(&l.component(), State::Retrying, format!("store: {e}"));
                     warn!(message = "store write failed, retrying the same batch", error = %e, attempt);
                     if shutdown.is_triggered() {
                         let since = *shutdown_started.get_or_insert_with(Instant::now);
@@ -355,7 +563,12 @@ impl Writer<'_> {
         }
         self.last_log_commit = Instant::now();
         let l = self.landing;
-        let offsets: Vec<(TopicPartition, i64)> = l.handle.committed().into_iter().collect();
+        let offsets: Vec<(TopicPartition, i64)> = l
+            .handle
+            .committed()
+            .into_iter()
+            .filter(|(tp, _)| l.config.topics.contains(&tp.topic))
+            .collect();
         if let Err(e) = l.log.commit_offsets(&l.config.group, &offsets).await {
             warn!(message = "could not mirror offsets to the log", error = %e);
         }
@@ -397,7 +610,8 @@ where
             Ok(v) => return Ok(v),
             Err(e) if e.is_retryable() => {
                 warn!(message = "store call failed, retrying", what, error = %e);
-                l.health.set(COMPONENT, State::Retrying, format!("store: {e}"));
+                l.health
+                    .set(&l.component(), State::Retrying, format!("store: {e}"));
                 l.backoff(attempt).await;
                 attempt += 1;
             }

@@ -15,10 +15,16 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Append only: an applied step is never edited.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/postgres/0002_processing.sql"),
+    },
+];
 
 /// Key of the advisory lock that serialises migrations (any constant no one else uses).
 const MIGRATION_LOCK: i64 = 0x7265_7461_696c_0001; // "retail" + 1

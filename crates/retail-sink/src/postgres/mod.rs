@@ -27,6 +27,7 @@
 mod bare;
 mod conn;
 mod copy;
+mod derived;
 mod error;
 mod migrate;
 mod partition;

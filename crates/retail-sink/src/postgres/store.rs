@@ -14,8 +14,12 @@ use tokio_postgres::Config;
 
 use super::conn::{self, Conn};
 use super::error::pg_error;
-use super::{bare, write};
-use crate::{BatchOutcome, Error, LandedSale, LandingBatch, Result, Store, Table};
+use super::{bare, derived, write};
+use crate::derived::sql::TableSql;
+use crate::{
+    AggregateTable, BatchOutcome, CatalogSnapshot, Error, LandedSale, LandingBatch, PartitionWatermark,
+    Result, Store, Table,
+};
 
 /// A PostgreSQL store. Writes are serialised on one session (PostgreSQL gains nothing from
 /// concurrent writers to the same rows, and one session keeps fencing simple).
@@ -31,6 +35,15 @@ struct State {
     conn: Option<Conn>,
     /// Days of `sales_raw` known to have a partition.
     known_days: HashSet<i64>,
+    /// The prepared aggregate tables.
+    aggregates: Aggregates,
+}
+
+/// The aggregate tables given to `prepare_aggregates` and their statements.
+#[derive(Debug, Default)]
+pub(super) struct Aggregates {
+    pub tables: Vec<AggregateTable>,
+    pub sql: Vec<TableSql>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -59,6 +72,7 @@ impl PostgresStore {
             state: Mutex::new(State {
                 conn: Some(conn),
                 known_days: HashSet::new(),
+                aggregates: Aggregates::default(),
             }),
         })
     }
@@ -95,12 +109,57 @@ impl Store for PostgresStore {
 
     async fn write_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
         let mut guard = self.state.lock().await;
-        let State { conn, known_days } = &mut *guard;
+        let State {
+            conn,
+            known_days,
+            aggregates,
+        } = &mut *guard;
         let result = match session(&self.config, conn).await {
-            Ok(c) => write::write_batch(c, known_days, batch).await,
+            Ok(c) => write::write_batch(c, known_days, aggregates, batch).await,
             Err(e) => Err(e),
         };
         settle(conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn prepare_aggregates(&self, tables: &[AggregateTable]) -> Result<()> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => derived::prepare(&c.client, tables).await,
+            Err(e) => Err(e),
+        };
+        let sql = settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))?;
+        guard.aggregates = Aggregates {
+            tables: tables.to_vec(),
+            sql,
+        };
+        Ok(())
+    }
+
+    async fn reset_aggregates(&self, tables: &[AggregateTable], group: &str) -> Result<()> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => derived::reset(&c.client, tables, group).await,
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn watermarks(&self, group: &str) -> Result<Vec<PartitionWatermark>> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => derived::watermarks(&c.client, group).await,
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn catalog(&self) -> Result<CatalogSnapshot> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => derived::catalog(&c.client).await,
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
     }
 
     async fn offsets(&self, group: &str) -> Result<Vec<(TopicPartition, i64)>> {

@@ -7,6 +7,7 @@
 //!        on unique_violation: ROLLBACK TO SAVEPOINT;
 //!        COPY ids -> temp table; INSERT .. ON CONFLICT DO NOTHING RETURNING   (slow path)
 //!   -> COPY new sales -> sales_raw; COPY new events -> events_raw; COPY dead letters
+//!   -> aggregate upserts, late events, watermarks, catalog (derived.rs)
 //!   -> upsert offsets (re-checked) -> COMMIT
 //! ```
 //! The fast path is what a healthy pipeline takes: duplicates only appear after a source
@@ -25,8 +26,10 @@ use uuid::Uuid;
 
 use super::conn::Conn;
 use super::copy;
+use super::derived;
 use super::error::{is_unique_violation, pg_error};
 use super::partition;
+use super::store::Aggregates;
 use crate::dedup::FirstSeen;
 use crate::{BatchOutcome, Error, LandedSale, LandingBatch, Result};
 
@@ -34,6 +37,7 @@ use crate::{BatchOutcome, Error, LandedSale, LandingBatch, Result};
 pub(super) async fn write_batch(
     conn: &mut Conn,
     known_days: &mut HashSet<i64>,
+    aggregates: &Aggregates,
     batch: &LandingBatch,
 ) -> Result<BatchOutcome> {
     let fresh = FirstSeen::of(batch);
@@ -47,7 +51,7 @@ pub(super) async fn write_batch(
 
     // BEGIN is sent by `in_transaction`, pipelined with the fencing query.
     conn.in_tx = true;
-    match in_transaction(conn, batch, &fresh).await {
+    match in_transaction(conn, aggregates, batch, &fresh).await {
         Ok(outcome) => {
             conn.commit().await?;
             Ok(outcome)
@@ -64,7 +68,12 @@ pub(super) async fn write_batch(
     }
 }
 
-async fn in_transaction(conn: &Conn, batch: &LandingBatch, fresh: &FirstSeen<'_>) -> Result<BatchOutcome> {
+async fn in_transaction(
+    conn: &Conn,
+    aggregates: &Aggregates,
+    batch: &LandingBatch,
+    fresh: &FirstSeen<'_>,
+) -> Result<BatchOutcome> {
     let c = &conn.client;
     let s = &conn.stmts;
 
@@ -138,7 +147,17 @@ async fn in_transaction(conn: &Conn, batch: &LandingBatch, fresh: &FirstSeen<'_>
             .map_err(|e| pg_error("COPY dead_letters", &e))?;
     }
 
-    // 4. Offsets, re-checked for partitions another writer created meanwhile.
+    // 4. What processing derived: only new events contribute (ADR 0004).
+    let d = &*batch.derived;
+    if !d.contributions.is_empty() || !d.late.is_empty() {
+        let (rows, late) = derived::write(c, &aggregates.tables, &aggregates.sql, d, is_new).await?;
+        outcome.aggregate_rows = rows;
+        outcome.late_events = late;
+    }
+    derived::write_watermarks(c, &batch.group, &d.watermarks).await?;
+    derived::write_catalog(c, &d.catalog).await?;
+
+    // 5. Offsets, re-checked for partitions another writer created meanwhile.
     if !batch.offsets.is_empty() {
         let firsts: Vec<i64> = batch.offsets.iter().map(|o| o.first).collect();
         let nexts: Vec<i64> = batch.offsets.iter().map(|o| o.next).collect();

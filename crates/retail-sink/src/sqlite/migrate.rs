@@ -13,10 +13,16 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Append only: an applied step is never edited.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/sqlite/0002_processing.sql"),
+    },
+];
 
 /// Brings the schema up to date.
 pub(super) fn run(conn: &mut Connection, path: &str) -> Result<()> {

@@ -26,6 +26,7 @@
 //! - `migrate`: `migrations/sqlite/*.sql` at open.
 //! - `error`: rusqlite errors to [`crate::Error`].
 
+mod derived;
 mod error;
 mod migrate;
 mod rows;

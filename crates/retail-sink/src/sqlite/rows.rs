@@ -14,6 +14,7 @@ use rust_decimal::prelude::ToPrimitive;
 use uuid::Uuid;
 
 use crate::dedup::FirstSeen;
+use crate::derived::SharedDerived;
 use crate::{LandedEvent, LandedSale, LandingBatch, OffsetRange};
 
 /// A sale ready for `sales_raw`.
@@ -109,6 +110,7 @@ pub(super) struct OwnedBatch {
     pub offsets: Vec<OffsetRange>,
     pub sales_duplicates: u64,
     pub events_duplicates: u64,
+    pub derived: SharedDerived,
 }
 
 impl OwnedBatch {
@@ -122,6 +124,7 @@ impl OwnedBatch {
             offsets: batch.offsets.clone(),
             sales_duplicates: fresh.sales_duplicates,
             events_duplicates: fresh.events_duplicates,
+            derived: batch.derived.clone(),
         }
     }
 }

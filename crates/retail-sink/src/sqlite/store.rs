@@ -16,8 +16,12 @@ use tokio::sync::oneshot;
 
 use super::error::{sqlite_error, worker_error};
 use super::rows::{OwnedBatch, Sales};
-use super::{migrate, write};
-use crate::{BatchOutcome, LandedSale, LandingBatch, Result, Store, Table};
+use super::{derived, migrate, write};
+use crate::derived::sql::TableSql;
+use crate::{
+    AggregateTable, BatchOutcome, CatalogSnapshot, LandedSale, LandingBatch, PartitionWatermark, Result,
+    Store, Table,
+};
 
 /// How long a statement waits for another process's write lock before failing (retryable).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,6 +30,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 struct Worker {
     conn: Connection,
     path: String,
+    /// The prepared aggregate tables.
+    aggregates: Aggregates,
+}
+
+/// The aggregate tables given to `prepare_aggregates` and their statements.
+#[derive(Debug, Default)]
+pub(super) struct Aggregates {
+    pub tables: Vec<AggregateTable>,
+    pub sql: Vec<TableSql>,
 }
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
@@ -127,7 +140,11 @@ fn open_worker(file: &Path, path: String) -> Result<Worker> {
         .map_err(err("PRAGMA cache_size"))?;
     conn.set_prepared_statement_cache_capacity(32);
     migrate::run(&mut conn, &path)?;
-    Ok(Worker { conn, path })
+    Ok(Worker {
+        conn,
+        path,
+        aggregates: Aggregates::default(),
+    })
 }
 
 impl Drop for SqliteStore {
@@ -150,9 +167,39 @@ impl Store for SqliteStore {
     async fn write_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
         let owned = OwnedBatch::new(batch);
         self.call("write_batch", move |w| {
-            write::write_batch(&mut w.conn, &w.path, &owned)
+            write::write_batch(&mut w.conn, &w.path, &w.aggregates, &owned)
         })
         .await
+    }
+
+    async fn prepare_aggregates(&self, tables: &[AggregateTable]) -> Result<()> {
+        let tables = tables.to_vec();
+        self.call("prepare_aggregates", move |w| {
+            let sql = derived::prepare(&w.conn, &w.path, &tables)?;
+            w.aggregates = Aggregates { tables, sql };
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reset_aggregates(&self, tables: &[AggregateTable], group: &str) -> Result<()> {
+        let (tables, group) = (tables.to_vec(), group.to_owned());
+        self.call("reset_aggregates", move |w| {
+            derived::reset(&w.conn, &w.path, &tables, &group)
+        })
+        .await
+    }
+
+    async fn watermarks(&self, group: &str) -> Result<Vec<PartitionWatermark>> {
+        let group = group.to_owned();
+        self.call("watermarks", move |w| {
+            derived::watermarks(&w.conn, &w.path, &group)
+        })
+        .await
+    }
+
+    async fn catalog(&self) -> Result<CatalogSnapshot> {
+        self.call("catalog", |w| derived::catalog(&w.conn, &w.path)).await
     }
 
     async fn offsets(&self, group: &str) -> Result<Vec<(TopicPartition, i64)>> {

@@ -10,8 +10,14 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::derived;
 use super::error::sqlite_error;
 use super::rows::{ts_text, OwnedBatch, SaleRow, Sales};
+use super::store::Aggregates;
 use crate::{BatchOutcome, Error, Result};
 
 const INSERT_SALE: &str = "INSERT INTO sales_raw (event_id, kind, store_id, sku, qty, unit_price, \
@@ -42,7 +48,12 @@ fn insert_sale(
 }
 
 /// Writes `b` in one transaction.
-pub(super) fn write_batch(conn: &mut Connection, path: &str, b: &OwnedBatch) -> Result<BatchOutcome> {
+pub(super) fn write_batch(
+    conn: &mut Connection,
+    path: &str,
+    aggregates: &Aggregates,
+    b: &OwnedBatch,
+) -> Result<BatchOutcome> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -78,6 +89,8 @@ pub(super) fn write_batch(conn: &mut Connection, path: &str, b: &OwnedBatch) -> 
     };
     let mut id_buf = [0u8; 36];
     let mut ts_buf = String::with_capacity(32);
+    // Ids the ledger already held: their events contribute nothing (ADR 0004).
+    let mut landed_before: HashSet<Uuid> = HashSet::new();
 
     // 2. Ledger and rows.
     {
@@ -99,6 +112,7 @@ pub(super) fn write_batch(conn: &mut Connection, path: &str, b: &OwnedBatch) -> 
                 == 0
             {
                 outcome.sales_duplicates += 1;
+                landed_before.insert(s.event_id);
             } else {
                 new.push(i);
             }
@@ -123,6 +137,7 @@ pub(super) fn write_batch(conn: &mut Connection, path: &str, b: &OwnedBatch) -> 
                 == 0
             {
                 outcome.events_duplicates += 1;
+                landed_before.insert(e.event_id);
                 continue;
             }
             ts_text(&e.ts, &mut ts_buf);
@@ -163,7 +178,19 @@ pub(super) fn write_batch(conn: &mut Connection, path: &str, b: &OwnedBatch) -> 
         }
     }
 
-    // 4. Offsets.
+    // 4. What processing derived.
+    let d = &*b.derived;
+    if !d.contributions.is_empty() || !d.late.is_empty() {
+        let (rows, late) = derived::write(&tx, path, &aggregates.tables, &aggregates.sql, d, |id| {
+            !landed_before.contains(id)
+        })?;
+        outcome.aggregate_rows = rows;
+        outcome.late_events = late;
+    }
+    derived::write_watermarks(&tx, path, &b.group, &d.watermarks)?;
+    derived::write_catalog(&tx, path, &d.catalog)?;
+
+    // 5. Offsets.
     {
         let mut stmt = tx
             .prepare_cached(

@@ -41,6 +41,7 @@ pub async fn lands_a_whole_batch(f: Fixture) {
             range(&dls, 5, 6),
             range(&tp("orders", 0), 10, 11),
         ],
+        ..Default::default()
     };
     let outcome = store.write_batch(&batch).await.expect("write batch");
     assert_eq!(
@@ -101,7 +102,8 @@ pub async fn duplicates_land_once(f: Fixture) {
             sales_duplicates: 1,
             events_inserted: 1,
             events_duplicates: 1,
-            dead_letters: 0
+            dead_letters: 0,
+            ..Default::default()
         }
     );
 
@@ -125,7 +127,8 @@ pub async fn duplicates_land_once(f: Fixture) {
             sales_duplicates: 2,
             events_inserted: 1,
             events_duplicates: 1,
-            dead_letters: 0
+            dead_letters: 0,
+            ..Default::default()
         }
     );
 
@@ -142,7 +145,8 @@ pub async fn duplicates_land_once(f: Fixture) {
             sales_duplicates: 3,
             events_inserted: 0,
             events_duplicates: 2,
-            dead_letters: 0
+            dead_letters: 0,
+            ..Default::default()
         }
     );
     assert_eq!(counts(&*store).await, (3, 2, 0));
@@ -180,6 +184,7 @@ pub async fn fencing_refuses_a_moved_offset(f: Fixture) {
         events: vec![order(id[2], at)],
         dead_letters: vec![dead_letter(&p1, 100, "bad")],
         offsets: vec![range(&p1, 100, 101), range(&p0, 5, 12)],
+        ..Default::default()
     };
     match store.write_batch(&stale).await {
         Err(Error::OffsetConflict {
@@ -229,6 +234,7 @@ pub async fn a_failed_batch_leaves_nothing(f: Fixture) {
         events: vec![order(id[2], at)],
         dead_letters: vec![dead_letter(&p, 7, "bad")],
         offsets: vec![range(&p, 7, -1)],
+        ..Default::default()
     };
     let err = store
         .write_batch(&bad)
@@ -328,6 +334,7 @@ pub async fn reopen_keeps_data(f: Fixture) {
             events: vec![order(id[1], at)],
             dead_letters: vec![dead_letter(&p, 41, "bad")],
             offsets: vec![range(&p, 40, 42)],
+            ..Default::default()
         };
         store.write_batch(&batch).await.expect("write");
     }
@@ -367,4 +374,134 @@ pub async fn concurrent_writers_one_wins(f: Fixture) {
     }
     assert_eq!(a.count(Table::SalesRaw).await.expect("count"), 3);
     assert_eq!(b.offsets("g").await.expect("offsets"), vec![(p, stored)]);
+}
+
+/// Aggregate contributions, late events, watermarks and catalog rows commit with the batch, and
+/// only events the ledger accepts as new contribute: a re-sent event changes no aggregate and
+/// adds no late event. A changed definition of an existing table is refused, naming it; a reset
+/// removes the table, its late events and the group's offsets and watermarks.
+pub async fn aggregates_take_each_event_once(f: Fixture) {
+    use retail_sink::derived::{
+        AggregateTable, CatalogRow, ColumnType, Contribution, Derived, KeyColumn, LateEvent, MeasureColumn,
+        Merge, PartitionWatermark, Value,
+    };
+    use std::sync::Arc;
+
+    let store = f.open().await;
+    let measure = |name: &str, merge| MeasureColumn {
+        name: name.into(),
+        input: ColumnType::Int,
+        merge,
+    };
+    let table = AggregateTable {
+        name: "agg_test".into(),
+        keys: vec![KeyColumn {
+            name: "store_id".into(),
+            ty: ColumnType::Int,
+        }],
+        measures: vec![
+            measure("n", Merge::Count),
+            measure("units", Merge::Sum),
+            measure("lo", Merge::Min),
+        ],
+        rank: None,
+    };
+    store
+        .prepare_aggregates(std::slice::from_ref(&table))
+        .await
+        .expect("prepare");
+    let p0 = tp("sales", 0);
+    let id = ids(4);
+    let at = ts("2026-11-21T13:43:53.488Z");
+    let c = |id, qty: i64| Contribution {
+        event_id: id,
+        table: 0,
+        window_start: 0,
+        window_end: 60_000,
+        key: vec![Value::Int(1)],
+        values: vec![Value::Int(1), Value::Int(qty), Value::Int(qty)],
+    };
+    let late = |id| LateEvent {
+        event_id: id,
+        aggregate: Arc::from("agg_test"),
+        window_start: 0,
+        window_end: 60_000,
+        event_ts: 1_000,
+        watermark: 200_000,
+        reason: "window closed".into(),
+        tp: p0.clone(),
+        offset: 2,
+    };
+    let first = LandingBatch {
+        group: "landing".into(),
+        sales: vec![
+            sale(id[0], at, 1, 2),
+            sale(id[1], at, 1, 5),
+            sale(id[2], at, 1, 1),
+        ],
+        offsets: vec![range(&p0, 0, 3)],
+        derived: Arc::new(Derived {
+            contributions: vec![c(id[0], 2), c(id[1], 5)],
+            late: vec![late(id[2])],
+            watermarks: vec![PartitionWatermark {
+                tp: p0.clone(),
+                max_event_ts: 200_000,
+            }],
+            catalog: vec![CatalogRow::Store {
+                store_id: 1,
+                name: "Mitte".into(),
+                city: "Berlin".into(),
+                country: "DE".into(),
+            }],
+        }),
+        ..Default::default()
+    };
+    let outcome = store.write_batch(&first).await.expect("first batch");
+    assert_eq!((outcome.aggregate_rows, outcome.late_events), (1, 1));
+    let rows = "SELECT store_id || '|' || n || '|' || units || '|' || lo FROM agg_test";
+    assert_eq!(f.texts(rows).await, ["1|2|7|2"]);
+
+    // A re-sent event (id 0) and a re-sent late event (id 2) change nothing; id 3 is new.
+    let second = LandingBatch {
+        group: "landing".into(),
+        sales: vec![
+            sale(id[0], at, 1, 2),
+            sale(id[2], at, 1, 1),
+            sale(id[3], at, 1, 1),
+        ],
+        offsets: vec![range(&p0, 3, 6)],
+        derived: Arc::new(Derived {
+            contributions: vec![c(id[0], 2), c(id[3], 1)],
+            late: vec![late(id[2])],
+            ..Derived::default()
+        }),
+        ..Default::default()
+    };
+    store.write_batch(&second).await.expect("second batch");
+    assert_eq!(f.texts(rows).await, ["1|3|8|1"]);
+    assert_eq!(store.count(Table::LateEvents).await.expect("count"), 1);
+    assert_eq!(
+        store.watermarks("landing").await.expect("watermarks"),
+        vec![PartitionWatermark {
+            tp: p0.clone(),
+            max_event_ts: 200_000
+        }]
+    );
+    let catalog = store.catalog().await.expect("catalog");
+    assert_eq!(catalog.rows.len(), 1, "{catalog:?}");
+
+    // Redefining the table is refused, naming it.
+    let mut changed = table.clone();
+    changed.measures.push(measure("hi", Merge::Max));
+    let err = store
+        .prepare_aggregates(&[changed])
+        .await
+        .expect_err("a changed definition must be refused");
+    assert!(err.to_string().contains("aggregate agg_test"), "{err}");
+
+    // A reset leaves a clean slate.
+    store.reset_aggregates(&[table], "landing").await.expect("reset");
+    assert_eq!(store.count(Table::LateEvents).await.expect("count"), 0);
+    assert!(store.watermarks("landing").await.expect("watermarks").is_empty());
+    assert!(store.offsets("landing").await.expect("offsets").is_empty());
 }

@@ -46,6 +46,30 @@ pub async fn pg() -> Fixture {
     }
 }
 
+impl Fixture {
+    /// Rows of a one-text-column query, sorted, read behind the store's back.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        let mut rows: Vec<String> = match &self.url {
+            StoreUrl::Postgres(url) => connect(url)
+                .await
+                .query(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect(),
+            StoreUrl::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).expect("open sqlite");
+                let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("query");
+                rows.map(|r| r.expect("row")).collect()
+            }
+        };
+        rows.sort();
+        rows
+    }
+}
+
 /// A fresh SQLite file in a temp dir.
 pub fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().expect("create temp dir");

@@ -1,0 +1,327 @@
+//! The engine: per event, the windows it falls in, whether each is still open, and what it
+//! contributes; per partition, the watermark.
+//!
+//! # Lateness is judged per partition
+//! A partition's watermark is the largest event time it has delivered minus the allowed
+//! out-of-orderness. An event is late for a window when `window end + grace <= watermark` of
+//! its own partition, taken before the event. That depends only on the partition's record
+//! order, which the log fixes forever, so the verdict is the same on the first run, after a
+//! crash (the watermark state commits with the batch), after a rebalance to another instance,
+//! and on a replay. A stalled or idle partition cannot hold another partition's windows open,
+//! because no partition waits for another (ADR 0004). The combined watermark (minimum over
+//! partitions that are not idle) says which windows are final everywhere; it is reported, not
+//! used to drop data.
+//!
+//! The engine is pure: no I/O, no clock but the `Instant` a caller passes, so golden-file tests
+//! drive it exactly.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use retail_core::{Event, TopicPartition};
+use retail_sink::derived::{AggregateTable, Contribution, Derived, LateEvent, PartitionWatermark, Value};
+use uuid::Uuid;
+
+use super::catalog::{row_of, Catalog};
+use super::compile::{Compiled, Filter};
+use super::field::{Dimension, Field};
+use super::spec::{LatePolicy, ProcessingConfig};
+
+/// How long the engine remembers event ids to skip duplicates before the store's ledger does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupScope {
+    /// Within one batch (the landing: the store's ledger covers the rest).
+    Batch,
+    /// For the whole run (a replay writes no raw rows, so no ledger sees its events).
+    Run,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    max_event_ts: i64,
+    last_record: Instant,
+}
+
+/// Counts of late events, by aggregate and what was done with them.
+pub type LateCounts = HashMap<(Arc<str>, &'static str), u64>;
+
+/// The stream processor's state.
+#[derive(Debug)]
+pub struct Engine {
+    aggregates: Vec<Compiled>,
+    out_of_orderness: i64,
+    clocks: HashMap<TopicPartition, Clock>,
+    touched: HashSet<TopicPartition>,
+    /// Topics some aggregate reads; only their partitions keep a watermark.
+    topics: HashSet<String>,
+    /// Dimensions each topic's aggregates join.
+    dimensions: HashMap<String, HashSet<Dimension>>,
+    catalog: Catalog,
+    seen: HashSet<Uuid>,
+    scope: DedupScope,
+    late: LateCounts,
+}
+
+impl Engine {
+    /// An engine running `aggregates`.
+    pub fn new(aggregates: Vec<Compiled>, config: &ProcessingConfig, scope: DedupScope) -> Self {
+        let topics = aggregates.iter().map(|a| a.topic.clone()).collect();
+        let mut dimensions: HashMap<String, HashSet<Dimension>> = HashMap::new();
+        for a in &aggregates {
+            dimensions
+                .entry(a.topic.clone())
+                .or_default()
+                .extend(a.dimensions());
+        }
+        Self {
+            aggregates,
+            out_of_orderness: i64::try_from(config.max_out_of_orderness_ms).unwrap_or(i64::MAX),
+            clocks: HashMap::new(),
+            touched: HashSet::new(),
+            topics,
+            dimensions,
+            catalog: Catalog::default(),
+            seen: HashSet::new(),
+            scope,
+            late: HashMap::new(),
+        }
+    }
+
+    /// The tables the store must create, in contribution index order.
+    pub fn tables(&self) -> Vec<AggregateTable> {
+        self.aggregates.iter().map(|a| a.table_def.clone()).collect()
+    }
+
+    /// Whether any aggregate runs.
+    pub fn is_idle(&self) -> bool {
+        self.aggregates.is_empty()
+    }
+
+    /// The catalog (for refreshes after a join miss).
+    pub fn catalog_mut(&mut self) -> &mut Catalog {
+        &mut self.catalog
+    }
+
+    /// Restores partition watermarks from the store (on start and on assignment).
+    pub fn restore(&mut self, marks: &[PartitionWatermark], now: Instant) {
+        for m in marks {
+            self.clocks.insert(
+                m.tp.clone(),
+                Clock {
+                    max_event_ts: m.max_event_ts,
+                    last_record: now,
+                },
+            );
+        }
+    }
+
+    /// Drops a partition's state (it was revoked).
+    pub fn forget(&mut self, tp: &TopicPartition) {
+        self.clocks.remove(tp);
+        self.touched.remove(tp);
+    }
+
+    /// Whether `event` from `topic` needs a catalog row the catalog lacks: the caller may
+    /// refresh the catalog and wait a bounded time before processing it.
+    pub fn misses_join(&self, topic: &str, event: &Event) -> bool {
+        let Some(dims) = self.dimensions.get(topic) else {
+            return false;
+        };
+        let retail_core::EventBody::Sale(s) = &event.body else {
+            return false;
+        };
+        dims.iter().any(|d| match d {
+            Dimension::Store => self.catalog.store(s.store_id).is_none(),
+            Dimension::Seller => s.seller_id.is_some_and(|id| self.catalog.seller(id).is_none()),
+            Dimension::Product => self.catalog.product(s.sku).is_none(),
+        })
+    }
+
+    /// Processes one valid event read at `offset` of `tp`, adding what it derives to `out`.
+    pub fn process(
+        &mut self,
+        tp: &TopicPartition,
+        offset: i64,
+        event: &Event,
+        now: Instant,
+        out: &mut Derived,
+    ) {
+        if let Some(row) = row_of(&event.body) {
+            self.catalog.apply(&row);
+            out.catalog.push(row);
+            return;
+        }
+        if !self.topics.contains(&tp.topic) {
+            return;
+        }
+        let ts = event.ts.timestamp_millis();
+        let watermark = self
+            .clocks
+            .get(tp)
+            .map(|c| c.max_event_ts.saturating_sub(self.out_of_orderness));
+        if self.seen.insert(event.event_id) {
+            for a in self.aggregates.iter().filter(|a| a.topic == tp.topic) {
+                contribute(
+                    a,
+                    tp,
+                    offset,
+                    event,
+                    ts,
+                    watermark,
+                    &self.catalog,
+                    out,
+                    &mut self.late,
+                );
+            }
+        }
+        // Per-event path: look up before inserting, so the partition name is cloned only the
+        // first time a partition is seen, not per event.
+        match self.clocks.get_mut(tp) {
+            Some(clock) => {
+                clock.max_event_ts = clock.max_event_ts.max(ts);
+                clock.last_record = now;
+            }
+            None => {
+                self.clocks.insert(
+                    tp.clone(),
+                    Clock {
+                        max_event_ts: ts,
+                        last_record: now,
+                    },
+                );
+            }
+        }
+        if !self.touched.contains(tp) {
+            self.touched.insert(tp.clone());
+        }
+    }
+
+    /// Ends a batch: the watermark state of every partition it touched goes into `out`, so it
+    /// commits with the batch.
+    pub fn end_batch(&mut self, out: &mut Derived) {
+        for tp in self.touched.drain() {
+            if let Some(c) = self.clocks.get(&tp) {
+                out.watermarks.push(PartitionWatermark {
+                    tp,
+                    max_event_ts: c.max_event_ts,
+                });
+            }
+        }
+        out.watermarks.sort_by(|a, b| a.tp.cmp(&b.tp));
+        if self.scope == DedupScope::Batch {
+            self.seen.clear();
+        }
+    }
+
+    /// Late events counted since the last call, by aggregate and outcome (`recorded`, `applied`).
+    pub fn take_late_counts(&mut self) -> LateCounts {
+        std::mem::take(&mut self.late)
+    }
+
+    /// A partition's watermark, if it delivered anything.
+    pub fn watermark(&self, tp: &TopicPartition) -> Option<i64> {
+        self.clocks
+            .get(tp)
+            .map(|c| c.max_event_ts.saturating_sub(self.out_of_orderness))
+    }
+
+    /// The combined watermark: the smallest watermark of partitions that delivered a record
+    /// within `idle_timeout` of `now`; when every partition is idle, the largest (nothing is
+    /// arriving that could be held back). Windows ending (plus grace) at or before it are final.
+    pub fn combined_watermark(&self, now: Instant, idle_timeout: Duration) -> Option<i64> {
+        let active = self
+            .clocks
+            .values()
+            .filter(|c| now.saturating_duration_since(c.last_record) < idle_timeout)
+            .map(|c| c.max_event_ts)
+            .min();
+        active
+            .or_else(|| self.clocks.values().map(|c| c.max_event_ts).max())
+            .map(|m| m.saturating_sub(self.out_of_orderness))
+    }
+}
+
+fn matches(filter: &Filter, event: &Event, catalog: &Catalog) -> bool {
+    filter
+        .iter()
+        .all(|(f, allowed)| allowed.contains(&f.value(event, catalog)))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn contribute(
+    a: &Compiled,
+    tp: &TopicPartition,
+    offset: i64,
+    event: &Event,
+    ts: i64,
+    watermark: Option<i64>,
+    catalog: &Catalog,
+    out: &mut Derived,
+    late: &mut LateCounts,
+) {
+    if !matches(&a.filter, event, catalog) {
+        return;
+    }
+    let mut key: Vec<Value> = a.keys.iter().map(|f| f.value(event, catalog)).collect();
+    if key.contains(&Value::Null) {
+        return; // like SQL's GROUP BY over rows WHERE key IS NOT NULL: documented in ADR 0004
+    }
+    let mut values: Vec<Value> = a
+        .measures
+        .iter()
+        .map(|m| {
+            if !matches(&m.filter, event, catalog) {
+                Value::Null
+            } else {
+                m.field.map_or(Value::Int(1), |f: Field| f.value(event, catalog))
+            }
+        })
+        .collect();
+    let mut windows = a.window.containing(ts).peekable();
+    while let Some((start, end)) = windows.next() {
+        let closed = watermark.is_some_and(|w| end.saturating_add(a.grace) <= w);
+        if closed {
+            let outcome = match a.late {
+                LatePolicy::Record => "recorded",
+                LatePolicy::Update => "applied",
+            };
+            *late.entry((a.name.clone(), outcome)).or_default() += 1;
+            if a.late == LatePolicy::Record {
+                out.late.push(LateEvent {
+                    event_id: event.event_id,
+                    aggregate: a.name.clone(),
+                    window_start: start,
+                    window_end: end,
+                    event_ts: ts,
+                    watermark: watermark.unwrap_or(i64::MIN),
+                    reason: format!(
+                        "window closed: window end + grace ({} ms) was at or before the partition watermark",
+                        a.grace
+                    ),
+                    tp: tp.clone(),
+                    offset,
+                });
+                continue;
+            }
+        }
+        // The last window takes the key and values; only hopping windows clone them.
+        let last = windows.peek().is_none();
+        out.contributions.push(Contribution {
+            event_id: event.event_id,
+            table: a.table,
+            window_start: start,
+            window_end: end,
+            key: if last {
+                std::mem::take(&mut key)
+            } else {
+                key.clone()
+            },
+            values: if last {
+                std::mem::take(&mut values)
+            } else {
+                values.clone()
+            },
+        });
+    }
+}
