@@ -20,6 +20,7 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
         let SourceConfig::Generator(g) = s;
         g.events.is_some()
     });
+    spawn_stop_signals(shutdown.clone())?;
     let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
     eprintln!(
         "retail-etl: log {:?}, store {:?}; health at http://{}/health, metrics at http://{}/metrics",
@@ -28,7 +29,6 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
         p.http,
         p.http
     );
-    spawn_stop_signals(shutdown.clone());
     if let Some(d) = duration {
         let s = shutdown.clone();
         tokio::spawn(async move {
@@ -93,28 +93,32 @@ async fn until_stopped(p: &mut Pipeline, shutdown: &Shutdown) -> Result<()> {
     }
 }
 
-fn spawn_stop_signals(shutdown: Shutdown) {
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    shutdown.trigger();
-                    return;
-                }
-            };
+/// Installs the Ctrl-C and SIGTERM handlers now, before the caller announces where it listens:
+/// a signal that arrives before a handler exists would kill the process without landing what
+/// was acknowledged. (`tokio::signal::ctrl_c()` only registers when first polled, so the Unix
+/// streams are created here, synchronously.)
+fn spawn_stop_signals(shutdown: Shutdown) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        tokio::spawn(async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-        }
-        #[cfg(not(unix))]
+            eprintln!("\nretail-etl: stopping; landing what was acknowledged...");
+            shutdown.trigger();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("\nretail-etl: stopping; landing what was acknowledged...");
         shutdown.trigger();
     });
+    Ok(())
 }
 
 /// One line, rewritten every second: rate in, landed, lag, dead letters.

@@ -224,8 +224,11 @@ impl GeneratorSource {
     }
 
     /// Reports this source's state under its name in `health`.
+    /// Registers the source on `health` at once (as starting), so `/health` lists it from the
+    /// first answer, before the task is first polled.
     #[must_use]
     pub fn with_health(mut self, health: Health) -> Self {
+        health.set(&self.name, State::Starting, "starting");
         self.health = Some(health);
         self
     }
