@@ -52,7 +52,7 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     outcome?;
     stopped?;
 
-    let generated: u64 = p.generators.iter().map(|g| g.stats().generated).sum();
+    let generated: u64 = p.generators.iter().map(|(_, g)| g.stats().generated).sum();
     let l = p.landing.progress();
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -130,7 +130,7 @@ async fn progress_line(view: pipeline::View, shutdown: Shutdown) {
             _ = tick.tick() => {}
             () = shutdown.wait() => { eprintln!(); return; }
         }
-        let appended: u64 = view.generators.iter().map(|g| g.stats().appended).sum();
+        let appended: u64 = view.generators.iter().map(|(_, g)| g.stats().appended).sum();
         let l = view.landing.progress();
         eprint!(
             "\r in {:>7} ev/s | landed {:>10} | duplicates {:>7} | dead letters {:>6} | lag {:>8}   ",

@@ -15,6 +15,7 @@ mod bench;
 mod cli;
 mod config;
 mod demo;
+mod live;
 mod pipeline;
 mod replay;
 

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::config::{Config, SourceConfig};
+use crate::live::PipelineLive;
 
 /// A started pipeline: handles on each stage and their tasks.
 #[derive(Debug)]
@@ -34,8 +35,8 @@ pub struct Pipeline {
     pub store: Arc<dyn Store>,
     /// The landing's progress and controls.
     pub landing: LandingHandle,
-    /// Each generator's controls and live stats.
-    pub generators: Vec<GeneratorHandle>,
+    /// Each generator's name, controls and live stats.
+    pub generators: Vec<NamedGenerator>,
     /// Where `/health` and `/metrics` answer.
     pub http: SocketAddr,
     /// The sources' tasks.
@@ -63,12 +64,15 @@ pub async fn start(
     shutdown: Shutdown,
 ) -> Result<Pipeline> {
     let (landing_stop, serve_stop) = (Shutdown::new(), Shutdown::new());
-    let (http, serve_task) = serve(config, &metrics, &health, &serve_stop).await?;
+    let live = PipelineLive::new();
+    let (http, serve_task) = serve(config, &metrics, &health, live.clone(), &serve_stop).await?;
     let log = log(config, &health).await?;
     let store = sink(config, &health, &shutdown).await?;
     let (landing_handle, landing_task) = process(config, &log, &store, &metrics, &health, &landing_stop)?;
     let landing_task = Some(landing_task);
+    live.set_landing(landing_handle.clone());
     let (generators, source_tasks) = sources(config, &log, &metrics, &health, &shutdown)?;
+    live.set_generators(generators.clone());
     let mut partitions = Vec::new();
     for topic in topics::ALL {
         for p in 0..config.log.partitions {
@@ -92,6 +96,8 @@ pub async fn start(
 }
 
 type SourceTask = JoinHandle<retail_source::Result<GeneratorStats>>;
+/// A generator's source name and its handle.
+pub type NamedGenerator = (String, GeneratorHandle);
 
 /// (1) Sources: each configured source appends to the log in its own task.
 fn sources(
@@ -100,13 +106,13 @@ fn sources(
     metrics: &Metrics,
     health: &Health,
     shutdown: &Shutdown,
-) -> Result<(Vec<GeneratorHandle>, Vec<SourceTask>)> {
+) -> Result<(Vec<NamedGenerator>, Vec<SourceTask>)> {
     let mut handles = Vec::new();
     let mut tasks = Vec::new();
     for source in &config.sources {
         let SourceConfig::Generator(g) = source;
         let generator = GeneratorSource::new(g)?.with_health(health.clone());
-        handles.push(generator.handle());
+        handles.push((generator.name().to_owned(), generator.handle()));
         tasks.push(tokio::spawn(generator.run(
             log.clone(),
             shutdown.clone(),
@@ -224,11 +230,12 @@ pub(crate) async fn sink(config: &Config, health: &Health, shutdown: &Shutdown) 
     }
 }
 
-/// (5) Serve: `/health` and `/metrics`.
+/// (5) Serve: `/health`, `/metrics` and the live dashboard.
 async fn serve(
     config: &Config,
     metrics: &Metrics,
     health: &Health,
+    live: Arc<PipelineLive>,
     shutdown: &Shutdown,
 ) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
     let state = ServeState {
@@ -236,7 +243,7 @@ async fn serve(
         health: health.clone(),
         started: Instant::now(),
     };
-    retail_serve::serve(config.serve.listen, state, shutdown.clone())
+    retail_serve::serve(config.serve.listen, state, live, shutdown.clone())
         .await
         .with_context(|| {
             format!(
@@ -253,8 +260,8 @@ pub struct View {
     partitions: Vec<TopicPartition>,
     /// The landing.
     pub landing: LandingHandle,
-    /// The generators.
-    pub generators: Vec<GeneratorHandle>,
+    /// The generators, by name.
+    pub generators: Vec<NamedGenerator>,
 }
 
 impl View {

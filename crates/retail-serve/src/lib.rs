@@ -6,8 +6,10 @@
 //!
 //! # Layout
 //! - [`server`]: binds, serves until shutdown, returns the bound address (tests bind port 0).
-//! - [`routes`]: the handlers.
+//! - [`routes`]: `/health` and `/metrics`.
+//! - [`live`]: the dashboard at `/` and its live stream.
 
+pub mod live;
 mod routes;
 pub mod server;
 

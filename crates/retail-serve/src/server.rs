@@ -1,11 +1,14 @@
 //! Binding and running the HTTP server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use retail_core::{Health, Metrics, Shutdown};
 use tokio::net::TcpListener;
 use tracing::info;
+
+use crate::live::{LiveInputs, Ticker};
 
 /// What the handlers read.
 #[derive(Debug, Clone)]
@@ -23,12 +26,19 @@ pub struct ServeState {
 pub async fn serve(
     listen: SocketAddr,
     state: ServeState,
+    live: Arc<dyn LiveInputs>,
     shutdown: Shutdown,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     info!(message = "serving /health and /metrics", %addr);
-    let app = crate::routes::router(state);
+    let snapshots = Ticker::spawn(
+        state.metrics.clone(),
+        state.health.clone(),
+        live,
+        shutdown.clone(),
+    );
+    let app = crate::routes::router(state).merge(crate::live::router(snapshots));
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.wait().await })

@@ -7,6 +7,8 @@ use retail_core::{Health, Metrics, Shutdown};
 use retail_serve::{serve, ServeState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -30,9 +32,14 @@ async fn health_reports_components_and_turns_503_on_failure() {
         health: health.clone(),
         started: Instant::now(),
     };
-    let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), state, shutdown.clone())
-        .await
-        .expect("bind");
+    let (addr, task) = serve(
+        "127.0.0.1:0".parse().expect("addr"),
+        state,
+        std::sync::Arc::new(common::NoStore),
+        shutdown.clone(),
+    )
+    .await
+    .expect("bind");
 
     let (code, body) = get(addr, "/health").await;
     assert_eq!(code, 200);

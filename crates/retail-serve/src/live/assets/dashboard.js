@@ -1,0 +1,195 @@
+// The live dashboard: renders each snapshot pushed on /api/v1/live (server-sent events) and
+// sends the controls' requests to /api/v1/control. Plain DOM and SVG: no framework, no CDN.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const money = new Intl.NumberFormat(undefined, { style: "currency", currency: "EUR", maximumFractionDigits: 0 });
+const count = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const rate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+const tokenInput = $("token");
+tokenInput.value = localStorage.getItem("retail-token") || "";
+tokenInput.addEventListener("change", () => {
+  localStorage.setItem("retail-token", tokenInput.value);
+  connect();
+});
+
+function authHeaders() {
+  const t = tokenInput.value.trim();
+  return t ? { Authorization: "Bearer " + t } : {};
+}
+
+function text(id, value) {
+  const el = $(id);
+  if (el.textContent !== value) el.textContent = value;
+}
+
+function render(s) {
+  text("updated", "updated " + new Date(s.at).toLocaleTimeString());
+  const store = s.store;
+  text("revenue-today", store ? money.format(store.revenue_today) : "–");
+  text("sales-today", store ? count.format(store.sales_today) : "–");
+  text("in-rate", rate.format(s.in_per_s));
+  text("out-rate", rate.format(s.out_per_s));
+  text("sales-landed", count.format(s.sales_landed));
+  text("lag", count.format(s.lag));
+  text("dead-letters", count.format(s.dead_letters));
+  text("late-events", count.format(s.late_events));
+  const p95 = s.latency_p95_ms;
+  text("p95", p95 == null ? "–" : p95 >= 1000 ? rate.format(p95 / 1000) + " s" : count.format(p95) + " ms");
+  text("objective", "objective " + rate.format(s.latency_objective_ms / 1000) + " s");
+  $("latency-tile").className = "tile" + (p95 == null ? "" : p95 <= s.latency_objective_ms ? " good" : " bad");
+  chart(store ? store.per_minute : []);
+  ranked("top-cities", store ? store.top_cities : []);
+  ranked("top-sellers", store ? store.top_sellers : []);
+  controls(s.controls, s.components);
+  components(s.components);
+  text("store-error", s.store_error ? "store: " + s.store_error : "");
+}
+
+function chart(points) {
+  const svg = $("chart");
+  const W = 600, H = 180, top = 4, bottom = 0;
+  const max = Math.max(1, ...points.map((p) => p.revenue));
+  const slot = W / 60;
+  const end = points.length ? points[points.length - 1].t : Date.now();
+  let out = "";
+  for (const p of points) {
+    const i = 59 - Math.round((end - p.t) / 60000);
+    if (i < 0) continue;
+    const h = Math.max(0, (p.revenue / max) * (H - top - bottom));
+    out += `<rect x="${(i * slot + 1).toFixed(1)}" y="${(H - bottom - h).toFixed(1)}" width="${(slot - 2).toFixed(1)}" height="${h.toFixed(1)}"><title>${new Date(p.t).toISOString().slice(11, 16)} UTC: ${money.format(p.revenue)}, ${p.sales} sales</title></rect>`;
+  }
+  svg.innerHTML = out;
+  text("chart-max", points.length ? "max " + money.format(max) + " / min" : "");
+  text("chart-note", points.length ? "" : "no sales in the last hour yet");
+}
+
+function ranked(id, rows) {
+  const body = $(id);
+  body.replaceChildren(...rows.map((r) => {
+    const tr = document.createElement("tr");
+    for (const [v, cls] of [[r.rank, ""], [r.label, ""], [money.format(r.revenue), "num"], [count.format(r.units), "num"]]) {
+      const td = document.createElement("td");
+      td.textContent = v;
+      if (cls) td.className = cls;
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
+// Controls are rebuilt only when their shape changes, so a rate being typed is not wiped out.
+let controlsKey = "";
+function controls(list, comps) {
+  const items = Array.isArray(list) ? list : (list && list.controls) || [];
+  const key = JSON.stringify(items.map((c) => [c.kind, c.name]));
+  const box = $("controls");
+  if (key !== controlsKey) {
+    controlsKey = key;
+    box.replaceChildren(...items.map(controlRow));
+  }
+  for (const c of items) {
+    const row = box.querySelector(`[data-control="${CSS.escape(c.kind + ":" + c.name)}"]`);
+    if (!row) continue;
+    const comp = comps[c.kind === "landing" ? "landing" : c.name];
+    const state = c.paused ? "paused" : comp ? comp.state : "running";
+    const badge = row.querySelector(".state");
+    badge.textContent = state;
+    badge.className = "state " + state;
+    row.querySelector('[data-action="pause"]').hidden = !!c.paused;
+    row.querySelector('[data-action="resume"]').hidden = !c.paused;
+    const current = row.querySelector(".rate-now");
+    if (current) current.textContent = c.rate == null ? "" : c.rate === 0 ? "unlimited" : rate.format(c.rate) + " ev/s";
+  }
+}
+
+function controlRow(c) {
+  const row = document.createElement("div");
+  row.className = "control";
+  row.dataset.control = c.kind + ":" + c.name;
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = c.name;
+  const badge = document.createElement("span");
+  badge.className = "state";
+  row.append(name, badge);
+  for (const action of ["pause", "resume"]) {
+    const b = document.createElement("button");
+    b.textContent = action === "pause" ? "Pause" : "Resume";
+    b.dataset.action = action;
+    b.dataset.name = c.name;
+    b.addEventListener("click", () => send("POST", controlPath(c) + "/" + action));
+    row.append(b);
+  }
+  if (c.kind === "source" && c.rate !== undefined && c.rate !== null) {
+    const input = document.createElement("input");
+    input.type = "number";
+    input.min = "0";
+    input.placeholder = "events/s";
+    input.dataset.rateFor = c.name;
+    const set = document.createElement("button");
+    set.textContent = "Set rate";
+    set.dataset.action = "rate";
+    set.dataset.name = c.name;
+    set.addEventListener("click", () => send("PUT", controlPath(c) + "/rate", { rate: Number(input.value) }));
+    const now = document.createElement("span");
+    now.className = "rate-now muted";
+    row.append(input, set, now);
+  }
+  return row;
+}
+
+function controlPath(c) {
+  return c.kind === "landing" ? "/api/v1/control/landing" : "/api/v1/control/sources/" + encodeURIComponent(c.name);
+}
+
+async function send(method, path, body) {
+  const msg = $("control-message");
+  try {
+    const r = await fetch(path, {
+      method,
+      headers: { "Content-Type": "application/json", ...authHeaders() },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (r.ok) {
+      msg.textContent = method + " " + path + ": done";
+    } else {
+      const e = await r.json().catch(() => ({}));
+      msg.textContent = method + " " + path + ": " + r.status + " " + ((e.error && e.error.message) || r.statusText);
+    }
+  } catch (e) {
+    msg.textContent = method + " " + path + ": " + e;
+  }
+}
+
+function components(comps) {
+  const body = $("components");
+  body.replaceChildren(...Object.entries(comps).map(([name, c]) => {
+    const tr = document.createElement("tr");
+    const n = document.createElement("td");
+    n.textContent = name;
+    const s = document.createElement("td");
+    s.innerHTML = `<span class="state ${c.state}"></span>`;
+    s.firstChild.textContent = c.state;
+    const d = document.createElement("td");
+    d.className = "muted";
+    d.textContent = c.detail || "";
+    tr.append(n, s, d);
+    return tr;
+  }));
+}
+
+let source = null;
+function connect() {
+  if (source) source.close();
+  const t = tokenInput.value.trim();
+  source = new EventSource("/api/v1/live" + (t ? "?access_token=" + encodeURIComponent(t) : ""));
+  source.addEventListener("open", () => { $("conn").className = "dot on"; });
+  source.addEventListener("error", () => { $("conn").className = "dot off"; text("updated", "reconnecting…"); });
+  source.addEventListener("snapshot", (e) => {
+    $("conn").className = "dot on";
+    render(JSON.parse(e.data));
+  });
+}
+connect();
