@@ -1,13 +1,32 @@
-//! Binding and running the HTTP server.
+//! Binding and running the HTTP server, and [`ServeState`], what every handler reads.
+//!
+//! The server starts before the log and the store are open (so `/health` answers while they
+//! open, or while the store is retried), so the parts that arrive later sit in slots the
+//! binary fills once they exist: until then the API answers 503 saying what it waits for.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use retail_core::{Health, Metrics, Shutdown};
+use retail_log::Log;
+use retail_sink::Reader;
 use tokio::net::TcpListener;
 use tracing::info;
 
-/// What the handlers read.
+use crate::access::Access;
+use crate::controls::Controls;
+use crate::probe::{PipelineStatus, Probe};
+
+/// The parts of the pipeline that exist only after the server started.
+#[derive(Debug, Default)]
+struct Slots {
+    reader: OnceLock<Arc<dyn Reader>>,
+    log: OnceLock<Arc<dyn Log>>,
+    probe: OnceLock<Arc<dyn Probe>>,
+}
+
+/// What the handlers read. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ServeState {
     /// The pipeline's metrics.
@@ -16,6 +35,56 @@ pub struct ServeState {
     pub health: Health,
     /// Process start, for uptime.
     pub started: Instant,
+    /// Who may call what.
+    pub access: Arc<Access>,
+    /// Pause, resume and rate of each source and the landing.
+    pub controls: Controls,
+    slots: Arc<Slots>,
+}
+
+impl ServeState {
+    /// A state with nothing open yet: the API answers 503 until the slots are filled.
+    pub fn new(metrics: Metrics, health: Health, access: Access) -> Self {
+        Self {
+            metrics,
+            health,
+            started: Instant::now(),
+            access: Arc::new(access),
+            controls: Controls::default(),
+            slots: Arc::default(),
+        }
+    }
+
+    /// The store's read side, once the store is open.
+    pub fn reader(&self) -> Option<Arc<dyn Reader>> {
+        self.slots.reader.get().cloned()
+    }
+
+    /// Fills the reader slot (later calls are ignored).
+    pub fn set_reader(&self, reader: Arc<dyn Reader>) {
+        let _ = self.slots.reader.set(reader);
+    }
+
+    /// The log, once open (resubmitting appends to it).
+    pub fn log(&self) -> Option<Arc<dyn Log>> {
+        self.slots.log.get().cloned()
+    }
+
+    /// Fills the log slot (later calls are ignored).
+    pub fn set_log(&self, log: Arc<dyn Log>) {
+        let _ = self.slots.log.set(log);
+    }
+
+    /// Fills the pipeline probe slot (later calls are ignored).
+    pub fn set_probe(&self, probe: Arc<dyn Probe>) {
+        let _ = self.slots.probe.set(probe);
+    }
+
+    /// The pipeline's report, once it runs.
+    pub async fn pipeline_status(&self) -> Option<PipelineStatus> {
+        let probe = self.slots.probe.get().cloned()?;
+        Some(probe.status().await)
+    }
 }
 
 /// Binds `listen` and serves in a background task until `shutdown`. Returns the bound address
@@ -27,7 +96,7 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    info!(message = "serving /health and /metrics", %addr);
+    info!(message = "serving /health, /metrics, /api and /docs", %addr);
     let app = crate::routes::router(state);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -19,6 +19,7 @@
 //! - `write`: the batch transaction (fast path, slow path on duplicates).
 //! - `copy`: binary COPY encoders of each table.
 //! - `partition`: day partitions, created on demand and cached.
+//! - `read`: the [`crate::Reader`] on its own session.
 //! - `migrate`: `migrations/postgres/*.sql` at open, under an advisory lock.
 //! - `conn`: one session with its prepared statements and temp table.
 //! - `bare`: the bulk-load baseline of the benchmark.
@@ -30,8 +31,10 @@ mod copy;
 mod derived;
 mod error;
 mod migrate;
+mod read;
 mod partition;
 mod store;
 mod write;
 
+pub use read::PostgresReader;
 pub use store::PostgresStore;
