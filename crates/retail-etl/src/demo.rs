@@ -23,12 +23,20 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     spawn_stop_signals(shutdown.clone())?;
     let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
     eprintln!(
-        "retail-etl: log {:?}, store {:?}; health at http://{}/health, metrics at http://{}/metrics",
+        "retail-etl: log {:?}, store {:?}; health at http://{}/health, metrics at http://{}/metrics, API docs at http://{}/docs",
         config.log_url()?,
         config.store_url()?,
         p.http,
+        p.http,
         p.http
     );
+    if config.serve.is_open() {
+        eprintln!(
+            "retail-etl: no API tokens configured (serve.read_tokens, serve.admin_tokens): the API, control \
+             included, is open to anyone who can connect, so it listens on loopback only ({})",
+            p.http
+        );
+    }
     if let Some(d) = duration {
         let s = shutdown.clone();
         tokio::spawn(async move {

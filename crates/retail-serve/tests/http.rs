@@ -1,7 +1,5 @@
 //! The server answers /health and /metrics over real TCP on a port the OS picks.
 
-use std::time::Instant;
-
 use retail_core::health::State;
 use retail_core::{Health, Metrics, Shutdown};
 use retail_serve::{serve, ServeState};
@@ -25,11 +23,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 async fn health_reports_components_and_turns_503_on_failure() {
     let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
     health.set("landing", State::Running, "");
-    let state = ServeState {
-        metrics: metrics.clone(),
-        health: health.clone(),
-        started: Instant::now(),
-    };
+    let state = ServeState::new(metrics.clone(), health.clone(), retail_serve::Access::default());
     let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), state, shutdown.clone())
         .await
         .expect("bind");

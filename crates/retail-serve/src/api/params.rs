@@ -95,8 +95,20 @@ impl Params {
         default_span: chrono::TimeDelta,
         max_span: chrono::TimeDelta,
     ) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
+        self.range_from(|to| to - default_span, max_span)
+    }
+
+    /// [`Self::range`] with the default `from` computed from `to`.
+    pub fn range_from(
+        &self,
+        default_from: impl FnOnce(DateTime<Utc>) -> DateTime<Utc>,
+        max_span: chrono::TimeDelta,
+    ) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
         let to = self.time("to")?.unwrap_or_else(Utc::now);
-        let from = self.time("from")?.unwrap_or(to - default_span);
+        let from = match self.time("from")? {
+            Some(f) => f,
+            None => default_from(to),
+        };
         if from >= to {
             return Err(ApiError::invalid(
                 "from",

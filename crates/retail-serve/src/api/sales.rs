@@ -138,15 +138,18 @@ pub async fn totals(State(s): State<ServeState>, q: RawParams) -> ApiResult<Json
     Ok(Json(SalesTotals { from, to, totals }))
 }
 
-/// `from`/`to` defaulting to today so far (UTC), at most 93 days.
+/// `from`/`to` defaulting to the UTC day of `to` so far (`to` = now), at most 93 days.
 pub(super) fn today_range(p: &Params) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
-    let now = Utc::now();
-    let midnight = now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
-    let span = if p.get("from").is_some() {
-        TimeDelta::hours(1)
-    } else {
-        // Just after midnight, "today so far" is still a forward range.
-        (p.time("to")?.unwrap_or(now) - midnight).max(TimeDelta::seconds(1))
-    };
-    p.range(span, TimeDelta::days(93))
+    p.range_from(
+        |to| {
+            let midnight = to.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+            // At midnight sharp "so far" is empty: take the day that just ended.
+            if midnight == to {
+                to - TimeDelta::days(1)
+            } else {
+                midnight
+            }
+        },
+        TimeDelta::days(93),
+    )
 }

@@ -165,6 +165,9 @@ fn opt_text(t: Option<&str>) -> Param {
     t.map_or(Param::Null, |t| Param::Text(t.to_owned()))
 }
 
+// Revenue is REAL in SQLite: sums are rounded to cents so that 0.1 + 0.2 reads 0.3, as the
+// exact NUMERIC sums of PostgreSQL do.
+
 /// Reads a timestamp stored as RFC 3339 text.
 fn ts(r: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
     let text: String = r.get(i)?;
@@ -192,7 +195,7 @@ const DEAD_LETTER_COLUMNS: &str = "id, reason, kind, source, topic, \"partition\
 
 /// Stores with their sums over `[?1, ?2)`; the caller adds a `WHERE` on `?3`.
 const STORE_SUMMARY: &str = "SELECT d.store_id, d.name, d.city, d.country, \
-     CAST(COALESCE(sum(a.revenue), 0) AS REAL), CAST(COALESCE(sum(a.units), 0) AS INTEGER), \
+     ROUND(COALESCE(sum(a.revenue), 0), 2), CAST(COALESCE(sum(a.units), 0) AS INTEGER), \
      CAST(COALESCE(sum(a.sales), 0) AS INTEGER), CAST(COALESCE(sum(a.returns), 0) AS INTEGER) \
      FROM store_dim d LEFT JOIN sales_agg_hour a ON a.store_id = d.store_id \
        AND a.window_start >= ?1 AND a.window_start < ?2";
@@ -255,7 +258,7 @@ impl Reader for SqliteReader {
         let table = grain.table();
         let sql = format!(
             "SELECT window_start, CASE WHEN ?1 IS NULL THEN NULL ELSE min(store_id) END, \
-             CAST(COALESCE(sum(units), 0) AS INTEGER), CAST(COALESCE(sum(revenue), 0) AS REAL), \
+             CAST(COALESCE(sum(units), 0) AS INTEGER), ROUND(COALESCE(sum(revenue), 0), 2), \
              CAST(COALESCE(sum(sales), 0) AS INTEGER), CAST(COALESCE(sum(returns), 0) AS INTEGER) \
              FROM {table} WHERE window_start >= ?2 AND window_start < ?3 \
              AND (?1 IS NULL OR store_id = ?1) GROUP BY window_start ORDER BY window_start"
@@ -283,7 +286,7 @@ impl Reader for SqliteReader {
         let mut t = Totals::default();
         for (grain, (a, b)) in ranges {
             let sql = format!(
-                "SELECT CAST(COALESCE(sum(revenue), 0) AS REAL), CAST(COALESCE(sum(units), 0) AS INTEGER), \
+                "SELECT ROUND(COALESCE(sum(revenue), 0), 2), CAST(COALESCE(sum(units), 0) AS INTEGER), \
                  CAST(COALESCE(sum(sales), 0) AS INTEGER), CAST(COALESCE(sum(returns), 0) AS INTEGER) \
                  FROM {} WHERE window_start >= ?1 AND window_start < ?2",
                 grain.table()
@@ -309,7 +312,7 @@ impl Reader for SqliteReader {
     }
 
     async fn top_sales_by_city(&self, day: NaiveDate, limit: u32) -> Result<Vec<CitySales>> {
-        let sql = "SELECT rank, country, city, CAST(COALESCE(revenue, 0) AS REAL), \
+        let sql = "SELECT rank, country, city, ROUND(COALESCE(revenue, 0), 2), \
              CAST(COALESCE(units, 0) AS INTEGER), sales FROM top_sales_by_city_ranked \
              WHERE window_start = ?1 ORDER BY rank, country, city LIMIT ?2";
         let params = vec![ts_param(day_start(day)), Param::Int(i64::from(limit))];
@@ -332,7 +335,7 @@ impl Reader for SqliteReader {
         window_start: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<SellerSales>> {
-        let sql = "SELECT rank, country, seller_id, seller_name, CAST(COALESCE(revenue, 0) AS REAL), \
+        let sql = "SELECT rank, country, seller_id, seller_name, ROUND(COALESCE(revenue, 0), 2), \
              CAST(COALESCE(units, 0) AS INTEGER), sales, window_start FROM top_salesman_by_country_ranked \
              WHERE (?1 IS NULL OR country = ?1) AND rank <= ?3 AND window_start = \
                COALESCE(?2, (SELECT max(window_start) FROM top_salesman_by_country \
