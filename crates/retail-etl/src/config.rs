@@ -113,7 +113,10 @@ impl ServeConfig {
 
     /// Tokens long enough and without whitespace; an open server only on loopback.
     fn validate(&self, file: &str) -> Result<()> {
-        for (key, tokens) in [("read_tokens", &self.read_tokens), ("admin_tokens", &self.admin_tokens)] {
+        for (key, tokens) in [
+            ("read_tokens", &self.read_tokens),
+            ("admin_tokens", &self.admin_tokens),
+        ] {
             for (i, t) in tokens.iter().enumerate() {
                 if t.chars().count() < MIN_TOKEN_CHARS || t.chars().any(char::is_whitespace) {
                     bail!(
@@ -433,7 +436,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("serve.toml");
         std::fs::write(&file, "[serve]\nlisten = \"0.0.0.0:8080\"\n").expect("write");
-        let err = format!("{:#}", Config::load(Some(&file)).expect_err("open on every interface"));
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&file)).expect_err("open on every interface")
+        );
         assert!(
             err.contains("serve.listen") && err.contains("serve.toml") && err.contains("not a loopback"),
             "{err}"
@@ -447,7 +453,10 @@ mod tests {
         assert!(!c.serve.is_open());
         std::fs::write(&file, "[serve]\nread_tokens = [\"short\"]\n").expect("write");
         let err = format!("{:#}", Config::load(Some(&file)).expect_err("short token"));
-        assert!(err.contains("serve.read_tokens[0]") && err.contains("16"), "{err}");
+        assert!(
+            err.contains("serve.read_tokens[0]") && err.contains("16"),
+            "{err}"
+        );
         std::fs::write(&file, "[serve]\nlisten = \"[::1]:8080\"\n").expect("write");
         assert!(Config::load(Some(&file)).expect("IPv6 loopback").serve.is_open());
     }

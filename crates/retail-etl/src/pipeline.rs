@@ -247,7 +247,10 @@ async fn serve(
     health: &Health,
     shutdown: &Shutdown,
 ) -> Result<(SocketAddr, ServeState, JoinHandle<std::io::Result<()>>)> {
-    let access = Access::new(config.serve.read_tokens.clone(), config.serve.admin_tokens.clone());
+    let access = Access::new(
+        config.serve.read_tokens.clone(),
+        config.serve.admin_tokens.clone(),
+    );
     let state = ServeState::new(metrics.clone(), health.clone(), access);
     let (addr, task) = retail_serve::serve(config.serve.listen, state.clone(), shutdown.clone())
         .await
@@ -261,16 +264,22 @@ async fn serve(
 }
 
 /// Registers each source by name and the landing with the control API.
-fn register_controls(config: &Config, state: &ServeState, generators: &[GeneratorHandle], landing: &LandingHandle) {
+fn register_controls(
+    config: &Config,
+    state: &ServeState,
+    generators: &[GeneratorHandle],
+    landing: &LandingHandle,
+) {
     for (source, handle) in config.sources.iter().zip(generators) {
         let SourceConfig::Generator(g) = source;
         state
             .controls
             .register(g.source_name.clone(), Arc::new(GeneratorControl(handle.clone())));
     }
-    state
-        .controls
-        .register(retail_serve::controls::LANDING, Arc::new(LandingControl(landing.clone())));
+    state.controls.register(
+        retail_serve::controls::LANDING,
+        Arc::new(LandingControl(landing.clone())),
+    );
 }
 
 /// A generator as the control API sees it.

@@ -123,10 +123,22 @@ mod tests {
         assert!(a.check(Some("Bearer r"), Role::Read).is_ok());
         assert!(a.check(Some("Bearer a"), Role::Read).is_ok());
         assert!(a.check(Some("Bearer a"), Role::Admin).is_ok());
-        assert_eq!(a.check(Some("Bearer r"), Role::Admin).map_err(|e| e.status), Err(StatusCode::FORBIDDEN));
-        assert_eq!(a.check(Some("Bearer x"), Role::Read).map_err(|e| e.status), Err(StatusCode::UNAUTHORIZED));
-        assert_eq!(a.check(None, Role::Read).map_err(|e| e.status), Err(StatusCode::UNAUTHORIZED));
-        assert_eq!(a.check(Some("r"), Role::Read).map_err(|e| e.status), Err(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            a.check(Some("Bearer r"), Role::Admin).map_err(|e| e.status),
+            Err(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            a.check(Some("Bearer x"), Role::Read).map_err(|e| e.status),
+            Err(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            a.check(None, Role::Read).map_err(|e| e.status),
+            Err(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            a.check(Some("r"), Role::Read).map_err(|e| e.status),
+            Err(StatusCode::UNAUTHORIZED)
+        );
         assert!(Access::default().check(None, Role::Admin).is_ok());
         assert!(!same("abc", "abd") && !same("abc", "ab") && same("abc", "abc"));
         assert!(!format!("{a:?}").contains('"'), "Debug must not print tokens");

@@ -59,10 +59,13 @@ pub struct ControlStatus {
     pub accepted: Option<u64>,
 }
 
+/// A control and its name.
+type Entry = (String, Arc<dyn Controllable>);
+
 /// The registered controls, in registration order. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
 pub struct Controls {
-    entries: Arc<RwLock<Vec<(String, Arc<dyn Controllable>)>>>,
+    entries: Arc<RwLock<Vec<Entry>>>,
 }
 
 /// The name the landing is registered under.
@@ -72,14 +75,20 @@ impl Controls {
     /// Adds (or replaces) the control called `name`.
     pub fn register(&self, name: impl Into<String>, control: Arc<dyn Controllable>) {
         let name = name.into();
-        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.retain(|(n, c)| !(n == &name && c.kind() == control.kind()));
         entries.push((name, control));
     }
 
     /// Every control's state.
     pub fn list(&self) -> Vec<ControlStatus> {
-        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.iter().map(|(name, c)| status(name, c.as_ref())).collect()
     }
 
@@ -95,7 +104,10 @@ impl Controls {
 
     /// Names of every source, for error messages.
     pub fn source_names(&self) -> Vec<String> {
-        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries
             .iter()
             .filter(|(_, c)| c.kind() == ControlKind::Source)
@@ -109,7 +121,10 @@ impl Controls {
     }
 
     fn find(&self, kind: ControlKind, name: impl Fn(&str) -> bool) -> Option<Arc<dyn Controllable>> {
-        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries
             .iter()
             .find(|(n, c)| c.kind() == kind && name(n))
@@ -160,7 +175,10 @@ mod tests {
         assert_eq!(list.len(), 1);
         assert!(list[0].paused);
         assert_eq!(list[0].rate, None);
-        assert!(controls.source("landing").is_none(), "the landing is not a source");
+        assert!(
+            controls.source("landing").is_none(),
+            "the landing is not a source"
+        );
         assert!(controls.landing().expect("landing").set_rate(5.0).is_err());
     }
 }

@@ -69,11 +69,20 @@ pub fn router(openapi: &utoipa::openapi::OpenApi) -> Router<ServeState> {
         )
         .route("/docs", get(|| async { Html(INDEX) }))
         .route("/docs/", get(|| async { Html(INDEX) }))
-        .route("/docs/init.js", get(|| async { asset("text/javascript; charset=utf-8", INIT) }))
+        .route(
+            "/docs/init.js",
+            get(|| async { asset("text/javascript; charset=utf-8", INIT) }),
+        )
         .route(
             "/docs/swagger-ui-bundle.js",
             get(|| async { asset("text/javascript; charset=utf-8", BUNDLE) }),
         )
-        .route("/docs/swagger-ui.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
-        .route("/docs/favicon-32x32.png", get(|| async { asset("image/png", FAVICON) }))
+        .route(
+            "/docs/swagger-ui.css",
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        )
+        .route(
+            "/docs/favicon-32x32.png",
+            get(|| async { asset("image/png", FAVICON) }),
+        )
 }

@@ -2,6 +2,8 @@
 //! write path (`write_batch` with aggregate contributions, catalog rows, late events and dead
 //! letters), and every query must read back the same answers on PostgreSQL and SQLite.
 
+// Shared with the other suites; this one uses part of it.
+#[allow(dead_code)]
 mod common;
 
 use std::sync::Arc;
@@ -9,8 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use retail_core::TopicPartition;
 use retail_sink::derived::{
-    AggregateTable, CatalogRow, ColumnType, Contribution, Derived, KeyColumn, LateEvent, MeasureColumn, Merge,
-    Rank, Value,
+    AggregateTable, CatalogRow, ColumnType, Contribution, Derived, KeyColumn, LateEvent, MeasureColumn,
+    Merge, Rank, Value,
 };
 use retail_sink::read::{Claim, Grain, PageRequest};
 use retail_sink::{open_reader, LandingBatch, Reader, Store};
@@ -20,7 +22,10 @@ use uuid::Uuid;
 use crate::common::{dead_letter, ids, range, sale, ts, Fixture};
 
 fn key(name: &str, ty: ColumnType) -> KeyColumn {
-    KeyColumn { name: name.into(), ty }
+    KeyColumn {
+        name: name.into(),
+        ty,
+    }
 }
 
 fn measure(name: &str, input: ColumnType, merge: Merge) -> MeasureColumn {
@@ -132,7 +137,12 @@ fn contributions(s: &Sold) -> Vec<Contribution> {
     vec![
         c(0, MINUTE, vec![Value::Int(s.store)], sales_values.clone()),
         c(1, HOUR, vec![Value::Int(s.store)], sales_values),
-        c(2, DAY, vec![text(s.place.0), text(s.place.1)], rank_values.clone()),
+        c(
+            2,
+            DAY,
+            vec![text(s.place.0), text(s.place.1)],
+            rank_values.clone(),
+        ),
         c(
             3,
             THIRTY_DAYS,
@@ -148,11 +158,51 @@ async fn landed(f: &Fixture) -> (Arc<dyn Store>, Arc<dyn Reader>) {
     store.prepare_aggregates(&tables()).await.expect("prepare");
     let id = ids(6);
     let sold = [
-        Sold { id: id[0], at: "2026-11-21T10:00:30Z", store: 1, qty: 2, cents: 1010, seller: (10, "Ann"), place: ("DE", "Berlin") },
-        Sold { id: id[1], at: "2026-11-21T10:01:10Z", store: 1, qty: 1, cents: 520, seller: (11, "Ben"), place: ("DE", "Berlin") },
-        Sold { id: id[2], at: "2026-11-21T10:00:40Z", store: 2, qty: 3, cents: 3000, seller: (20, "Cleo"), place: ("FR", "Paris") },
-        Sold { id: id[3], at: "2026-11-21T11:30:00Z", store: 2, qty: -1, cents: -1000, seller: (20, "Cleo"), place: ("FR", "Paris") },
-        Sold { id: id[4], at: "2026-11-20T09:00:00Z", store: 1, qty: 1, cents: 100, seller: (10, "Ann"), place: ("DE", "Berlin") },
+        Sold {
+            id: id[0],
+            at: "2026-11-21T10:00:30Z",
+            store: 1,
+            qty: 2,
+            cents: 1010,
+            seller: (10, "Ann"),
+            place: ("DE", "Berlin"),
+        },
+        Sold {
+            id: id[1],
+            at: "2026-11-21T10:01:10Z",
+            store: 1,
+            qty: 1,
+            cents: 520,
+            seller: (11, "Ben"),
+            place: ("DE", "Berlin"),
+        },
+        Sold {
+            id: id[2],
+            at: "2026-11-21T10:00:40Z",
+            store: 2,
+            qty: 3,
+            cents: 3000,
+            seller: (20, "Cleo"),
+            place: ("FR", "Paris"),
+        },
+        Sold {
+            id: id[3],
+            at: "2026-11-21T11:30:00Z",
+            store: 2,
+            qty: -1,
+            cents: -1000,
+            seller: (20, "Cleo"),
+            place: ("FR", "Paris"),
+        },
+        Sold {
+            id: id[4],
+            at: "2026-11-20T09:00:00Z",
+            store: 1,
+            qty: 1,
+            cents: 100,
+            seller: (10, "Ann"),
+            place: ("DE", "Berlin"),
+        },
     ];
     let sales_tp = TopicPartition::new("sales", 0);
     let late = LateEvent {
@@ -187,7 +237,11 @@ async fn landed(f: &Fixture) -> (Arc<dyn Store>, Arc<dyn Reader>) {
             contributions: sold.iter().flat_map(contributions).collect(),
             late: vec![late],
             watermarks: Vec::new(),
-            catalog: vec![store_row(1, "Berlin", "DE"), store_row(2, "Paris", "FR"), store_row(3, "Lyon", "FR")],
+            catalog: vec![
+                store_row(1, "Berlin", "DE"),
+                store_row(2, "Paris", "FR"),
+                store_row(3, "Lyon", "FR"),
+            ],
         }),
         ..Default::default()
     };
@@ -204,12 +258,26 @@ fn t(s: &str) -> DateTime<Utc> {
 async fn sales_series(f: Fixture) {
     let (_store, r) = landed(&f).await;
     let all = r
-        .sales(Grain::Minute, None, t("2026-11-21T10:00:00Z"), t("2026-11-21T12:00:00Z"))
+        .sales(
+            Grain::Minute,
+            None,
+            t("2026-11-21T10:00:00Z"),
+            t("2026-11-21T12:00:00Z"),
+        )
         .await
         .expect("sales");
     let got: Vec<(String, Option<i64>, i64, f64, i64, i64)> = all
         .iter()
-        .map(|b| (b.window_start.to_rfc3339(), b.store_id, b.units, b.revenue, b.sales, b.returns))
+        .map(|b| {
+            (
+                b.window_start.to_rfc3339(),
+                b.store_id,
+                b.units,
+                b.revenue,
+                b.sales,
+                b.returns,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -220,7 +288,12 @@ async fn sales_series(f: Fixture) {
         ]
     );
     let one = r
-        .sales(Grain::Hour, Some(1), t("2026-11-20T00:00:00Z"), t("2026-11-22T00:00:00Z"))
+        .sales(
+            Grain::Hour,
+            Some(1),
+            t("2026-11-20T00:00:00Z"),
+            t("2026-11-22T00:00:00Z"),
+        )
         .await
         .expect("sales");
     let got: Vec<(String, Option<i64>, i64)> = one
@@ -236,7 +309,12 @@ async fn sales_series(f: Fixture) {
     );
     // `to` is exclusive.
     let none = r
-        .sales(Grain::Minute, None, t("2026-11-21T09:59:00Z"), t("2026-11-21T10:00:00Z"))
+        .sales(
+            Grain::Minute,
+            None,
+            t("2026-11-21T09:59:00Z"),
+            t("2026-11-21T10:00:00Z"),
+        )
         .await
         .expect("sales");
     assert!(none.is_empty(), "{none:?}");
@@ -256,7 +334,11 @@ async fn totals_over_ragged_ranges(f: Fixture) {
         .await
         .expect("totals");
     // From 10:00:45 the 10:00 minute is out (windows start before), 10:01 and 11:30 are in.
-    assert_eq!((ragged.units, ragged.sales, ragged.returns), (0, 1, 1), "{ragged:?}");
+    assert_eq!(
+        (ragged.units, ragged.sales, ragged.returns),
+        (0, 1, 1),
+        "{ragged:?}"
+    );
     // 10:00-11:00 from the hour table, 11:00-11:45 from the minute table.
     let both = r
         .totals(t("2026-11-21T09:30:00Z"), t("2026-11-21T11:45:00Z"))
@@ -285,7 +367,10 @@ async fn rankings(f: Fixture) {
         .map(|s| (s.country.as_str(), s.rank, s.seller_id, s.revenue))
         .collect();
     // Ann's sales of both days fall in the same 30-day window.
-    assert_eq!(got, [("DE", 1, 10, 11.1), ("DE", 2, 11, 5.2), ("FR", 1, 20, 20.0)]);
+    assert_eq!(
+        got,
+        [("DE", 1, 10, 11.1), ("DE", 2, 11, 5.2), ("FR", 1, 20, 20.0)]
+    );
     let window = sellers[0].window_start;
     let de = r
         .top_salesmen_by_country(Some("DE"), Some(window), 1)
@@ -298,14 +383,21 @@ async fn rankings(f: Fixture) {
         .await
         .expect("sellers");
     assert!(other.is_empty());
-    assert!(r.top_salesmen_by_country(Some("JP"), None, 5).await.expect("sellers").is_empty());
+    assert!(r
+        .top_salesmen_by_country(Some("JP"), None, 5)
+        .await
+        .expect("sellers")
+        .is_empty());
 }
 
 /// Store summaries, paged; one store; an unknown store.
 async fn stores(f: Fixture) {
     let (_store, r) = landed(&f).await;
     let (from, to) = (t("2026-11-21T00:00:00Z"), t("2026-11-22T00:00:00Z"));
-    let page = r.stores(from, to, PageRequest { limit: 2, offset: 0 }).await.expect("stores");
+    let page = r
+        .stores(from, to, PageRequest { limit: 2, offset: 0 })
+        .await
+        .expect("stores");
     let got: Vec<(i64, i64, i64)> = page
         .items
         .iter()
@@ -313,14 +405,23 @@ async fn stores(f: Fixture) {
         .collect();
     assert_eq!(got, [(1, 3, 0), (2, 2, 1)]);
     assert_eq!(page.next_offset, Some(2));
-    let last = r.stores(from, to, PageRequest { limit: 2, offset: 2 }).await.expect("stores");
+    let last = r
+        .stores(from, to, PageRequest { limit: 2, offset: 2 })
+        .await
+        .expect("stores");
     assert_eq!(last.items.len(), 1);
-    assert_eq!((last.items[0].store.city.as_str(), last.items[0].totals.sales), ("Lyon", 0));
+    assert_eq!(
+        (last.items[0].store.city.as_str(), last.items[0].totals.sales),
+        ("Lyon", 0)
+    );
     assert_eq!(last.next_offset, None);
     let one = r.store_summary(2, from, to).await.expect("store").expect("known");
     assert_eq!((one.store.country.as_str(), one.totals.sales), ("FR", 1));
     assert!(r.store_summary(99, from, to).await.expect("store").is_none());
-    assert_eq!(r.store(1).await.expect("store").map(|s| s.city), Some("Berlin".into()));
+    assert_eq!(
+        r.store(1).await.expect("store").map(|s| s.city),
+        Some("Berlin".into())
+    );
     assert!(r.store(99).await.expect("store").is_none());
 }
 
@@ -332,10 +433,18 @@ async fn late_events_and_dead_letters(f: Fixture) {
     assert_eq!(late.items.len(), 1);
     assert_eq!(late.items[0].window_start, t("2026-11-21T09:00:00Z"));
     assert_eq!((late.items[0].topic.as_str(), late.items[0].offset), ("sales", 7));
-    assert!(r.late_events(Some("sales_agg_hour"), page).await.expect("late").items.is_empty());
+    assert!(r
+        .late_events(Some("sales_agg_hour"), page)
+        .await
+        .expect("late")
+        .items
+        .is_empty());
     assert_eq!(r.late_events(None, page).await.expect("late").items.len(), 1);
 
-    let dls = r.dead_letters(PageRequest { limit: 1, offset: 0 }).await.expect("dead letters");
+    let dls = r
+        .dead_letters(PageRequest { limit: 1, offset: 0 })
+        .await
+        .expect("dead letters");
     assert_eq!(dls.items.len(), 1);
     assert_eq!(dls.next_offset, Some(1));
     let newest = &dls.items[0];
@@ -344,22 +453,45 @@ async fn late_events_and_dead_letters(f: Fixture) {
     let detail = r.dead_letter(newest.id).await.expect("get").expect("exists");
     // The fixture's payload ends in a byte that is not UTF-8: shown replaced, and said so.
     assert!(!detail.raw_is_utf8);
-    assert!(detail.raw.starts_with("{\"type\":\"sale\"") && detail.raw.ends_with('\u{FFFD}'), "{}", detail.raw);
+    assert!(
+        detail.raw.starts_with("{\"type\":\"sale\"") && detail.raw.ends_with('\u{FFFD}'),
+        "{}",
+        detail.raw
+    );
     assert_eq!(detail.summary.raw_bytes, 28);
-    assert_eq!((detail.summary.file.as_deref(), detail.summary.line), (Some("erp/2026-11-21.csv"), Some(17)));
+    assert_eq!(
+        (detail.summary.file.as_deref(), detail.summary.line),
+        (Some("erp/2026-11-21.csv"), Some(17))
+    );
     assert!(r.dead_letter(newest.id + 100).await.expect("get").is_none());
 
-    assert_eq!(r.claim_dead_letter(newest.id).await.expect("claim"), Claim::Claimed);
+    assert_eq!(
+        r.claim_dead_letter(newest.id).await.expect("claim"),
+        Claim::Claimed
+    );
     let Claim::AlreadyResubmitted(at) = r.claim_dead_letter(newest.id).await.expect("claim") else {
         panic!("a second claim must see the first");
     };
     let shown = r.dead_letter(newest.id).await.expect("get").expect("exists");
     assert_eq!(shown.summary.resubmitted_at, Some(at));
-    assert_eq!(r.claim_dead_letter(newest.id + 100).await.expect("claim"), Claim::NotFound);
+    assert_eq!(
+        r.claim_dead_letter(newest.id + 100).await.expect("claim"),
+        Claim::NotFound
+    );
     r.unclaim_dead_letter(newest.id).await.expect("unclaim");
-    assert_eq!(r.claim_dead_letter(newest.id).await.expect("claim"), Claim::Claimed);
+    assert_eq!(
+        r.claim_dead_letter(newest.id).await.expect("claim"),
+        Claim::Claimed
+    );
     let counts = r.counts().await.expect("counts");
-    assert_eq!((counts.dead_letters, counts.dead_letters_resubmitted, counts.late_events), (2, 1, 1));
+    assert_eq!(
+        (
+            counts.dead_letters,
+            counts.dead_letters_resubmitted,
+            counts.late_events
+        ),
+        (2, 1, 1)
+    );
 }
 
 /// Before the landing created the aggregate tables, queries read as empty, not as errors; the
@@ -368,11 +500,19 @@ async fn missing_tables_read_empty(f: Fixture) {
     let _store = f.open().await;
     let r = open_reader(&f.url).await.expect("open reader");
     let (from, to) = (t("2026-11-21T00:00:00Z"), t("2026-11-22T00:00:00Z"));
-    assert!(r.sales(Grain::Minute, None, from, to).await.expect("sales").is_empty());
+    assert!(r
+        .sales(Grain::Minute, None, from, to)
+        .await
+        .expect("sales")
+        .is_empty());
     assert_eq!(r.totals(from, to).await.expect("totals").units, 0);
     let day = NaiveDate::from_ymd_opt(2026, 11, 21).expect("day");
     assert!(r.top_sales_by_city(day, 5).await.expect("cities").is_empty());
-    assert!(r.top_salesmen_by_country(None, None, 5).await.expect("sellers").is_empty());
+    assert!(r
+        .top_salesmen_by_country(None, None, 5)
+        .await
+        .expect("sellers")
+        .is_empty());
     let page = PageRequest { limit: 5, offset: 0 };
     assert!(r.stores(from, to, page).await.expect("stores").items.is_empty());
     assert!(r.dead_letters(page).await.expect("dead letters").items.is_empty());

@@ -321,9 +321,16 @@ impl Running {
     }
 
     /// [`Self::call`] for a JSON answer.
-    pub fn json(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
+    pub fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let (code, text) = self.call(method, path, token, body);
-        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {code} {e}: {text}"));
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {code} {e}: {text}"));
         (code, value)
     }
 

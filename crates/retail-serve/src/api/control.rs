@@ -50,7 +50,11 @@ fn source(s: &ServeState, name: &str) -> ApiResult<Arc<dyn Controllable>> {
             Some("name"),
             format!(
                 "no source named {name:?}; sources: {}",
-                if known.is_empty() { "none yet".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none yet".to_owned()
+                } else {
+                    known.join(", ")
+                }
             ),
         )
     })
@@ -83,7 +87,11 @@ fn state_of(s: &ServeState, kind: ControlKind, name: &str) -> ApiResult<Json<Con
     ),
     security(("bearer" = []))
 )]
-pub async fn pause_source(State(s): State<ServeState>, Path(name): Path<String>, q: RawParams) -> ApiResult<Json<ControlStatus>> {
+pub async fn pause_source(
+    State(s): State<ServeState>,
+    Path(name): Path<String>,
+    q: RawParams,
+) -> ApiResult<Json<ControlStatus>> {
     Params::parse(q, &[])?;
     source(&s, &name)?.pause();
     tracing::info!(message = "source paused through the API", source = %name);
@@ -104,7 +112,11 @@ pub async fn pause_source(State(s): State<ServeState>, Path(name): Path<String>,
     ),
     security(("bearer" = []))
 )]
-pub async fn resume_source(State(s): State<ServeState>, Path(name): Path<String>, q: RawParams) -> ApiResult<Json<ControlStatus>> {
+pub async fn resume_source(
+    State(s): State<ServeState>,
+    Path(name): Path<String>,
+    q: RawParams,
+) -> ApiResult<Json<ControlStatus>> {
     Params::parse(q, &[])?;
     source(&s, &name)?.resume();
     tracing::info!(message = "source resumed through the API", source = %name);
@@ -152,10 +164,15 @@ pub async fn set_rate(
     if !(change.rate.is_finite() && (0.0..=MAX_RATE).contains(&change.rate)) {
         return Err(ApiError::invalid(
             "rate",
-            format!("rate must be between 0 (unlimited) and {MAX_RATE} events per second, got {}", change.rate),
+            format!(
+                "rate must be between 0 (unlimited) and {MAX_RATE} events per second, got {}",
+                change.rate
+            ),
         ));
     }
-    control.set_rate(change.rate).map_err(|e| ApiError::invalid("rate", e))?;
+    control
+        .set_rate(change.rate)
+        .map_err(|e| ApiError::invalid("rate", e))?;
     tracing::info!(message = "source rate changed through the API", source = %name, rate = change.rate);
     state_of(&s, ControlKind::Source, &name)
 }

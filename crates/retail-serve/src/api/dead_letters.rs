@@ -68,7 +68,11 @@ async fn find(s: &ServeState, id: i64) -> ApiResult<DeadLetterDetail> {
     ),
     security(("bearer" = []))
 )]
-pub async fn one(State(s): State<ServeState>, Path(raw): Path<String>, q: RawParams) -> ApiResult<Json<DeadLetterDetail>> {
+pub async fn one(
+    State(s): State<ServeState>,
+    Path(raw): Path<String>,
+    q: RawParams,
+) -> ApiResult<Json<DeadLetterDetail>> {
     Params::parse(q, &[])?;
     Ok(Json(find(&s, id(&raw)?).await?))
 }
@@ -134,7 +138,12 @@ pub async fn resubmit(
                 at.to_rfc3339()
             )))
         }
-        Claim::NotFound => return Err(ApiError::not_found(Some("id"), format!("no dead letter with id {id}"))),
+        Claim::NotFound => {
+            return Err(ApiError::not_found(
+                Some("id"),
+                format!("no dead letter with id {id}"),
+            ))
+        }
     }
     let record = record(&event);
     let topic = record.topic.clone();
@@ -152,10 +161,9 @@ pub async fn resubmit(
             });
         }
     };
-    let meta = appended
-        .first()
-        .copied()
-        .ok_or_else(|| ApiError::internal("appending the resubmitted event", &"the log returned no position"))?;
+    let meta = appended.first().copied().ok_or_else(|| {
+        ApiError::internal("appending the resubmitted event", &"the log returned no position")
+    })?;
     let resubmitted_at = find(&s, id).await.ok().and_then(|d| d.summary.resubmitted_at);
     tracing::info!(message = "dead letter resubmitted", id, event_id = %event.event_id, topic, partition = meta.partition, offset = meta.offset);
     Ok((
@@ -175,10 +183,16 @@ pub async fn resubmit(
 /// again is refused now with the reason.
 fn parse_event(body: &[u8], source: &str) -> ApiResult<Event> {
     if body.is_empty() {
-        return Err(ApiError::invalid("body", "the body must be the fixed event as a JSON object; it is empty"));
+        return Err(ApiError::invalid(
+            "body",
+            "the body must be the fixed event as a JSON object; it is empty",
+        ));
     }
     if let Err(e) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
-        return Err(ApiError::invalid("body", format!("the body must be a JSON object: {e}")));
+        return Err(ApiError::invalid(
+            "body",
+            format!("the body must be a JSON object: {e}"),
+        ));
     }
     retail_core::decode_with(body, source, |_| uuid::Uuid::now_v7()).map_err(|e| {
         let field = e
@@ -205,7 +219,10 @@ fn record(event: &Event) -> ProducerRecord {
         value: event.to_json(),
         headers: vec![
             header(retail_source::headers::EVENT_TYPE, event.type_name().as_bytes()),
-            header(retail_source::headers::SCHEMA_VERSION, SCHEMA_VERSION.to_string().as_bytes()),
+            header(
+                retail_source::headers::SCHEMA_VERSION,
+                SCHEMA_VERSION.to_string().as_bytes(),
+            ),
             header(retail_source::headers::SOURCE, event.source.as_bytes()),
         ],
         timestamp_ms: Some(event.ts.timestamp_millis()),

@@ -34,7 +34,8 @@ pub async fn list(State(s): State<ServeState>, q: RawParams) -> ApiResult<Json<P
         // The processor only accepts plain identifiers as aggregate names.
         let plain = !a.is_empty()
             && a.len() <= 63
-            && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             && !a.as_bytes()[0].is_ascii_digit();
         if !plain {
             return Err(ApiError::invalid(

@@ -111,5 +111,8 @@ fn reader(s: &ServeState) -> ApiResult<Arc<dyn Reader>> {
 
 /// Unknown paths under `/api`.
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(None, format!("no API endpoint at {}; see /api/openapi.json", uri.path()))
+    ApiError::not_found(
+        None,
+        format!("no API endpoint at {}; see /api/openapi.json", uri.path()),
+    )
 }

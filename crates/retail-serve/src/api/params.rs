@@ -29,7 +29,8 @@ pub struct Params {
 impl Params {
     /// Reads the query, refusing names outside `allowed` and names given twice.
     pub fn parse(raw: RawParams, allowed: &[&str]) -> ApiResult<Self> {
-        let Query(pairs) = raw.map_err(|e| ApiError::invalid("query", format!("unreadable query string: {e}")))?;
+        let Query(pairs) =
+            raw.map_err(|e| ApiError::invalid("query", format!("unreadable query string: {e}")))?;
         for (i, (name, _)) in pairs.iter().enumerate() {
             if !allowed.contains(&name.as_str()) {
                 let expected = if allowed.is_empty() {
@@ -37,10 +38,16 @@ impl Params {
                 } else {
                     format!("expected one of: {}", allowed.join(", "))
                 };
-                return Err(ApiError::invalid(name, format!("unknown parameter {name:?}; {expected}")));
+                return Err(ApiError::invalid(
+                    name,
+                    format!("unknown parameter {name:?}; {expected}"),
+                ));
             }
             if pairs[..i].iter().any(|(n, _)| n == name) {
-                return Err(ApiError::invalid(name, format!("parameter {name:?} is given more than once")));
+                return Err(ApiError::invalid(
+                    name,
+                    format!("parameter {name:?} is given more than once"),
+                ));
             }
         }
         Ok(Self { pairs })
@@ -48,15 +55,19 @@ impl Params {
 
     /// The raw value, if given (an empty value counts as given).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A calendar day `YYYY-MM-DD`.
     pub fn date(&self, name: &str) -> ApiResult<Option<NaiveDate>> {
         self.get(name)
             .map(|v| {
-                NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                    .map_err(|_| ApiError::invalid(name, format!("{name} must be a date YYYY-MM-DD, got {v:?}")))
+                NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+                    ApiError::invalid(name, format!("{name} must be a date YYYY-MM-DD, got {v:?}"))
+                })
             })
             .transpose()
     }
@@ -112,7 +123,11 @@ impl Params {
         if from >= to {
             return Err(ApiError::invalid(
                 "from",
-                format!("from ({}) must be before to ({})", from.to_rfc3339(), to.to_rfc3339()),
+                format!(
+                    "from ({}) must be before to ({})",
+                    from.to_rfc3339(),
+                    to.to_rfc3339()
+                ),
             ));
         }
         if to - from > max_span {
@@ -132,12 +147,14 @@ impl Params {
 
 /// Parses an RFC 3339 instant, naming `name` on failure.
 pub fn parse_time(name: &str, v: &str) -> ApiResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-        ApiError::invalid(
-            name,
-            format!("{name} must be an RFC 3339 time like 2026-11-21T10:00:00Z, got {v:?}"),
-        )
-    })
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::invalid(
+                name,
+                format!("{name} must be an RFC 3339 time like 2026-11-21T10:00:00Z, got {v:?}"),
+            )
+        })
 }
 
 /// Parses an integer within `min..=max`, naming `name` on failure.
@@ -148,7 +165,10 @@ pub fn parse_int(name: &str, v: &str, min: i64, max: i64) -> ApiResult<i64> {
             name,
             format!("{name} must be between {min} and {max}, got {n}"),
         )),
-        Err(_) => Err(ApiError::invalid(name, format!("{name} must be an integer, got {v:?}"))),
+        Err(_) => Err(ApiError::invalid(
+            name,
+            format!("{name} must be an integer, got {v:?}"),
+        )),
     }
 }
 
@@ -157,7 +177,10 @@ mod tests {
     use super::*;
 
     fn params(q: &[(&str, &str)], allowed: &[&str]) -> ApiResult<Params> {
-        let pairs = q.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+        let pairs = q
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
         Params::parse(Ok(Query(pairs)), allowed)
     }
 
@@ -189,14 +212,32 @@ mod tests {
             &["from", "to"],
         )
         .expect("parse");
-        assert_eq!(p.range(hour, hour * 24).expect_err("backwards").parameter.as_deref(), Some("from"));
+        assert_eq!(
+            p.range(hour, hour * 24)
+                .expect_err("backwards")
+                .parameter
+                .as_deref(),
+            Some("from")
+        );
         let p = params(
-            &[("from", "2026-11-01T10:00:00Z"), ("to", "2026-11-21T09:00:00+01:00")],
+            &[
+                ("from", "2026-11-01T10:00:00Z"),
+                ("to", "2026-11-21T09:00:00+01:00"),
+            ],
             &["from", "to"],
         )
         .expect("parse");
-        assert_eq!(p.range(hour, hour * 24).expect_err("too long").parameter.as_deref(), Some("to"));
+        assert_eq!(
+            p.range(hour, hour * 24)
+                .expect_err("too long")
+                .parameter
+                .as_deref(),
+            Some("to")
+        );
         let p = params(&[("from", "yesterday")], &["from", "to"]).expect("parse");
-        assert_eq!(p.range(hour, hour * 24).expect_err("bad").parameter.as_deref(), Some("from"));
+        assert_eq!(
+            p.range(hour, hour * 24).expect_err("bad").parameter.as_deref(),
+            Some("from")
+        );
     }
 }

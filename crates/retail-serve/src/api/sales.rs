@@ -34,7 +34,10 @@ pub(super) async fn store_id(s: &ServeState, p: &Params) -> ApiResult<Option<i64
     };
     match reader(s)?.store(id).await? {
         Some(_) => Ok(Some(id)),
-        None => Err(ApiError::not_found(Some("store_id"), format!("no store with store_id {id} in the catalog"))),
+        None => Err(ApiError::not_found(
+            Some("store_id"),
+            format!("no store with store_id {id} in the catalog"),
+        )),
     }
 }
 

@@ -83,13 +83,19 @@ pub struct StoreDetail {
     ),
     security(("bearer" = []))
 )]
-pub async fn one(State(s): State<ServeState>, Path(id): Path<String>, q: RawParams) -> ApiResult<Json<StoreDetail>> {
+pub async fn one(
+    State(s): State<ServeState>,
+    Path(id): Path<String>,
+    q: RawParams,
+) -> ApiResult<Json<StoreDetail>> {
     let id = parse_int("store_id", &id, 1, i64::MAX)?;
     let p = Params::parse(q, &["from", "to"])?;
     let (from, to) = today_range(&p)?;
-    let store = reader(&s)?
-        .store_summary(id, from, to)
-        .await?
-        .ok_or_else(|| ApiError::not_found(Some("store_id"), format!("no store with store_id {id} in the catalog")))?;
+    let store = reader(&s)?.store_summary(id, from, to).await?.ok_or_else(|| {
+        ApiError::not_found(
+            Some("store_id"),
+            format!("no store with store_id {id} in the catalog"),
+        )
+    })?;
     Ok(Json(StoreDetail { from, to, store }))
 }

@@ -31,8 +31,8 @@ mod copy;
 mod derived;
 mod error;
 mod migrate;
-mod read;
 mod partition;
+mod read;
 mod store;
 mod write;
 

@@ -182,7 +182,10 @@ impl Reader for PostgresReader {
                  COALESCE(sum(sales), 0)::bigint, COALESCE(sum(returns), 0)::bigint \
                  FROM {table} WHERE window_start >= $1 AND window_start < $2"
             );
-            for r in self.query(&format!("SELECT sum FROM {table}"), &sql, &[&a, &b]).await? {
+            for r in self
+                .query(&format!("SELECT sum FROM {table}"), &sql, &[&a, &b])
+                .await?
+            {
                 t.revenue += r.get::<_, f64>(0);
                 t.units += r.get::<_, i64>(1);
                 t.sales += r.get::<_, i64>(2);
@@ -265,7 +268,12 @@ impl Reader for PostgresReader {
         }))
     }
 
-    async fn stores(&self, from: DateTime<Utc>, to: DateTime<Utc>, page: PageRequest) -> Result<Page<StoreSummary>> {
+    async fn stores(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: PageRequest,
+    ) -> Result<Page<StoreSummary>> {
         let (limit, offset) = limit_plus_one(page);
         let sql = format!("{STORE_SUMMARY} WHERE $3::bigint IS NULL {STORE_SUMMARY_TAIL} LIMIT $4 OFFSET $5");
         let rows = self
@@ -278,10 +286,19 @@ impl Reader for PostgresReader {
         Ok(Page::from_rows(rows.iter().map(store_summary).collect(), page))
     }
 
-    async fn store_summary(&self, store_id: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Option<StoreSummary>> {
+    async fn store_summary(
+        &self,
+        store_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<StoreSummary>> {
         let sql = format!("{STORE_SUMMARY} WHERE d.store_id = $3 {STORE_SUMMARY_TAIL}");
         let rows = self
-            .query("SELECT FROM store_dim, sales_agg_hour", &sql, &[&from, &to, &Some(store_id)])
+            .query(
+                "SELECT FROM store_dim, sales_agg_hour",
+                &sql,
+                &[&from, &to, &Some(store_id)],
+            )
             .await?;
         Ok(rows.first().map(store_summary))
     }
@@ -319,9 +336,15 @@ impl Reader for PostgresReader {
 
     async fn dead_letters(&self, page: PageRequest) -> Result<Page<DeadLetterSummary>> {
         let (limit, offset) = limit_plus_one(page);
-        let sql = format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT $1 OFFSET $2");
-        let rows = self.query("SELECT FROM dead_letters", &sql, &[&limit, &offset]).await?;
-        Ok(Page::from_rows(rows.iter().map(dead_letter_summary).collect(), page))
+        let sql =
+            format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT $1 OFFSET $2");
+        let rows = self
+            .query("SELECT FROM dead_letters", &sql, &[&limit, &offset])
+            .await?;
+        Ok(Page::from_rows(
+            rows.iter().map(dead_letter_summary).collect(),
+            page,
+        ))
     }
 
     async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetterDetail>> {
@@ -356,10 +379,12 @@ impl Reader for PostgresReader {
                 &[&id],
             )
             .await?;
-        Ok(match rows.first().and_then(|r| r.get::<_, Option<DateTime<Utc>>>(0)) {
-            Some(at) => Claim::AlreadyResubmitted(at),
-            None => Claim::NotFound,
-        })
+        Ok(
+            match rows.first().and_then(|r| r.get::<_, Option<DateTime<Utc>>>(0)) {
+                Some(at) => Claim::AlreadyResubmitted(at),
+                None => Claim::NotFound,
+            },
+        )
     }
 
     async fn unclaim_dead_letter(&self, id: i64) -> Result<()> {
@@ -381,7 +406,11 @@ impl Reader for PostgresReader {
             )
             .await?;
         let late = self
-            .query("SELECT count(*) FROM late_events", "SELECT count(*) FROM late_events", &[])
+            .query(
+                "SELECT count(*) FROM late_events",
+                "SELECT count(*) FROM late_events",
+                &[],
+            )
             .await?;
         Ok(Counts {
             dead_letters: dl.first().map_or(0, |r| r.get(0)),

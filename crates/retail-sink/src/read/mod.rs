@@ -310,10 +310,20 @@ pub trait Reader: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stores of the catalog by id, with their sales over `[from, to)` from `sales_agg_hour`
     /// (hour precision).
-    async fn stores(&self, from: DateTime<Utc>, to: DateTime<Utc>, page: PageRequest) -> Result<Page<StoreSummary>>;
+    async fn stores(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: PageRequest,
+    ) -> Result<Page<StoreSummary>>;
 
     /// One store with its sales over `[from, to)` from `sales_agg_hour`; `None` if unknown.
-    async fn store_summary(&self, store_id: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Option<StoreSummary>>;
+    async fn store_summary(
+        &self,
+        store_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<StoreSummary>>;
 
     /// Late events, newest first, of one aggregate or all.
     async fn late_events(&self, aggregate: Option<&str>, page: PageRequest) -> Result<Page<LateEvent>>;
@@ -344,12 +354,12 @@ pub async fn open_reader(url: &StoreUrl) -> Result<Arc<dyn Reader>> {
     }
 }
 
+/// A half-open time range `[start, end)`.
+pub(crate) type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// Splits `[from, to)` into the whole hours inside it and the ragged ends, so sums read few
 /// rows: `(minute ranges, hour range)`.
-pub(crate) fn split_hours(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> (Vec<(DateTime<Utc>, DateTime<Utc>)>, Option<(DateTime<Utc>, DateTime<Utc>)>) {
+pub(crate) fn split_hours(from: DateTime<Utc>, to: DateTime<Utc>) -> (Vec<Span>, Option<Span>) {
     let hour = TimeDelta::hours(1);
     let floor = |t: DateTime<Utc>| t.duration_trunc(hour).unwrap_or(t);
     let first_full = {
@@ -405,7 +415,12 @@ mod tests {
         assert_eq!((m.len(), h), (1, None));
         let (m, h) = split_hours(t("2026-11-21T10:00:00Z"), t("2026-11-21T12:00:00Z"));
         assert_eq!((m.len(), h.is_some()), (0, true));
-        assert_eq!(split_hours(t("2026-11-21T10:00:00Z"), t("2026-11-21T10:00:00Z")).0.len(), 0);
+        assert_eq!(
+            split_hours(t("2026-11-21T10:00:00Z"), t("2026-11-21T10:00:00Z"))
+                .0
+                .len(),
+            0
+        );
     }
 
     #[test]

@@ -79,9 +79,9 @@ impl SqliteReader {
             jobs: Some(jobs),
             thread: Some(thread),
         };
-        ready_rx
-            .await
-            .map_err(|_| worker_error(&reader.path, "SQLite reader thread died while opening".to_owned()))??;
+        ready_rx.await.map_err(|_| {
+            worker_error(&reader.path, "SQLite reader thread died while opening".to_owned())
+        })??;
         Ok(reader)
     }
 
@@ -264,16 +264,21 @@ impl Reader for SqliteReader {
              AND (?1 IS NULL OR store_id = ?1) GROUP BY window_start ORDER BY window_start"
         );
         let store = store_id.map_or(Param::Null, Param::Int);
-        self.rows("SELECT FROM sales aggregate", sql, vec![store, ts_param(from), ts_param(to)], |r| {
-            Ok(SalesBucket {
-                window_start: ts(r, 0)?,
-                store_id: r.get(1)?,
-                units: r.get(2)?,
-                revenue: r.get(3)?,
-                sales: r.get(4)?,
-                returns: r.get(5)?,
-            })
-        })
+        self.rows(
+            "SELECT FROM sales aggregate",
+            sql,
+            vec![store, ts_param(from), ts_param(to)],
+            |r| {
+                Ok(SalesBucket {
+                    window_start: ts(r, 0)?,
+                    store_id: r.get(1)?,
+                    units: r.get(2)?,
+                    revenue: r.get(3)?,
+                    sales: r.get(4)?,
+                    returns: r.get(5)?,
+                })
+            },
+        )
         .await
     }
 
@@ -292,14 +297,19 @@ impl Reader for SqliteReader {
                 grain.table()
             );
             let rows = self
-                .rows("SELECT sum FROM sales aggregate", sql, vec![ts_param(a), ts_param(b)], |r| {
-                    Ok(Totals {
-                        revenue: r.get(0)?,
-                        units: r.get(1)?,
-                        sales: r.get(2)?,
-                        returns: r.get(3)?,
-                    })
-                })
+                .rows(
+                    "SELECT sum FROM sales aggregate",
+                    sql,
+                    vec![ts_param(a), ts_param(b)],
+                    |r| {
+                        Ok(Totals {
+                            revenue: r.get(0)?,
+                            units: r.get(1)?,
+                            sales: r.get(2)?,
+                            returns: r.get(3)?,
+                        })
+                    },
+                )
                 .await?;
             for r in rows {
                 t.revenue += r.revenue;
@@ -316,16 +326,21 @@ impl Reader for SqliteReader {
              CAST(COALESCE(units, 0) AS INTEGER), sales FROM top_sales_by_city_ranked \
              WHERE window_start = ?1 ORDER BY rank, country, city LIMIT ?2";
         let params = vec![ts_param(day_start(day)), Param::Int(i64::from(limit))];
-        self.rows("SELECT FROM top_sales_by_city_ranked", sql.to_owned(), params, |r| {
-            Ok(CitySales {
-                rank: r.get(0)?,
-                country: r.get(1)?,
-                city: r.get(2)?,
-                revenue: r.get(3)?,
-                units: r.get(4)?,
-                sales: r.get(5)?,
-            })
-        })
+        self.rows(
+            "SELECT FROM top_sales_by_city_ranked",
+            sql.to_owned(),
+            params,
+            |r| {
+                Ok(CitySales {
+                    rank: r.get(0)?,
+                    country: r.get(1)?,
+                    city: r.get(2)?,
+                    revenue: r.get(3)?,
+                    units: r.get(4)?,
+                    sales: r.get(5)?,
+                })
+            },
+        )
         .await
     }
 
@@ -346,84 +361,126 @@ impl Reader for SqliteReader {
             window_start.map_or(Param::Null, ts_param),
             Param::Int(i64::from(limit)),
         ];
-        self.rows("SELECT FROM top_salesman_by_country_ranked", sql.to_owned(), params, |r| {
-            Ok(SellerSales {
-                rank: r.get(0)?,
-                country: r.get(1)?,
-                seller_id: r.get(2)?,
-                seller_name: r.get(3)?,
-                revenue: r.get(4)?,
-                units: r.get(5)?,
-                sales: r.get(6)?,
-                window_start: ts(r, 7)?,
-            })
-        })
+        self.rows(
+            "SELECT FROM top_salesman_by_country_ranked",
+            sql.to_owned(),
+            params,
+            |r| {
+                Ok(SellerSales {
+                    rank: r.get(0)?,
+                    country: r.get(1)?,
+                    seller_id: r.get(2)?,
+                    seller_name: r.get(3)?,
+                    revenue: r.get(4)?,
+                    units: r.get(5)?,
+                    sales: r.get(6)?,
+                    window_start: ts(r, 7)?,
+                })
+            },
+        )
         .await
     }
 
     async fn store(&self, store_id: i64) -> Result<Option<StoreInfo>> {
         let sql = "SELECT store_id, name, city, country FROM store_dim WHERE store_id = ?1";
         let rows = self
-            .rows("SELECT FROM store_dim", sql.to_owned(), vec![Param::Int(store_id)], |r| {
-                Ok(StoreInfo {
-                    store_id: r.get(0)?,
-                    name: r.get(1)?,
-                    city: r.get(2)?,
-                    country: r.get(3)?,
-                })
-            })
+            .rows(
+                "SELECT FROM store_dim",
+                sql.to_owned(),
+                vec![Param::Int(store_id)],
+                |r| {
+                    Ok(StoreInfo {
+                        store_id: r.get(0)?,
+                        name: r.get(1)?,
+                        city: r.get(2)?,
+                        country: r.get(3)?,
+                    })
+                },
+            )
             .await?;
         Ok(rows.into_iter().next())
     }
 
-    async fn stores(&self, from: DateTime<Utc>, to: DateTime<Utc>, page: PageRequest) -> Result<Page<StoreSummary>> {
+    async fn stores(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: PageRequest,
+    ) -> Result<Page<StoreSummary>> {
         let sql = format!("{STORE_SUMMARY} WHERE ?3 IS NULL {STORE_SUMMARY_TAIL} LIMIT ?4 OFFSET ?5");
         let [limit, offset] = page_params(page);
         let params = vec![ts_param(from), ts_param(to), Param::Null, limit, offset];
         let rows = self
-            .rows("SELECT FROM store_dim, sales_agg_hour", sql, params, store_summary)
+            .rows(
+                "SELECT FROM store_dim, sales_agg_hour",
+                sql,
+                params,
+                store_summary,
+            )
             .await?;
         Ok(Page::from_rows(rows, page))
     }
 
-    async fn store_summary(&self, store_id: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Option<StoreSummary>> {
+    async fn store_summary(
+        &self,
+        store_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<StoreSummary>> {
         let sql = format!("{STORE_SUMMARY} WHERE d.store_id = ?3 {STORE_SUMMARY_TAIL}");
         let params = vec![ts_param(from), ts_param(to), Param::Int(store_id)];
         let rows = self
-            .rows("SELECT FROM store_dim, sales_agg_hour", sql, params, store_summary)
+            .rows(
+                "SELECT FROM store_dim, sales_agg_hour",
+                sql,
+                params,
+                store_summary,
+            )
             .await?;
         Ok(rows.into_iter().next())
     }
 
     async fn late_events(&self, aggregate: Option<&str>, page: PageRequest) -> Result<Page<LateEvent>> {
-        let sql = "SELECT aggregate, event_id, window_start, window_end, event_ts, watermark, reason, topic, \
+        let sql =
+            "SELECT aggregate, event_id, window_start, window_end, event_ts, watermark, reason, topic, \
              \"partition\", \"offset\", recorded_at FROM late_events WHERE ?1 IS NULL OR aggregate = ?1 \
              ORDER BY recorded_at DESC, aggregate, event_id, window_start LIMIT ?2 OFFSET ?3";
         let [limit, offset] = page_params(page);
         let rows = self
-            .rows("SELECT FROM late_events", sql.to_owned(), vec![opt_text(aggregate), limit, offset], |r| {
-                Ok(LateEvent {
-                    aggregate: r.get(0)?,
-                    event_id: r.get(1)?,
-                    window_start: ts(r, 2)?,
-                    window_end: ts(r, 3)?,
-                    event_ts: ts(r, 4)?,
-                    watermark: ts(r, 5)?,
-                    reason: r.get(6)?,
-                    topic: r.get(7)?,
-                    partition: r.get(8)?,
-                    offset: r.get(9)?,
-                    recorded_at: ts(r, 10)?,
-                })
-            })
+            .rows(
+                "SELECT FROM late_events",
+                sql.to_owned(),
+                vec![opt_text(aggregate), limit, offset],
+                |r| {
+                    Ok(LateEvent {
+                        aggregate: r.get(0)?,
+                        event_id: r.get(1)?,
+                        window_start: ts(r, 2)?,
+                        window_end: ts(r, 3)?,
+                        event_ts: ts(r, 4)?,
+                        watermark: ts(r, 5)?,
+                        reason: r.get(6)?,
+                        topic: r.get(7)?,
+                        partition: r.get(8)?,
+                        offset: r.get(9)?,
+                        recorded_at: ts(r, 10)?,
+                    })
+                },
+            )
             .await?;
         Ok(Page::from_rows(rows, page))
     }
 
     async fn dead_letters(&self, page: PageRequest) -> Result<Page<DeadLetterSummary>> {
-        let sql = format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT ?1 OFFSET ?2");
+        let sql =
+            format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT ?1 OFFSET ?2");
         let rows = self
-            .rows("SELECT FROM dead_letters", sql, page_params(page).to_vec(), dead_letter_summary)
+            .rows(
+                "SELECT FROM dead_letters",
+                sql,
+                page_params(page).to_vec(),
+                dead_letter_summary,
+            )
             .await?;
         Ok(Page::from_rows(rows, page))
     }
@@ -468,8 +525,11 @@ impl Reader for SqliteReader {
 
     async fn unclaim_dead_letter(&self, id: i64) -> Result<()> {
         self.call("UPDATE dead_letters SET resubmitted_at = NULL", move |c| {
-            c.execute("UPDATE dead_letters SET resubmitted_at = NULL WHERE id = ?1", [id])
-                .map(drop)
+            c.execute(
+                "UPDATE dead_letters SET resubmitted_at = NULL WHERE id = ?1",
+                [id],
+            )
+            .map(drop)
         })
         .await
     }
