@@ -79,15 +79,63 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
-    /// Address for `/health` and `/metrics`.
+    /// Address of the HTTP server: `/health`, `/metrics`, the REST API under `/api/v1`,
+    /// `/api/openapi.json` and the docs at `/docs`. Must be a loopback address unless tokens
+    /// are configured.
     pub listen: SocketAddr,
+    /// Bearer tokens that may call the read endpoints of the API (`Authorization: Bearer
+    /// <token>`). Each at least 16 characters, no whitespace.
+    pub read_tokens: Vec<String>,
+    /// Bearer tokens that may call every endpoint, including control (pause, resume, rate) and
+    /// resubmitting dead letters. With no read and no admin token, the API is open to anyone
+    /// who can connect, so the server then refuses to listen anywhere but on loopback.
+    pub admin_tokens: Vec<String>,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            read_tokens: Vec::new(),
+            admin_tokens: Vec::new(),
         }
+    }
+}
+
+/// The shortest token accepted: guessing 16 random characters is out of reach.
+const MIN_TOKEN_CHARS: usize = 16;
+
+impl ServeConfig {
+    /// Whether no token is configured (the API is open, loopback only).
+    pub fn is_open(&self) -> bool {
+        self.read_tokens.is_empty() && self.admin_tokens.is_empty()
+    }
+
+    /// Tokens long enough and without whitespace; an open server only on loopback.
+    fn validate(&self, file: &str) -> Result<()> {
+        for (key, tokens) in [
+            ("read_tokens", &self.read_tokens),
+            ("admin_tokens", &self.admin_tokens),
+        ] {
+            for (i, t) in tokens.iter().enumerate() {
+                if t.chars().count() < MIN_TOKEN_CHARS || t.chars().any(char::is_whitespace) {
+                    bail!(
+                        "key serve.{key}[{i}] in {file}: a token must be at least {MIN_TOKEN_CHARS} characters \
+                         without whitespace (got {} characters)",
+                        t.chars().count()
+                    );
+                }
+            }
+        }
+        if self.is_open() && !self.listen.ip().is_loopback() {
+            bail!(
+                "key serve.listen in {file}: {} is not a loopback address, and no serve.read_tokens or \
+                 serve.admin_tokens are configured, so the API (including pause and resume) would be open \
+                 to the network. Configure tokens, or listen on 127.0.0.1",
+                self.listen
+            );
+        }
+        Ok(())
     }
 }
 
@@ -219,6 +267,7 @@ impl Config {
                 self.log.partitions
             );
         }
+        self.serve.validate(&file)?;
         if self.landing.max_batch_records == 0 {
             bail!("key landing.max_batch_records in {file}: must be at least 1");
         }
@@ -380,6 +429,36 @@ mod tests {
             .collect();
         assert_eq!(names.last().map(String::as_str), Some("per_sku"));
         assert_eq!(names.len(), 5, "the four built-ins come first");
+    }
+
+    #[test]
+    fn an_open_api_listens_only_on_loopback_and_tokens_must_be_long() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("serve.toml");
+        std::fs::write(&file, "[serve]\nlisten = \"0.0.0.0:8080\"\n").expect("write");
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&file)).expect_err("open on every interface")
+        );
+        assert!(
+            err.contains("serve.listen") && err.contains("serve.toml") && err.contains("not a loopback"),
+            "{err}"
+        );
+        std::fs::write(
+            &file,
+            "[serve]\nlisten = \"0.0.0.0:8080\"\nadmin_tokens = [\"0123456789abcdef\"]\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&file)).expect("tokens make every interface fine");
+        assert!(!c.serve.is_open());
+        std::fs::write(&file, "[serve]\nread_tokens = [\"short\"]\n").expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("short token"));
+        assert!(
+            err.contains("serve.read_tokens[0]") && err.contains("16"),
+            "{err}"
+        );
+        std::fs::write(&file, "[serve]\nlisten = \"[::1]:8080\"\n").expect("write");
+        assert!(Config::load(Some(&file)).expect("IPv6 loopback").serve.is_open());
     }
 
     #[test]

@@ -23,12 +23,20 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     spawn_stop_signals(shutdown.clone())?;
     let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
     eprintln!(
-        "retail-etl: log {:?}, store {:?}; health at http://{}/health, metrics at http://{}/metrics",
+        "retail-etl: log {:?}, store {:?}; health at http://{}/health, metrics at http://{}/metrics, API docs at http://{}/docs",
         config.log_url()?,
         config.store_url()?,
         p.http,
+        p.http,
         p.http
     );
+    if config.serve.is_open() {
+        eprintln!(
+            "retail-etl: no API tokens configured (serve.read_tokens, serve.admin_tokens): the API, control \
+             included, is open to anyone who can connect, so it listens on loopback only ({})",
+            p.http
+        );
+    }
     if let Some(d) = duration {
         let s = shutdown.clone();
         tokio::spawn(async move {
@@ -52,7 +60,7 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     outcome?;
     stopped?;
 
-    let generated: u64 = p.generators.iter().map(|(_, g)| g.stats().generated).sum();
+    let generated: u64 = p.generators.iter().map(|g| g.stats().generated).sum();
     let l = p.landing.progress();
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -130,7 +138,7 @@ async fn progress_line(view: pipeline::View, shutdown: Shutdown) {
             _ = tick.tick() => {}
             () = shutdown.wait() => { eprintln!(); return; }
         }
-        let appended: u64 = view.generators.iter().map(|(_, g)| g.stats().appended).sum();
+        let appended: u64 = view.generators.iter().map(|g| g.stats().appended).sum();
         let l = view.landing.progress();
         eprint!(
             "\r in {:>7} ev/s | landed {:>10} | duplicates {:>7} | dead letters {:>6} | lag {:>8}   ",

@@ -15,7 +15,6 @@ mod bench;
 mod cli;
 mod config;
 mod demo;
-mod live;
 mod pipeline;
 mod replay;
 

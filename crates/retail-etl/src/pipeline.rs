@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use retail_core::event::topics;
@@ -17,14 +17,16 @@ use retail_core::{Health, Metrics, Shutdown, TopicPartition};
 use retail_log::Log;
 use retail_process::aggregate::{DedupScope, Engine};
 use retail_process::{Landing, LandingConfig, LandingHandle};
-use retail_serve::ServeState;
+use retail_serve::{
+    Access, ControlKind, Controllable, LandingStatus, LogStatus, PartitionStatus, PipelineStatus, Probe,
+    ServeState,
+};
 use retail_sink::{Store, StoreUrl};
 use retail_source::generator::{GeneratorHandle, GeneratorSource, GeneratorStats};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::config::{Config, SourceConfig};
-use crate::live::PipelineLive;
 
 /// A started pipeline: handles on each stage and their tasks.
 #[derive(Debug)]
@@ -35,9 +37,9 @@ pub struct Pipeline {
     pub store: Arc<dyn Store>,
     /// The landing's progress and controls.
     pub landing: LandingHandle,
-    /// Each generator's name, controls and live stats.
-    pub generators: Vec<NamedGenerator>,
-    /// Where `/health` and `/metrics` answer.
+    /// Each generator's controls and live stats.
+    pub generators: Vec<GeneratorHandle>,
+    /// Where `/health`, `/metrics`, the API and the docs answer.
     pub http: SocketAddr,
     /// The sources' tasks.
     pub source_tasks: Vec<SourceTask>,
@@ -64,21 +66,30 @@ pub async fn start(
     shutdown: Shutdown,
 ) -> Result<Pipeline> {
     let (landing_stop, serve_stop) = (Shutdown::new(), Shutdown::new());
-    let live = PipelineLive::new();
-    let (http, serve_task) = serve(config, &metrics, &health, live.clone(), &serve_stop).await?;
+    let (http, serve_state, serve_task) = serve(config, &metrics, &health, &serve_stop).await?;
     let log = log(config, &health).await?;
+    serve_state.set_log(log.clone());
     let store = sink(config, &health, &shutdown).await?;
+    let reader = retail_sink::open_reader(&config.store_url()?)
+        .await
+        .context("opening the store's reader for the API")?;
+    serve_state.set_reader(reader);
     let (landing_handle, landing_task) = process(config, &log, &store, &metrics, &health, &landing_stop)?;
     let landing_task = Some(landing_task);
-    live.set_landing(landing_handle.clone());
     let (generators, source_tasks) = sources(config, &log, &metrics, &health, &shutdown)?;
-    live.set_generators(generators.clone());
     let mut partitions = Vec::new();
     for topic in topics::ALL {
         for p in 0..config.log.partitions {
             partitions.push(TopicPartition::new(topic, p));
         }
     }
+    register_controls(config, &serve_state, &generators, &landing_handle);
+    serve_state.set_probe(Arc::new(View {
+        log: log.clone(),
+        partitions: partitions.clone(),
+        landing: landing_handle.clone(),
+        generators: generators.clone(),
+    }));
     Ok(Pipeline {
         log,
         store,
@@ -96,8 +107,6 @@ pub async fn start(
 }
 
 type SourceTask = JoinHandle<retail_source::Result<GeneratorStats>>;
-/// A generator's source name and its handle.
-pub type NamedGenerator = (String, GeneratorHandle);
 
 /// (1) Sources: each configured source appends to the log in its own task.
 fn sources(
@@ -106,13 +115,13 @@ fn sources(
     metrics: &Metrics,
     health: &Health,
     shutdown: &Shutdown,
-) -> Result<(Vec<NamedGenerator>, Vec<SourceTask>)> {
+) -> Result<(Vec<GeneratorHandle>, Vec<SourceTask>)> {
     let mut handles = Vec::new();
     let mut tasks = Vec::new();
     for source in &config.sources {
         let SourceConfig::Generator(g) = source;
         let generator = GeneratorSource::new(g)?.with_health(health.clone());
-        handles.push((generator.name().to_owned(), generator.handle()));
+        handles.push(generator.handle());
         tasks.push(tokio::spawn(generator.run(
             log.clone(),
             shutdown.clone(),
@@ -230,27 +239,97 @@ pub(crate) async fn sink(config: &Config, health: &Health, shutdown: &Shutdown) 
     }
 }
 
-/// (5) Serve: `/health`, `/metrics` and the live dashboard.
+/// (5) Serve: `/health`, `/metrics`, the API and its docs. Starts first; the log, the reader,
+/// the controls and the probe are put into the returned state as they open.
 async fn serve(
     config: &Config,
     metrics: &Metrics,
     health: &Health,
-    live: Arc<PipelineLive>,
     shutdown: &Shutdown,
-) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
-    let state = ServeState {
-        metrics: metrics.clone(),
-        health: health.clone(),
-        started: Instant::now(),
-    };
-    retail_serve::serve(config.serve.listen, state, live, shutdown.clone())
+) -> Result<(SocketAddr, ServeState, JoinHandle<std::io::Result<()>>)> {
+    let access = Access::new(
+        config.serve.read_tokens.clone(),
+        config.serve.admin_tokens.clone(),
+    );
+    let state = ServeState::new(metrics.clone(), health.clone(), access);
+    let (addr, task) = retail_serve::serve(config.serve.listen, state.clone(), shutdown.clone())
         .await
         .with_context(|| {
             format!(
                 "cannot listen on {} (key serve.listen / --listen)",
                 config.serve.listen
             )
-        })
+        })?;
+    Ok((addr, state, task))
+}
+
+/// Registers each source by name and the landing with the control API.
+fn register_controls(
+    config: &Config,
+    state: &ServeState,
+    generators: &[GeneratorHandle],
+    landing: &LandingHandle,
+) {
+    for (source, handle) in config.sources.iter().zip(generators) {
+        let SourceConfig::Generator(g) = source;
+        state
+            .controls
+            .register(g.source_name.clone(), Arc::new(GeneratorControl(handle.clone())));
+    }
+    state.controls.register(
+        retail_serve::controls::LANDING,
+        Arc::new(LandingControl(landing.clone())),
+    );
+}
+
+/// A generator as the control API sees it.
+#[derive(Debug)]
+struct GeneratorControl(GeneratorHandle);
+
+impl Controllable for GeneratorControl {
+    fn kind(&self) -> ControlKind {
+        ControlKind::Source
+    }
+    fn pause(&self) {
+        self.0.pause();
+    }
+    fn resume(&self) {
+        self.0.resume();
+    }
+    fn is_paused(&self) -> bool {
+        self.0.is_paused()
+    }
+    fn rate(&self) -> Option<f64> {
+        Some(self.0.rate())
+    }
+    fn set_rate(&self, rate: f64) -> std::result::Result<(), String> {
+        self.0.set_rate(rate).map_err(|e| e.to_string())
+    }
+    fn accepted(&self) -> Option<u64> {
+        Some(self.0.stats().appended)
+    }
+}
+
+/// The landing as the control API sees it.
+#[derive(Debug)]
+struct LandingControl(LandingHandle);
+
+impl Controllable for LandingControl {
+    fn kind(&self) -> ControlKind {
+        ControlKind::Landing
+    }
+    fn pause(&self) {
+        self.0.pause();
+    }
+    fn resume(&self) {
+        self.0.resume();
+    }
+    fn is_paused(&self) -> bool {
+        self.0.is_paused()
+    }
+    fn accepted(&self) -> Option<u64> {
+        Some(self.0.progress().records)
+    }
 }
 
 /// A cheap, cloneable view of a running pipeline for progress reporting.
@@ -260,8 +339,53 @@ pub struct View {
     partitions: Vec<TopicPartition>,
     /// The landing.
     pub landing: LandingHandle,
-    /// The generators, by name.
-    pub generators: Vec<NamedGenerator>,
+    /// The generators.
+    pub generators: Vec<GeneratorHandle>,
+}
+
+#[async_trait::async_trait]
+impl Probe for View {
+    async fn status(&self) -> PipelineStatus {
+        let committed = self.landing.committed();
+        let mut partitions = Vec::with_capacity(self.partitions.len());
+        for tp in &self.partitions {
+            let Ok((low, high)) = self.log.watermarks(tp).await else {
+                continue;
+            };
+            let at = committed.get(tp).copied().unwrap_or(low);
+            partitions.push(PartitionStatus {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                low,
+                high,
+                committed: at,
+                lag: (high - at).max(0),
+            });
+        }
+        let lag = partitions.iter().map(|p| p.lag).sum();
+        let progress = self.landing.progress();
+        let latency = self.landing.latency();
+        PipelineStatus {
+            landing: LandingStatus {
+                paused: self.landing.is_paused(),
+                batches: progress.batches,
+                records: progress.records,
+                sales_landed: progress.sales_landed,
+                events_landed: progress.events_landed,
+                duplicates_skipped: progress.duplicates_skipped,
+                dead_letters: progress.dead_letters,
+                latency_p50_ms: latency.p50_ms,
+                latency_p95_ms: latency.p95_ms,
+                latency_p99_ms: latency.p99_ms,
+                latency_objective_ms: retail_serve::probe::LATENCY_OBJECTIVE_MS,
+                watermark: self
+                    .landing
+                    .watermark()
+                    .and_then(chrono::DateTime::from_timestamp_millis),
+            },
+            log: LogStatus { partitions, lag },
+        }
+    }
 }
 
 impl View {

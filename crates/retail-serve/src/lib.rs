@@ -1,16 +1,38 @@
 //! (5) Serve: the HTTP face of the pipeline.
 //!
-//! Stage (5) of (1) sources -> (2) log -> (3) process -> (4) sink -> (5) serve. Today: `/health`
-//! (each component's state as JSON; 503 once any component has failed) and `/metrics` (the
-//! Prometheus text exposition). The REST API, the dashboard and the control API join here.
+//! Stage (5) of (1) sources -> (2) log -> (3) process -> (4) sink -> (5) serve. `/health`
+//! (each component's state as JSON; 503 once any component has failed), `/metrics` (the
+//! Prometheus text exposition), the REST API under `/api/v1` with its OpenAPI document at
+//! `/api/openapi.json` and interactive docs at `/docs`, and the control API. Data comes from
+//! the store's [`retail_sink::Reader`]; control and pipeline state from what the binary
+//! registers in [`ServeState`] ([`Controls`], [`Probe`]), so this crate depends on no stage
+//! crate but the store's read side and the log (for resubmitting dead letters).
 //!
 //! # Layout
-//! - [`server`]: binds, serves until shutdown, returns the bound address (tests bind port 0).
-//! - [`routes`]: `/health` and `/metrics`.
-//! - [`live`]: the dashboard at `/` and its live stream.
+//! - [`server`]: [`ServeState`] (with slots for what opens after the server) and [`serve`].
+//! - `routes`: the whole router: `/health`, `/metrics`, docs, API.
+//! - [`api`]: the REST API, one module per resource, its error type and parameter checks.
+//! - [`access`]: read and admin bearer tokens.
+//! - [`controls`]: the registry of pausable sources and the landing.
+//! - [`probe`]: the pipeline's report for `/api/v1/status`.
+//! - [`live`]: the dashboard at `/` and its live stream (server-sent events).
+//! - [`docs`]: `/api/openapi.json` and Swagger UI from `assets/swagger-ui/`.
 
+pub mod access;
+pub mod api;
+pub mod controls;
+pub mod docs;
 pub mod live;
+pub mod probe;
 mod routes;
 pub mod server;
 
+pub use access::Access;
+pub use controls::{ControlKind, ControlStatus, Controllable, Controls};
+pub use probe::{LandingStatus, LogStatus, PartitionStatus, PipelineStatus, Probe};
 pub use server::{serve, ServeState};
+
+/// The router `serve` runs, for tests that drive it without a socket.
+pub fn router(state: ServeState) -> axum::Router {
+    routes::router(state)
+}

@@ -1,18 +1,25 @@
-//! `/health` and `/metrics`.
+//! The whole router: `/health` and `/metrics` (always open), the API under `/api/v1` with its
+//! access checks, `/api/openapi.json` and `/docs`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::json;
 
 use crate::server::ServeState;
 
 pub(crate) fn router(state: ServeState) -> Router {
+    let (api, openapi) = crate::api::router(&state);
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .merge(crate::docs::router(&openapi))
+        .merge(crate::live::router())
+        .merge(api)
+        .route("/api", any(crate::api::not_found))
+        .route("/api/{*rest}", any(crate::api::not_found))
         .with_state(state)
 }
 

@@ -1,16 +1,35 @@
-//! Binding and running the HTTP server.
+//! Binding and running the HTTP server, and [`ServeState`], what every handler reads.
+//!
+//! The server starts before the log and the store are open (so `/health` answers while they
+//! open, or while the store is retried), so the parts that arrive later sit in slots the
+//! binary fills once they exist: until then the API answers 503 saying what it waits for.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use retail_core::{Health, Metrics, Shutdown};
+use retail_log::Log;
+use retail_sink::Reader;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tracing::info;
 
-use crate::live::{LiveInputs, Ticker};
+use crate::access::Access;
+use crate::controls::Controls;
+use crate::live::{Snapshot, Ticker};
+use crate::probe::{PipelineStatus, Probe};
 
-/// What the handlers read.
+/// The parts of the pipeline that exist only after the server started.
+#[derive(Debug, Default)]
+struct Slots {
+    reader: OnceLock<Arc<dyn Reader>>,
+    log: OnceLock<Arc<dyn Log>>,
+    probe: OnceLock<Arc<dyn Probe>>,
+    live: OnceLock<watch::Receiver<Arc<Snapshot>>>,
+}
+
+/// What the handlers read. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ServeState {
     /// The pipeline's metrics.
@@ -19,6 +38,61 @@ pub struct ServeState {
     pub health: Health,
     /// Process start, for uptime.
     pub started: Instant,
+    /// Who may call what.
+    pub access: Arc<Access>,
+    /// Pause, resume and rate of each source and the landing.
+    pub controls: Controls,
+    slots: Arc<Slots>,
+}
+
+impl ServeState {
+    /// A state with nothing open yet: the API answers 503 until the slots are filled.
+    pub fn new(metrics: Metrics, health: Health, access: Access) -> Self {
+        Self {
+            metrics,
+            health,
+            started: Instant::now(),
+            access: Arc::new(access),
+            controls: Controls::default(),
+            slots: Arc::default(),
+        }
+    }
+
+    /// The store's read side, once the store is open.
+    pub fn reader(&self) -> Option<Arc<dyn Reader>> {
+        self.slots.reader.get().cloned()
+    }
+
+    /// Fills the reader slot (later calls are ignored).
+    pub fn set_reader(&self, reader: Arc<dyn Reader>) {
+        let _ = self.slots.reader.set(reader);
+    }
+
+    /// The log, once open (resubmitting appends to it).
+    pub fn log(&self) -> Option<Arc<dyn Log>> {
+        self.slots.log.get().cloned()
+    }
+
+    /// Fills the log slot (later calls are ignored).
+    pub fn set_log(&self, log: Arc<dyn Log>) {
+        let _ = self.slots.log.set(log);
+    }
+
+    /// Fills the pipeline probe slot (later calls are ignored).
+    pub fn set_probe(&self, probe: Arc<dyn Probe>) {
+        let _ = self.slots.probe.set(probe);
+    }
+
+    /// The dashboard's snapshots, once [`serve`] started their ticker.
+    pub fn live(&self) -> Option<watch::Receiver<Arc<Snapshot>>> {
+        self.slots.live.get().cloned()
+    }
+
+    /// The pipeline's report, once it runs.
+    pub async fn pipeline_status(&self) -> Option<PipelineStatus> {
+        let probe = self.slots.probe.get().cloned()?;
+        Some(probe.status().await)
+    }
 }
 
 /// Binds `listen` and serves in a background task until `shutdown`. Returns the bound address
@@ -26,19 +100,20 @@ pub struct ServeState {
 pub async fn serve(
     listen: SocketAddr,
     state: ServeState,
-    live: Arc<dyn LiveInputs>,
     shutdown: Shutdown,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    info!(message = "serving /health and /metrics", %addr);
+    info!(message = "serving /health, /metrics, /api and /docs", %addr);
+    // The ticker reads the store and the controls through this same state (see live/inputs.rs).
     let snapshots = Ticker::spawn(
         state.metrics.clone(),
         state.health.clone(),
-        live,
+        Arc::new(state.clone()),
         shutdown.clone(),
     );
-    let app = crate::routes::router(state).merge(crate::live::router(snapshots));
+    let _ = state.slots.live.set(snapshots);
+    let app = crate::routes::router(state);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.wait().await })

@@ -1,13 +1,9 @@
 //! The server answers /health and /metrics over real TCP on a port the OS picks.
 
-use std::time::Instant;
-
 use retail_core::health::State;
 use retail_core::{Health, Metrics, Shutdown};
 use retail_serve::{serve, ServeState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-mod common;
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -27,19 +23,10 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 async fn health_reports_components_and_turns_503_on_failure() {
     let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
     health.set("landing", State::Running, "");
-    let state = ServeState {
-        metrics: metrics.clone(),
-        health: health.clone(),
-        started: Instant::now(),
-    };
-    let (addr, task) = serve(
-        "127.0.0.1:0".parse().expect("addr"),
-        state,
-        std::sync::Arc::new(common::NoStore),
-        shutdown.clone(),
-    )
-    .await
-    .expect("bind");
+    let state = ServeState::new(metrics.clone(), health.clone(), retail_serve::Access::default());
+    let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), state, shutdown.clone())
+        .await
+        .expect("bind");
 
     let (code, body) = get(addr, "/health").await;
     assert_eq!(code, 200);

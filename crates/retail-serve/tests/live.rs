@@ -5,55 +5,54 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use retail_core::{Health, Metrics, Shutdown};
-use retail_serve::live::{LiveInputs, MinutePoint, StoreFigures};
+use retail_serve::access::Access;
+use retail_serve::controls::{ControlKind, Controllable};
 use retail_serve::{serve, ServeState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// A store that always answers with the same figures: this test is about the stream, the real
-/// stores' figures are checked end to end by retail-etl's dashboard test.
-#[derive(Debug)]
-struct FixedStore;
+/// A source switch, as the binary's generator adapter would be.
+#[derive(Debug, Default)]
+struct Switch(AtomicBool);
 
-#[async_trait]
-impl LiveInputs for FixedStore {
-    async fn store_figures(&self, _now: DateTime<Utc>) -> Option<Result<StoreFigures, String>> {
-        Some(Ok(StoreFigures {
-            revenue_today: 12.5,
-            sales_today: 3,
-            per_minute: vec![MinutePoint {
-                t: 60_000,
-                revenue: 12.5,
-                sales: 3,
-            }],
-            ..StoreFigures::default()
-        }))
+impl Controllable for Switch {
+    fn kind(&self) -> ControlKind {
+        ControlKind::Source
     }
-
-    fn controls(&self) -> serde_json::Value {
-        serde_json::json!([{"name": "generator", "kind": "source", "paused": false, "rate": 10.0}])
+    fn pause(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn resume(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+    fn is_paused(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
+/// A server whose store is not open yet (the store's figures are checked end to end, against
+/// the real stores, by retail-etl's dashboard test).
 async fn start(
     metrics: &Metrics,
+    access: Access,
     shutdown: &Shutdown,
-) -> (std::net::SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
-    let state = ServeState {
-        metrics: metrics.clone(),
-        health: Health::new(),
-        started: Instant::now(),
-    };
-    serve(
+) -> (
+    std::net::SocketAddr,
+    ServeState,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let state = ServeState::new(metrics.clone(), Health::new(), access);
+    state.controls.register("generator", Arc::new(Switch::default()));
+    let (addr, task) = serve(
         "127.0.0.1:0".parse().expect("addr"),
-        state,
-        Arc::new(FixedStore),
+        state.clone(),
         shutdown.clone(),
     )
     .await
-    .expect("bind")
+    .expect("bind");
+    (addr, state, task)
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
@@ -73,7 +72,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_uses_only_its_own_assets() {
     let (metrics, shutdown) = (Metrics::new(), Shutdown::new());
-    let (addr, task) = start(&metrics, &shutdown).await;
+    let (addr, _, task) = start(&metrics, Access::default(), &shutdown).await;
     let (code, html) = get(addr, "/").await;
     assert_eq!(code, 200);
     let parts: Vec<&str> = html.split('"').collect();
@@ -105,7 +104,7 @@ async fn the_page_uses_only_its_own_assets() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stream_pushes_snapshots_that_follow_the_metrics_and_ends_at_shutdown() {
     let (metrics, shutdown) = (Metrics::new(), Shutdown::new());
-    let (addr, task) = start(&metrics, &shutdown).await;
+    let (addr, state, task) = start(&metrics, Access::default(), &shutdown).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -127,16 +126,25 @@ async fn the_stream_pushes_snapshots_that_follow_the_metrics_and_ends_at_shutdow
         if let Some(data) = line.strip_prefix("data: ") {
             let v: serde_json::Value = serde_json::from_str(data).expect("snapshot json");
             snapshots.push(v);
-            // Between snapshots, the sources accept 1000 events.
+            // Between snapshots, the sources accept 1000 events; then the generator is paused.
             metrics.source_accepted("generator").inc_by(1000);
+            if snapshots.len() == 3 {
+                state.controls.source("generator").expect("registered").pause();
+            }
         }
     }
     assert!(content_type.contains("text/event-stream"), "{content_type}");
     let last = snapshots.last().expect("one");
     assert_eq!(last["accepted"], 3000.0, "{last}");
     assert!(last["in_per_s"].as_f64().expect("rate") > 0.0, "{last}");
-    assert_eq!(last["store"]["sales_today"], 3);
+    assert!(last["store"].is_null(), "{last}");
+    assert_eq!(last["store_error"], "the store is not open yet");
     assert_eq!(last["controls"][0]["name"], "generator");
+    assert_eq!(snapshots[0]["controls"][0]["paused"], false);
+    assert_eq!(
+        last["controls"][0]["paused"], true,
+        "a pause shows in the next snapshot"
+    );
     assert_eq!(last["latency_objective_ms"], 5000.0);
     let times: Vec<&str> = snapshots.iter().filter_map(|s| s["at"].as_str()).collect();
     assert!(
@@ -150,6 +158,39 @@ async fn the_stream_pushes_snapshots_that_follow_the_metrics_and_ends_at_shutdow
     })
     .await;
     assert!(ended.is_ok(), "an open stream must end at shutdown");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the server stops")
+        .expect("join")
+        .expect("serve");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_tokens_the_stream_takes_a_read_token_from_the_query_and_the_page_stays_open() {
+    let (metrics, shutdown) = (Metrics::new(), Shutdown::new());
+    let access = Access::new(vec!["reader".into()], vec!["admin".into()]);
+    let (addr, _, task) = start(&metrics, access, &shutdown).await;
+    assert_eq!(get(addr, "/").await.0, 200, "the page carries no data");
+    assert_eq!(get(addr, "/api/v1/live/snapshot").await.0, 401);
+    assert_eq!(get(addr, "/api/v1/live").await.0, 401);
+    assert_eq!(get(addr, "/api/v1/live?access_token=wrong").await.0, 401);
+    // Only the stream takes a token in the URL.
+    assert_eq!(
+        get(addr, "/api/v1/live/snapshot?access_token=reader").await.0,
+        401
+    );
+
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /api/v1/live?access_token=reader HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut status = String::new();
+    BufReader::new(s)
+        .read_line(&mut status)
+        .await
+        .expect("status line");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .expect("the server stops")

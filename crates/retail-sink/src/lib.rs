@@ -12,6 +12,7 @@
 //! - [`batch`]: what the landing hands over and what the store reports back.
 //! - [`postgres`]: tokio-postgres, binary COPY, day partitions of `sales_raw`.
 //! - [`sqlite`]: bundled SQLite in WAL mode on a blocking thread.
+//! - [`read`]: the [`Reader`] the REST API and the dashboard query, with its own connection.
 //! - [`error`]: the crate's error, with [`Error::is_retryable`].
 //! - `dedup`: in-batch de-duplication by `event_id`, shared by both backends.
 //! - `migrations/<backend>/*.sql`: the schema, applied at open.
@@ -22,6 +23,7 @@ mod dedup;
 pub mod derived;
 mod error;
 pub mod postgres;
+pub mod read;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use async_trait::async_trait;
 pub use batch::{BatchOutcome, LandedEvent, LandedSale, LandingBatch, OffsetRange};
 pub use derived::{AggregateTable, CatalogRow, CatalogSnapshot, Derived, PartitionWatermark};
 pub use error::{Error, Result};
+pub use read::{open_reader, Reader};
 use retail_core::TopicPartition;
 
 /// Tables users see, for counting and checks.

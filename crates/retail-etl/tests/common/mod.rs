@@ -315,6 +315,32 @@ impl Running {
         (code, body)
     }
 
+    /// `method path` with an optional bearer token and JSON body: (status, body).
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+        http_call(self.http, method, path, token, body)
+    }
+
+    /// [`Self::call`] for a JSON answer.
+    pub fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let (code, text) = self.call(method, path, token, body);
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {code} {e}: {text}"));
+        (code, value)
+    }
+
+    /// `GET path` as JSON, asserting 200.
+    pub fn ok(&self, path: &str) -> serde_json::Value {
+        let (code, v) = self.json("GET", path, None, None);
+        assert_eq!(code, 200, "GET {path}: {v}");
+        v
+    }
+
     /// The value of a metric sample line `name{labels} value` (first match).
     pub fn metric(&self, prefix: &str) -> f64 {
         let (_, body) = self.get("/metrics");
@@ -361,6 +387,59 @@ impl Running {
             stderr: stderr.join("\n").into_bytes(),
         }
     }
+}
+
+impl Drop for Running {
+    /// A test that panicked before `interrupt` must not leave the binary running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 request over plain TCP, `Connection: close`: (status, body).
+pub fn http_call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    s.write_all(req.as_bytes()).expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// A port that was free a moment ago, for a server whose address must be known before it
+/// says where it listens.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// Args of a `demo` without an event count.

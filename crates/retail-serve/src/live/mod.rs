@@ -4,41 +4,38 @@
 //! # Layout
 //! - [`figures`]: the pipeline's counters read from the metrics exposition.
 //! - [`snapshot`]: the [`Snapshot`] and the one [`Ticker`] task that computes it each second.
-//! - this file: the routes (`/`, `/assets/*`, `/api/v1/live`, `/api/v1/live/snapshot`).
+//! - `inputs`: what the ticker reads from a running server: the store's read side, the controls.
+//! - this file: the page's routes (`/`, `/assets/*`); the stream is `/api/v1/live` in
+//!   [`crate::api`], documented with the rest of the API.
 //! - `assets/`: the page (HTML, CSS, JS), embedded in the binary; no CDN, no build step.
 //!
 //! Controls on the page call the control API (`/api/v1/control/...`) with `fetch`.
 
 pub mod figures;
+mod inputs;
 pub mod snapshot;
 
-use std::convert::Infallible;
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::header;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use futures_util::stream::{self, Stream};
-use tokio::sync::watch;
+use axum::Router;
 
 pub use snapshot::{LiveInputs, MinutePoint, RankedRow, Snapshot, StoreFigures, Ticker};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
 const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
+const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 
-/// The dashboard's routes, fed by a [`Ticker`]'s receiver.
-pub fn router(snapshots: watch::Receiver<Arc<Snapshot>>) -> Router {
+/// The page and its assets. They carry no data, so they are open like `/docs`; the data comes
+/// from `/api/v1/live`, which takes a read token when tokens are configured.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
         .route("/assets/dashboard.js", get(js))
         .route("/assets/dashboard.css", get(css))
-        .route("/api/v1/live", get(live))
-        .route("/api/v1/live/snapshot", get(latest))
-        .with_state(snapshots)
+        // Browsers ask for /favicon.ico whatever the page says; an SVG answers both.
+        .route("/favicon.ico", get(favicon))
 }
 
 async fn index() -> Response {
@@ -53,6 +50,10 @@ async fn css() -> Response {
     asset("text/css; charset=utf-8", DASHBOARD_CSS)
 }
 
+async fn favicon() -> Response {
+    asset("image/svg+xml", FAVICON_SVG)
+}
+
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
@@ -62,29 +63,4 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// The newest snapshot as JSON: what the page shows, for scripts and tests.
-async fn latest(State(rx): State<watch::Receiver<Arc<Snapshot>>>) -> Json<Snapshot> {
-    let snapshot = rx.borrow().clone();
-    Json(snapshot.as_ref().clone())
-}
-
-/// `text/event-stream`: the current snapshot at once, then each new one (event `snapshot`).
-/// Ends when the ticker stops at shutdown.
-async fn live(
-    State(rx): State<watch::Receiver<Arc<Snapshot>>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = stream::unfold((rx, true), |(mut rx, first)| async move {
-        if !first && rx.changed().await.is_err() {
-            return None;
-        }
-        let snapshot = rx.borrow_and_update().clone();
-        let event = Event::default()
-            .event("snapshot")
-            .json_data(snapshot.as_ref())
-            .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
-        Some((Ok(event), (rx, false)))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
 }

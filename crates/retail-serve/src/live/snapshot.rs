@@ -16,8 +16,10 @@ use retail_core::health::Status;
 use retail_core::{Health, Metrics, Shutdown};
 use serde::Serialize;
 use tokio::sync::watch;
+use utoipa::ToSchema;
 
 use super::figures::{quantile_between, Figures};
+use crate::controls::ControlStatus;
 
 /// How often a snapshot is published.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -29,7 +31,7 @@ const STORE_BUDGET: Duration = Duration::from_millis(800);
 pub const LATENCY_OBJECTIVE_MS: f64 = 5_000.0;
 
 /// Everything on the page at one moment.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, ToSchema)]
 pub struct Snapshot {
     /// When it was taken (RFC 3339, UTC).
     pub at: String,
@@ -54,9 +56,10 @@ pub struct Snapshot {
     /// The objective p95 is held against.
     pub latency_objective_ms: f64,
     /// Each component's state, as on `/health`.
+    #[schema(value_type = Object)]
     pub components: BTreeMap<String, Status>,
     /// Pause switches and rates, as `GET /api/v1/control` lists them.
-    pub controls: serde_json::Value,
+    pub controls: Vec<ControlStatus>,
     /// The store's figures; `None` until the store answered once.
     pub store: Option<StoreFigures>,
     /// Why the store's figures are missing or old, if they are.
@@ -64,7 +67,7 @@ pub struct Snapshot {
 }
 
 /// The aggregates the page shows, read from the store.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Default, PartialEq, ToSchema)]
 pub struct StoreFigures {
     /// Today (UTC): revenue.
     pub revenue_today: f64,
@@ -83,7 +86,7 @@ pub struct StoreFigures {
 }
 
 /// One minute of the sales chart.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Default, PartialEq, ToSchema)]
 pub struct MinutePoint {
     /// Start of the minute, epoch ms.
     pub t: i64,
@@ -94,7 +97,7 @@ pub struct MinutePoint {
 }
 
 /// One row of a top-N table.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Default, PartialEq, ToSchema)]
 pub struct RankedRow {
     /// Rank, 1 = best.
     pub rank: i64,
@@ -112,7 +115,7 @@ pub trait LiveInputs: Send + Sync + 'static {
     /// The store's figures at `now`; `None` while no store is open yet.
     async fn store_figures(&self, now: DateTime<Utc>) -> Option<Result<StoreFigures, String>>;
     /// The controls' states, as `GET /api/v1/control` returns them.
-    fn controls(&self) -> serde_json::Value;
+    fn controls(&self) -> Vec<ControlStatus>;
 }
 
 /// Publishes a [`Snapshot`] every [`TICK`] until shutdown.

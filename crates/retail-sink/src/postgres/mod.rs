@@ -19,6 +19,7 @@
 //! - `write`: the batch transaction (fast path, slow path on duplicates).
 //! - `copy`: binary COPY encoders of each table.
 //! - `partition`: day partitions, created on demand and cached.
+//! - `read`: the [`crate::Reader`] on its own session.
 //! - `migrate`: `migrations/postgres/*.sql` at open, under an advisory lock.
 //! - `conn`: one session with its prepared statements and temp table.
 //! - `bare`: the bulk-load baseline of the benchmark.
@@ -31,7 +32,9 @@ mod derived;
 mod error;
 mod migrate;
 mod partition;
+mod read;
 mod store;
 mod write;
 
+pub use read::PostgresReader;
 pub use store::PostgresStore;

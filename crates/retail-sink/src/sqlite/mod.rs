@@ -23,14 +23,17 @@
 //! - `store`: [`SqliteStore`] and its worker thread.
 //! - `write`: the batch transaction and the bulk-load baseline.
 //! - `rows`: owned compact copies of a batch, text forms of ids and timestamps.
+//! - `read`: the [`crate::Reader`] on its own connection and thread.
 //! - `migrate`: `migrations/sqlite/*.sql` at open.
 //! - `error`: rusqlite errors to [`crate::Error`].
 
 mod derived;
 mod error;
 mod migrate;
+mod read;
 mod rows;
 mod store;
 mod write;
 
+pub use read::SqliteReader;
 pub use store::SqliteStore;

@@ -4,6 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const money = new Intl.NumberFormat(undefined, { style: "currency", currency: "EUR", maximumFractionDigits: 0 });
+const moneyShort = new Intl.NumberFormat(undefined, { style: "currency", currency: "EUR", notation: "compact", maximumFractionDigits: 1 });
 const count = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const rate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 
@@ -27,7 +28,8 @@ function text(id, value) {
 function render(s) {
   text("updated", "updated " + new Date(s.at).toLocaleTimeString());
   const store = s.store;
-  text("revenue-today", store ? money.format(store.revenue_today) : "–");
+  text("revenue-today", store ? moneyShort.format(store.revenue_today) : "–");
+  $("revenue-today").title = store ? money.format(store.revenue_today) : "";
   text("sales-today", store ? count.format(store.sales_today) : "–");
   text("in-rate", rate.format(s.in_per_s));
   text("out-rate", rate.format(s.out_per_s));

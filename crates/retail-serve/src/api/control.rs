@@ -1,0 +1,218 @@
+//! The control API: pause and resume each source and the landing, set a source's rate. Admin
+//! token required. Effects are immediate (the handles are watch channels the tasks select on).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::params::{Params, RawParams};
+use crate::controls::{ControlKind, ControlStatus, Controllable, LANDING};
+use crate::server::ServeState;
+
+/// The largest rate the API accepts, events per second.
+pub const MAX_RATE: f64 = 10_000_000.0;
+
+/// Every control.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ControlList {
+    /// Each source, then the landing.
+    pub controls: Vec<ControlStatus>,
+}
+
+/// Lists the sources and the landing with their state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/control",
+    tag = "control",
+    responses(
+        (status = 200, description = "Every control", body = ControlList),
+        (status = 400, description = "A parameter was given (there are none)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(State(s): State<ServeState>, q: RawParams) -> ApiResult<Json<ControlList>> {
+    Params::parse(q, &[])?;
+    Ok(Json(ControlList {
+        controls: s.controls.list(),
+    }))
+}
+
+fn source(s: &ServeState, name: &str) -> ApiResult<Arc<dyn Controllable>> {
+    s.controls.source(name).ok_or_else(|| {
+        let known = s.controls.source_names();
+        ApiError::not_found(
+            Some("name"),
+            format!(
+                "no source named {name:?}; sources: {}",
+                if known.is_empty() {
+                    "none yet".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        )
+    })
+}
+
+fn landing(s: &ServeState) -> ApiResult<Arc<dyn Controllable>> {
+    s.controls
+        .landing()
+        .ok_or_else(|| ApiError::unavailable("the landing is not running yet; see /health"))
+}
+
+fn state_of(s: &ServeState, kind: ControlKind, name: &str) -> ApiResult<Json<ControlStatus>> {
+    s.controls
+        .status_of(kind, name)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(Some("name"), format!("no control named {name:?}")))
+}
+
+/// Pauses a source: it stops appending new events until resumed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/control/sources/{name}/pause",
+    tag = "control",
+    params(("name" = String, Path, description = "Source name, as GET /api/v1/control lists it")),
+    responses(
+        (status = 200, description = "The source's state after pausing", body = ControlStatus),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "The token may only read", body = ErrorBody),
+        (status = 404, description = "No such source", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn pause_source(
+    State(s): State<ServeState>,
+    Path(name): Path<String>,
+    q: RawParams,
+) -> ApiResult<Json<ControlStatus>> {
+    Params::parse(q, &[])?;
+    source(&s, &name)?.pause();
+    tracing::info!(message = "source paused through the API", source = %name);
+    state_of(&s, ControlKind::Source, &name)
+}
+
+/// Resumes a paused source at its configured rate.
+#[utoipa::path(
+    post,
+    path = "/api/v1/control/sources/{name}/resume",
+    tag = "control",
+    params(("name" = String, Path, description = "Source name, as GET /api/v1/control lists it")),
+    responses(
+        (status = 200, description = "The source's state after resuming", body = ControlStatus),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "The token may only read", body = ErrorBody),
+        (status = 404, description = "No such source", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resume_source(
+    State(s): State<ServeState>,
+    Path(name): Path<String>,
+    q: RawParams,
+) -> ApiResult<Json<ControlStatus>> {
+    Params::parse(q, &[])?;
+    source(&s, &name)?.resume();
+    tracing::info!(message = "source resumed through the API", source = %name);
+    state_of(&s, ControlKind::Source, &name)
+}
+
+/// The body of a rate change.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateChange {
+    /// Events per second; 0 = as fast as possible.
+    pub rate: f64,
+}
+
+/// Sets a source's rate.
+#[utoipa::path(
+    put,
+    path = "/api/v1/control/sources/{name}/rate",
+    tag = "control",
+    params(("name" = String, Path, description = "Source name, as GET /api/v1/control lists it")),
+    request_body(content = RateChange, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The source's state with its new rate", body = ControlStatus),
+        (status = 400, description = "The body or the rate is invalid, or the source has no rate", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "The token may only read", body = ErrorBody),
+        (status = 404, description = "No such source", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn set_rate(
+    State(s): State<ServeState>,
+    Path(name): Path<String>,
+    q: RawParams,
+    body: Bytes,
+) -> ApiResult<Json<ControlStatus>> {
+    Params::parse(q, &[])?;
+    let control = source(&s, &name)?;
+    let change: RateChange = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(
+            "rate",
+            format!("the body must be {{\"rate\": <events per second, 0 = unlimited>}}: {e}"),
+        )
+    })?;
+    if !(change.rate.is_finite() && (0.0..=MAX_RATE).contains(&change.rate)) {
+        return Err(ApiError::invalid(
+            "rate",
+            format!(
+                "rate must be between 0 (unlimited) and {MAX_RATE} events per second, got {}",
+                change.rate
+            ),
+        ));
+    }
+    control
+        .set_rate(change.rate)
+        .map_err(|e| ApiError::invalid("rate", e))?;
+    tracing::info!(message = "source rate changed through the API", source = %name, rate = change.rate);
+    state_of(&s, ControlKind::Source, &name)
+}
+
+/// Pauses the landing: the log keeps what arrives, the lag grows.
+#[utoipa::path(
+    post,
+    path = "/api/v1/control/landing/pause",
+    tag = "control",
+    responses(
+        (status = 200, description = "The landing's state after pausing", body = ControlStatus),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "The token may only read", body = ErrorBody),
+        (status = 503, description = "The landing is not running yet", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn pause_landing(State(s): State<ServeState>, q: RawParams) -> ApiResult<Json<ControlStatus>> {
+    Params::parse(q, &[])?;
+    landing(&s)?.pause();
+    tracing::info!(message = "landing paused through the API");
+    state_of(&s, ControlKind::Landing, LANDING)
+}
+
+/// Resumes the landing; it catches up on the lag.
+#[utoipa::path(
+    post,
+    path = "/api/v1/control/landing/resume",
+    tag = "control",
+    responses(
+        (status = 200, description = "The landing's state after resuming", body = ControlStatus),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "The token may only read", body = ErrorBody),
+        (status = 503, description = "The landing is not running yet", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resume_landing(State(s): State<ServeState>, q: RawParams) -> ApiResult<Json<ControlStatus>> {
+    Params::parse(q, &[])?;
+    landing(&s)?.resume();
+    tracing::info!(message = "landing resumed through the API");
+    state_of(&s, ControlKind::Landing, LANDING)
+}

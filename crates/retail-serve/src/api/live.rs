@@ -1,0 +1,77 @@
+//! The dashboard's data: a server-sent-events stream of snapshots, and the newest snapshot as
+//! JSON. Both read the one ticker's `watch` channel ([`crate::live`]), so any number of open
+//! pages cost the same as one.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use futures_util::stream::{self, Stream};
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::params::{Params, RawParams};
+use crate::live::Snapshot;
+use crate::server::ServeState;
+
+/// Where the stream is served; the access check also takes its token from the query here.
+pub const LIVE_STREAM_PATH: &str = "/api/v1/live";
+
+/// Snapshots pushed once a second (`event: snapshot`, data: the JSON of `GET /api/v1/live/snapshot`).
+///
+/// The current snapshot comes at once, then each new one. The stream ends when the server
+/// shuts down. `EventSource` cannot send headers, so this endpoint also takes the token as
+/// `?access_token=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/live",
+    tag = "live",
+    params(("access_token" = Option<String>, Query, description = "A read token, for clients that cannot send headers")),
+    responses(
+        (status = 200, description = "text/event-stream of `snapshot` events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 503, description = "The dashboard's ticker is not running", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn stream(
+    State(s): State<ServeState>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let rx = s.live().ok_or_else(not_running)?;
+    let events = stream::unfold((rx, true), |(mut rx, first)| async move {
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        let snapshot = rx.borrow_and_update().clone();
+        let event = Event::default()
+            .event("snapshot")
+            .json_data(snapshot.as_ref())
+            .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
+        Some((Ok(event), (rx, false)))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// The newest snapshot: every figure the dashboard shows.
+#[utoipa::path(
+    get,
+    path = "/api/v1/live/snapshot",
+    tag = "live",
+    responses(
+        (status = 200, description = "What the dashboard shows now", body = Snapshot),
+        (status = 400, description = "A parameter was given (there are none)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 503, description = "The dashboard's ticker is not running", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn snapshot(State(s): State<ServeState>, q: RawParams) -> ApiResult<Json<Snapshot>> {
+    Params::parse(q, &[])?;
+    let rx = s.live().ok_or_else(not_running)?;
+    let snapshot = rx.borrow().clone();
+    Ok(Json(snapshot.as_ref().clone()))
+}
+
+fn not_running() -> ApiError {
+    ApiError::unavailable("the dashboard's ticker is not running")
+}

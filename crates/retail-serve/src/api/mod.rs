@@ -1,0 +1,124 @@
+//! The REST API under `/api/v1`, one module per resource, and its OpenAPI document, generated
+//! from the handlers' annotations: a route is added with `routes!(handler)`, which puts it in
+//! the router and in the document at once, so the two cannot drift apart.
+//!
+//! Every handler validates its parameters by hand ([`params`]) and fails with [`ApiError`]
+//! (`{"error": {"code", "message", "parameter"}}`). Read routes need a read or admin token,
+//! the rest an admin token ([`crate::access`]).
+//!
+//! # Layout
+//! - [`error`]: the error type and body.
+//! - [`params`]: query and path parsing; pagination limits.
+//! - `top`: the two rankings; `sales`: series and totals; `stores`: store summaries;
+//!   `late_events`, `dead_letters` (with resubmit); `status`: the pipeline; `control`;
+//!   `live`: the dashboard's stream (the snapshots come from [`crate::live`]).
+
+pub mod error;
+pub mod params;
+
+mod control;
+mod dead_letters;
+mod late_events;
+mod live;
+mod sales;
+mod status;
+mod stores;
+mod top;
+
+use std::sync::Arc;
+
+use axum::middleware::from_fn_with_state;
+use retail_sink::Reader;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::error::{ApiError, ApiResult};
+use crate::access::{require_admin, require_read};
+use crate::server::ServeState;
+
+pub use control::MAX_RATE;
+pub use live::LIVE_STREAM_PATH;
+pub use params::{MAX_OFFSET, MAX_PAGE};
+pub use top::MAX_RANK_LIMIT;
+
+/// The document's header; the paths come from the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "retail-etl API",
+        description = "Sales, rankings, data quality and control of a running retail-etl pipeline. \
+            Errors are `{\"error\": {\"code\", \"message\", \"parameter\"}}`. Send `Authorization: Bearer <token>` \
+            when the server has tokens configured: read endpoints take a read or admin token, control and \
+            resubmit an admin token.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "rankings", description = "Top cities and top sellers"),
+        (name = "sales", description = "Sales over time"),
+        (name = "stores", description = "Store summaries"),
+        (name = "data quality", description = "Late events and dead letters"),
+        (name = "pipeline", description = "Pipeline status"),
+        (name = "control", description = "Pause, resume and rate of sources and the landing"),
+        (name = "live", description = "What the dashboard shows, pushed once a second"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the bearer scheme the paths' `security` refers to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes with their access checks, and the OpenAPI document of exactly those routes.
+pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi::OpenApi) {
+    let read = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(top::by_city))
+        .routes(routes!(top::by_country))
+        .routes(routes!(sales::per_minute))
+        .routes(routes!(sales::per_hour))
+        .routes(routes!(sales::totals))
+        .routes(routes!(stores::list))
+        .routes(routes!(stores::one))
+        .routes(routes!(late_events::list))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::one))
+        .routes(routes!(status::status))
+        .routes(routes!(control::list))
+        .routes(routes!(live::stream))
+        .routes(routes!(live::snapshot))
+        .route_layer(from_fn_with_state(state.clone(), require_read));
+    let admin = OpenApiRouter::new()
+        .routes(routes!(dead_letters::resubmit))
+        .routes(routes!(control::pause_source))
+        .routes(routes!(control::resume_source))
+        .routes(routes!(control::set_rate))
+        .routes(routes!(control::pause_landing))
+        .routes(routes!(control::resume_landing))
+        .route_layer(from_fn_with_state(state.clone(), require_admin));
+    read.merge(admin).split_for_parts()
+}
+
+/// The reader, or 503 while the store is still opening.
+fn reader(s: &ServeState) -> ApiResult<Arc<dyn Reader>> {
+    s.reader().ok_or_else(|| {
+        ApiError::unavailable("the store is not open yet (it may be starting or retrying; see /health)")
+    })
+}
+
+/// Unknown paths under `/api`.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(
+        None,
+        format!("no API endpoint at {}; see /api/openapi.json", uri.path()),
+    )
+}

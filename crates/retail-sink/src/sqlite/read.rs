@@ -1,0 +1,553 @@
+//! [`SqliteReader`]: the [`Reader`] on a second connection to the same file, owned by its own
+//! thread. WAL mode lets it read while the landing's connection writes, so API queries never
+//! queue behind a batch; its one write (marking a dead letter resubmitted) waits for the write
+//! lock like any writer (busy timeout).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::types::Type;
+use rusqlite::{params_from_iter, Connection, OpenFlags, Row, ToSql};
+use tokio::sync::oneshot;
+
+use super::error::{sqlite_error, worker_error};
+use super::rows::ts_text;
+use crate::read::{
+    day_start, split_hours, CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent,
+    Page, PageRequest, Reader, SalesBucket, SellerSales, StoreInfo, StoreSummary, Totals,
+};
+use crate::Result;
+
+/// How long the resubmit mark waits for the landing's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Job = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A read connection on an SQLite store.
+pub struct SqliteReader {
+    path: String,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for SqliteReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteReader")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteReader {
+    /// Opens a second connection to an existing store file (open the store first: it creates
+    /// the file, sets WAL mode and migrates).
+    pub async fn open(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        let file: PathBuf = path.to_path_buf();
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+        let name = shown.clone();
+        let thread = std::thread::Builder::new()
+            .name("retail-sink-sqlite-reader".to_owned())
+            .spawn(move || {
+                let opened = Connection::open_with_flags(
+                    &file,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .and_then(|c| c.busy_timeout(BUSY_TIMEOUT).map(|()| c))
+                .map_err(|e| sqlite_error(&name, "open (reader)", &e));
+                match opened {
+                    Ok(conn) => {
+                        let _ = ready_tx.send(Ok(()));
+                        while let Ok(job) = queue.recv() {
+                            job(&conn);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| worker_error(&shown, format!("spawn SQLite reader thread: {e}")))?;
+        let reader = Self {
+            path: shown,
+            jobs: Some(jobs),
+            thread: Some(thread),
+        };
+        ready_rx.await.map_err(|_| {
+            worker_error(&reader.path, "SQLite reader thread died while opening".to_owned())
+        })??;
+        Ok(reader)
+    }
+
+    /// Runs `f` on the reader thread.
+    async fn call<T, F>(&self, what: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let path = self.path.clone();
+        let gone = || worker_error(&self.path, format!("{what}: SQLite reader thread is gone"));
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |c| {
+            let _ = reply.send(f(c).map_err(|e| sqlite_error(&path, what, &e)));
+        });
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(job)
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Runs a query mapping each row; a table that does not exist yet reads as no rows.
+    async fn rows<T, M>(&self, what: &'static str, sql: String, params: Vec<Param>, map: M) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        M: Fn(&Row<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.call(what, move |c| {
+            let mut stmt = match c.prepare_cached(&sql) {
+                Ok(s) => s,
+                Err(e) if no_such_table(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let rows = stmt.query_map(params_from_iter(params.iter()), |r| map(r))?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+impl Drop for SqliteReader {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn no_such_table(e: &rusqlite::Error) -> bool {
+    e.to_string().contains("no such table")
+}
+
+/// A statement parameter, owned so it can cross to the reader thread.
+#[derive(Debug, Clone)]
+enum Param {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Self::Int(i) => i.to_sql(),
+            Self::Text(t) => t.to_sql(),
+            Self::Null => rusqlite::types::Null.to_sql(),
+        }
+    }
+}
+
+fn ts_param(t: DateTime<Utc>) -> Param {
+    let mut s = String::with_capacity(24);
+    ts_text(&t, &mut s);
+    Param::Text(s)
+}
+
+fn opt_text(t: Option<&str>) -> Param {
+    t.map_or(Param::Null, |t| Param::Text(t.to_owned()))
+}
+
+// Revenue is REAL in SQLite: sums are rounded to cents so that 0.1 + 0.2 reads 0.3, as the
+// exact NUMERIC sums of PostgreSQL do.
+
+/// Reads a timestamp stored as RFC 3339 text.
+fn ts(r: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = r.get(i)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
+}
+
+fn opt_ts(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match r.get::<_, Option<String>>(i)? {
+        None => Ok(None),
+        Some(_) => ts(r, i).map(Some),
+    }
+}
+
+fn page_params(page: PageRequest) -> [Param; 2] {
+    [
+        Param::Int(i64::from(page.limit) + 1),
+        Param::Int(i64::try_from(page.offset).unwrap_or(i64::MAX)),
+    ]
+}
+
+const DEAD_LETTER_COLUMNS: &str = "id, reason, kind, source, topic, \"partition\", \"offset\", file, line, \
+     rejected_at, landed_at, resubmitted_at, length(CAST(raw AS BLOB))";
+
+/// Stores with their sums over `[?1, ?2)`; the caller adds a `WHERE` on `?3`.
+const STORE_SUMMARY: &str = "SELECT d.store_id, d.name, d.city, d.country, \
+     ROUND(COALESCE(sum(a.revenue), 0), 2), CAST(COALESCE(sum(a.units), 0) AS INTEGER), \
+     CAST(COALESCE(sum(a.sales), 0) AS INTEGER), CAST(COALESCE(sum(a.returns), 0) AS INTEGER) \
+     FROM store_dim d LEFT JOIN sales_agg_hour a ON a.store_id = d.store_id \
+       AND a.window_start >= ?1 AND a.window_start < ?2";
+const STORE_SUMMARY_TAIL: &str = "GROUP BY d.store_id, d.name, d.city, d.country ORDER BY d.store_id";
+
+fn store_summary(r: &Row<'_>) -> rusqlite::Result<StoreSummary> {
+    Ok(StoreSummary {
+        store: StoreInfo {
+            store_id: r.get(0)?,
+            name: r.get(1)?,
+            city: r.get(2)?,
+            country: r.get(3)?,
+        },
+        totals: Totals {
+            revenue: r.get(4)?,
+            units: r.get(5)?,
+            sales: r.get(6)?,
+            returns: r.get(7)?,
+        },
+    })
+}
+
+fn dead_letter_summary(r: &Row<'_>) -> rusqlite::Result<DeadLetterSummary> {
+    Ok(DeadLetterSummary {
+        id: r.get(0)?,
+        reason: r.get(1)?,
+        kind: r.get(2)?,
+        source: r.get(3)?,
+        topic: r.get(4)?,
+        partition: r.get(5)?,
+        offset: r.get(6)?,
+        file: r.get(7)?,
+        line: r.get(8)?,
+        rejected_at: ts(r, 9)?,
+        landed_at: ts(r, 10)?,
+        resubmitted_at: opt_ts(r, 11)?,
+        raw_bytes: r.get(12)?,
+    })
+}
+
+fn now_text() -> String {
+    let mut s = String::with_capacity(24);
+    ts_text(&Utc::now(), &mut s);
+    s
+}
+
+#[async_trait]
+impl Reader for SqliteReader {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn sales(
+        &self,
+        grain: Grain,
+        store_id: Option<i64>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SalesBucket>> {
+        let table = grain.table();
+        let sql = format!(
+            "SELECT window_start, CASE WHEN ?1 IS NULL THEN NULL ELSE min(store_id) END, \
+             CAST(COALESCE(sum(units), 0) AS INTEGER), ROUND(COALESCE(sum(revenue), 0), 2), \
+             CAST(COALESCE(sum(sales), 0) AS INTEGER), CAST(COALESCE(sum(returns), 0) AS INTEGER) \
+             FROM {table} WHERE window_start >= ?2 AND window_start < ?3 \
+             AND (?1 IS NULL OR store_id = ?1) GROUP BY window_start ORDER BY window_start"
+        );
+        let store = store_id.map_or(Param::Null, Param::Int);
+        self.rows(
+            "SELECT FROM sales aggregate",
+            sql,
+            vec![store, ts_param(from), ts_param(to)],
+            |r| {
+                Ok(SalesBucket {
+                    window_start: ts(r, 0)?,
+                    store_id: r.get(1)?,
+                    units: r.get(2)?,
+                    revenue: r.get(3)?,
+                    sales: r.get(4)?,
+                    returns: r.get(5)?,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn totals(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Totals> {
+        let (minutes, hours) = split_hours(from, to);
+        let ranges = minutes
+            .into_iter()
+            .map(|r| (Grain::Minute, r))
+            .chain(hours.map(|r| (Grain::Hour, r)));
+        let mut t = Totals::default();
+        for (grain, (a, b)) in ranges {
+            let sql = format!(
+                "SELECT ROUND(COALESCE(sum(revenue), 0), 2), CAST(COALESCE(sum(units), 0) AS INTEGER), \
+                 CAST(COALESCE(sum(sales), 0) AS INTEGER), CAST(COALESCE(sum(returns), 0) AS INTEGER) \
+                 FROM {} WHERE window_start >= ?1 AND window_start < ?2",
+                grain.table()
+            );
+            let rows = self
+                .rows(
+                    "SELECT sum FROM sales aggregate",
+                    sql,
+                    vec![ts_param(a), ts_param(b)],
+                    |r| {
+                        Ok(Totals {
+                            revenue: r.get(0)?,
+                            units: r.get(1)?,
+                            sales: r.get(2)?,
+                            returns: r.get(3)?,
+                        })
+                    },
+                )
+                .await?;
+            for r in rows {
+                t.revenue += r.revenue;
+                t.units += r.units;
+                t.sales += r.sales;
+                t.returns += r.returns;
+            }
+        }
+        Ok(t)
+    }
+
+    async fn top_sales_by_city(&self, day: NaiveDate, limit: u32) -> Result<Vec<CitySales>> {
+        let sql = "SELECT rank, country, city, ROUND(COALESCE(revenue, 0), 2), \
+             CAST(COALESCE(units, 0) AS INTEGER), sales FROM top_sales_by_city_ranked \
+             WHERE window_start = ?1 ORDER BY rank, country, city LIMIT ?2";
+        let params = vec![ts_param(day_start(day)), Param::Int(i64::from(limit))];
+        self.rows(
+            "SELECT FROM top_sales_by_city_ranked",
+            sql.to_owned(),
+            params,
+            |r| {
+                Ok(CitySales {
+                    rank: r.get(0)?,
+                    country: r.get(1)?,
+                    city: r.get(2)?,
+                    revenue: r.get(3)?,
+                    units: r.get(4)?,
+                    sales: r.get(5)?,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn top_salesmen_by_country(
+        &self,
+        country: Option<&str>,
+        window_start: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<SellerSales>> {
+        let sql = "SELECT rank, country, seller_id, seller_name, ROUND(COALESCE(revenue, 0), 2), \
+             CAST(COALESCE(units, 0) AS INTEGER), sales, window_start FROM top_salesman_by_country_ranked \
+             WHERE (?1 IS NULL OR country = ?1) AND rank <= ?3 AND window_start = \
+               COALESCE(?2, (SELECT max(window_start) FROM top_salesman_by_country \
+                             WHERE ?1 IS NULL OR country = ?1)) \
+             ORDER BY country, rank, seller_id";
+        let params = vec![
+            opt_text(country),
+            window_start.map_or(Param::Null, ts_param),
+            Param::Int(i64::from(limit)),
+        ];
+        self.rows(
+            "SELECT FROM top_salesman_by_country_ranked",
+            sql.to_owned(),
+            params,
+            |r| {
+                Ok(SellerSales {
+                    rank: r.get(0)?,
+                    country: r.get(1)?,
+                    seller_id: r.get(2)?,
+                    seller_name: r.get(3)?,
+                    revenue: r.get(4)?,
+                    units: r.get(5)?,
+                    sales: r.get(6)?,
+                    window_start: ts(r, 7)?,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn store(&self, store_id: i64) -> Result<Option<StoreInfo>> {
+        let sql = "SELECT store_id, name, city, country FROM store_dim WHERE store_id = ?1";
+        let rows = self
+            .rows(
+                "SELECT FROM store_dim",
+                sql.to_owned(),
+                vec![Param::Int(store_id)],
+                |r| {
+                    Ok(StoreInfo {
+                        store_id: r.get(0)?,
+                        name: r.get(1)?,
+                        city: r.get(2)?,
+                        country: r.get(3)?,
+                    })
+                },
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn stores(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: PageRequest,
+    ) -> Result<Page<StoreSummary>> {
+        let sql = format!("{STORE_SUMMARY} WHERE ?3 IS NULL {STORE_SUMMARY_TAIL} LIMIT ?4 OFFSET ?5");
+        let [limit, offset] = page_params(page);
+        let params = vec![ts_param(from), ts_param(to), Param::Null, limit, offset];
+        let rows = self
+            .rows(
+                "SELECT FROM store_dim, sales_agg_hour",
+                sql,
+                params,
+                store_summary,
+            )
+            .await?;
+        Ok(Page::from_rows(rows, page))
+    }
+
+    async fn store_summary(
+        &self,
+        store_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<StoreSummary>> {
+        let sql = format!("{STORE_SUMMARY} WHERE d.store_id = ?3 {STORE_SUMMARY_TAIL}");
+        let params = vec![ts_param(from), ts_param(to), Param::Int(store_id)];
+        let rows = self
+            .rows(
+                "SELECT FROM store_dim, sales_agg_hour",
+                sql,
+                params,
+                store_summary,
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn late_events(&self, aggregate: Option<&str>, page: PageRequest) -> Result<Page<LateEvent>> {
+        let sql =
+            "SELECT aggregate, event_id, window_start, window_end, event_ts, watermark, reason, topic, \
+             \"partition\", \"offset\", recorded_at FROM late_events WHERE ?1 IS NULL OR aggregate = ?1 \
+             ORDER BY recorded_at DESC, aggregate, event_id, window_start LIMIT ?2 OFFSET ?3";
+        let [limit, offset] = page_params(page);
+        let rows = self
+            .rows(
+                "SELECT FROM late_events",
+                sql.to_owned(),
+                vec![opt_text(aggregate), limit, offset],
+                |r| {
+                    Ok(LateEvent {
+                        aggregate: r.get(0)?,
+                        event_id: r.get(1)?,
+                        window_start: ts(r, 2)?,
+                        window_end: ts(r, 3)?,
+                        event_ts: ts(r, 4)?,
+                        watermark: ts(r, 5)?,
+                        reason: r.get(6)?,
+                        topic: r.get(7)?,
+                        partition: r.get(8)?,
+                        offset: r.get(9)?,
+                        recorded_at: ts(r, 10)?,
+                    })
+                },
+            )
+            .await?;
+        Ok(Page::from_rows(rows, page))
+    }
+
+    async fn dead_letters(&self, page: PageRequest) -> Result<Page<DeadLetterSummary>> {
+        let sql =
+            format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT ?1 OFFSET ?2");
+        let rows = self
+            .rows(
+                "SELECT FROM dead_letters",
+                sql,
+                page_params(page).to_vec(),
+                dead_letter_summary,
+            )
+            .await?;
+        Ok(Page::from_rows(rows, page))
+    }
+
+    async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetterDetail>> {
+        let sql = format!("SELECT {DEAD_LETTER_COLUMNS}, CAST(raw AS BLOB) FROM dead_letters WHERE id = ?1");
+        let rows = self
+            .rows("SELECT FROM dead_letters", sql, vec![Param::Int(id)], |r| {
+                let raw: Vec<u8> = r.get(13)?;
+                Ok(DeadLetterDetail {
+                    summary: dead_letter_summary(r)?,
+                    raw_is_utf8: std::str::from_utf8(&raw).is_ok(),
+                    raw: String::from_utf8_lossy(&raw).into_owned(),
+                })
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn claim_dead_letter(&self, id: i64) -> Result<Claim> {
+        let now = now_text();
+        self.call("UPDATE dead_letters SET resubmitted_at", move |c| {
+            let changed = c.execute(
+                "UPDATE dead_letters SET resubmitted_at = ?2 WHERE id = ?1 AND resubmitted_at IS NULL",
+                rusqlite::params![id, now],
+            )?;
+            if changed == 1 {
+                return Ok(Claim::Claimed);
+            }
+            let mut stmt = c.prepare_cached("SELECT resubmitted_at FROM dead_letters WHERE id = ?1")?;
+            let mut rows = stmt.query([id])?;
+            Ok(match rows.next()? {
+                None => Claim::NotFound,
+                Some(r) => match opt_ts(r, 0)? {
+                    Some(at) => Claim::AlreadyResubmitted(at),
+                    None => Claim::NotFound,
+                },
+            })
+        })
+        .await
+    }
+
+    async fn unclaim_dead_letter(&self, id: i64) -> Result<()> {
+        self.call("UPDATE dead_letters SET resubmitted_at = NULL", move |c| {
+            c.execute(
+                "UPDATE dead_letters SET resubmitted_at = NULL WHERE id = ?1",
+                [id],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        self.call("SELECT count(*) FROM dead_letters, late_events", |c| {
+            let (dead_letters, dead_letters_resubmitted) = c.query_row(
+                "SELECT count(*), count(resubmitted_at) FROM dead_letters",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let late_events = c.query_row("SELECT count(*) FROM late_events", [], |r| r.get(0))?;
+            Ok(Counts {
+                dead_letters,
+                dead_letters_resubmitted,
+                late_events,
+            })
+        })
+        .await
+    }
+}
