@@ -78,10 +78,11 @@ pub(super) async fn write(
     derived: &Derived,
     is_new: impl Fn(&Uuid) -> bool,
 ) -> Result<(u64, u64)> {
-    // One future per table, polled together: tokio-postgres then pipelines their statements
-    // on the connection, so a batch waits for one round trip per step instead of one per table
-    // and step. Each table's rows stay sorted and tables go out in index order, so concurrent
-    // writers still lock rows in the same order.
+    // One future per table, polled together: tokio-postgres then pipelines the upserts on the
+    // connection, so a batch waits for about one round trip instead of one per table. They go
+    // out in table order with sorted rows, and the distinct side tables follow one by one in
+    // table order, so every writer takes its locks in the same order (no deadlock between
+    // instances sharing the store).
     let deltas = fold(tables, &derived.contributions, &is_new);
     let upserts: Vec<Pending<'_, u64>> = deltas
         .iter()
@@ -96,18 +97,20 @@ pub(super) async fn write(
             Box::pin(async move {
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     params.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
-                let n = client
+                client
                     .execute(&sql.upsert, &refs)
                     .await
-                    .map_err(|e| pg_error(&format!("upsert into aggregate {}", t.name), &e))?;
-                if let Some(insert) = &sql.distinct_insert {
-                    distinct(client, t, sql, insert, &delta.rows).await?;
-                }
-                Ok(n)
+                    .map_err(|e| pg_error(&format!("upsert into aggregate {}", t.name), &e))
             }) as Pending<'_, u64>
         })
         .collect();
     let agg_rows: u64 = join_all(upserts).await?.into_iter().sum();
+    for delta in &deltas {
+        let i = usize::from(delta.table);
+        if let Some(insert) = &sqls[i].distinct_insert {
+            distinct(client, &tables[i], &sqls[i], insert, &delta.rows).await?;
+        }
+    }
 
     let late: Vec<_> = derived.late.iter().filter(|l| is_new(&l.event_id)).collect();
     let mut late_rows = 0;
