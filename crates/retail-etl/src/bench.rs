@@ -4,6 +4,9 @@
 //! run and prints the ratio. Ratios measured in one run are what to compare on a shared,
 //! noisy machine; absolute figures drift.
 //!
+//! `--compare-aggregates` instead lands the same events with and without the built-in
+//! aggregates back to back (issue 3 asks for that ratio from one run) and skips the bare load.
+//!
 //! PostgreSQL runs happen in a scratch schema (`search_path` set through the URL's `options`),
 //! dropped at the end, so a bench never touches the real tables.
 
@@ -42,15 +45,32 @@ struct Latency {
     max: f64,
 }
 
+/// One round of `--compare-aggregates`.
+#[derive(Debug, Serialize)]
+struct Round {
+    raw_only_events_per_s: f64,
+    with_aggregates_events_per_s: f64,
+    ratio: f64,
+    raw_only_peak_rss_mb: f64,
+    with_aggregates_peak_rss_mb: f64,
+}
+
+/// The figures of `--compare-aggregates`.
+#[derive(Debug, Serialize)]
+struct Comparison {
+    store: &'static str,
+    events: u64,
+    rounds: Vec<Round>,
+    /// Median of the rounds' ratios.
+    aggregates_ratio: f64,
+}
+
 /// Runs the benchmark described by `args`.
 pub async fn run(args: BenchArgs) -> Result<()> {
-    let scratch = args.data_dir.join(format!("bench-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    let store = Scratch::new(args.store.as_deref(), &scratch).await?;
-    let result = measure(&args, &scratch, &store).await;
-    store.drop_schema().await;
-    let _ = std::fs::remove_dir_all(&scratch);
-    let report = result?;
+    if args.compare_aggregates {
+        return compare(&args).await;
+    }
+    let report = once(&args, true).await?;
 
     let json = serde_json::to_string_pretty(&report)?;
     println!("{json}");
@@ -72,7 +92,116 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -> Result<Report> {
+/// Lands `args.events` with or without aggregates (per `args.no_aggregates`) in a fresh scratch
+/// store, then measures the bare load if `baseline`.
+async fn once(args: &BenchArgs, baseline: bool) -> Result<Report> {
+    let scratch = args.data_dir.join(format!(
+        "bench-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    ));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    // Resets VmHWM (Linux `clear_refs` 5), so a second run in this process reports its own peak.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let store = Scratch::new(args.store.as_deref(), &scratch).await?;
+    let result = measure(args, &scratch, &store, baseline).await;
+    store.drop_schema().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// `--compare-aggregates`: raw-only and full runs back to back, alternating which goes first so
+/// that a machine getting busier or quieter during the rounds does not favour one side.
+async fn compare(args: &BenchArgs) -> Result<()> {
+    let mut rounds = Vec::new();
+    let mut store = "";
+    for round in 0..args.rounds.max(1) {
+        let mut raw = None;
+        let mut full = None;
+        let order = if round.is_multiple_of(2) {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for no_aggregates in order {
+            let one = BenchArgs {
+                no_aggregates,
+                compare_aggregates: false,
+                store: args.store.clone(),
+                data_dir: args.data_dir.clone(),
+                json: None,
+                ..*args
+            };
+            let report = once(&one, false).await?;
+            eprintln!(
+                "  round {}  {:<16} {:>8.0} events/s  peak RSS {:.0} MB",
+                round + 1,
+                if no_aggregates {
+                    "raw only"
+                } else {
+                    "with aggregates"
+                },
+                report.events_per_s,
+                report.peak_rss_mb
+            );
+            store = report.store;
+            if no_aggregates {
+                raw = Some(report);
+            } else {
+                full = Some(report);
+            }
+        }
+        let (Some(raw), Some(full)) = (raw, full) else {
+            anyhow::bail!("a compare round ran only one side");
+        };
+        rounds.push(Round {
+            raw_only_events_per_s: raw.events_per_s,
+            with_aggregates_events_per_s: full.events_per_s,
+            ratio: full.events_per_s / raw.events_per_s.max(1e-9),
+            raw_only_peak_rss_mb: raw.peak_rss_mb,
+            with_aggregates_peak_rss_mb: full.peak_rss_mb,
+        });
+    }
+    let mut ratios: Vec<f64> = rounds.iter().map(|r| r.ratio).collect();
+    ratios.sort_by(f64::total_cmp);
+    let mid = ratios.len() / 2;
+    let median = if ratios.len().is_multiple_of(2) {
+        (ratios[mid - 1] + ratios[mid]) / 2.0
+    } else {
+        ratios[mid]
+    };
+    let comparison = Comparison {
+        store,
+        events: args.events,
+        rounds,
+        aggregates_ratio: median,
+    };
+    let json = serde_json::to_string_pretty(&comparison)?;
+    println!("{json}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "\n  store            {}\n  events           {}\n  ratios           {}\n  aggregates ratio {:.2} (median: with aggregates / raw only)",
+        comparison.store,
+        comparison.events,
+        comparison
+            .rounds
+            .iter()
+            .map(|r| format!("{:.2}", r.ratio))
+            .collect::<Vec<_>>()
+            .join(", "),
+        comparison.aggregates_ratio
+    );
+    Ok(())
+}
+
+async fn measure(
+    args: &BenchArgs,
+    scratch: &std::path::Path,
+    store: &Scratch,
+    baseline: bool,
+) -> Result<Report> {
     let generator = GeneratorConfig {
         rate: args.rate,
         events: Some(args.events),
@@ -114,17 +243,8 @@ async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -
         args.events
     );
 
-    // Same row count as the pipeline landed, so both fill indexes of the same size.
-    let baseline_rows = args.baseline_rows.unwrap_or(args.events as usize);
-    let rows = baseline_rows_like(&generator, baseline_rows);
-    let bare = p
-        .store
-        .bare_load(&rows, config.landing.max_batch_records)
-        .await
-        .context("bare bulk load")?;
-    let baseline_rows_per_s = rows.len() as f64 / bare.as_secs_f64().max(1e-9);
     let events_per_s = args.events as f64 / elapsed.as_secs_f64().max(1e-9);
-    Ok(Report {
+    let mut report = Report {
         store: p.store.kind(),
         events: args.events,
         target_rate: args.rate,
@@ -137,10 +257,27 @@ async fn measure(args: &BenchArgs, scratch: &std::path::Path, store: &Scratch) -
             max: latency.max_ms,
         },
         peak_rss_mb,
-        baseline_rows: rows.len(),
-        baseline_rows_per_s,
-        ratio_to_baseline: events_per_s / baseline_rows_per_s,
-    })
+        baseline_rows: 0,
+        baseline_rows_per_s: 0.0,
+        ratio_to_baseline: 0.0,
+    };
+    if !baseline {
+        return Ok(report);
+    }
+
+    // Same row count as the pipeline landed, so both fill indexes of the same size.
+    let baseline_rows = args.baseline_rows.unwrap_or(args.events as usize);
+    let rows = baseline_rows_like(&generator, baseline_rows);
+    let bare = p
+        .store
+        .bare_load(&rows, config.landing.max_batch_records)
+        .await
+        .context("bare bulk load")?;
+    let baseline_rows_per_s = rows.len() as f64 / bare.as_secs_f64().max(1e-9);
+    report.baseline_rows = rows.len();
+    report.baseline_rows_per_s = baseline_rows_per_s;
+    report.ratio_to_baseline = events_per_s / baseline_rows_per_s;
+    Ok(report)
 }
 
 /// Rows with the same distribution as the benchmark's events, but fresh ids (the real

@@ -136,6 +136,15 @@ pub struct BenchArgs {
     /// Land raw rows only, without the built-in aggregates (to measure what they cost).
     #[arg(long)]
     pub no_aggregates: bool,
+    /// Measure what the aggregates cost in one invocation: for each round, land the events
+    /// once as raw rows only and once with the built-in aggregates (alternating which goes
+    /// first), each into its own scratch store, and print the throughput ratio. Skips the
+    /// bare bulk load.
+    #[arg(long, conflicts_with = "no_aggregates")]
+    pub compare_aggregates: bool,
+    /// Rounds of `--compare-aggregates`.
+    #[arg(long, default_value_t = 1, requires = "compare_aggregates")]
+    pub rounds: u32,
 }
 
 pub async fn dispatch(cli: Cli) -> Result<()> {

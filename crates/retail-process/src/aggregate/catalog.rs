@@ -4,10 +4,10 @@
 //! reloaded from there at start and after a join miss (another consumer group lands the
 //! catalog topic, ADR 0004).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use retail_core::EventBody;
+use retail_sink::derived::fast_hash::FastMap;
 use retail_sink::{CatalogRow, CatalogSnapshot};
 
 /// A store as the join sees it.
@@ -30,12 +30,12 @@ pub struct ProductRow {
     pub category: Arc<str>,
 }
 
-/// The in-memory catalog.
+/// The in-memory catalog. Looked up several times per sale, hence the fast hasher.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    stores: HashMap<i64, StoreRow>,
-    sellers: HashMap<i64, Arc<str>>,
-    products: HashMap<i64, ProductRow>,
+    stores: FastMap<i64, StoreRow>,
+    sellers: FastMap<i64, Arc<str>>,
+    products: FastMap<i64, ProductRow>,
 }
 
 impl Catalog {

@@ -52,6 +52,11 @@ pub enum Field {
     ProductName,
 }
 
+impl Field {
+    /// Number of fields: [`Field`] as `usize` indexes arrays of this length.
+    pub const COUNT: usize = Self::ProductName as usize + 1;
+}
+
 /// Which catalog dimension a field needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dimension {
@@ -137,6 +142,18 @@ impl Field {
         }
     }
 
+    /// Whether the field's value in `event` is one of `allowed`. Filters run several times per
+    /// event (`kind = "sale"` in most measures), so text the event holds is compared in place
+    /// instead of being copied into a [`Value`] first.
+    pub fn is_in(self, event: &Event, catalog: &Catalog, allowed: &[Value]) -> bool {
+        let text = |s: &str| allowed.iter().any(|v| matches!(v, Value::Text(t) if &**t == s));
+        match (&event.body, self) {
+            (_, Self::Source) => text(&event.source),
+            (EventBody::Sale(s), Self::Kind) => text(s.kind.as_str()),
+            _ => allowed.contains(&self.value(event, catalog)),
+        }
+    }
+
     /// The field's value in `event`, joined with `catalog` where needed. `Null` when the event
     /// lacks it; [`UNKNOWN`] when the catalog lacks the row.
     pub fn value(self, event: &Event, catalog: &Catalog) -> Value {
@@ -197,5 +214,57 @@ impl Field {
             },
             EventBody::Store(_) | EventBody::Product(_) | EventBody::Seller(_) => Value::Null,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use retail_core::{Sale, SaleKind};
+
+    use super::*;
+
+    fn sale(kind: SaleKind) -> Event {
+        Event {
+            event_id: uuid::Uuid::nil(),
+            ts: chrono::DateTime::UNIX_EPOCH,
+            source: "pos".into(),
+            schema_version: 1,
+            body: EventBody::Sale(Sale {
+                kind,
+                store_id: 7,
+                sku: 1,
+                qty: 2,
+                unit_price: None,
+                seller_id: None,
+            }),
+        }
+    }
+
+    /// `is_in` compares text in place; it must say what comparing `value` would.
+    #[test]
+    fn is_in_agrees_with_value() {
+        let catalog = Catalog::default();
+        let text = |s: &str| Value::Text(Arc::from(s));
+        let cases: &[(Field, Vec<Value>)] = &[
+            (Field::Kind, vec![text("sale")]),
+            (Field::Kind, vec![text("return"), text("void")]),
+            (Field::Source, vec![text("pos")]),
+            (Field::Source, vec![text("web")]),
+            (Field::StoreId, vec![Value::Int(7)]),
+            (Field::City, vec![text(UNKNOWN)]),
+            (Field::SellerId, vec![Value::Null]),
+        ];
+        for kind in [SaleKind::Sale, SaleKind::Return, SaleKind::Void] {
+            let e = sale(kind);
+            for (f, allowed) in cases {
+                let expected = allowed.contains(&f.value(&e, &catalog));
+                assert_eq!(
+                    f.is_in(&e, &catalog, allowed),
+                    expected,
+                    "{f:?} in {allowed:?} for {kind:?}"
+                );
+            }
+        }
+        assert!(Field::Kind.is_in(&sale(SaleKind::Return), &catalog, &[text("return")]));
     }
 }

@@ -335,7 +335,8 @@ impl Reader<'_> {
             ..LandingBatch::default()
         };
         let decoded: Vec<Decoded> = records.into_iter().map(decode).collect();
-        self.await_joins(&decoded).await;
+        // Most batches miss nothing: then no event is checked a second time for the metric.
+        let misses = self.await_joins(&decoded).await;
         let mut derived = Derived::default();
         let now = Instant::now();
         let mut ranges: HashMap<TopicPartition, OffsetRange> = HashMap::new();
@@ -348,7 +349,7 @@ impl Reader<'_> {
             });
             range.next = d.offset + 1;
             if let (Some(engine), Ok(event)) = (self.engine.as_mut(), &d.result) {
-                if engine.misses_join(&d.tp.topic, event) {
+                if misses && engine.misses_join(&d.tp.topic, event) {
                     l.metrics.join_misses(&d.tp.topic).inc();
                 }
                 engine.process(&d.tp, d.offset, event, now, &mut derived);
@@ -394,10 +395,11 @@ impl Reader<'_> {
     /// catalog row the engine does not know, reload the catalog from the store (another
     /// consumer group lands it) every 100 ms, for at most `processing.join_wait_ms`. What is
     /// still unknown then is aggregated under `unknown` and counted in `retail_join_misses_total`.
-    async fn await_joins(&mut self, decoded: &[Decoded]) {
+    /// Returns whether some event still misses a catalog row.
+    async fn await_joins(&mut self, decoded: &[Decoded]) -> bool {
         let l = self.landing;
         let Some(engine) = self.engine.as_mut() else {
-            return;
+            return false;
         };
         let missing = |e: &Engine| {
             decoded
@@ -405,7 +407,7 @@ impl Reader<'_> {
                 .any(|d| d.result.as_ref().is_ok_and(|ev| e.misses_join(&d.tp.topic, ev)))
         };
         if !missing(engine) {
-            return;
+            return false;
         }
         let recently_gave_up = self
             .last_give_up
@@ -422,7 +424,7 @@ impl Reader<'_> {
                 Err(e) => warn!(message = "could not refresh the catalog", error = %e),
             }
             if !missing(engine) {
-                return;
+                return false;
             }
             if Instant::now() >= deadline {
                 break;
@@ -436,6 +438,7 @@ impl Reader<'_> {
             );
             self.last_give_up = Some(Instant::now());
         }
+        true
     }
 }
 

@@ -1,12 +1,12 @@
 //! Folds the contributions of new events into one delta row per table, window and group, so an
 //! upsert touches each aggregate row once per batch however many events it absorbed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{AggregateTable, Contribution, Merge, Value};
+use super::{AggregateTable, Contributions, Merge, Value};
 
 /// A measure's partial result over the batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,34 +54,40 @@ pub struct TableDelta {
 }
 
 /// Folds every contribution whose event `is_new`. Contributions naming a table that does not
-/// exist are ignored (the processor and the store were prepared with the same list).
+/// exist are ignored (the processor and the store were prepared with the same list). Groups are
+/// already distinct in `contributions`, so folding indexes them instead of hashing keys.
 pub fn fold(
     tables: &[AggregateTable],
-    contributions: &[Contribution],
+    contributions: &Contributions,
     is_new: impl Fn(&Uuid) -> bool,
 ) -> Vec<TableDelta> {
-    let mut index: HashMap<(u16, i64, &[Value]), usize> = HashMap::new();
+    const NONE: usize = usize::MAX;
+    let groups = contributions.groups();
+    // Group index -> its row in `per_table[group.table]`.
+    let mut row_of = vec![NONE; groups.len()];
     let mut per_table: Vec<Vec<DeltaRow>> = vec![Vec::new(); tables.len()];
-    for c in contributions {
-        let Some(table) = tables.get(usize::from(c.table)) else {
+    for e in contributions.entries() {
+        let Some(g) = groups.get(e.group as usize) else {
             continue;
         };
-        if !is_new(&c.event_id) {
+        let Some(table) = tables.get(usize::from(g.table)) else {
+            continue;
+        };
+        if !is_new(&e.event_id) {
             continue;
         }
-        let rows = &mut per_table[usize::from(c.table)];
-        let at = *index
-            .entry((c.table, c.window_start, c.key.as_slice()))
-            .or_insert_with(|| {
-                rows.push(DeltaRow {
-                    window_start: c.window_start,
-                    window_end: c.window_end,
-                    key: c.key.clone(),
-                    acc: table.measures.iter().map(|m| empty(m.merge)).collect(),
-                });
-                rows.len() - 1
+        let rows = &mut per_table[usize::from(g.table)];
+        let at = &mut row_of[e.group as usize];
+        if *at == NONE {
+            rows.push(DeltaRow {
+                window_start: g.window_start,
+                window_end: g.window_end,
+                key: g.key.clone(),
+                acc: table.measures.iter().map(|m| empty(m.merge)).collect(),
             });
-        for (acc, v) in rows[at].acc.iter_mut().zip(&c.values) {
+            *at = rows.len() - 1;
+        }
+        for (acc, v) in rows[*at].acc.iter_mut().zip(contributions.values(e)) {
             absorb(acc, v);
         }
     }
@@ -160,7 +166,7 @@ pub fn as_decimal(v: &Value) -> Decimal {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ColumnType, KeyColumn, MeasureColumn};
+    use super::super::{ColumnType, Contribution, KeyColumn, MeasureColumn};
     use super::*;
 
     fn table() -> AggregateTable {
@@ -207,7 +213,7 @@ mod tests {
             c(4, 7, Value::Int(5)),
             c(5, 8, Value::Int(1)),
         ];
-        let deltas = fold(&[table()], &cs, |id| *id != Uuid::from_u128(4));
+        let deltas = fold(&[table()], &cs.into(), |id| *id != Uuid::from_u128(4));
         assert_eq!(deltas.len(), 1);
         let rows = &deltas[0].rows;
         assert_eq!(rows.len(), 2);

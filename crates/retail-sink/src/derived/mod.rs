@@ -2,17 +2,26 @@
 //! rows: aggregate contributions, late events, partition watermarks and catalog dimensions.
 //!
 //! The processor (stage 3) cannot know which events are new: only the store's ledger does, in
-//! the transaction. So the processor hands over one [`Contribution`] per event and window, tagged
+//! the transaction. So the processor hands over one contribution per event and window, tagged
 //! with the event's id, and the store folds only those of events the ledger accepted
 //! ([`fold`]). A duplicate therefore never contributes, even when its first copy landed days ago.
+//! Contributions travel in the compact form of [`Contributions`]: every group once per batch,
+//! and per event a small fixed-size entry naming its group, so a contribution allocates nothing
+//! of its own (ADR 0004, cost).
 //!
 //! # Layout
 //! - this file: the shapes handed over ([`Derived`]) and the aggregate tables' definitions.
+//! - [`contributions`]: the compact, per-batch form of the contributions.
+//! - [`fast_hash`]: the hasher of the per-event maps (processor and fold).
 //! - [`fold`]: contributions of new events -> one delta row per table, window and group.
 //! - [`sql`]: the DDL and upsert statements of an aggregate table, per dialect.
 
+pub mod contributions;
+pub mod fast_hash;
 pub mod fold;
 pub mod sql;
+
+pub use contributions::{Contributions, Entry, Group};
 
 use std::sync::Arc;
 
@@ -26,8 +35,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Derived {
     /// One entry per event, aggregate and window the event falls in (on time, or late under
-    /// the `update` policy).
-    pub contributions: Vec<Contribution>,
+    /// the `update` policy), with each group stored once.
+    pub contributions: Contributions,
     /// Events that missed a closed window, for `late_events`.
     pub late: Vec<LateEvent>,
     /// Each touched partition's watermark state after the batch.
@@ -62,7 +71,8 @@ pub enum Value {
     Text(Arc<str>),
 }
 
-/// One event's input to one window of one aggregate table.
+/// One event's input to one window of one aggregate table, as a standalone value (tests and
+/// callers building a [`Derived`] by hand; the processor adds to [`Contributions`] directly).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contribution {
     /// The event, so the store can drop contributions of events that landed before.

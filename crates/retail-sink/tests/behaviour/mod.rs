@@ -441,7 +441,7 @@ pub async fn aggregates_take_each_event_once(f: Fixture) {
         ],
         offsets: vec![range(&p0, 0, 3)],
         derived: Arc::new(Derived {
-            contributions: vec![c(id[0], 2), c(id[1], 5)],
+            contributions: vec![c(id[0], 2), c(id[1], 5)].into(),
             late: vec![late(id[2])],
             watermarks: vec![PartitionWatermark {
                 tp: p0.clone(),
@@ -471,7 +471,7 @@ pub async fn aggregates_take_each_event_once(f: Fixture) {
         ],
         offsets: vec![range(&p0, 3, 6)],
         derived: Arc::new(Derived {
-            contributions: vec![c(id[0], 2), c(id[3], 1)],
+            contributions: vec![c(id[0], 2), c(id[3], 1)].into(),
             late: vec![late(id[2])],
             ..Derived::default()
         }),
