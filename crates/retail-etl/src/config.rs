@@ -325,8 +325,19 @@ impl Config {
     }
 
     /// The effective configuration as JSON, for `check-config`.
+    /// API tokens are shown as `"<redacted>"`: `check-config` output ends up in terminals,
+    /// tickets and CI logs.
     pub fn to_json(&self) -> Result<String> {
-        Ok(serde_json::to_string_pretty(self)?)
+        let mut shown = self.clone();
+        for t in shown
+            .serve
+            .read_tokens
+            .iter_mut()
+            .chain(shown.serve.admin_tokens.iter_mut())
+        {
+            *t = "<redacted>".to_owned();
+        }
+        Ok(serde_json::to_string_pretty(&shown)?)
     }
 }
 
@@ -451,6 +462,10 @@ mod tests {
         .expect("write");
         let c = Config::load(Some(&file)).expect("tokens make every interface fine");
         assert!(!c.serve.is_open());
+        assert!(
+            !c.to_json().expect("json").contains("0123456789abcdef"),
+            "check-config must not print tokens"
+        );
         std::fs::write(&file, "[serve]\nread_tokens = [\"short\"]\n").expect("write");
         let err = format!("{:#}", Config::load(Some(&file)).expect_err("short token"));
         assert!(

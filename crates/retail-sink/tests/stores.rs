@@ -120,7 +120,10 @@ mod pg {
             .await
             .expect("migrations")
             .get(0);
-        assert_eq!(versions, 2, "0001_init and 0002_processing, each recorded once");
+        assert_eq!(
+            versions, 3,
+            "0001_init, 0002_processing and 0003_dead_letter_resubmitted, each recorded once"
+        );
         let ledger: i64 = client
             .query_one("SELECT count(*) FROM landed_event_ids", &[])
             .await
