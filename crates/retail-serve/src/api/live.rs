@@ -17,7 +17,7 @@ use crate::server::ServeState;
 /// Where the stream is served; the access check also takes its token from the query here.
 pub const LIVE_STREAM_PATH: &str = "/api/v1/live";
 
-/// Snapshots pushed once a second (`event: snapshot`, data: the JSON of `GET /api/v1/live/snapshot`).
+/// Snapshots pushed twice a second (`event: snapshot`, data: the JSON of `GET /api/v1/live/snapshot`).
 ///
 /// The current snapshot comes at once, then each new one. The stream ends when the server
 /// shuts down. `EventSource` cannot send headers, so this endpoint also takes the token as

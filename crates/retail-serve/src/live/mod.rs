@@ -1,9 +1,9 @@
 //! The live dashboard: the page at `/`, its assets, and the server-sent-events stream that
-//! pushes a [`Snapshot`] to it once a second.
+//! pushes a [`Snapshot`] to it twice a second.
 //!
 //! # Layout
 //! - [`figures`]: the pipeline's counters read from the metrics exposition.
-//! - [`snapshot`]: the [`Snapshot`] and the one [`Ticker`] task that computes it each second.
+//! - [`snapshot`]: the [`Snapshot`] and the one [`Ticker`] task that computes it every 500 ms.
 //! - `inputs`: what the ticker reads from a running server: the store's read side, the controls.
 //! - this file: the page's routes (`/`, `/assets/*`); the stream is `/api/v1/live` in
 //!   [`crate::api`], documented with the rest of the API.

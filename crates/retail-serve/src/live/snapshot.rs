@@ -1,6 +1,6 @@
-//! What the dashboard shows, computed once a second by one task for every open page.
+//! What the dashboard shows, computed twice a second by one task for every open page.
 //!
-//! One [`Ticker`] reads the metrics and asks the store for its figures once a second and
+//! One [`Ticker`] reads the metrics and asks the store for its figures every [`TICK`] and
 //! publishes a [`Snapshot`] on a `watch` channel; every server-sent-events stream just forwards
 //! the latest one. So the cost does not grow with the number of open pages, a slow page cannot
 //! hold anything back (a `watch` keeps only the newest value), and the store sees a handful of
@@ -22,7 +22,7 @@ use super::figures::{quantile_between, Figures};
 use crate::controls::ControlStatus;
 
 /// How often a snapshot is published.
-pub const TICK: Duration = Duration::from_secs(1);
+pub const TICK: Duration = Duration::from_millis(500);
 /// The latency percentile is taken over this much recent history.
 const LATENCY_WINDOW: Duration = Duration::from_secs(10);
 /// A store answer slower than this is skipped for this tick; the page keeps the last one.
