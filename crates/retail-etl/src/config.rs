@@ -187,18 +187,35 @@ impl Config {
         Ok(config)
     }
 
+    /// The configuration file if any, then the `--data-dir`, `--store` and `--log` flags that
+    /// every command running against a log and a store takes.
+    pub fn load_with_overrides(
+        file: Option<&Path>,
+        data_dir: Option<&Path>,
+        store: Option<&str>,
+        log: Option<&str>,
+    ) -> Result<Self> {
+        let mut config = Self::load(file)?;
+        if let Some(dir) = data_dir {
+            config.data_dir = dir.to_path_buf();
+        }
+        if let Some(url) = store {
+            config.store.url = Some(url.to_owned());
+        }
+        if let Some(url) = log {
+            config.log.url = Some(url.to_owned());
+        }
+        Ok(config)
+    }
+
     /// `demo`: the configuration file if any, a generator source, then the flags.
     pub fn for_demo(args: &DemoArgs) -> Result<Self> {
-        let mut config = Self::load(args.config.as_deref())?;
-        if let Some(dir) = &args.data_dir {
-            config.data_dir = dir.clone();
-        }
-        if args.store.is_some() {
-            config.store.url = args.store.clone();
-        }
-        if args.log.is_some() {
-            config.log.url = args.log.clone();
-        }
+        let mut config = Self::load_with_overrides(
+            args.config.as_deref(),
+            args.data_dir.as_deref(),
+            args.store.as_deref(),
+            args.log.as_deref(),
+        )?;
         if let Some(listen) = args.listen {
             config.serve.listen = listen;
         }

@@ -22,16 +22,12 @@ use crate::pipeline;
 
 /// Runs a replay and prints a one-line summary.
 pub async fn run(args: ReplayArgs) -> Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(dir) = &args.data_dir {
-        config.data_dir = dir.clone();
-    }
-    if args.store.is_some() {
-        config.store.url = args.store.clone();
-    }
-    if args.log.is_some() {
-        config.log.url = args.log.clone();
-    }
+    let config = Config::load_with_overrides(
+        args.config.as_deref(),
+        args.data_dir.as_deref(),
+        args.store.as_deref(),
+        args.log.as_deref(),
+    )?;
     config.validate()?;
     let start = parse_from(args.from.as_deref())?;
     let (metrics, health) = (Metrics::new(), Health::new());
