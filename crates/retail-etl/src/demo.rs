@@ -22,13 +22,12 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     });
     spawn_stop_signals(shutdown.clone())?;
     let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
+    let at = p.http;
     eprintln!(
-        "retail-etl: log {:?}, store {:?}; health at http://{}/health, metrics at http://{}/metrics, API docs at http://{}/docs",
+        "retail-etl: log {:?}, store {:?}; dashboard at http://{at}/, API docs at http://{at}/docs, \
+         health at http://{at}/health, metrics at http://{at}/metrics",
         config.log_url()?,
         config.store_url()?,
-        p.http,
-        p.http,
-        p.http
     );
     if config.serve.is_open() {
         eprintln!(
