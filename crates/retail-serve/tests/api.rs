@@ -4,13 +4,15 @@
 //! data, on PostgreSQL and SQLite, are tested through the binary (`retail-etl/tests/api.rs`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use retail_core::{Health, Metrics, Shutdown};
-use retail_serve::{serve, Access, ControlKind, Controllable, ServeState};
+use retail_serve::{serve, Access, Controllable, ServeState};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+use common::{FakeLanding, FakeSource};
 
 const READ: &str = "read-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
@@ -290,53 +292,6 @@ async fn tokens_guard_reads_and_admin_routes_but_not_health_metrics_or_docs() {
             200,
             "{path} must stay open"
         );
-    }
-}
-
-/// A source that records what it was told.
-#[derive(Debug, Default)]
-struct FakeSource {
-    paused: AtomicBool,
-    rate: Mutex<f64>,
-}
-
-impl Controllable for FakeSource {
-    fn kind(&self) -> ControlKind {
-        ControlKind::Source
-    }
-    fn pause(&self) {
-        self.paused.store(true, Ordering::SeqCst);
-    }
-    fn resume(&self) {
-        self.paused.store(false, Ordering::SeqCst);
-    }
-    fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::SeqCst)
-    }
-    fn rate(&self) -> Option<f64> {
-        Some(*self.rate.lock().expect("lock"))
-    }
-    fn set_rate(&self, rate: f64) -> Result<(), String> {
-        *self.rate.lock().expect("lock") = rate;
-        Ok(())
-    }
-}
-
-#[derive(Debug, Default)]
-struct FakeLanding(AtomicBool);
-
-impl Controllable for FakeLanding {
-    fn kind(&self) -> ControlKind {
-        ControlKind::Landing
-    }
-    fn pause(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    fn resume(&self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-    fn is_paused(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
     }
 }
 

@@ -5,32 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use retail_core::{Health, Metrics, Shutdown};
 use retail_serve::access::Access;
-use retail_serve::controls::{ControlKind, Controllable};
 use retail_serve::{serve, ServeState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// A source switch, as the binary's generator adapter would be.
-#[derive(Debug, Default)]
-struct Switch(AtomicBool);
-
-impl Controllable for Switch {
-    fn kind(&self) -> ControlKind {
-        ControlKind::Source
-    }
-    fn pause(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    fn resume(&self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-    fn is_paused(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+mod common;
+use common::FakeSource;
 
 /// A server whose store is not open yet (the store's figures are checked end to end, against
 /// the real stores, by retail-etl's dashboard test).
@@ -44,7 +25,9 @@ async fn start(
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
     let state = ServeState::new(metrics.clone(), Health::new(), access);
-    state.controls.register("generator", Arc::new(Switch::default()));
+    state
+        .controls
+        .register("generator", Arc::new(FakeSource::default()));
     let (addr, task) = serve(
         "127.0.0.1:0".parse().expect("addr"),
         state.clone(),
