@@ -1,7 +1,8 @@
 //! The live dashboard in a real browser: headless Chromium (driven by Selenium through
 //! chromedriver, tests/browser/dashboard.py) opens the page while `demo` lands into PostgreSQL,
 //! sees the sales numbers grow, pauses the generator with the page's button and sees the ingest
-//! rate drop to zero, resumes it, and saves screenshots at a laptop and a phone width.
+//! rate drop to zero, resumes it, throttles it from the page, and saves screenshots at a laptop
+//! and a phone width.
 //! `./scripts/test` installs chromium, chromium-driver and python3-selenium.
 
 mod common;
@@ -64,9 +65,15 @@ async fn an_operator_watches_sales_and_pauses_the_generator_in_a_real_browser() 
         assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
     }
 
-    // The page's buttons reached the generator: after Resume it accepts events again.
+    // The page's buttons reached the generator: after Resume it accepts events again, at the
+    // rate set on the page.
     let (_, controls) = demo.get("/api/v1/control");
-    assert!(controls.contains("\"paused\":false"), "{controls}");
+    let controls: serde_json::Value =
+        serde_json::from_str(&controls).unwrap_or_else(|e| panic!("{e}: {controls}"));
+    let generator = &controls["controls"][0];
+    assert_eq!(generator["name"], "generator", "{controls}");
+    assert_eq!(generator["paused"], false, "{controls}");
+    assert_eq!(generator["rate"], 150.0, "{controls}");
     let before = demo.metric("retail_source_accepted_events_total{source=\"generator\"}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while demo.metric("retail_source_accepted_events_total{source=\"generator\"}") <= before {

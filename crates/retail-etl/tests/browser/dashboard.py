@@ -2,8 +2,8 @@
 """Drives the live dashboard in headless Chromium, as an operator would.
 
 Opens the page while `demo` runs, sees the sales numbers grow, presses Pause on a source, sees
-its ingest rate fall to zero, presses Resume, sees it come back, and saves screenshots at a
-laptop and at a phone width. Prints one JSON line with what it measured; exits 1 with the step
+its ingest rate fall to zero, presses Resume, sees it come back, sets a lower rate from the page
+and sees the ingest rate follow, and saves screenshots at a laptop and at a phone width. Prints one JSON line with what it measured; exits 1 with the step
 that failed. Run by crates/retail-etl/tests/dashboard.rs (Debian packages chromium,
 chromium-driver and python3-selenium; ./scripts/test installs them).
 """
@@ -89,6 +89,20 @@ def run(args):
         wait_for("the ingest rate to come back after Resume", 10,
                  lambda: (number(driver, "in-rate") or 0) > 0)
         result["resume_to_flowing_s"] = round(time.monotonic() - pressed, 2)
+
+        # Throttle from the page: the source reports the new rate and the ingest rate follows.
+        field = driver.find_element(By.CSS_SELECTOR, f'input[data-rate-for="{args.source}"]')
+        field.clear()
+        field.send_keys(str(args.set_rate))
+        pressed = click(driver, "rate", args.source)
+        row = f'[data-control="source:{args.source}"]'
+        wait_for(f"the source to report {args.set_rate} ev/s", 10,
+                 lambda: driver.find_element(By.CSS_SELECTOR, row + " .rate-now").text.startswith(str(args.set_rate)))
+        result["rate_set_to_shown_s"] = round(time.monotonic() - pressed, 2)
+        wait_for(f"the ingest rate to follow the new rate of {args.set_rate}/s", 15,
+                 lambda: 0 < (number(driver, "in-rate") or 0) <= args.set_rate * 1.5)
+        result["rate_set_to_followed_s"] = round(time.monotonic() - pressed, 2)
+        result["rate_after"] = number(driver, "in-rate")
         wait_for("the store figures to fill the tables", 20 if args.expect_store else 0.1,
                  lambda: not args.expect_store or driver.find_elements(By.CSS_SELECTOR, "#top-cities tr"))
         time.sleep(1.5)  # let the chart take a couple of ticks before the picture
@@ -115,6 +129,7 @@ def main():
     p.add_argument("--url", required=True)
     p.add_argument("--screenshot", required=True, help="path of the laptop-width PNG")
     p.add_argument("--source", default="generator")
+    p.add_argument("--set-rate", type=int, default=150, help="the rate the test sets from the page")
     p.add_argument("--expect-store", action="store_true", help="also wait for the store's figures")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
