@@ -24,6 +24,7 @@
 //! - `write`: the batch transaction and the bulk-load baseline.
 //! - `rows`: owned compact copies of a batch, text forms of ids and timestamps.
 //! - `read`: the [`crate::Reader`] on its own connection and thread.
+//! - `thread`: a connection owned by one thread, with async calls on it (store and reader).
 //! - `migrate`: `migrations/sqlite/*.sql` at open.
 //! - `error`: rusqlite errors to [`crate::Error`].
 
@@ -33,6 +34,7 @@ mod migrate;
 mod read;
 mod rows;
 mod store;
+mod thread;
 mod write;
 
 pub use read::SqliteReader;

@@ -5,18 +5,16 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Type;
 use rusqlite::{params_from_iter, Connection, OpenFlags, Row, ToSql};
-use tokio::sync::oneshot;
 
-use super::error::{sqlite_error, worker_error};
+use super::error::sqlite_error;
 use super::rows::ts_text;
+use super::thread::Owned;
 use crate::read::{
     day_start, split_hours, CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent,
     Page, PageRequest, Reader, SalesBucket, SellerSales, StoreInfo, StoreSummary, Totals,
@@ -26,19 +24,15 @@ use crate::Result;
 /// How long the resubmit mark waits for the landing's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-type Job = Box<dyn FnOnce(&Connection) + Send>;
-
 /// A read connection on an SQLite store.
 pub struct SqliteReader {
-    path: String,
-    jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
+    conn: Owned<Connection>,
 }
 
 impl fmt::Debug for SqliteReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteReader")
-            .field("path", &self.path)
+            .field("path", &self.conn.path())
             .finish_non_exhaustive()
     }
 }
@@ -49,40 +43,17 @@ impl SqliteReader {
     pub async fn open(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
         let file: PathBuf = path.to_path_buf();
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
         let name = shown.clone();
-        let thread = std::thread::Builder::new()
-            .name("retail-sink-sqlite-reader".to_owned())
-            .spawn(move || {
-                let opened = Connection::open_with_flags(
-                    &file,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .and_then(|c| c.busy_timeout(BUSY_TIMEOUT).map(|()| c))
-                .map_err(|e| sqlite_error(&name, "open (reader)", &e));
-                match opened {
-                    Ok(conn) => {
-                        let _ = ready_tx.send(Ok(()));
-                        while let Ok(job) = queue.recv() {
-                            job(&conn);
-                        }
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                    }
-                }
-            })
-            .map_err(|e| worker_error(&shown, format!("spawn SQLite reader thread: {e}")))?;
-        let reader = Self {
-            path: shown,
-            jobs: Some(jobs),
-            thread: Some(thread),
-        };
-        ready_rx.await.map_err(|_| {
-            worker_error(&reader.path, "SQLite reader thread died while opening".to_owned())
-        })??;
-        Ok(reader)
+        let conn = Owned::spawn("retail-sink-sqlite-reader", shown, move || {
+            Connection::open_with_flags(
+                &file,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .and_then(|c| c.busy_timeout(BUSY_TIMEOUT).map(|()| c))
+            .map_err(|e| sqlite_error(&name, "open (reader)", &e))
+        })
+        .await?;
+        Ok(Self { conn })
     }
 
     /// Runs `f` on the reader thread.
@@ -91,18 +62,10 @@ impl SqliteReader {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let path = self.path.clone();
-        let gone = || worker_error(&self.path, format!("{what}: SQLite reader thread is gone"));
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |c| {
-            let _ = reply.send(f(c).map_err(|e| sqlite_error(&path, what, &e)));
-        });
-        self.jobs
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(job)
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let path = self.conn.path().to_owned();
+        self.conn
+            .call(what, move |c| f(c).map_err(|e| sqlite_error(&path, what, &e)))
+            .await
     }
 
     /// Runs a query mapping each row; a table that does not exist yet reads as no rows.
@@ -121,15 +84,6 @@ impl SqliteReader {
             rows.collect()
         })
         .await
-    }
-}
-
-impl Drop for SqliteReader {
-    fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -1,21 +1,17 @@
 //! [`SqliteStore`]: the [`Store`] trait over one rusqlite connection owned by a dedicated
-//! thread. SQLite calls block, so they must not run on the async runtime's threads; one
-//! long-lived thread (rather than `spawn_blocking` per call) keeps the connection and its
-//! prepared-statement cache in one place and serialises writes as SQLite wants anyway.
+//! thread ([`super::thread::Owned`]), which serialises writes as SQLite wants anyway.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use retail_core::TopicPartition;
 use rusqlite::Connection;
-use tokio::sync::oneshot;
 
 use super::error::{sqlite_error, worker_error};
 use super::rows::{OwnedBatch, Sales};
+use super::thread::Owned;
 use super::{derived, migrate, write};
 use crate::derived::sql::TableSql;
 use crate::{
@@ -41,19 +37,15 @@ pub(super) struct Aggregates {
     pub sql: Vec<TableSql>,
 }
 
-type Job = Box<dyn FnOnce(&mut Worker) + Send>;
-
 /// An SQLite store: a database file in WAL mode, written by one thread.
 pub struct SqliteStore {
-    path: String,
-    jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
+    worker: Owned<Worker>,
 }
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("path", &self.path)
+            .field("path", &self.worker.path())
             .finish_non_exhaustive()
     }
 }
@@ -64,33 +56,9 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
         let file: PathBuf = path.to_path_buf();
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
         let name = shown.clone();
-        let thread = std::thread::Builder::new()
-            .name("retail-sink-sqlite".to_owned())
-            .spawn(move || match open_worker(&file, name) {
-                Ok(mut worker) => {
-                    let _ = ready_tx.send(Ok(()));
-                    // Ends when the store drops its sender.
-                    while let Ok(job) = queue.recv() {
-                        job(&mut worker);
-                    }
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })
-            .map_err(|e| worker_error(&shown, format!("spawn SQLite worker thread: {e}")))?;
-        let store = Self {
-            path: shown,
-            jobs: Some(jobs),
-            thread: Some(thread),
-        };
-        ready_rx
-            .await
-            .map_err(|_| worker_error(&store.path, "SQLite worker thread died while opening".to_owned()))??;
-        Ok(store)
+        let worker = Owned::spawn("retail-sink-sqlite", shown, move || open_worker(&file, name)).await?;
+        Ok(Self { worker })
     }
 
     /// Runs `f` on the worker thread and waits for its result.
@@ -99,17 +67,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Worker) -> Result<T> + Send + 'static,
     {
-        let gone = || worker_error(&self.path, format!("{what}: SQLite worker thread is gone"));
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |w| {
-            let _ = reply.send(f(w));
-        });
-        self.jobs
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(job)
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        self.worker.call(what, f).await
     }
 }
 
@@ -145,17 +103,6 @@ fn open_worker(file: &Path, path: String) -> Result<Worker> {
         path,
         aggregates: Aggregates::default(),
     })
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // Closing the queue ends the thread after its current job; joining closes the file
-        // before the drop returns, so a reopen right after sees everything.
-        self.jobs = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[async_trait]
