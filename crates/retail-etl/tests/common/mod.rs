@@ -298,21 +298,7 @@ impl Running {
 
     /// `GET path` over plain TCP: (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(self.http).expect("connect");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
-        let code = out
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .expect("status");
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (code, body)
+        http_call(self.http, "GET", path, None, None)
     }
 
     /// `method path` with an optional bearer token and JSON body: (status, body).

@@ -14,12 +14,15 @@ use super::params::{Params, RawParams};
 use crate::live::Snapshot;
 use crate::server::ServeState;
 
+/// How long a snapshot request waits for the next snapshot.
+const FRESH_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Where the stream is served; the access check also takes its token from the query here.
 pub const LIVE_STREAM_PATH: &str = "/api/v1/live";
 
 /// Snapshots pushed twice a second (`event: snapshot`, data: the JSON of `GET /api/v1/live/snapshot`).
 ///
-/// The current snapshot comes at once, then each new one. The stream ends when the server
+/// The first snapshot comes with the next tick, then each new one. The stream ends when the server
 /// shuts down. `EventSource` cannot send headers, so this endpoint also takes the token as
 /// `?access_token=`.
 #[utoipa::path(
@@ -37,22 +40,23 @@ pub const LIVE_STREAM_PATH: &str = "/api/v1/live";
 pub async fn stream(
     State(s): State<ServeState>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let rx = s.live().ok_or_else(not_running)?;
-    let events = stream::unfold((rx, true), |(mut rx, first)| async move {
-        if !first && rx.changed().await.is_err() {
-            return None;
-        }
+    let mut rx = s.live().ok_or_else(not_running)?;
+    // What the channel holds may be old (nobody watched: the ticker skipped the store); this
+    // receiver makes the next tick a watched one, so the stream starts with that.
+    rx.mark_unchanged();
+    let events = stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
         let snapshot = rx.borrow_and_update().clone();
         let event = Event::default()
             .event("snapshot")
             .json_data(snapshot.as_ref())
             .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
-        Some((Ok(event), (rx, false)))
+        Some((Ok(event), rx))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// The newest snapshot: every figure the dashboard shows.
+/// A fresh snapshot (taken within the next tick): every figure the dashboard shows.
 #[utoipa::path(
     get,
     path = "/api/v1/live/snapshot",
@@ -67,7 +71,12 @@ pub async fn stream(
 )]
 pub async fn snapshot(State(s): State<ServeState>, q: RawParams) -> ApiResult<Json<Snapshot>> {
     Params::parse(q, &[])?;
-    let rx = s.live().ok_or_else(not_running)?;
+    let mut rx = s.live().ok_or_else(not_running)?;
+    // Holding a receiver makes the ticker's next round a watched one (with the store's
+    // figures); wait for it: a tick plus the store's time to answer, at most two seconds.
+    // At shutdown, or if it does not come, the last one.
+    rx.mark_unchanged();
+    let _ = tokio::time::timeout(FRESH_WITHIN, rx.changed()).await;
     let snapshot = rx.borrow().clone();
     Ok(Json(snapshot.as_ref().clone()))
 }

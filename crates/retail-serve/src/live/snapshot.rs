@@ -1,10 +1,11 @@
 //! What the dashboard shows, computed twice a second by one task for every open page.
 //!
-//! One [`Ticker`] reads the metrics and asks the store for its figures every [`TICK`] and
-//! publishes a [`Snapshot`] on a `watch` channel; every server-sent-events stream just forwards
-//! the latest one. So the cost does not grow with the number of open pages, a slow page cannot
-//! hold anything back (a `watch` keeps only the newest value), and the store sees a handful of
-//! small queries a second however many people watch.
+//! One [`Ticker`] reads the metrics every [`TICK`] and, while someone watches, asks the store
+//! for its figures and publishes a [`Snapshot`] on a `watch` channel; every server-sent-events
+//! stream just forwards the latest one. So the cost does not grow with the number of open
+//! pages, a slow page cannot hold anything back (a `watch` keeps only the newest value), the
+//! store sees a handful of small queries a second however many people watch, and none when
+//! nobody does.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -142,7 +143,12 @@ impl Ticker {
                     _ = tick.tick() => {}
                     () = shutdown.wait() => return,
                 }
-                let snapshot = state.next(&metrics, &health, inputs.as_ref()).await;
+                // The router's slot holds one receiver; any other is a page or a request
+                // waiting for a snapshot. Nobody watching: the store is not asked.
+                let watched = tx.receiver_count() > 1;
+                let Some(snapshot) = state.next(&metrics, &health, inputs.as_ref(), watched).await else {
+                    continue;
+                };
                 if tx.send(Arc::new(snapshot)).is_err() {
                     // No receiver can come back once the last one (kept by the router) is gone.
                     return;
@@ -162,7 +168,13 @@ struct TickState {
 }
 
 impl TickState {
-    async fn next(&mut self, metrics: &Metrics, health: &Health, inputs: &dyn LiveInputs) -> Snapshot {
+    async fn next(
+        &mut self,
+        metrics: &Metrics,
+        health: &Health,
+        inputs: &dyn LiveInputs,
+        watched: bool,
+    ) -> Option<Snapshot> {
         let now = Instant::now();
         let wall = Utc::now();
         let f = Figures::from_exposition(&metrics.render());
@@ -190,6 +202,12 @@ impl TickState {
             .and_then(|(_, before)| quantile_between(0.95, before, &f.latency_buckets))
             .map(|s| s * 1000.0);
 
+        if !watched {
+            // The readings above keep rates and latency current for the next watcher; the
+            // store's figures are only worth their queries when someone looks.
+            self.last = Some((now, f));
+            return None;
+        }
         let store_error = match tokio::time::timeout(STORE_BUDGET, inputs.store_figures(wall)).await {
             Ok(Some(Ok(figures))) => {
                 self.store = Some(figures);
@@ -221,6 +239,6 @@ impl TickState {
             store_error,
         };
         self.last = Some((now, f));
-        snapshot
+        Some(snapshot)
     }
 }
