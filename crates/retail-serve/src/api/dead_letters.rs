@@ -91,7 +91,7 @@ pub struct Resubmitted {
     /// Log offset.
     pub offset: i64,
     /// When the dead letter was marked resubmitted.
-    pub resubmitted_at: Option<DateTime<Utc>>,
+    pub resubmitted_at: DateTime<Utc>,
 }
 
 /// Resubmits a fixed payload for a dead letter: the body is the corrected event as JSON.
@@ -130,8 +130,8 @@ pub async fn resubmit(
         .log()
         .ok_or_else(|| ApiError::unavailable("the log is not open yet; see /health"))?;
     let reader = reader(&s)?;
-    match reader.claim_dead_letter(id).await? {
-        Claim::Claimed => {}
+    let resubmitted_at = match reader.claim_dead_letter(id).await? {
+        Claim::Claimed(at) => at,
         Claim::AlreadyResubmitted(at) => {
             return Err(ApiError::conflict(format!(
                 "dead letter {id} was already resubmitted at {}",
@@ -144,7 +144,7 @@ pub async fn resubmit(
                 format!("no dead letter with id {id}"),
             ))
         }
-    }
+    };
     let record = record(&event);
     let topic = record.topic.clone();
     let appended = match log.append(vec![record]).await {
@@ -164,7 +164,6 @@ pub async fn resubmit(
     let meta = appended.first().copied().ok_or_else(|| {
         ApiError::internal("appending the resubmitted event", &"the log returned no position")
     })?;
-    let resubmitted_at = find(&s, id).await.ok().and_then(|d| d.summary.resubmitted_at);
     tracing::info!(message = "dead letter resubmitted", id, event_id = %event.event_id, topic, partition = meta.partition, offset = meta.offset);
     Ok((
         StatusCode::ACCEPTED,

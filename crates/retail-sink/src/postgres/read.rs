@@ -365,12 +365,12 @@ impl Reader for PostgresReader {
             .query(
                 "UPDATE dead_letters SET resubmitted_at",
                 "UPDATE dead_letters SET resubmitted_at = now() WHERE id = $1 AND resubmitted_at IS NULL \
-                 RETURNING id",
+                 RETURNING resubmitted_at",
                 &[&id],
             )
             .await?;
-        if !claimed.is_empty() {
-            return Ok(Claim::Claimed);
+        if let Some(row) = claimed.first() {
+            return Ok(Claim::Claimed(row.get(0)));
         }
         let rows = self
             .query(

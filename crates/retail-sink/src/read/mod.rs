@@ -264,8 +264,8 @@ pub struct Counts {
 /// What marking a dead letter resubmitted found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// Marked now: the caller may resubmit it.
-    Claimed,
+    /// Marked now, at this time: the caller may resubmit it.
+    Claimed(DateTime<Utc>),
     /// Someone resubmitted it before, at this time.
     AlreadyResubmitted(DateTime<Utc>),
     /// No dead letter has this id.

@@ -190,12 +190,6 @@ fn dead_letter_summary(r: &Row<'_>) -> rusqlite::Result<DeadLetterSummary> {
     })
 }
 
-fn now_text() -> String {
-    let mut s = String::with_capacity(24);
-    ts_text(&Utc::now(), &mut s);
-    s
-}
-
 #[async_trait]
 impl Reader for SqliteReader {
     fn kind(&self) -> &'static str {
@@ -455,14 +449,18 @@ impl Reader for SqliteReader {
     }
 
     async fn claim_dead_letter(&self, id: i64) -> Result<Claim> {
-        let now = now_text();
+        // Stored at millisecond precision; the claim reports what a read gives back.
+        let now = Utc::now();
+        let at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut text = String::with_capacity(24);
+        ts_text(&at, &mut text);
         self.call("UPDATE dead_letters SET resubmitted_at", move |c| {
             let changed = c.execute(
                 "UPDATE dead_letters SET resubmitted_at = ?2 WHERE id = ?1 AND resubmitted_at IS NULL",
-                rusqlite::params![id, now],
+                rusqlite::params![id, text],
             )?;
             if changed == 1 {
-                return Ok(Claim::Claimed);
+                return Ok(Claim::Claimed(at));
             }
             let mut stmt = c.prepare_cached("SELECT resubmitted_at FROM dead_letters WHERE id = ?1")?;
             let mut rows = stmt.query([id])?;
