@@ -16,10 +16,11 @@ use anyhow::{Context, Result};
 use retail_core::{decode, EventBody, Health, Metrics, Shutdown};
 use retail_sink::{LandedSale, StoreUrl};
 use retail_source::generator::{EventGenerator, GeneratorConfig};
+use retail_source::SourceConfig;
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
-use crate::config::{Config, SourceConfig};
+use crate::config::Config;
 use crate::pipeline;
 
 /// The figures a bench run reports.
@@ -203,7 +204,8 @@ async fn measure(
     baseline: bool,
 ) -> Result<Report> {
     let generator = GeneratorConfig {
-        rate: args.rate,
+        // `--rate 0` asks for no pacing; the generator's own 0 would mean no events.
+        rate: if args.rate > 0.0 { args.rate } else { f64::INFINITY },
         events: Some(args.events),
         seed: 7,
         ..GeneratorConfig::default()
@@ -222,7 +224,7 @@ async fn measure(
     let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
     let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
     let started = Instant::now();
-    for task in std::mem::take(&mut p.source_tasks) {
+    for (_, task) in std::mem::take(&mut p.source_tasks) {
         task.await.context("generator task")?.context("generator")?;
     }
     let ends = p.ends().await?;

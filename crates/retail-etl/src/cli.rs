@@ -43,8 +43,8 @@ pub struct DemoArgs {
     /// Optional configuration file; the flags below override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Generated events per second (0 = as fast as possible). Default 50, or as fast as
-    /// possible with `--events`.
+    /// Generated events per second. 0 switches the generator off (only the webhook and the
+    /// CSV inbox feed the pipeline). Default 50, or as fast as possible with `--events`.
     #[arg(long)]
     pub rate: Option<f64>,
     /// Generate exactly N events (as fast as possible unless `--rate` is given), wait until

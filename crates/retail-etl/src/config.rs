@@ -13,7 +13,8 @@ use retail_log::LogUrl;
 use retail_process::aggregate::{self, AggregateSpec, Compiled, ProcessingConfig};
 use retail_process::LandingConfig;
 use retail_sink::StoreUrl;
-use retail_source::generator::GeneratorConfig;
+use retail_source::demo::{demo_sources, DemoFlags};
+use retail_source::SourceConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::DemoArgs;
@@ -139,14 +140,6 @@ impl ServeConfig {
     }
 }
 
-/// One source. The `type` key picks the kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum SourceConfig {
-    /// Synthetic retail load.
-    Generator(GeneratorConfig),
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -182,7 +175,6 @@ impl Config {
             anyhow::anyhow!("invalid configuration:{msg}")
         })?;
         config.source_file = file.map(Path::to_path_buf);
-        config.align_partitions();
         config.validate()?;
         Ok(config)
     }
@@ -219,54 +211,20 @@ impl Config {
         if let Some(listen) = args.listen {
             config.serve.listen = listen;
         }
-        if !config
-            .sources
-            .iter()
-            .any(|s| matches!(s, SourceConfig::Generator(_)))
-        {
-            config
-                .sources
-                .push(SourceConfig::Generator(GeneratorConfig::default()));
-        }
-        for source in &mut config.sources {
-            let SourceConfig::Generator(g) = source;
-            // A fixed count is a job to finish, not a stream to watch: unless a rate is given,
-            // run it as fast as the pipeline goes.
-            match (args.rate, args.events) {
-                (Some(v), _) => g.rate = v,
-                (None, Some(_)) => g.rate = 0.0,
-                (None, None) => {}
-            }
-            if args.events.is_some() {
-                g.events = args.events;
-            }
-            if let Some(v) = args.seed {
-                g.seed = v;
-            }
-            if let Some(v) = args.duplicate_fraction {
-                g.duplicate_fraction = v;
-            }
-            if let Some(v) = args.malformed_fraction {
-                g.malformed_fraction = v;
-            }
-            if let Some(v) = args.out_of_order_fraction {
-                g.out_of_order_fraction = v;
-            }
-            if let Some(v) = args.late_fraction {
-                g.late_fraction = v;
-            }
-        }
-        config.align_partitions();
+        demo_sources(
+            &mut config.sources,
+            &DemoFlags {
+                rate: args.rate,
+                events: args.events,
+                seed: args.seed,
+                duplicate_fraction: args.duplicate_fraction,
+                malformed_fraction: args.malformed_fraction,
+                out_of_order_fraction: args.out_of_order_fraction,
+                late_fraction: args.late_fraction,
+            },
+        );
         config.validate()?;
         Ok(config)
-    }
-
-    /// Sources create topics with the log's partition count: one number, one place.
-    fn align_partitions(&mut self) {
-        for source in &mut self.sources {
-            let SourceConfig::Generator(g) = source;
-            g.partitions = self.log.partitions;
-        }
     }
 
     /// Checks what serde cannot: URLs, ranges.
@@ -288,11 +246,7 @@ impl Config {
         if self.landing.max_batch_records == 0 {
             bail!("key landing.max_batch_records in {file}: must be at least 1");
         }
-        for (i, source) in self.sources.iter().enumerate() {
-            let SourceConfig::Generator(g) = source;
-            g.validate()
-                .with_context(|| format!("[[sources]] block {i} (type generator) in {file}"))?;
-        }
+        SourceConfig::validate_all(&self.sources).with_context(|| format!("in {file}"))?;
         self.aggregates()
             .with_context(|| format!("[[aggregates]] in {file}"))?;
         Ok(())

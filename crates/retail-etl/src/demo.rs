@@ -1,6 +1,8 @@
 //! `demo` and `run`: start the pipeline, show a live progress line on a terminal, stop on
-//! Ctrl-C, SIGTERM, `--duration` or, with `--events N`, once all N events have landed; then
-//! print the summary line `generated=N landed=M duplicates_skipped=K ...`.
+//! Ctrl-C, SIGTERM, `--duration` or, once every source that ends by itself (a generator with
+//! `--events N`) has ended and all it appended has landed; then print the summary line
+//! `generated=N landed=M duplicates_skipped=K ...`, where `generated` counts what every source
+//! received.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -9,26 +11,31 @@ use anyhow::{Context, Result};
 use retail_core::{Health, Metrics, Shutdown};
 use tracing::info;
 
-use crate::config::{Config, SourceConfig};
+use crate::config::Config;
 use crate::pipeline::{self, Pipeline};
 
 /// Runs the pipeline until it is told to stop (or, with a fixed event count, until done).
 pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
     let started = Instant::now();
-    let fixed_count = config.sources.iter().any(|s| {
-        let SourceConfig::Generator(g) = s;
-        g.events.is_some()
-    });
     spawn_stop_signals(shutdown.clone())?;
     let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
+    let fixed_count = p.sources.iter().any(|s| s.is_bounded());
     let at = p.http;
     eprintln!(
-        "retail-etl: log {:?}, store {:?}; dashboard at http://{at}/, API docs at http://{at}/docs, \
-         health at http://{at}/health, metrics at http://{at}/metrics",
+        "retail-etl: dashboard at http://{at}/, API docs at http://{at}/docs, health at \
+         http://{at}/health, metrics at http://{at}/metrics; log {:?}, store {:?}",
         config.log_url()?,
         config.store_url()?,
     );
+    for source in &p.sources {
+        eprintln!(
+            "retail-etl: source {} ({}): {}",
+            source.name(),
+            source.kind(),
+            source.describe()
+        );
+    }
     if config.serve.is_open() {
         eprintln!(
             "retail-etl: no API tokens configured (serve.read_tokens, serve.admin_tokens): the API, control \
@@ -59,7 +66,7 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     outcome?;
     stopped?;
 
-    let generated: u64 = p.generators.iter().map(|g| g.stats().generated).sum();
+    let generated: u64 = p.sources.iter().map(|s| s.counts().received).sum();
     let l = p.landing.progress();
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -69,15 +76,21 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     Ok(())
 }
 
-/// `--events N`: sources finish, then the landing must reach the end of every partition.
+/// `--events N`: the sources that end by themselves finish, then the landing must reach the
+/// end of every partition.
 async fn until_all_landed(p: &mut Pipeline, shutdown: &Shutdown) -> Result<()> {
-    let mut sources = std::mem::take(&mut p.source_tasks);
-    for task in &mut sources {
+    let sources = std::mem::take(&mut p.source_tasks);
+    let (bounded, unbounded): (Vec<_>, Vec<_>) = sources.into_iter().partition(|(h, _)| h.is_bounded());
+    // The sources that do not end by themselves are stopped (and awaited) by `Pipeline::stop`.
+    p.source_tasks = unbounded;
+    let mut bounded = bounded.into_iter();
+    while let Some((handle, mut task)) = bounded.next() {
         tokio::select! {
-            r = task => { r.context("source task")?.context("source")?; }
+            r = &mut task => { r.context("source task")?.with_context(|| format!("source {}", handle.name()))?; }
             e = p.landing_failed() => return Err(e),
             () = shutdown.wait() => {
-                p.source_tasks = sources;
+                p.source_tasks.push((handle, task));
+                p.source_tasks.extend(bounded);
                 return Ok(());
             }
         }
@@ -137,7 +150,7 @@ async fn progress_line(view: pipeline::View, shutdown: Shutdown) {
             _ = tick.tick() => {}
             () = shutdown.wait() => { eprintln!(); return; }
         }
-        let appended: u64 = view.generators.iter().map(|g| g.stats().appended).sum();
+        let appended: u64 = view.sources.iter().map(|s| s.counts().accepted).sum();
         let l = view.landing.progress();
         eprint!(
             "\r in {:>7} ev/s | landed {:>10} | duplicates {:>7} | dead letters {:>6} | lag {:>8}   ",

@@ -22,11 +22,11 @@ use retail_serve::{
     ServeState,
 };
 use retail_sink::{Store, StoreUrl};
-use retail_source::generator::{GeneratorHandle, GeneratorSource, GeneratorStats};
+use retail_source::{Backlog, Routes, SourceContext, SourceHandle};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::config::{Config, SourceConfig};
+use crate::config::Config;
 
 /// A started pipeline: handles on each stage and their tasks.
 #[derive(Debug)]
@@ -37,12 +37,12 @@ pub struct Pipeline {
     pub store: Arc<dyn Store>,
     /// The landing's progress and controls.
     pub landing: LandingHandle,
-    /// Each generator's controls and live stats.
-    pub generators: Vec<GeneratorHandle>,
+    /// Each source's handle: state, counters, pause, rate.
+    pub sources: Vec<SourceHandle>,
     /// Where `/health`, `/metrics`, the API and the docs answer.
     pub http: SocketAddr,
-    /// The sources' tasks.
-    pub source_tasks: Vec<SourceTask>,
+    /// The sources' tasks, each with its source's handle.
+    pub source_tasks: Vec<(SourceHandle, SourceTask)>,
     /// The landing's task; `None` once it was awaited.
     pub landing_task: Option<JoinHandle<retail_process::Result<()>>>,
     /// The HTTP server's task.
@@ -76,25 +76,48 @@ pub async fn start(
     serve_state.set_reader(reader);
     let (landing_handle, landing_task) = process(config, &log, &store, &metrics, &health, &landing_stop)?;
     let landing_task = Some(landing_task);
-    let (generators, source_tasks) = sources(config, &log, &metrics, &health, &shutdown)?;
     let mut partitions = Vec::new();
     for topic in topics::ALL {
         for p in 0..config.log.partitions {
             partitions.push(TopicPartition::new(topic, p));
         }
     }
-    register_controls(config, &serve_state, &generators, &landing_handle);
-    serve_state.set_probe(Arc::new(View {
+    let view = View {
         log: log.clone(),
         partitions: partitions.clone(),
         landing: landing_handle.clone(),
-        generators: generators.clone(),
+        sources: Vec::new(),
+    };
+    let backlog = Backlog::default();
+    tokio::spawn(sample_backlog(
+        view.clone(),
+        backlog.clone(),
+        landing_stop.clone(),
+    ));
+    let cx = SourceContext {
+        log: log.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        shutdown: shutdown.clone(),
+        data_dir: config.data_dir.clone(),
+        partitions: config.log.partitions,
+        routes: Routes::default(),
+        backlog,
+        loopback: http.ip().is_loopback(),
+    };
+    let source_tasks = sources(config, &cx).await?;
+    let handles: Vec<SourceHandle> = source_tasks.iter().map(|(h, _)| h.clone()).collect();
+    serve_state.set_ingest(cx.routes.merged());
+    register_controls(&serve_state, &handles, &landing_handle);
+    serve_state.set_probe(Arc::new(View {
+        sources: handles.clone(),
+        ..view
     }));
     Ok(Pipeline {
         log,
         store,
         landing: landing_handle,
-        generators,
+        sources: handles,
         http,
         source_tasks,
         landing_task,
@@ -106,29 +129,32 @@ pub async fn start(
     })
 }
 
-type SourceTask = JoinHandle<retail_source::Result<GeneratorStats>>;
+type SourceTask = JoinHandle<retail_source::Result<()>>;
 
-/// (1) Sources: each configured source appends to the log in its own task.
-fn sources(
-    config: &Config,
-    log: &Arc<dyn Log>,
-    metrics: &Metrics,
-    health: &Health,
-    shutdown: &Shutdown,
-) -> Result<(Vec<GeneratorHandle>, Vec<SourceTask>)> {
-    let mut handles = Vec::new();
-    let mut tasks = Vec::new();
+/// (1) Sources: each configured `[[sources]]` block is built with the shared context (its
+/// routes mount on the main server) and runs in its own task.
+async fn sources(config: &Config, cx: &SourceContext) -> Result<Vec<(SourceHandle, SourceTask)>> {
+    let mut started = Vec::new();
     for source in &config.sources {
-        let SourceConfig::Generator(g) = source;
-        let generator = GeneratorSource::new(g)?.with_health(health.clone());
-        handles.push(generator.handle());
-        tasks.push(tokio::spawn(generator.run(
-            log.clone(),
-            shutdown.clone(),
-            metrics.clone(),
-        )));
+        let built = source
+            .build(cx)
+            .await
+            .with_context(|| format!("starting source {:?} (type {})", source.name(), source.kind()))?;
+        started.push((built.handle, tokio::spawn(built.task)));
     }
-    Ok((handles, tasks))
+    Ok(started)
+}
+
+/// Keeps the sources' view of the landing's backlog fresh (webhooks refuse work above their
+/// bound), until the landing stops.
+async fn sample_backlog(view: View, backlog: Backlog, stop: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => backlog.set(view.lag().await),
+            () = stop.wait() => return,
+        }
+    }
 }
 
 /// (2) The log, with every data topic created (or checked) at the configured partition count.
@@ -264,17 +290,11 @@ async fn serve(
 }
 
 /// Registers each source by name and the landing with the control API.
-fn register_controls(
-    config: &Config,
-    state: &ServeState,
-    generators: &[GeneratorHandle],
-    landing: &LandingHandle,
-) {
-    for (source, handle) in config.sources.iter().zip(generators) {
-        let SourceConfig::Generator(g) = source;
+fn register_controls(state: &ServeState, sources: &[SourceHandle], landing: &LandingHandle) {
+    for handle in sources {
         state
             .controls
-            .register(g.source_name.clone(), Arc::new(GeneratorControl(handle.clone())));
+            .register(handle.name().to_owned(), Arc::new(SourceControl(handle.clone())));
     }
     state.controls.register(
         retail_serve::controls::LANDING,
@@ -282,11 +302,11 @@ fn register_controls(
     );
 }
 
-/// A generator as the control API sees it.
+/// Any source as the control API sees it: one adapter for every type.
 #[derive(Debug)]
-struct GeneratorControl(GeneratorHandle);
+struct SourceControl(SourceHandle);
 
-impl Controllable for GeneratorControl {
+impl Controllable for SourceControl {
     fn kind(&self) -> ControlKind {
         ControlKind::Source
     }
@@ -300,13 +320,25 @@ impl Controllable for GeneratorControl {
         self.0.is_paused()
     }
     fn rate(&self) -> Option<f64> {
-        Some(self.0.rate())
+        self.0.rate()
     }
     fn set_rate(&self, rate: f64) -> std::result::Result<(), String> {
         self.0.set_rate(rate).map_err(|e| e.to_string())
     }
     fn accepted(&self) -> Option<u64> {
-        Some(self.0.stats().appended)
+        Some(self.0.counts().accepted)
+    }
+    fn received(&self) -> Option<u64> {
+        Some(self.0.counts().received)
+    }
+    fn rejected(&self) -> Option<u64> {
+        Some(self.0.counts().rejected)
+    }
+    fn source_type(&self) -> Option<&'static str> {
+        Some(self.0.kind())
+    }
+    fn state(&self) -> Option<State> {
+        Some(self.0.state())
     }
 }
 
@@ -339,8 +371,8 @@ pub struct View {
     partitions: Vec<TopicPartition>,
     /// The landing.
     pub landing: LandingHandle,
-    /// The generators.
-    pub generators: Vec<GeneratorHandle>,
+    /// The sources.
+    pub sources: Vec<SourceHandle>,
 }
 
 #[async_trait::async_trait]
@@ -409,7 +441,7 @@ impl Pipeline {
     pub async fn stop(&mut self) -> Result<()> {
         self.sources_stop.trigger();
         let mut first: Option<anyhow::Error> = None;
-        for task in self.source_tasks.drain(..) {
+        for (_, task) in self.source_tasks.drain(..) {
             match task.await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => _ = first.get_or_insert(anyhow::Error::new(e).context("source")),
@@ -450,7 +482,7 @@ impl Pipeline {
             log: self.log.clone(),
             partitions: self.partitions.clone(),
             landing: self.landing.clone(),
-            generators: self.generators.clone(),
+            sources: self.sources.clone(),
         }
     }
 

@@ -354,6 +354,37 @@ async fn control_pauses_resumes_and_rerates_the_generator() {
     );
     assert_eq!((code, v["rate"].as_f64()), (200, Some(37.0)), "{v}");
     assert_eq!(generator(&demo)["rate"].as_f64(), Some(37.0));
+
+    // Rate 0 means no events (not "unlimited"); unlimited is asked for explicitly.
+    let (code, v) = demo.json(
+        "PUT",
+        "/api/v1/control/sources/generator/rate",
+        None,
+        Some("{\"rate\": 0}"),
+    );
+    assert_eq!((code, v["rate"].as_f64()), (200, Some(0.0)), "{v}");
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped_at = accepted(&demo);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(accepted(&demo), stopped_at, "rate 0 must append nothing");
+    let (code, v) = demo.json(
+        "PUT",
+        "/api/v1/control/sources/generator/rate",
+        None,
+        Some("{\"unlimited\": true}"),
+    );
+    assert_eq!(
+        (code, v["unlimited"].as_bool(), v["rate"].is_null()),
+        (200, Some(true), true),
+        "{v}"
+    );
+    let (code, _) = demo.json(
+        "PUT",
+        "/api/v1/control/sources/generator/rate",
+        None,
+        Some("{\"rate\": 37}"),
+    );
+    assert_eq!(code, 200);
     let (code, v) = demo.json(
         "PUT",
         "/api/v1/control/sources/generator/rate",

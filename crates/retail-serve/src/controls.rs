@@ -29,7 +29,7 @@ pub trait Controllable: Send + Sync + fmt::Debug + 'static {
     fn resume(&self);
     /// Whether paused.
     fn is_paused(&self) -> bool;
-    /// Events per second (0 = unlimited), for controls that have a rate.
+    /// Events per second (0 = no events, infinity = unlimited), for controls that have a rate.
     fn rate(&self) -> Option<f64> {
         None
     }
@@ -40,6 +40,22 @@ pub trait Controllable: Send + Sync + fmt::Debug + 'static {
     }
     /// Events accepted so far (appended to the log, for a source), if it counts them.
     fn accepted(&self) -> Option<u64> {
+        None
+    }
+    /// Inputs received so far (before validation), for sources.
+    fn received(&self) -> Option<u64> {
+        None
+    }
+    /// Inputs refused at the source so far, for sources.
+    fn rejected(&self) -> Option<u64> {
+        None
+    }
+    /// The source's type (`generator`, `webhook`, `csv`, ...), for sources.
+    fn source_type(&self) -> Option<&'static str> {
+        None
+    }
+    /// Its state as `/health` shows it (`running`, `paused`, `retrying`, ...).
+    fn state(&self) -> Option<retail_core::health::State> {
         None
     }
 }
@@ -53,10 +69,23 @@ pub struct ControlStatus {
     pub kind: ControlKind,
     /// Whether paused.
     pub paused: bool,
-    /// Events per second (0 = unlimited); `null` for controls without a rate.
+    /// Events per second (0 = no events); `null` for controls without a rate, and when
+    /// `unlimited`.
     pub rate: Option<f64>,
+    /// Whether the source produces as fast as the log accepts (no rate limit).
+    pub unlimited: bool,
     /// Events accepted so far; `null` if it does not count them.
     pub accepted: Option<u64>,
+    /// Inputs received so far (sources); `null` for the landing.
+    pub received: Option<u64>,
+    /// Inputs refused at the source so far (sources); `null` for the landing.
+    pub rejected: Option<u64>,
+    /// The source's type (`generator`, `webhook`, `csv`); `null` for the landing.
+    #[serde(rename = "type")]
+    pub source_type: Option<&'static str>,
+    /// State as on `/health`: `starting`, `running`, `paused`, `retrying`, `done`, `failed`.
+    #[schema(value_type = Option<String>)]
+    pub state: Option<retail_core::health::State>,
 }
 
 /// A control and its name.
@@ -137,8 +166,13 @@ fn status(name: &str, c: &dyn Controllable) -> ControlStatus {
         name: name.to_owned(),
         kind: c.kind(),
         paused: c.is_paused(),
-        rate: c.rate(),
+        rate: c.rate().filter(|r| r.is_finite()),
+        unlimited: c.rate().is_some_and(f64::is_infinite),
         accepted: c.accepted(),
+        received: c.received(),
+        rejected: c.rejected(),
+        source_type: c.source_type(),
+        state: c.state(),
     }
 }
 

@@ -20,7 +20,23 @@ pub(crate) fn router(state: ServeState) -> Router {
         .merge(api)
         .route("/api", any(crate::api::not_found))
         .route("/api/{*rest}", any(crate::api::not_found))
+        .route("/ingest/{*path}", any(ingest))
         .with_state(state)
+}
+
+/// `/ingest/...`: handed to the routes the sources mounted (webhooks). The server starts
+/// before the sources are built, so until then the answer is 503 with `Retry-After`, which a
+/// webhook sender retries.
+async fn ingest(State(s): State<ServeState>, request: axum::extract::Request) -> Response {
+    use tower::ServiceExt;
+    let Some(routes) = s.ingest() else {
+        return crate::api::error::ApiError::unavailable("the sources are starting; retry shortly")
+            .into_response();
+    };
+    match routes.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 async fn health(State(s): State<ServeState>) -> Response {

@@ -27,6 +27,7 @@ struct Slots {
     log: OnceLock<Arc<dyn Log>>,
     probe: OnceLock<Arc<dyn Probe>>,
     live: OnceLock<watch::Receiver<Arc<Snapshot>>>,
+    ingest: OnceLock<axum::Router>,
 }
 
 /// What the handlers read. Cheap to clone.
@@ -81,6 +82,16 @@ impl ServeState {
     /// Fills the pipeline probe slot (later calls are ignored).
     pub fn set_probe(&self, probe: Arc<dyn Probe>) {
         let _ = self.slots.probe.set(probe);
+    }
+
+    /// The sources' routes under `/ingest/` (webhooks), once every source is built.
+    pub fn ingest(&self) -> Option<axum::Router> {
+        self.slots.ingest.get().cloned()
+    }
+
+    /// Fills the ingest slot with the sources' merged routes (later calls are ignored).
+    pub fn set_ingest(&self, routes: axum::Router) {
+        let _ = self.slots.ingest.set(routes);
     }
 
     /// The dashboard's snapshots, once [`serve`] started their ticker.

@@ -364,6 +364,8 @@ async fn control_acts_on_the_registered_controls() {
         "rate=5",
         "",
         "{\"rate\": 5, \"burst\": 1}",
+        "{\"rate\": 5, \"unlimited\": true}",
+        "{\"unlimited\": false}",
     ] {
         let got = json(s.addr, "PUT", "/api/v1/control/sources/pos/rate", None, Some(bad)).await;
         error(&got, 400, "invalid_parameter", Some("rate"));

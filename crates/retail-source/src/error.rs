@@ -12,15 +12,33 @@ pub enum Error {
     /// The log refused or failed an operation.
     #[error(transparent)]
     Log(#[from] retail_log::Error),
+    /// A file or directory operation failed; the message names the path.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
-    /// Whether retrying the same call later may succeed (a log I/O hiccup), as opposed to errors
-    /// that repeat until something is changed.
-    pub const fn is_retryable(&self) -> bool {
+    /// Whether retrying the same call later may succeed (a log I/O hiccup, a file still being
+    /// written), as opposed to errors that repeat until something is changed.
+    pub fn is_retryable(&self) -> bool {
         match self {
             Self::Config(_) => false,
             Self::Log(e) => e.is_retryable(),
+            Self::Io { .. } => true,
+        }
+    }
+
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
         }
     }
 }

@@ -2,35 +2,39 @@
 //!
 //! Stage (1) of (1) sources -> (2) log -> (3) process -> (4) sink -> (5) serve. A source turns
 //! outside input into [`retail_log::ProducerRecord`]s (one JSON event each, see
-//! [`retail_core::event`]), appends them with [`retail_log::Log::append`] and acknowledges its
-//! input only after that append returned, so nothing it acknowledged can be lost. Sources do not
-//! validate deeply: bad input is data, and the landing sends it to the dead-letter path.
+//! [`retail_core::event`]), appends them through the one durable path
+//! ([`SourceRuntime::append_with`]) and acknowledges its input only after that append
+//! returned, so nothing it acknowledged can be lost.
 //!
 //! # Layout
-//! One module folder per source; each has a `config.rs` (its serde settings, which build it)
-//! and a `source.rs` (the task that runs it).
+//! The seam every source plugs into, then one module folder per source (each with a
+//! `config.rs` that builds it and a `source.rs` that runs it):
+//! - [`registry`]: the `[[sources]]` config enum ([`SourceConfig`], one line per type) and the
+//!   [`BuildSource`] trait each type's config implements.
+//! - [`context`]: the [`SourceContext`] a source is built with: log, metrics, health,
+//!   shutdown, its state directory, HTTP routes on the main server, the landing's backlog.
+//! - [`runtime`]: [`SourceRuntime`] (counters, state, pause, the durable append with retries)
+//!   and [`SourceHandle`], what the binary, `/health`, the control API and the dashboard use.
+//! - [`demo`]: the sources `demo` runs without configuration, and its flags.
+//! - [`record`]: the one record builder (topic, key, headers) for sources and resubmits.
 //! - [`generator`]: the load and chaos generator. A simulated retail world (`model.rs`) feeds a
-//!   deterministic event stream with fault injection (`generate.rs`, no I/O, testable on its
-//!   own), which a paced async task appends to the log (`source.rs`) under a runtime control
-//!   handle.
+//!   deterministic event stream with fault injection (`generate.rs`, no I/O), which a paced
+//!   task appends to the log (`source.rs`).
+//! - [`webhook`]: the HTTP webhook receiver at `POST /ingest/<path>` (tills, e-commerce,
+//!   payment providers): formats, auth, idempotency, backpressure.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
-//! - [`headers`]: the record header names every source sets.
-//!
-//! Later sources (HTTP webhooks, CSV drop folder, MQTT, PostgreSQL CDC, SOAP poller) get their
-//! own folders beside `generator`.
 
+pub mod context;
+pub mod demo;
 pub mod error;
 pub mod generator;
+pub mod record;
+pub mod registry;
+pub mod runtime;
+pub mod webhook;
 
+pub use context::{Backlog, Routes, SourceContext};
 pub use error::{Error, Result};
-
-/// Names of the headers every source puts on its records, so consumers can route or count
-/// records without parsing them.
-pub mod headers {
-    /// The event's `type` (`sale`, `return`, `store`, ...), as the producer meant it.
-    pub const EVENT_TYPE: &str = "event_type";
-    /// The envelope schema version, in decimal.
-    pub const SCHEMA_VERSION: &str = "schema_version";
-    /// The producing source's name.
-    pub const SOURCE: &str = "source";
-}
+pub use record::{event_record, headers};
+pub use registry::{BuildSource, BuiltSource, SourceConfig};
+pub use runtime::{RateControl, SourceCounts, SourceHandle, SourceRuntime};

@@ -12,7 +12,7 @@ use retail_source::generator::GeneratorConfig;
 
 fn chaos(events: u64) -> GeneratorConfig {
     GeneratorConfig {
-        rate: 0.0,
+        rate: f64::INFINITY,
         events: Some(events),
         duplicate_fraction: 0.05,
         out_of_order_fraction: 0.05,
@@ -92,7 +92,7 @@ async fn throughput_into_the_embedded_log() {
         let log: Arc<dyn Log> = Arc::new(EmbeddedLog::open(dir.path(), config).await.expect("opens"));
         let n = 1_000_000;
         let source = GeneratorConfig {
-            rate: 0.0,
+            rate: f64::INFINITY,
             events: Some(n),
             ..GeneratorConfig::default()
         }

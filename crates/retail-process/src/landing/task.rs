@@ -187,6 +187,8 @@ struct Reader<'a> {
     last_give_up: Option<Instant>,
 }
 
+/// How long a landing told to stop before its first assignment waits for one.
+const UNASSIGNED_DRAIN_WAIT: Duration = Duration::from_secs(10);
 /// How long after a join wait timed out later misses skip waiting.
 const JOIN_GIVE_UP_MEMORY: Duration = Duration::from_secs(60);
 
@@ -199,9 +201,17 @@ impl Reader<'_> {
         let mut drain_to: Option<HashMap<TopicPartition, i64>> = None;
         let mut last_lag = Instant::now();
         let mut failures = 0;
+        // A shutdown before the first assignment must not drain "every assigned partition"
+        // of none: it waits for the assignment (the embedded log gives it on the first poll),
+        // for at most `UNASSIGNED_DRAIN_WAIT`, so a member the group never assigns still stops.
+        let mut assigned = false;
+        let mut unassigned_since: Option<Instant> = None;
         loop {
             if drain_to.is_none() && shutdown.is_triggered() {
-                drain_to = Some(ends(l, &self.positions).await?);
+                let waited = unassigned_since.get_or_insert_with(Instant::now).elapsed();
+                if assigned || waited >= UNASSIGNED_DRAIN_WAIT {
+                    drain_to = Some(ends(l, &self.positions).await?);
+                }
             }
             if let Some(ends) = &drain_to {
                 if ends
@@ -236,6 +246,7 @@ impl Reader<'_> {
             match event {
                 ConsumerEvent::Assigned(tps) => {
                     self.assign(tps).await?;
+                    assigned = true;
                     if l.stop_at_end && drain_to.is_none() {
                         drain_to = Some(ends(l, &self.positions).await?);
                     }

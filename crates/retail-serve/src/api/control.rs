@@ -123,12 +123,17 @@ pub async fn resume_source(
     state_of(&s, ControlKind::Source, &name)
 }
 
-/// The body of a rate change.
+/// The body of a rate change: `{"rate": 100}`, `{"rate": 0}` (no events) or
+/// `{"unlimited": true}` (as fast as the log goes).
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateChange {
-    /// Events per second; 0 = as fast as possible.
-    pub rate: f64,
+    /// Events per second; 0 produces no events.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// As fast as the log accepts them; `rate` must then be left out.
+    #[serde(default)]
+    pub unlimited: bool,
 }
 
 /// Sets a source's rate.
@@ -155,25 +160,26 @@ pub async fn set_rate(
 ) -> ApiResult<Json<ControlStatus>> {
     Params::parse(q, &[])?;
     let control = source(&s, &name)?;
-    let change: RateChange = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::invalid(
-            "rate",
-            format!("the body must be {{\"rate\": <events per second, 0 = unlimited>}}: {e}"),
-        )
-    })?;
-    if !(change.rate.is_finite() && (0.0..=MAX_RATE).contains(&change.rate)) {
-        return Err(ApiError::invalid(
-            "rate",
-            format!(
-                "rate must be between 0 (unlimited) and {MAX_RATE} events per second, got {}",
-                change.rate
-            ),
-        ));
-    }
-    control
-        .set_rate(change.rate)
-        .map_err(|e| ApiError::invalid("rate", e))?;
-    tracing::info!(message = "source rate changed through the API", source = %name, rate = change.rate);
+    const SHAPE: &str =
+        "the body must be {\"rate\": <events per second, 0 = no events>} or {\"unlimited\": true}";
+    let change: RateChange =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("rate", format!("{SHAPE}: {e}")))?;
+    let rate = match (change.rate, change.unlimited) {
+        (None, true) => f64::INFINITY,
+        (Some(rate), false) if rate.is_finite() && (0.0..=MAX_RATE).contains(&rate) => rate,
+        (Some(rate), false) => {
+            return Err(ApiError::invalid(
+                "rate",
+                format!(
+                    "rate must be between 0 (no events) and {MAX_RATE} events per second, got {rate}; \
+                     for no limit send {{\"unlimited\": true}}"
+                ),
+            ))
+        }
+        _ => return Err(ApiError::invalid("rate", SHAPE)),
+    };
+    control.set_rate(rate).map_err(|e| ApiError::invalid("rate", e))?;
+    tracing::info!(message = "source rate changed through the API", source = %name, rate);
     state_of(&s, ControlKind::Source, &name)
 }
 

@@ -7,9 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use retail_core::event::SCHEMA_VERSION;
 use retail_core::Event;
-use retail_log::{Header, ProducerRecord};
 use retail_sink::read::{Claim, DeadLetterDetail, DeadLetterSummary, Page};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -145,7 +143,8 @@ pub async fn resubmit(
             ))
         }
     };
-    let record = record(&event);
+    // The one record builder every source uses: same topic, key and headers.
+    let record = retail_source::event_record(&event);
     let topic = record.topic.clone();
     let appended = match log.append(vec![record]).await {
         Ok(meta) => meta,
@@ -204,26 +203,3 @@ fn parse_event(body: &[u8], source: &str) -> ApiResult<Event> {
     })
 }
 
-/// The log record of an event, as sources write them: its topic, its partition key, and the
-/// headers every source sets.
-fn record(event: &Event) -> ProducerRecord {
-    let header = |key: &str, value: &[u8]| Header {
-        key: key.to_owned(),
-        value: value.to_vec(),
-    };
-    ProducerRecord {
-        topic: event.topic().to_owned(),
-        partition: None,
-        key: Some(event.partition_key().into_bytes()),
-        value: event.to_json(),
-        headers: vec![
-            header(retail_source::headers::EVENT_TYPE, event.type_name().as_bytes()),
-            header(
-                retail_source::headers::SCHEMA_VERSION,
-                SCHEMA_VERSION.to_string().as_bytes(),
-            ),
-            header(retail_source::headers::SOURCE, event.source.as_bytes()),
-        ],
-        timestamp_ms: Some(event.ts.timestamp_millis()),
-    }
-}

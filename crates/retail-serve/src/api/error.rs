@@ -141,6 +141,13 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is temporary here (starting, store down, log refusing): say when to
+            // come back, so clients that honour it back off instead of hammering.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         response
     }
 }

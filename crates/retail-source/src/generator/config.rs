@@ -3,8 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use super::source::GeneratorSource;
-use crate::{Error, Result};
+use crate::registry::{BuildSource, BuiltSource};
+use crate::{Error, Result, SourceContext};
 
 /// One country of the simulated world and the cities its stores are in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,8 +58,9 @@ pub struct GeneratorConfig {
     /// Seed of the simulated world and of the event stream: the same seed and settings give
     /// the same event ids and payloads (only `ts`, the wall clock, differs between runs).
     pub seed: u64,
-    /// Data events per second; 0 means as fast as the log accepts them. Changeable at runtime
-    /// through the control handle.
+    /// Data events per second; 0 produces nothing, `"unlimited"` as fast as the log accepts
+    /// them. Changeable at runtime through the control API.
+    #[serde(with = "rate_serde")]
     pub rate: f64,
     /// Stop after exactly this many data events (sales, returns, duplicates and malformed
     /// records; the catalog is not counted). Unset runs until shutdown.
@@ -94,10 +98,14 @@ pub struct GeneratorConfig {
     /// evening, by each store's local hour). It changes which stores sell, not how many events
     /// per second are produced, so `rate` holds exactly.
     pub time_of_day_curve: bool,
-    /// Partition count used when creating the `sales` and `catalog` topics.
+    /// Partition count used when creating the `sales` and `catalog` topics: in a pipeline,
+    /// always the log's `log.partitions` (one number, one place), so not a key of its own.
+    #[serde(skip)]
     pub partitions: i32,
-    /// Source name: the events' `source` field, the record header and the metrics label.
-    pub source_name: String,
+    /// Source name: the events' `source` field, the record header, the metrics label and the
+    /// `/health` component. (`source_name` is accepted for older files.)
+    #[serde(alias = "source_name")]
+    pub name: String,
 }
 
 impl GeneratorConfig {
@@ -121,8 +129,8 @@ impl GeneratorConfig {
     pub const DEFAULT_LATE_BY_MS: u64 = 600_000;
     /// Default `partitions`.
     pub const DEFAULT_PARTITIONS: i32 = 4;
-    /// Default `source_name`.
-    pub const DEFAULT_SOURCE_NAME: &'static str = "generator";
+    /// Default `name`.
+    pub const DEFAULT_NAME: &'static str = "generator";
 
     /// Upper bounds that keep the simulated world in memory comfortably.
     const MAX_STORES: u32 = 1_000_000;
@@ -132,10 +140,13 @@ impl GeneratorConfig {
     /// Checks every setting; the error names the key.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, why: String| Err(Error::Config(format!("generator.{key}: {why}")));
-        if !(self.rate.is_finite() && self.rate >= 0.0) {
+        if self.rate.is_nan() || self.rate < 0.0 {
             return bad(
                 "rate",
-                format!("must be a number >= 0 (0 = unlimited), got {}", self.rate),
+                format!(
+                    "must be a number >= 0 (0 = no events) or \"unlimited\", got {}",
+                    self.rate
+                ),
             );
         }
         if self.stores == 0 || self.stores > Self::MAX_STORES {
@@ -226,8 +237,8 @@ impl GeneratorConfig {
         if self.partitions < 1 {
             return bad("partitions", format!("must be >= 1, got {}", self.partitions));
         }
-        if self.source_name.trim().is_empty() {
-            return bad("source_name", "must not be empty".to_owned());
+        if self.name.trim().is_empty() {
+            return bad("name", "must not be empty".to_owned());
         }
         Ok(())
     }
@@ -235,6 +246,72 @@ impl GeneratorConfig {
     /// Validates the settings and builds the source task.
     pub fn build(&self) -> Result<GeneratorSource> {
         GeneratorSource::new(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl BuildSource for GeneratorConfig {
+    const KIND: &'static str = "generator";
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn validate(&self) -> Result<()> {
+        Self::validate(self)
+    }
+
+    async fn build(&self, cx: &SourceContext) -> Result<BuiltSource> {
+        let config = Self {
+            partitions: cx.partitions,
+            ..self.clone()
+        };
+        let source = GeneratorSource::new(&config)?;
+        let runtime = cx.runtime(&config.name, Self::KIND);
+        runtime.set_rate_control(Arc::new(source.handle()));
+        runtime.set_bounded(config.events.is_some());
+        let pace = if config.rate.is_infinite() {
+            "as fast as the log goes".to_owned()
+        } else {
+            format!("{} events/s", config.rate)
+        };
+        runtime.set_description(match config.events {
+            Some(n) => format!("{n} generated events, {pace}"),
+            None => format!("generated events, {pace}, until stopped"),
+        });
+        let handle = runtime.handle();
+        let task = Box::pin(async move { source.run_in(runtime).await.map(|_| ()) });
+        Ok(BuiltSource { handle, task })
+    }
+}
+
+/// `rate` in files: a number of events per second, or `"unlimited"` (infinity, which TOML and
+/// JSON numbers cannot carry portably).
+mod rate_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(rate: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if rate.is_infinite() {
+            s.serialize_str("unlimited")
+        } else {
+            s.serialize_f64(*rate)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Rate {
+            Number(f64),
+            Word(String),
+        }
+        match Rate::deserialize(d)? {
+            Rate::Number(n) => Ok(n),
+            Rate::Word(w) if w == "unlimited" => Ok(f64::INFINITY),
+            Rate::Word(w) => Err(serde::de::Error::custom(format!(
+                "rate must be a number of events per second or \"unlimited\", got {w:?}"
+            ))),
+        }
     }
 }
 
@@ -258,7 +335,7 @@ impl Default for GeneratorConfig {
             late_by_ms: Self::DEFAULT_LATE_BY_MS,
             time_of_day_curve: true,
             partitions: Self::DEFAULT_PARTITIONS,
-            source_name: Self::DEFAULT_SOURCE_NAME.to_owned(),
+            name: Self::DEFAULT_NAME.to_owned(),
         }
     }
 }
@@ -365,9 +442,9 @@ mod tests {
                 },
             ),
             (
-                "source_name",
+                "name",
                 GeneratorConfig {
-                    source_name: " ".into(),
+                    name: " ".into(),
                     ..Default::default()
                 },
             ),

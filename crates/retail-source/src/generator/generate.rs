@@ -18,14 +18,14 @@ use chrono::{DateTime, Utc};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use retail_core::event::{Event, EventBody, Sale, SaleKind, MAX_EVENT_BYTES, SCHEMA_VERSION};
-use retail_log::{Header, ProducerRecord};
+use retail_log::ProducerRecord;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::config::GeneratorConfig;
 use super::model::{below, unit, StoreMix, World};
-use crate::{headers, Result};
+use crate::Result;
 
 /// Where event time comes from. [`SystemClock`] in production; tests inject a
 /// [`ManualClock`] to make every byte reproducible.
@@ -320,7 +320,7 @@ impl EventGenerator {
         Ok(Self {
             world: Arc::new(world),
             clock,
-            source: config.source_name.clone(),
+            source: config.name.clone(),
             events: config.events,
             cuts: FaultCuts {
                 malformed,
@@ -588,28 +588,11 @@ impl EventGenerator {
         record
     }
 
+    /// Through the one record builder, so generated records are exactly what any source
+    /// writes for the same event.
     fn record(&self, event: &Event) -> ProducerRecord {
-        ProducerRecord {
-            topic: event.topic().to_owned(),
-            partition: None,
-            key: Some(event.partition_key().into_bytes()),
-            value: event.to_json(),
-            headers: vec![
-                Header {
-                    key: headers::EVENT_TYPE.to_owned(),
-                    value: event.type_name().as_bytes().to_vec(),
-                },
-                Header {
-                    key: headers::SCHEMA_VERSION.to_owned(),
-                    value: SCHEMA_VERSION.to_string().into_bytes(),
-                },
-                Header {
-                    key: headers::SOURCE.to_owned(),
-                    value: self.source.as_bytes().to_vec(),
-                },
-            ],
-            timestamp_ms: Some(event.ts.timestamp_millis()),
-        }
+        debug_assert_eq!(event.source, self.source);
+        crate::record::event_record(event)
     }
 }
 

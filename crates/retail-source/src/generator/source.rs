@@ -5,14 +5,15 @@
 //! Pacing is a schedule, not a sleep per event: since the last rate change, `elapsed * rate`
 //! events are due; every [`TICK`] the task appends those due (at most [`MAX_BATCH`] per
 //! append, so the log can group-commit them). A stalled log is caught up by at most one
-//! second's worth, so a long outage does not end in a burst. Rate 0 means no pacing at all.
+//! second's worth, so a long outage does not end in a burst. Rate 0 produces nothing (the
+//! source waits for a new rate); an infinite rate (`rate = "unlimited"`) means no pacing.
 //! The clock is read once per batch, so the events of one batch share their `ts`.
 //!
 //! The task acknowledges nothing upstream (it has no upstream), but it follows the sources'
-//! rule all the same: metrics and stats count a record only after the append that holds it
-//! returned, so the stats describe exactly what is on the log.
+//! rule all the same: it appends through the sources' one durable path
+//! ([`SourceRuntime::append_with`]), and stats count a record only after the append that holds
+//! it returned, so the stats describe exactly what is on the log.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +24,11 @@ use retail_core::{Health, Metrics, Shutdown};
 use retail_log::Log;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::config::GeneratorConfig;
 use super::generate::{Clock, EventGenerator, GeneratorStats, SystemClock};
+use crate::runtime::{RateControl, SourceRuntime};
 use crate::{Error, Result};
 
 /// Most records per append: large enough for the log to group-commit, small enough to keep a
@@ -36,8 +38,6 @@ pub const MAX_BATCH: usize = 2000;
 pub const TICK: Duration = Duration::from_millis(10);
 /// How far behind schedule a stalled log may leave the generator before it gives up catching up.
 const MAX_CATCH_UP: Duration = Duration::from_secs(1);
-/// Backoff between retries of a failed log call, doubling from the first to the last.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(5));
 
 /// What the handle controls.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,12 +96,12 @@ pub struct GeneratorHandle {
 }
 
 impl GeneratorHandle {
-    /// Sets the data rate in events per second (0 = unlimited); takes effect at once, without
-    /// catching up on the old schedule.
+    /// Sets the data rate in events per second (0 = no events, infinity = unlimited); takes
+    /// effect at once, without catching up on the old schedule.
     pub fn set_rate(&self, rate: f64) -> Result<()> {
-        if !(rate.is_finite() && rate >= 0.0) {
+        if rate.is_nan() || rate < 0.0 {
             return Err(Error::Config(format!(
-                "generator rate must be a number >= 0, got {rate}"
+                "generator rate must be a number >= 0 (0 = no events) or unlimited, got {rate}"
             )));
         }
         self.control.send_modify(|c| c.rate = rate);
@@ -159,10 +159,14 @@ impl Pace {
         }
     }
 
-    /// Events due at `now`: unlimited at rate 0, else at most [`MAX_CATCH_UP`] worth.
+    /// Events due at `now`: none at rate 0, unlimited at an infinite rate, else at most
+    /// [`MAX_CATCH_UP`] worth.
     fn due(&mut self, now: Instant) -> u64 {
-        if self.rate == 0.0 {
+        if self.rate.is_infinite() {
             return u64::MAX;
+        }
+        if self.rate <= 0.0 {
+            return 0;
         }
         // The epsilon absorbs float rounding, so that at `next_due()` the event really is due.
         let total = (now.saturating_duration_since(self.start).as_secs_f64() * self.rate + 1e-6) as u64;
@@ -216,14 +220,14 @@ impl GeneratorSource {
                 control,
                 stats: Arc::default(),
             },
-            name: config.source_name.clone(),
+            name: config.name.clone(),
             partitions: config.partitions,
             appended: 0,
             health: None,
         })
     }
 
-    /// Reports this source's state under its name in `health`.
+    /// Reports this source's state under its name in `health` when run with [`Self::run`].
     /// Registers the source on `health` at once (as starting), so `/health` lists it from the
     /// first answer, before the task is first polled.
     #[must_use]
@@ -243,71 +247,65 @@ impl GeneratorSource {
         &self.name
     }
 
-    /// Creates the `catalog` and `sales` topics, appends the catalog, then paced data events,
-    /// until `events` were appended or `shutdown` is triggered (checked between batches).
-    /// Counts `source_received`/`source_accepted` once each append returned. Retryable log
-    /// errors are retried with backoff, the same batch again, never skipped; other log errors
-    /// end the task. Returns the stats of what was appended.
+    /// Runs the source on its own runtime (tests and tools that have no pipeline): see
+    /// [`Self::run_in`].
     pub async fn run(
-        mut self,
+        self,
         log: Arc<dyn Log>,
         shutdown: Shutdown,
         metrics: Metrics,
     ) -> Result<GeneratorStats> {
-        let result = self.run_inner(&log, &shutdown, &metrics).await;
+        let health = self.health.clone().unwrap_or_default();
+        let runtime = SourceRuntime::new(&self.name, "generator", log, &metrics, health, shutdown);
+        self.run_in(runtime).await
+    }
+
+    /// Creates the `catalog` and `sales` topics, appends the catalog, then paced data events,
+    /// until `events` were appended or shutdown is triggered (checked between batches), all
+    /// through `runtime`'s durable path. Counts data events as received and every record as
+    /// accepted once each append returned. Returns the stats of what was appended.
+    pub async fn run_in(mut self, runtime: SourceRuntime) -> Result<GeneratorStats> {
+        let result = self.run_inner(&runtime).await;
         match &result {
             Ok(stats) if self.generator.is_finished() => {
-                self.set_health(State::Done, format!("appended {} records", stats.appended));
+                runtime.set_state(State::Done, format!("appended {} records", stats.appended));
                 info!(message = "generator finished", source = %self.name, appended = stats.appended);
             }
             Ok(stats) => info!(message = "generator stopped", source = %self.name, appended = stats.appended),
-            Err(error) => self.set_health(State::Failed, error.to_string()),
+            Err(error) => runtime.set_state(State::Failed, error.to_string()),
         }
         result
     }
 
-    async fn run_inner(
-        &mut self,
-        log: &Arc<dyn Log>,
-        shutdown: &Shutdown,
-        metrics: &Metrics,
-    ) -> Result<GeneratorStats> {
-        let (received, accepted) = (
-            metrics.source_received(&self.name),
-            metrics.source_accepted(&self.name),
-        );
-        let counters = move |n: u64| {
-            received.inc_by(n);
-            accepted.inc_by(n);
-        };
-        self.set_health(State::Starting, "creating topics and appending the catalog");
+    async fn run_inner(&mut self, runtime: &SourceRuntime) -> Result<GeneratorStats> {
+        runtime.set_state(State::Starting, "creating topics and appending the catalog");
         for topic in [topics::CATALOG, topics::SALES] {
             let what = format!("creating topic {topic}");
-            if self
-                .retry(&what, shutdown, || log.ensure_topic(topic, self.partitions))
+            let log = runtime.log().clone();
+            let partitions = self.partitions;
+            if runtime
+                .retry(&what, || log.ensure_topic(topic, partitions))
                 .await?
                 .is_none()
             {
                 return Ok(self.stats());
             }
         }
+        let shutdown = runtime.shutdown().clone();
 
         while !self.generator.catalog_done() {
-            if shutdown.is_triggered()
-                || self
-                    .produce(log, shutdown, &counters, Phase::Catalog)
-                    .await?
-                    .is_none()
-            {
+            if shutdown.is_triggered() || self.produce(runtime, Phase::Catalog).await?.is_none() {
                 return Ok(self.stats());
             }
         }
 
         let mut control_rx = self.handle.control.subscribe();
+        let mut paused_rx = runtime.paused_changes();
         let mut control = *control_rx.borrow_and_update();
+        let mut paused = *paused_rx.borrow_and_update();
         let mut pace = Pace::new(control.rate, Instant::now());
         let mut next_tick = Instant::now();
-        self.set_control_health(control);
+        Self::show_control(runtime, control);
         info!(
             message = "generator running",
             source = %self.name,
@@ -316,20 +314,23 @@ impl GeneratorSource {
         );
         while !shutdown.is_triggered() && self.generator.data_remaining() != Some(0) {
             let latest = *control_rx.borrow_and_update();
-            if latest != control {
+            let latest_paused = *paused_rx.borrow_and_update();
+            if latest != control || latest_paused != paused {
                 control = latest;
+                paused = latest_paused;
                 pace = Pace::new(control.rate, Instant::now());
                 info!(
                     message = "generator control changed",
                     source = %self.name,
                     rate = control.rate,
-                    paused = control.paused,
+                    paused = control.paused || paused,
                 );
-                self.set_control_health(control);
+                Self::show_control(runtime, control);
             }
-            if control.paused {
+            if control.paused || paused {
                 tokio::select! {
                     _ = control_rx.changed() => {}
+                    _ = paused_rx.changed() => {}
                     () = shutdown.wait() => {}
                 }
                 continue;
@@ -342,17 +343,19 @@ impl GeneratorSource {
                 tokio::select! {
                     () = tokio::time::sleep_until(wake) => {}
                     _ = control_rx.changed() => {}
+                    _ = paused_rx.changed() => {}
                     () = shutdown.wait() => {}
                 }
                 continue;
             }
             let max = usize::try_from(due).unwrap_or(MAX_BATCH).min(MAX_BATCH);
-            let Some(n) = self.produce(log, shutdown, &counters, Phase::Data(max)).await? else {
+            let Some(n) = self.produce(runtime, Phase::Data(max)).await? else {
                 break;
             };
+            runtime.received(n as u64);
             pace.emitted += n as u64;
             next_tick = now + TICK;
-            if control.rate == 0.0 {
+            if control.rate.is_infinite() {
                 // Unpaced, the loop may never wait on anything: let other tasks run.
                 tokio::task::yield_now().await;
             }
@@ -360,101 +363,36 @@ impl GeneratorSource {
         Ok(self.stats())
     }
 
-    /// Generates the next batch of `phase` and appends it, then counts and publishes it.
-    /// Returns its size, or `None` if shutdown came while retrying.
+    /// Generates the next batch of `phase` and appends it through the durable path, then
+    /// counts and publishes it. Returns its size, or `None` if shutdown came while retrying.
     ///
-    /// A retryable failure is retried with the same batch, never skipping it: the generator is
-    /// rewound to its state before the batch and refills it at the same clock reading, which
-    /// reproduces it byte for byte. That is cheaper than keeping a copy of every batch in case
-    /// the append fails (`append` consumes its records): a rewind point is a few RNG states,
-    /// not thousands of allocations.
-    async fn produce(
-        &mut self,
-        log: &Arc<dyn Log>,
-        shutdown: &Shutdown,
-        count: &impl Fn(u64),
-        phase: Phase,
-    ) -> Result<Option<usize>> {
+    /// A retried batch is the same batch, never a skipped one: the generator is rewound to its
+    /// state before the batch and refills it at the same clock reading, which reproduces it
+    /// byte for byte. That is cheaper than keeping a copy of every batch in case the append
+    /// fails (`append` consumes its records): a rewind point is a few RNG states, not
+    /// thousands of allocations.
+    async fn produce(&mut self, runtime: &SourceRuntime, phase: Phase) -> Result<Option<usize>> {
         let rewind = self.generator.clone();
         let now_ms = self.generator.now_ms();
-        let mut backoff = BACKOFF.0;
-        let mut failed = false;
-        loop {
-            let mut batch = Vec::new();
-            let n = match phase {
-                Phase::Catalog => self.generator.fill_catalog_at(&mut batch, MAX_BATCH, now_ms),
-                Phase::Data(max) => self.generator.fill_data_at(&mut batch, max, now_ms),
-            };
-            match log.append(batch).await {
-                Ok(_) => {
-                    if failed {
-                        info!(message = "append succeeded after retrying", source = %self.name);
-                        self.set_health(State::Running, "recovered");
-                    }
-                    self.appended += n as u64;
-                    count(n as u64);
-                    self.handle.stats.publish(&self.stats());
-                    return Ok(Some(n));
-                }
-                Err(error) if error.is_retryable() => {
-                    failed = true;
-                    self.generator = rewind.clone();
-                    warn!(
-                        message = "append failed, retrying the same batch",
-                        source = %self.name,
-                        records = n,
-                        %error,
-                        backoff_ms = backoff.as_millis() as u64,
-                    );
-                    self.set_health(State::Retrying, format!("appending {n} records: {error}"));
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = shutdown.wait() => return Ok(None),
-                    }
-                    backoff = (backoff * 2).min(BACKOFF.1);
-                }
-                Err(error) => return Err(error.into()),
-            }
+        let mut n = 0;
+        let generator = &mut self.generator;
+        let appended = runtime
+            .append_with(|| {
+                *generator = rewind.clone();
+                let mut batch = Vec::new();
+                n = match phase {
+                    Phase::Catalog => generator.fill_catalog_at(&mut batch, MAX_BATCH, now_ms),
+                    Phase::Data(max) => generator.fill_data_at(&mut batch, max, now_ms),
+                };
+                batch
+            })
+            .await?;
+        if appended.is_none() {
+            return Ok(None);
         }
-    }
-
-    /// Runs `op` until it succeeds, backing off on retryable errors. `None` when shutdown came
-    /// first.
-    async fn retry<T, F, Fut>(&self, what: &str, shutdown: &Shutdown, mut op: F) -> Result<Option<T>>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = retail_log::Result<T>>,
-    {
-        let mut backoff = BACKOFF.0;
-        let mut failed = false;
-        loop {
-            match op().await {
-                Ok(v) => {
-                    if failed {
-                        info!(message = "log call succeeded after retrying", source = %self.name, what);
-                        self.set_health(State::Running, "recovered");
-                    }
-                    return Ok(Some(v));
-                }
-                Err(error) if error.is_retryable() => {
-                    failed = true;
-                    warn!(
-                        message = "log call failed, retrying",
-                        source = %self.name,
-                        what,
-                        %error,
-                        backoff_ms = backoff.as_millis() as u64,
-                    );
-                    self.set_health(State::Retrying, format!("{what}: {error}"));
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = shutdown.wait() => return Ok(None),
-                    }
-                    backoff = (backoff * 2).min(BACKOFF.1);
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
+        self.appended += n as u64;
+        self.handle.stats.publish(&self.stats());
+        Ok(Some(n))
     }
 
     fn stats(&self) -> GeneratorStats {
@@ -464,20 +402,25 @@ impl GeneratorSource {
         }
     }
 
-    fn set_control_health(&self, control: Control) {
+    fn show_control(runtime: &SourceRuntime, control: Control) {
         if control.paused {
-            self.set_health(State::Paused, "paused");
-        } else if control.rate == 0.0 {
-            self.set_health(State::Running, "unlimited rate");
+            runtime.set_state(State::Paused, "paused");
+        } else if control.rate.is_infinite() {
+            runtime.set_state(State::Running, "unlimited rate");
+        } else if control.rate <= 0.0 {
+            runtime.set_state(State::Running, "rate 0: producing nothing");
         } else {
-            self.set_health(State::Running, format!("{} events/s", control.rate));
+            runtime.set_state(State::Running, format!("{} events/s", control.rate));
         }
     }
+}
 
-    fn set_health(&self, state: State, detail: impl Into<String>) {
-        if let Some(h) = &self.health {
-            h.set(&self.name, state, detail);
-        }
+impl RateControl for GeneratorHandle {
+    fn rate(&self) -> f64 {
+        Self::rate(self)
+    }
+    fn set_rate(&self, rate: f64) -> Result<()> {
+        Self::set_rate(self, rate)
     }
 }
 

@@ -102,7 +102,11 @@ function controls(list, comps) {
     row.querySelector('[data-action="pause"]').hidden = !!c.paused;
     row.querySelector('[data-action="resume"]').hidden = !c.paused;
     const current = row.querySelector(".rate-now");
-    if (current) current.textContent = c.rate == null ? "" : c.rate === 0 ? "unlimited" : rate.format(c.rate) + " ev/s";
+    if (current) current.textContent = c.unlimited ? "unlimited" : c.rate == null ? "" : c.rate === 0 ? "no events" : rate.format(c.rate) + " ev/s";
+    const counts = row.querySelector(".counts");
+    if (counts && c.accepted != null) {
+      counts.textContent = `received ${c.received ?? "–"} · accepted ${c.accepted} · rejected ${c.rejected ?? "–"}`;
+    }
   }
 }
 
@@ -115,7 +119,12 @@ function controlRow(c) {
   name.textContent = c.name;
   const badge = document.createElement("span");
   badge.className = "state";
-  row.append(name, badge);
+  const kind = document.createElement("span");
+  kind.className = "type muted";
+  kind.textContent = c.type || c.kind;
+  const counts = document.createElement("span");
+  counts.className = "counts muted";
+  row.append(name, kind, badge, counts);
   for (const action of ["pause", "resume"]) {
     const b = document.createElement("button");
     b.textContent = action === "pause" ? "Pause" : "Resume";
@@ -124,7 +133,7 @@ function controlRow(c) {
     b.addEventListener("click", () => send("POST", controlPath(c) + "/" + action));
     row.append(b);
   }
-  if (c.kind === "source" && c.rate !== undefined && c.rate !== null) {
+  if (c.kind === "source" && ((c.rate !== undefined && c.rate !== null) || c.unlimited)) {
     const input = document.createElement("input");
     input.type = "number";
     input.min = "0";

@@ -1,0 +1,445 @@
+//! The receiver: one axum route per webhook source, `POST /ingest/<path>`, answering 202 only
+//! after the events are durably in the log.
+//!
+//! A request goes through, in order: the in-flight limit (429), pause, shutdown and the
+//! landing's backlog (503, with `Retry-After`), authentication (401), `Content-Type` (415),
+//! `Content-Encoding` and size (413), framing (400), `Idempotency-Key` (a remembered answer is
+//! sent again), decoding every item (422 listing every problem, or with `partial = true` the
+//! good items land and the bad ones go to the dead letters), then one append. A log that
+//! refuses for now gives 503 and nothing is acknowledged; the sender retries.
+//!
+//! Event ids missing from the input are derived from the `Idempotency-Key` and the item's
+//! position, or without a key from the item's bytes, so a retried request lands once even
+//! after a crash between the append and the answer (ADR 0007).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use retail_core::event::topics;
+use retail_log::{Header, ProducerRecord};
+use serde::Serialize;
+use sha2::Digest;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use super::auth;
+use super::body::{self, BodyError, Format};
+use super::config::WebhookConfig;
+use super::idempotency::{Answer, Answers, Lookup};
+use crate::context::Backlog;
+use crate::headers;
+use crate::record::event_record;
+use crate::runtime::SourceRuntime;
+
+/// Requests processed at once per receiver; more get 429. Bounds the memory bodies take.
+pub const MAX_IN_FLIGHT: u32 = 512;
+
+/// One webhook receiver's shared state.
+#[derive(Debug)]
+pub struct Receiver {
+    config: WebhookConfig,
+    runtime: SourceRuntime,
+    backlog: Backlog,
+    answers: Answers,
+    in_flight: Arc<Semaphore>,
+    stopping: AtomicBool,
+}
+
+/// A problem with one item of a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// 1-based line (NDJSON) or array index (JSON array) of the item.
+    pub line: usize,
+    /// Field path, e.g. `qty`; empty for the whole item.
+    pub path: String,
+    /// What is wrong, naming the value received.
+    pub message: String,
+}
+
+/// The 202 answer.
+#[derive(Debug, Serialize)]
+struct Accepted<'a> {
+    /// Events appended to the log.
+    accepted: usize,
+    /// Their ids, in the order of the request.
+    event_ids: Vec<String>,
+    /// Items refused (with `partial = true`; they went to the dead letters).
+    rejected: usize,
+    /// Whether good items of a batch with bad ones are accepted (`partial`).
+    partial: bool,
+    /// Every problem, per line.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    problems: &'a [Problem],
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    problems: &'a [Problem],
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl Receiver {
+    /// A receiver for `config`, appending through `runtime`.
+    pub fn new(config: WebhookConfig, runtime: SourceRuntime, backlog: Backlog) -> Self {
+        let answers = Answers::new(
+            Duration::from_secs(config.idempotency_ttl_s),
+            config.idempotency_capacity,
+        );
+        Self {
+            config,
+            runtime,
+            backlog,
+            answers,
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize)),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The route, with the body limit (gzip bodies are limited again once inflated).
+    pub fn router(self: Arc<Self>) -> Router {
+        let path = format!("/ingest/{}", self.config.path());
+        let limit = self.config.max_body_bytes;
+        Router::new()
+            .route(&path, post(receive))
+            .layer(DefaultBodyLimit::max(limit))
+            .with_state(self)
+    }
+
+    /// Refuses new requests (503) and waits until those in flight have their answer, so that
+    /// everything acknowledged is on the log before the landing drains it.
+    pub async fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _all = self.in_flight.acquire_many(MAX_IN_FLIGHT).await;
+        info!(message = "webhook stopped", source = %self.runtime.name());
+    }
+
+    async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Answer {
+        if self.stopping.load(Ordering::SeqCst) {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "the pipeline is stopping; retry later",
+                &[],
+            );
+        }
+        if self.runtime.is_paused() {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "paused",
+                &format!(
+                    "source {:?} is paused by an operator; retry later",
+                    self.runtime.name()
+                ),
+                &[],
+            );
+        }
+        let behind = self.backlog.records();
+        if self.config.max_backlog_records > 0 && behind > self.config.max_backlog_records {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backlog",
+                &format!(
+                    "the store is {behind} records behind the log (bound {}); retry later",
+                    self.config.max_backlog_records
+                ),
+                &[],
+            );
+        }
+        if let Err(e) = self.authenticate(headers, body) {
+            return error(StatusCode::UNAUTHORIZED, "unauthorized", &e.0, &[]);
+        }
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Some(format) = Format::from_content_type(content_type) else {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                &format!(
+                    "Content-Type {content_type:?} is not accepted: send application/json (an event or an array) \
+                     or application/x-ndjson (one event per line)"
+                ),
+                &[],
+            );
+        };
+        let inflated;
+        let body = match headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+        {
+            None | Some("identity") => body,
+            Some(e) if e.eq_ignore_ascii_case("gzip") => match body::gunzip(body, self.config.max_body_bytes)
+            {
+                Ok(b) => {
+                    inflated = b;
+                    &inflated[..]
+                }
+                Err(e) => return body_error(&e),
+            },
+            Some(other) => {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_encoding",
+                    &format!("Content-Encoding {other:?} is not accepted: send gzip or nothing"),
+                    &[],
+                )
+            }
+        };
+        let items = match body::items(body, format) {
+            Ok(items) => items,
+            Err(e) => return body_error(&e),
+        };
+        let key = headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let body_hash: [u8; 32] = sha2::Sha256::digest(body).into();
+        if let Some(key) = key {
+            match self.answers.lookup(key, &body_hash) {
+                Lookup::Replay(answer) => return answer,
+                Lookup::Conflict => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for a request with another body",
+                        &[],
+                    )
+                }
+                Lookup::New => {}
+            }
+        }
+        let answer = self.ingest(&items, key).await;
+        if let Some(key) = key {
+            if answer.status == 202 || answer.status == 422 {
+                self.answers.remember(key, body_hash, answer.clone());
+            }
+        }
+        answer
+    }
+
+    fn authenticate(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), auth::Unauthorized> {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        auth::check_bearer(&self.config.bearer_tokens, get(header::AUTHORIZATION.as_str()))?;
+        if let Some(secret) = &self.config.hmac_secret {
+            auth::check_signature(
+                secret.as_bytes(),
+                &self.config.signature_header,
+                get(&self.config.signature_header),
+                body,
+                chrono::Utc::now().timestamp(),
+                self.config.replay_window_s,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Decodes every item, then appends the good ones (and, with `partial`, the bad ones as
+    /// they came, for the dead letters) in one append.
+    async fn ingest(&self, items: &[body::Item<'_>], key: Option<&str>) -> Answer {
+        let name = self.runtime.name();
+        self.runtime.received(items.len() as u64);
+        let mut records = Vec::with_capacity(items.len());
+        let mut ids = Vec::with_capacity(items.len());
+        let mut problems = Vec::new();
+        let mut bad = Vec::new();
+        let mut seed = Vec::with_capacity(64);
+        for item in items {
+            seed.clear();
+            seed.extend_from_slice(name.as_bytes());
+            let position = match key {
+                Some(k) => {
+                    seed.extend_from_slice(b"|key|");
+                    seed.extend_from_slice(k.as_bytes());
+                    item.position
+                }
+                None => {
+                    seed.extend_from_slice(b"|item|");
+                    seed.extend_from_slice(item.bytes);
+                    0
+                }
+            };
+            let at = body::Item {
+                position,
+                bytes: item.bytes,
+            };
+            match body::decode(&at, name, &seed) {
+                Ok(event) => {
+                    ids.push(event.event_id.to_string());
+                    records.push(event_record(&event));
+                }
+                Err(e) => {
+                    for p in e.problems {
+                        problems.push(Problem {
+                            line: item.position,
+                            path: p.path,
+                            message: p.message,
+                        });
+                    }
+                    bad.push(item.bytes);
+                }
+            }
+        }
+        let accepted = records.len();
+        if !bad.is_empty() {
+            self.runtime.rejected(bad.len() as u64);
+            if !self.config.partial {
+                let message = format!(
+                    "{} of {} events are invalid; nothing was accepted (this source takes whole batches only)",
+                    bad.len(),
+                    items.len()
+                );
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_events",
+                    &message,
+                    &problems,
+                );
+            }
+            // Carried to the landing as they came: it dead-letters them with their reason and
+            // log position, like any other record that does not decode.
+            records.extend(bad.iter().map(|raw| self.reject_record(raw)));
+        }
+        if records.is_empty() {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_events",
+                "no valid event",
+                &problems,
+            );
+        }
+        match self.runtime.append_once(records, accepted as u64).await {
+            Ok(_) => {
+                let body = serde_json::to_vec(&Accepted {
+                    accepted,
+                    event_ids: ids,
+                    rejected: bad.len(),
+                    partial: self.config.partial,
+                    problems: &problems,
+                })
+                .unwrap_or_default();
+                Answer { status: 202, body }
+            }
+            Err(e) if e.is_retryable() => {
+                warn!(message = "webhook append refused for now", source = %name, error = %e);
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "log_unavailable",
+                    "the log cannot take events right now; nothing was accepted, retry later",
+                    &[],
+                )
+            }
+            Err(e) => {
+                warn!(message = "webhook append failed", source = %name, error = %e);
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "appending to the log failed; nothing was accepted; the server log has the detail",
+                    &[],
+                )
+            }
+        }
+    }
+
+    /// A refused item as a record: its bytes as they came, on the sales topic, with the
+    /// source header, so the landing's dead letter names the source and the log position.
+    fn reject_record(&self, raw: &[u8]) -> ProducerRecord {
+        ProducerRecord {
+            topic: topics::SALES.to_owned(),
+            partition: None,
+            key: None,
+            value: raw.to_vec(),
+            headers: vec![Header {
+                key: headers::SOURCE.to_owned(),
+                value: self.runtime.name().as_bytes().to_vec(),
+            }],
+            timestamp_ms: None,
+        }
+    }
+}
+
+async fn receive(
+    State(r): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(_permit) = r.in_flight.clone().try_acquire_owned() else {
+        return respond(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            &format!("more than {MAX_IN_FLIGHT} requests in flight on this source; retry shortly"),
+            &[],
+        ));
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return respond(body_error(&BodyError::TooLarge(r.config.max_body_bytes)))
+        }
+        Err(rejection) => {
+            return respond(error(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                &format!("the body could not be read: {rejection}"),
+                &[],
+            ))
+        }
+    };
+    respond(r.handle(&headers, &body).await)
+}
+
+fn body_error(e: &BodyError) -> Answer {
+    match e {
+        BodyError::TooLarge(max) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the body is larger than this source's limit of {max} bytes (max_body_bytes)"),
+            &[],
+        ),
+        BodyError::Unreadable(m) => error(StatusCode::BAD_REQUEST, "unreadable_body", m, &[]),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str, problems: &[Problem]) -> Answer {
+    let body = serde_json::to_vec(&ErrorBody {
+        error: ErrorDetail { code, message },
+        problems,
+    })
+    .unwrap_or_default();
+    Answer {
+        status: status.as_u16(),
+        body,
+    }
+}
+
+fn respond(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, answer.body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        StatusCode::UNAUTHORIZED => {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        _ => {}
+    }
+    response
+}

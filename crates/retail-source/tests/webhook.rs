@@ -1,0 +1,453 @@
+//! The webhook receiver on a real socket, in front of the real embedded log, driven by real
+//! HTTP clients (reqwest, and curl once): every answer the issue lists, and that what was
+//! acknowledged is what a consumer reads back from the log.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use retail_core::{decode, Health, Metrics, Shutdown};
+use retail_log::embedded::{EmbeddedConfig, EmbeddedLog};
+use retail_log::{ConsumerEvent, Log};
+use retail_source::webhook::{auth, WebhookConfig};
+use retail_source::{Backlog, BuildSource, Routes, SourceContext, SourceHandle};
+use serde_json::Value;
+
+struct Server {
+    addr: SocketAddr,
+    log: Arc<dyn Log>,
+    handle: SourceHandle,
+    backlog: Backlog,
+    shutdown: Shutdown,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(config: WebhookConfig) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log: Arc<dyn Log> = Arc::new(
+        EmbeddedLog::open(&dir.path().join("log"), EmbeddedConfig::default())
+            .await
+            .expect("opens"),
+    );
+    for topic in retail_core::event::topics::ALL {
+        log.ensure_topic(topic, 4).await.expect("topic");
+    }
+    let shutdown = Shutdown::new();
+    let cx = SourceContext {
+        log: log.clone(),
+        metrics: Metrics::new(),
+        health: Health::new(),
+        shutdown: shutdown.clone(),
+        data_dir: dir.path().to_path_buf(),
+        partitions: 4,
+        routes: Routes::default(),
+        backlog: Backlog::default(),
+        loopback: true,
+    };
+    let built = config.build(&cx).await.expect("builds");
+    tokio::spawn(built.task);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = cx.routes.merged();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        addr,
+        log,
+        handle: built.handle,
+        backlog: cx.backlog,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+fn sale(id: Option<&str>, store: u32) -> String {
+    let id = id.map(|i| format!("\"event_id\":\"{i}\",")).unwrap_or_default();
+    format!(
+        "{{{id}\"type\":\"sale\",\"store_id\":{store},\"sku\":1234,\"qty\":2,\"unit_price\":\"3.50\",\"seller_id\":7,\"ts\":1723456789000}}"
+    )
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn post(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(self.url("/ingest/pos"))
+            .header("content-type", content_type)
+            .body(body);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").is_some();
+        let mut v: Value = resp.json().await.expect("json answer");
+        v["retry_after_header"] = Value::Bool(retry_after);
+        (status, v)
+    }
+
+    /// Every record on the sales topic: (decoded event id or None, raw value).
+    async fn sales(&self) -> Vec<(Option<String>, Vec<u8>)> {
+        let mut consumer = self
+            .log
+            .consumer(&format!("check-{}", uuid::Uuid::now_v7()), &["sales"])
+            .await
+            .expect("consumer");
+        let mut out = Vec::new();
+        let mut empty = 0;
+        while empty < 3 {
+            match consumer
+                .poll(10_000, Duration::from_millis(200))
+                .await
+                .expect("poll")
+            {
+                ConsumerEvent::Records(r) if r.is_empty() => empty += 1,
+                ConsumerEvent::Records(r) => {
+                    for rec in r {
+                        out.push((decode(&rec.value).ok().map(|e| e.event_id.to_string()), rec.value));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["event_ids"]
+        .as_array()
+        .expect("event_ids")
+        .iter()
+        .map(|i| i.as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_arrays_and_ndjson_are_acknowledged_only_once_on_the_log() {
+    let s = start(WebhookConfig::named("pos")).await;
+    let given = "0190f3a4-0000-7000-8000-000000000001";
+    let (code, one) = s.post(sale(Some(given), 1), "application/json", &[]).await;
+    assert_eq!((code, one["accepted"].as_u64()), (202, Some(1)), "{one}");
+    assert_eq!(ids(&one), vec![given.to_owned()], "a given event_id is kept");
+
+    let array = format!("[{},{}]", sale(None, 2), sale(None, 3));
+    let (code, arr) = s.post(array, "application/json; charset=utf-8", &[]).await;
+    assert_eq!((code, arr["accepted"].as_u64()), (202, Some(2)), "{arr}");
+
+    let ndjson = format!("{}\n\n{}\n{}\n", sale(None, 4), sale(None, 5), sale(None, 6));
+    let (code, nd) = s.post(ndjson, "application/x-ndjson", &[]).await;
+    assert_eq!((code, nd["accepted"].as_u64()), (202, Some(3)), "{nd}");
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(sale(None, 7).as_bytes()).expect("gzip");
+    let (code, zipped) = s
+        .post(
+            gz.finish().expect("gzip"),
+            "application/json",
+            &[("content-encoding", "gzip")],
+        )
+        .await;
+    assert_eq!((code, zipped["accepted"].as_u64()), (202, Some(1)), "{zipped}");
+
+    let acknowledged: HashSet<String> = [&one, &arr, &nd, &zipped].into_iter().flat_map(ids).collect();
+    assert_eq!(acknowledged.len(), 7);
+    let on_log: Vec<String> = s.sales().await.into_iter().filter_map(|(id, _)| id).collect();
+    assert_eq!(on_log.len(), 7, "each acknowledged event once on the log");
+    assert_eq!(on_log.into_iter().collect::<HashSet<_>>(), acknowledged);
+    let counts = s.handle.counts();
+    assert_eq!((counts.received, counts.accepted, counts.rejected), (7, 7, 0));
+
+    // Without an Idempotency-Key, an event without an id gets an id derived from its bytes:
+    // sent again, it has the same id, so the landing's ledger lands it once.
+    let (_, a) = s.post(sale(None, 9), "application/json", &[]).await;
+    let (_, b) = s.post(sale(None, 9), "application/json", &[]).await;
+    assert_eq!(ids(&a), ids(&b));
+    assert_ne!(ids(&a), ids(&one));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_answer_naming_what_and_where() {
+    let s = start(WebhookConfig {
+        max_body_bytes: 2000,
+        ..WebhookConfig::named("pos")
+    })
+    .await;
+    let (code, v) = s.post(sale(None, 1), "text/plain", &[]).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{v}"
+    );
+
+    let (code, v) = s.post("this is not json", "application/json", &[]).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (400, Some("unreadable_body")),
+        "{v}"
+    );
+
+    let (code, v) = s
+        .post("not gzip", "application/json", &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().expect("message").contains("gzip"),
+        "{v}"
+    );
+
+    let (code, v) = s.post("x".repeat(3000), "application/json", &[]).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (413, Some("too_large")),
+        "{v}"
+    );
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&[b' '; 100_000]).expect("gzip");
+    let (code, v) = s
+        .post(
+            gz.finish().expect("gzip"),
+            "application/json",
+            &[("content-encoding", "gzip")],
+        )
+        .await;
+    assert_eq!(code, 413, "a small gzip that inflates past the limit: {v}");
+
+    // Every problem of every line, with its field path; nothing written (partial = false).
+    let body = format!(
+        "{}\n{{\"type\":\"sale\",\"store_id\":\"x\",\"sku\":1,\"qty\":0,\"ts\":1}}\n{{\"type\":\"teleport\"}}\n{{oops\n",
+        sale(None, 1)
+    );
+    let (code, v) = s.post(body, "application/x-ndjson", &[]).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (422, Some("invalid_events")),
+        "{v}"
+    );
+    let problems = v["problems"].as_array().expect("problems");
+    let at = |line: u64, path: &str| {
+        problems
+            .iter()
+            .any(|p| p["line"].as_u64() == Some(line) && p["path"].as_str() == Some(path))
+    };
+    assert!(
+        at(2, "store_id") && at(2, "qty") && at(3, "type") && at(4, ""),
+        "{v}"
+    );
+    assert!(s.sales().await.is_empty(), "a refused batch writes nothing");
+    assert_eq!(s.handle.counts().rejected, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_batches_land_the_good_lines_and_carry_the_bad_ones_to_the_dead_letters() {
+    let s = start(WebhookConfig {
+        partial: true,
+        ..WebhookConfig::named("pos")
+    })
+    .await;
+    let body = format!(
+        "{}\n{{\"type\":\"sale\",\"qty\":\"two\"}}\n{}\n",
+        sale(None, 1),
+        sale(None, 2)
+    );
+    let (code, v) = s.post(body, "application/x-ndjson", &[]).await;
+    assert_eq!(
+        (
+            code,
+            v["accepted"].as_u64(),
+            v["rejected"].as_u64(),
+            v["partial"].as_bool()
+        ),
+        (202, Some(2), Some(1), Some(true)),
+        "{v}"
+    );
+    assert_eq!(v["problems"][0]["line"].as_u64(), Some(2), "{v}");
+    let sales = s.sales().await;
+    assert_eq!(sales.iter().filter(|(id, _)| id.is_some()).count(), 2);
+    let raw: Vec<&Vec<u8>> = sales
+        .iter()
+        .filter(|(id, _)| id.is_none())
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        raw,
+        vec![&b"{\"type\":\"sale\",\"qty\":\"two\"}".to_vec()],
+        "the bad line as it came, for the landing to dead-letter"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_signatures_are_checked() {
+    let secret = "whsec_0123456789abcdef";
+    let s = start(WebhookConfig {
+        bearer_tokens: vec!["till-token-0123456789".to_owned()],
+        hmac_secret: Some(secret.to_owned()),
+        ..WebhookConfig::named("pos")
+    })
+    .await;
+    let body = sale(None, 1);
+    let now = chrono::Utc::now().timestamp();
+    let good_sig = auth::sign(secret.as_bytes(), body.as_bytes(), now);
+    let bearer = ("authorization", "bearer till-token-0123456789");
+    let (code, v) = s
+        .post(
+            body.clone(),
+            "application/json",
+            &[
+                ("authorization", "Bearer wrong-token-0000000"),
+                ("retail-signature", &good_sig),
+            ],
+        )
+        .await;
+    assert_eq!(code, 401, "{v}");
+    let (code, v) = s
+        .post(
+            body.clone(),
+            "application/json",
+            &[bearer, ("retail-signature", &good_sig)],
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    let old = auth::sign(secret.as_bytes(), body.as_bytes(), now - 3600);
+    let (code, v) = s
+        .post(
+            body.clone(),
+            "application/json",
+            &[bearer, ("retail-signature", &old)],
+        )
+        .await;
+    assert_eq!(code, 401, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("replay window"),
+        "{v}"
+    );
+    let (code, v) = s
+        .post(
+            sale(None, 2),
+            "application/json",
+            &[bearer, ("retail-signature", &good_sig)],
+        )
+        .await;
+    assert_eq!(code, 401, "a signature of another body: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_lands_a_retried_request_once_with_the_same_answer() {
+    let s = start(WebhookConfig::named("pos")).await;
+    let body = format!("{}\n{}\n", sale(None, 1), sale(None, 2));
+    let key = [("idempotency-key", "order-42-attempt")];
+    let (code, first) = s.post(body.clone(), "application/x-ndjson", &key).await;
+    assert_eq!(code, 202, "{first}");
+    let (code, second) = s.post(body.clone(), "application/x-ndjson", &key).await;
+    assert_eq!((code, ids(&second)), (202, ids(&first)), "the same answer");
+    assert_eq!(s.sales().await.len(), 2, "a replayed answer appends nothing");
+    let (code, v) = s.post(sale(None, 3), "application/json", &key).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_source_and_a_far_behind_store_ask_senders_to_retry_later() {
+    let s = start(WebhookConfig {
+        max_backlog_records: 1000,
+        ..WebhookConfig::named("pos")
+    })
+    .await;
+    s.handle.pause();
+    let (code, v) = s.post(sale(None, 1), "application/json", &[]).await;
+    assert_eq!(
+        (
+            code,
+            v["error"]["code"].as_str(),
+            v["retry_after_header"].as_bool()
+        ),
+        (503, Some("paused"), Some(true)),
+        "{v}"
+    );
+    s.handle.resume();
+    s.backlog.set(5000);
+    let (code, v) = s.post(sale(None, 1), "application/json", &[]).await;
+    assert_eq!(
+        (
+            code,
+            v["error"]["code"].as_str(),
+            v["retry_after_header"].as_bool()
+        ),
+        (503, Some("backlog"), Some(true)),
+        "{v}"
+    );
+    s.backlog.set(10);
+    let (code, _) = s.post(sale(None, 1), "application/json", &[]).await;
+    assert_eq!(code, 202);
+    s.shutdown.trigger();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (code, v) = s.post(sale(None, 1), "application/json", &[]).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (503, Some("stopping")),
+        "{v}"
+    );
+    let (code, v) = s.post_to("/ingest/nope").await;
+    assert_eq!(code, 404, "{v}");
+}
+
+impl Server {
+    async fn post_to(&self, path: &str) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(sale(None, 1))
+            .send()
+            .await
+            .expect("send");
+        (resp.status().as_u16(), resp.json().await.expect("json"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_posts_ndjson_like_a_till_would() {
+    let s = start(WebhookConfig::named("pos")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("batch.ndjson");
+    std::fs::write(&file, format!("{}\n{}\n", sale(None, 11), sale(None, 12))).expect("write");
+    let url = s.url("/ingest/pos");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                "Content-Type: application/x-ndjson",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", file.display()))
+            .arg(url)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    assert_eq!(code, "202", "{text}");
+    let v: Value = serde_json::from_str(body).expect("json");
+    assert_eq!(v["accepted"].as_u64(), Some(2), "{v}");
+    assert_eq!(s.sales().await.len(), 2);
+}
