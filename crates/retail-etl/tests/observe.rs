@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Running, TestStore};
-use observe::{get_with, promtool};
+use observe::{deploy, get_with, promtool};
 
 /// `name{labels}` -> value of every sample in a text exposition.
 fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -38,6 +38,45 @@ fn scrape(demo: &Running) -> String {
     assert_eq!(code, 200, "{body}");
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
     body
+}
+
+#[test]
+fn promtool_accepts_the_shipped_config_rules_and_rule_unit_tests() {
+    let dir = deploy("prometheus");
+    let path = |f: &str| dir.join(f).display().to_string();
+    promtool(&["check", "config", &path("prometheus.yml")], None);
+    let out = promtool(&["check", "rules", &path("alerts.yml")], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 6 rules found"));
+    promtool(&["test", "rules", &path("alerts_test.yml")], None);
+
+    // Every rule has a runbook line and unit tests: one where it fires, one near miss.
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).expect("alerts.yml");
+    let tests = std::fs::read_to_string(dir.join("alerts_test.yml")).expect("alerts_test.yml");
+    let names: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(rules.matches("runbook: ").count(), names.len());
+    for name in names {
+        // YAML quotes a test name that holds ": ".
+        let cases: Vec<&str> = tests
+            .split("- name: ")
+            .filter(|t| t.trim_start_matches(['\'', '"']).starts_with(name))
+            .collect();
+        assert!(
+            cases
+                .iter()
+                .any(|c| c.contains("exp_alerts:\n") && c.contains("exp_labels:")),
+            "{name} has no firing test"
+        );
+        assert!(
+            cases
+                .iter()
+                .any(|c| c.contains("near miss") && c.contains("exp_alerts: []")),
+            "{name} has no near-miss test"
+        );
+    }
 }
 
 #[test]
