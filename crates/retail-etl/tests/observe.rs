@@ -194,3 +194,111 @@ fn every_component_counter_moves_and_promtool_lints_a_real_scrape() {
     assert!(body.ends_with("# EOF\n"), "{body}");
     drop(demo);
 }
+
+#[test]
+fn dashboards_are_well_formed_and_use_the_provisioned_data_sources() {
+    let datasources = std::fs::read_to_string(deploy("grafana/provisioning/datasources/retail-etl.yml"))
+        .expect("datasources");
+    let provider = std::fs::read_to_string(deploy("grafana/provisioning/dashboards/retail-etl.yml"))
+        .expect("dashboard provider");
+    assert!(provider.contains("path: /var/lib/grafana/dashboards"));
+    for (path, d) in observe::dashboards() {
+        assert!(d["uid"].is_string() && d["title"].is_string(), "{path}");
+        let mut ids = std::collections::HashSet::new();
+        for p in observe::panels(&d) {
+            assert!(
+                ids.insert(p["id"].as_i64().expect("panel id")),
+                "{path}: duplicate id {}",
+                p["id"]
+            );
+            assert!(
+                p["gridPos"]["w"].as_i64().is_some(),
+                "{path}: {} without gridPos",
+                p["title"]
+            );
+            if p["type"] == "row" {
+                continue;
+            }
+            let uid = p["datasource"]["uid"].as_str().expect("panel datasource uid");
+            assert!(
+                datasources.contains(&format!("uid: {uid}\n")),
+                "{path}: unknown datasource {uid}"
+            );
+            assert!(
+                !p["targets"].as_array().expect("targets").is_empty(),
+                "{path}: {} has no query",
+                p["title"]
+            );
+        }
+    }
+    // What the issue lists is there.
+    let titles: Vec<String> = observe::dashboards()
+        .iter()
+        .flat_map(|(_, d)| observe::panels(d))
+        .filter_map(|p| p["title"].as_str().map(str::to_owned))
+        .collect();
+    for wanted in [
+        "Events in",
+        "Rows out",
+        "Consumer lag",
+        "Event-to-store latency against the 5 s objective",
+        "Dead letters",
+        "Late events",
+        "Sales per minute, per store",
+        "Top cities",
+        "Top sellers",
+    ] {
+        assert!(
+            titles.iter().any(|t| t.starts_with(wanted)),
+            "no panel {wanted:?} in {titles:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sql_panel_runs_against_a_store_the_demo_filled() {
+    let store = TestStore::postgres().await;
+    common::Run {
+        seed: 5,
+        events: 4000,
+        rate: 0.0,
+        duplicate_fraction: 0.02,
+        malformed_fraction: 0.02,
+    }
+    .run_to_end(&store);
+    let (client, conn) = tokio_postgres::connect(&store.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    // Whatever event times the generator used: the range covers them all.
+    let row = client
+        .query_one(
+            "SELECT (min(ts) - interval '1 day')::text, (max(ts) + interval '1 day')::text FROM sales_raw",
+            &[],
+        )
+        .await
+        .expect("range");
+    let (from, to): (String, String) = (row.get(0), row.get(1));
+    let queries = observe::queries("grafana-postgresql-datasource");
+    assert!(queries.len() >= 5, "{queries:?}");
+    for (title, q) in queries {
+        let sql = observe::expand_sql(&q, &from, &to);
+        let rows = client
+            .query(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("panel {title:?}: {sql}: {e}"));
+        let must_have_rows = [
+            "Sales per minute",
+            "Revenue per minute",
+            "Sales lines",
+            "Top cities",
+            "Top sellers",
+            "Dead letters",
+        ];
+        if must_have_rows.iter().any(|t| title.starts_with(t)) {
+            assert!(!rows.is_empty(), "panel {title:?} returned no rows: {sql}");
+        }
+    }
+    drop(client);
+    store.drop().await;
+}
