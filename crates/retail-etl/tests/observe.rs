@@ -9,10 +9,10 @@ mod common;
 mod observe;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Running, TestStore};
-use observe::{deploy, get_with, promtool};
+use observe::{deploy, get_with, promtool, Prometheus};
 
 /// `name{labels}` -> value of every sample in a text exposition.
 fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -192,6 +192,108 @@ fn every_component_counter_moves_and_promtool_lints_a_real_scrape() {
     assert_eq!(code, 200);
     assert!(head.contains("application/openmetrics-text"), "{head}");
     assert!(body.ends_with("# EOF\n"), "{body}");
+    drop(demo);
+}
+
+#[test]
+fn prometheus_scrapes_a_running_demo_and_agrees_with_its_own_counters() {
+    let store = TestStore::sqlite();
+    let demo = Running::start(&common::demo_args(&store, 1000, 11));
+    let prom = Prometheus::scraping(demo.http);
+    let landed = "retail_landing_rows_total{table=\"sales_raw\"}";
+
+    prom.wait_for(
+        Duration::from_secs(60),
+        "the target up and a landed-rows rate above 0",
+        |p| {
+            p.scalar("up{job=\"retail-etl\"}") == Some(1.0)
+                && p.scalar(&format!("rate({landed}[10s])")).is_some_and(|r| r > 0.0)
+        },
+    );
+
+    // A sample Prometheus took after we read the service lies between our two readings.
+    let read_service = || {
+        let (_, _, body) = get_with(demo.http, "/metrics", &[]);
+        sum(&samples(&body), landed)
+    };
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let ours_before = read_service();
+    prom.wait_for(Duration::from_secs(20), "a scrape after our reading", |p| {
+        p.scalar(&format!("timestamp({landed})"))
+            .is_some_and(|t| t > t0 + 0.5)
+    });
+    let theirs = prom.scalar(landed).expect("landed rows in Prometheus");
+    let ours_after = read_service();
+    assert!(
+        ours_before <= theirs && theirs <= ours_after,
+        "Prometheus says {theirs}, the service said {ours_before} before and {ours_after} after"
+    );
+
+    // The rate Prometheus computes agrees with the one we measure on the service itself.
+    let started = Instant::now();
+    let a = read_service();
+    std::thread::sleep(Duration::from_secs(10));
+    let ours = (read_service() - a) / started.elapsed().as_secs_f64();
+    let theirs = prom.scalar(&format!("rate({landed}[10s])")).expect("rate");
+    assert!(
+        ours > 0.0 && (theirs - ours).abs() <= 0.5 * ours,
+        "landed rows/s: Prometheus {theirs}, service {ours}"
+    );
+
+    // Every rule loaded, evaluated without error and not firing.
+    prom.wait_for(Duration::from_secs(20), "every rule evaluated", |p| {
+        let rules = p.api("rules");
+        let all: Vec<_> = rules["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        all.len() == 6
+            && all.iter().all(|r| {
+                r["lastEvaluation"]
+                    .as_str()
+                    .is_some_and(|t| !t.starts_with("0001"))
+            })
+    });
+    let rules = prom.api("rules");
+    for group in rules["data"]["groups"].as_array().expect("groups") {
+        for rule in group["rules"].as_array().expect("rules") {
+            assert_eq!(rule["health"], "ok", "{rule}");
+            assert_eq!(rule["state"], "inactive", "{rule}");
+        }
+    }
+    let alerts = prom.api("alerts");
+    assert_eq!(
+        alerts["data"]["alerts"].as_array().map(Vec::len),
+        Some(0),
+        "{alerts}"
+    );
+
+    // Every dashboard PromQL query evaluates; the throughput and latency ones return data.
+    for (title, q) in observe::queries("prometheus") {
+        let q = observe::expand_promql(&q);
+        let answer = prom.query(&q);
+        assert_eq!(answer["status"], "success", "panel {title:?}: {q}: {answer}");
+        let must_have_data = [
+            "Events in",
+            "Rows out",
+            "Log appends",
+            "Consumer lag",
+            "Event-to-store latency",
+            "Resident memory",
+            "Version",
+            "HTTP requests",
+        ];
+        if must_have_data.iter().any(|t| title.starts_with(t)) {
+            let n = answer["data"]["result"].as_array().map_or(0, Vec::len);
+            assert!(n > 0, "panel {title:?}: {q} returned nothing");
+        }
+    }
+    drop(prom);
     drop(demo);
 }
 
