@@ -26,6 +26,30 @@ pub enum State {
     Failed,
 }
 
+impl State {
+    /// Every state, for exports that list each one (`retail_component_state`).
+    pub const ALL: [Self; 6] = [
+        Self::Starting,
+        Self::Running,
+        Self::Paused,
+        Self::Retrying,
+        Self::Done,
+        Self::Failed,
+    ];
+
+    /// The name `/health` and `/metrics` show.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Retrying => "retrying",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// A component's state and a human-readable detail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {

@@ -35,7 +35,10 @@ async fn ctrl_c_lands_everything_acknowledged(store: TestStore) {
         demo.metric("retail_landing_rows_total{table=\"sales_raw\"}") > first
     });
     assert!(demo.metric("retail_source_accepted_events_total{source=\"generator\"}") > 0.0);
-    assert!(demo.metric("retail_event_to_store_latency_seconds_count{table=\"sales_raw\"}") > 0.0);
+    assert!(
+        demo.metric("retail_event_to_store_latency_seconds_count{table=\"sales_raw\",source=\"generator\"}")
+            > 0.0
+    );
 
     let s = demo.interrupt_to_summary();
     assert_eq!(

@@ -11,6 +11,8 @@
 //! # Layout
 //! - [`server`]: [`ServeState`] (with slots for what opens after the server) and [`serve`].
 //! - `routes`: the whole router: `/health`, `/metrics`, docs, API.
+//! - [`observe`]: HTTP request metrics around the whole router, and `/metrics` itself
+//!   (scrape-time gauges, OpenMetrics or Prometheus text by the `Accept` header).
 //! - [`api`]: the REST API, one module per resource, its error type and parameter checks.
 //! - [`access`]: read and admin bearer tokens.
 //! - [`controls`]: the registry of pausable sources and the landing.
@@ -23,6 +25,7 @@ pub mod api;
 pub mod controls;
 pub mod docs;
 pub mod live;
+pub mod observe;
 pub mod probe;
 mod routes;
 pub mod server;

@@ -2,7 +2,7 @@
 //! access checks, `/api/openapi.json` and `/docs`.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
@@ -12,16 +12,20 @@ use crate::server::ServeState;
 
 pub(crate) fn router(state: ServeState) -> Router {
     let (api, openapi) = crate::api::router(&state);
-    Router::new()
+    let metrics = state.metrics.clone();
+    let app = Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(crate::observe::metrics))
         .merge(crate::docs::router(&openapi))
         .merge(crate::live::router())
         .merge(api)
         .route("/api", any(crate::api::not_found))
         .route("/api/{*rest}", any(crate::api::not_found))
         .route("/ingest/{*path}", any(ingest))
-        .with_state(state)
+        .with_state(state);
+    // Last, so that every route above is counted (a layer wraps only the routes it sees);
+    // webhooks count under their one route `/ingest/{*path}`.
+    crate::observe::instrument(app, metrics)
 }
 
 /// `/ingest/...`: handed to the routes the sources mounted (webhooks). The server starts
@@ -53,16 +57,4 @@ async fn health(State(s): State<ServeState>) -> Response {
         "components": components,
     });
     (code, Json(body)).into_response()
-}
-
-async fn metrics(State(s): State<ServeState>) -> Response {
-    s.metrics.uptime_seconds().set(s.started.elapsed().as_secs_f64());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
-        .into_response()
 }

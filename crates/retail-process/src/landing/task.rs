@@ -462,7 +462,10 @@ impl Writer<'_> {
     async fn run(mut self, mut rx: mpsc::Receiver<LandingBatch>, shutdown: &Shutdown) -> Result<()> {
         let l = self.landing;
         let txn_seconds = l.metrics.landing_txn_seconds();
-        let latency = l.metrics.event_to_store_seconds("sales_raw");
+        let (mut latency, mut events_latency) = (
+            l.metrics.event_to_store("sales_raw"),
+            l.metrics.event_to_store("events_raw"),
+        );
         let (sales_rows, event_rows, dead_rows) = (
             l.metrics.landing_rows("sales_raw"),
             l.metrics.landing_rows("events_raw"),
@@ -491,8 +494,17 @@ impl Writer<'_> {
                     .iter()
                     .map(|s| (now_ms - s.ts.timestamp_millis()).max(0) as u64)
             };
-            for ms in lat() {
-                latency.observe(ms as f64 / 1000.0);
+            for s in &batch.sales {
+                latency.observe(
+                    &s.source,
+                    (now_ms - s.ts.timestamp_millis()).max(0) as f64 / 1000.0,
+                );
+            }
+            for e in &batch.events {
+                events_latency.observe(
+                    &e.source,
+                    (now_ms - e.ts.timestamp_millis()).max(0) as f64 / 1000.0,
+                );
             }
             l.handle.record_latencies(lat());
             l.metrics.landing_batches().inc();
