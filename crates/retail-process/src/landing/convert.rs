@@ -3,7 +3,7 @@
 use chrono::Utc;
 use retail_core::{decode_with, DeadLetter, DecodeError, Event, EventBody, Origin, TopicPartition};
 use retail_log::ConsumedRecord;
-use retail_sink::{LandedEvent, LandedSale, LandingBatch};
+use retail_sink::{LandedEvent, LandedSale, LandingBatch, RowOrigin};
 use uuid::Uuid;
 
 /// A record read from the log and decoded, with where it came from.
@@ -18,7 +18,9 @@ pub(super) struct Decoded {
 
 /// Decodes one record. A missing `event_id` is derived from the record's position.
 pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
-    let source = header(&rec, "source").unwrap_or(&rec.topic).to_owned();
+    // The header is the producer's: a NUL in it would make the dead letter (and the row, when
+    // the event names no source) unstorable in PostgreSQL (ADR 0008).
+    let source = retail_sink::isolate::storable(header(&rec, "source").unwrap_or(&rec.topic));
     let (topic, partition, offset) = (rec.topic.as_str(), rec.partition, rec.offset);
     let result = decode_with(&rec.value, &source, |ts| {
         position_id(ts.timestamp_millis(), topic, partition, offset)
@@ -37,6 +39,7 @@ pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
 pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'static str> {
     match d.result {
         Ok(event) => {
+            let event_id = event.event_id;
             match event.body {
                 EventBody::Sale(sale) => batch.sales.push(LandedSale {
                     event_id: event.event_id,
@@ -56,6 +59,12 @@ pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'stat
                     });
                 }
             }
+            // Kept (moved, not copied) in case the store refuses the row (ADR 0008).
+            batch.origins.push(RowOrigin {
+                event_id,
+                origin: Origin::log(d.source, &d.tp, d.offset),
+                raw: d.raw,
+            });
             None
         }
         Err(err) => {
