@@ -225,3 +225,36 @@ fn values_no_store_can_hold_are_rejected_with_their_field() {
     );
     assert!(p[0].starts_with("on_hand: must be at most"), "{p:?}");
 }
+
+/// `sales_raw.unit_price` and `product_dim.price` keep cents (numeric(12,2)); a price with more
+/// decimals would be rounded in the raw row but aggregated exactly, so raw rows and aggregates
+/// would disagree. It is refused instead, naming the field (issue 18, item 4; ADR 0008).
+#[test]
+fn prices_with_more_than_cents_are_rejected() {
+    let base = r#""store_id":1,"sku":2,"qty":3,"ts":1723456789000"#;
+    let p = problems(&format!(r#"{{{base},"unit_price":19.999}}"#));
+    assert_eq!(
+        p,
+        ["unit_price: must have at most 2 decimal places (cents), got 19.999"]
+    );
+    let p = problems(&format!(r#"{{{base},"unit_price":"0.001"}}"#));
+    assert!(
+        p[0].starts_with("unit_price: must have at most 2 decimal places"),
+        "{p:?}"
+    );
+    let p =
+        problems(r#"{"type":"product","sku":2,"name":"n","category":"c","price":1.005,"ts":1723456789000}"#);
+    assert!(
+        p[0].starts_with("price: must have at most 2 decimal places"),
+        "{p:?}"
+    );
+    // Trailing zeros are not precision: 19.990 is 19.99.
+    let e = decode(format!(r#"{{{base},"unit_price":19.990}}"#).as_bytes()).expect("19.990");
+    match e.body {
+        EventBody::Sale(s) => assert_eq!(s.unit_price.map(|p| p.to_string()).as_deref(), Some("19.99")),
+        other => panic!("not a sale: {other:?}"),
+    }
+    // Amounts of orders and payments are kept exactly in the payload (currencies such as KWD
+    // have three decimals), so they are not limited to cents.
+    assert!(decode(br#"{"type":"payment","payment_id":"p","order_id":"o","amount":"1.125","currency":"KWD","status":"captured","ts":1723456789000}"#).is_ok());
+}

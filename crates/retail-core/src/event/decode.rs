@@ -278,7 +278,7 @@ fn sale(c: &mut Checker, raw: &RawFields<'_>, kind: &str) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
     let sku = c.id("sku", raw.sku);
     let qty = c.req(raw.qty, "qty", Checker::non_zero_i32);
-    let unit_price = raw.unit_price.and_then(|v| c.money("unit_price", v));
+    let unit_price = raw.unit_price.and_then(|v| c.cents("unit_price", v));
     let seller_id = raw.seller_id.and_then(|v| c.id("seller_id", Some(v)));
     let qty = qty?;
     if let Some(p) = unit_price {
@@ -423,7 +423,7 @@ fn product(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     let sku = c.id("sku", raw.sku);
     let name = c.req(raw.name, "name", Checker::nonempty);
     let category = c.req(raw.category, "category", Checker::nonempty);
-    let price = raw.price.and_then(|v| c.money("price", v));
+    let price = raw.price.and_then(|v| c.cents("price", v));
     Some(EventBody::Product(Product {
         sku: sku?,
         name: name?,
@@ -575,6 +575,21 @@ impl Checker {
                 None
             }
         }
+    }
+
+    /// A price kept in a `numeric(12, 2)` column: [`Self::money`] with at most two decimals, so
+    /// the raw row and the aggregates hold the same number (ADR 0008). Trailing zeros do not
+    /// count (`19.990` is `19.99`).
+    fn cents(&mut self, path: &str, v: &RawValue) -> Option<Decimal> {
+        let d = self.money(path, v)?;
+        if d.scale() > 2 {
+            self.fail(
+                path,
+                format!("must have at most 2 decimal places (cents), got {}", v.get()),
+            );
+            return None;
+        }
+        Some(d)
     }
 
     fn uuid(&mut self, path: &str, v: &RawValue) -> Option<Uuid> {
