@@ -102,6 +102,7 @@ impl Shared {
     /// Opens the directory: recovers every topic, reads every group's committed offsets, then
     /// applies retention.
     fn open(dir: PathBuf, config: EmbeddedConfig) -> Result<Self> {
+        config.validate().map_err(Error::Config)?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         // Before anything is read: recovery truncates and retention deletes (issue 18, item 2).
         let lock = lock_dir(&dir)?;
