@@ -5,7 +5,7 @@ use retail_core::{
     decode_with, DeadLetter, DecodeError, Event, EventBody, FieldError, Origin, TopicPartition,
 };
 use retail_log::ConsumedRecord;
-use retail_sink::{LandedEvent, LandedSale, LandingBatch};
+use retail_sink::{LandedEvent, LandedSale, LandingBatch, RowOrigin};
 use uuid::Uuid;
 
 /// A record read from the log and decoded, with where it came from.
@@ -30,7 +30,9 @@ const REJECT_LINE: &str = "origin_line";
 /// Decodes one record. A missing `event_id` is derived from the record's position. A record
 /// its source already refused is not decoded: it carries its reason.
 pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
-    let source = header(&rec, "source").unwrap_or(&rec.topic).to_owned();
+    // The header is the producer's: a NUL in it would make the dead letter (and the row, when
+    // the event names no source) unstorable in PostgreSQL (ADR 0008).
+    let source = retail_sink::isolate::storable(header(&rec, "source").unwrap_or(&rec.topic));
     let (topic, partition, offset) = (rec.topic.as_str(), rec.partition, rec.offset);
     let file = header(&rec, REJECT_FILE)
         .filter(|_| header(&rec, REJECT_REASON).is_some())
@@ -66,6 +68,7 @@ pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
 pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'static str> {
     match d.result {
         Ok(event) => {
+            let event_id = event.event_id;
             match event.body {
                 EventBody::Sale(sale) => batch.sales.push(LandedSale {
                     event_id: event.event_id,
@@ -85,6 +88,12 @@ pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'stat
                     });
                 }
             }
+            // Kept (moved, not copied) in case the store refuses the row (ADR 0008).
+            batch.origins.push(RowOrigin {
+                event_id,
+                origin: Origin::log(d.source, &d.tp, d.offset),
+                raw: d.raw,
+            });
             None
         }
         Err(err) => {
