@@ -242,6 +242,10 @@ impl Config {
                 self.log.partitions
             );
         }
+        self.log
+            .embedded
+            .validate()
+            .map_err(|e| anyhow::anyhow!("key {e} in {file}"))?;
         self.serve.validate(&file)?;
         if self.landing.max_batch_records == 0 {
             bail!("key landing.max_batch_records in {file}: must be at least 1");

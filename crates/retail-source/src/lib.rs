@@ -13,7 +13,7 @@
 //!   [`BuildSource`] trait each type's config implements.
 //! - [`context`]: the [`SourceContext`] a source is built with: log, metrics, health,
 //!   shutdown, its state directory, HTTP routes on the main server, the landing's backlog.
-//! - [`runtime`]: [`SourceRuntime`] (counters, state, pause, the durable append with retries)
+//! - [`runtime`]: the [`SourceRuntime`] (counters, state, pause, the durable append with retries)
 //!   and [`SourceHandle`], what the binary, `/health`, the control API and the dashboard use.
 //! - [`demo`]: the sources `demo` runs without configuration, and its flags.
 //! - [`record`]: the one record builder (topic, key, headers) for sources and resubmits.
