@@ -11,24 +11,12 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Running, TestStore};
+use common::{demo_args, Running, TestStore};
 use rand::Rng;
 
+/// `demo --rate 0`: the generator off, only what the test sends lands.
 fn args(store: &TestStore) -> Vec<String> {
-    [
-        "demo",
-        "--rate",
-        "0",
-        "--store",
-        &store.url(),
-        "--data-dir",
-        &store.data_dir().display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
+    demo_args(store, 0, 1)
 }
 
 const HEADER: &str = "event_id,store_id,sku,qty,unit_price,seller_id,ts\n";

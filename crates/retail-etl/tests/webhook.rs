@@ -7,24 +7,12 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{Running, TestStore};
+use common::{demo_args, Running, TestStore};
 use serde_json::Value;
 
+/// `demo --rate 0`: the generator off, only what the test sends lands.
 fn args(store: &TestStore) -> Vec<String> {
-    [
-        "demo",
-        "--rate",
-        "0",
-        "--store",
-        &store.url(),
-        "--data-dir",
-        &store.data_dir().display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
+    demo_args(store, 0, 1)
 }
 
 /// NDJSON sales without event ids: the receiver derives them.

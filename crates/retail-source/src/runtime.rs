@@ -69,6 +69,16 @@ struct Inner {
     description: OnceLock<String>,
 }
 
+impl Inner {
+    /// The state last set while running (shown again after a pause or a retry).
+    fn remembered(&self) -> (State, String) {
+        self.state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or((State::Running, String::new()))
+    }
+}
+
 /// The writing side of a source's shared state. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SourceRuntime {
@@ -323,12 +333,7 @@ impl SourceRuntime {
 
     /// Shows the remembered state again after a retry succeeded.
     fn recovered(&self) {
-        let (state, detail) = self
-            .inner
-            .state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or((State::Running, String::new()));
+        let (state, detail) = self.inner.remembered();
         let state = if self.is_paused() { State::Paused } else { state };
         self.inner.health.set(&self.inner.name, state, detail);
     }
@@ -377,12 +382,7 @@ impl SourceHandle {
     /// Takes input again.
     pub fn resume(&self) {
         self.inner.paused.send_replace(false);
-        let (state, detail) = self
-            .inner
-            .state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or((State::Running, String::new()));
+        let (state, detail) = self.inner.remembered();
         self.inner.health.set(&self.inner.name, state, detail);
         info!(message = "source resumed", source = %self.inner.name);
     }
