@@ -284,13 +284,19 @@ impl Load {
     /// Runs phase number `phase` on its own thread and runtime: `warmup`, then `duration`
     /// measured. `rate` is the offered load in events/s, 0 for as fast as possible.
     async fn run(self, phase: u64, rate: f64, warmup: Duration, duration: Duration) -> Result<Phase> {
-        tokio::task::spawn_blocking(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(self.phase(phase, rate, warmup, duration))
-        })
-        .await?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("bench-load".to_owned())
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(self.phase(phase, rate, warmup, duration)));
+                let _ = tx.send(result);
+            })?;
+        rx.await
+            .context("the load generator's thread ended without an answer")?
     }
 
     async fn phase(self, phase: u64, rate: f64, warmup: Duration, duration: Duration) -> Result<Phase> {

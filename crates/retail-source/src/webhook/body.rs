@@ -22,14 +22,18 @@ pub enum Format {
 impl Format {
     /// The format a `Content-Type` names, or `None` for anything else (415).
     pub fn from_content_type(value: &str) -> Option<Self> {
-        let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        match essence.as_str() {
-            "application/json" => Some(Self::Json),
-            "application/x-ndjson"
-            | "application/ndjson"
-            | "application/jsonl"
-            | "application/x-jsonlines" => Some(Self::Ndjson),
-            _ => None,
+        let essence = value.split(';').next().unwrap_or("").trim();
+        let is = |name: &str| essence.eq_ignore_ascii_case(name);
+        if is("application/json") {
+            Some(Self::Json)
+        } else if is("application/x-ndjson")
+            || is("application/ndjson")
+            || is("application/jsonl")
+            || is("application/x-jsonlines")
+        {
+            Some(Self::Ndjson)
+        } else {
+            None
         }
     }
 }
@@ -127,9 +131,16 @@ pub fn decode(item: &Item<'_>, source: &str, seed: &[u8]) -> Result<Event, Decod
 /// sent again gets the same id, so the landing's event ledger lands it once; ids stay ordered
 /// by event time, which keeps the store's index appends cheap.
 pub fn derived_id(ts: DateTime<Utc>, seed: &[u8], position: usize) -> Uuid {
+    derived_id_from(ts, &[seed], position)
+}
+
+/// [`derived_id`] of the seed the concatenation of `parts` is, without building it.
+pub fn derived_id_from(ts: DateTime<Utc>, parts: &[&[u8]], position: usize) -> Uuid {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    h.update(seed);
+    for part in parts {
+        h.update(part);
+    }
     h.update((position as u64).to_le_bytes());
     let digest = h.finalize();
     let mut bits = [0u8; 10];
@@ -193,6 +204,7 @@ mod tests {
         assert_eq!(a, derived_id(ts, b"pos|key-1", 1));
         assert_ne!(a, derived_id(ts, b"pos|key-1", 2));
         assert_ne!(a, derived_id(ts, b"pos|key-2", 1));
+        assert_eq!(a, derived_id_from(ts, &[b"pos", b"|key-1"], 1));
         assert_eq!(a.get_version_num(), 7);
     }
 }
