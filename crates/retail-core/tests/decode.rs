@@ -188,3 +188,73 @@ fn enum_fields_list_their_accepted_values() {
         vec![r#"country: must be an ISO 3166-1 alpha-2 code like "DE", got "Germany""#]
     );
 }
+
+/// Values both stores cannot hold are refused here, with their field, so one event can never
+/// stop the landing (issue 18, item 1; ADR 0008).
+#[test]
+fn values_no_store_can_hold_are_rejected_with_their_field() {
+    let base = r#""store_id":1,"sku":2,"qty":1,"ts":1723456789000"#;
+    // numeric(12,2) holds up to 9,999,999,999.99.
+    assert!(decode(format!(r#"{{{base},"unit_price":9999999999.99}}"#).as_bytes()).is_ok());
+    let p = problems(&format!(r#"{{{base},"unit_price":10000000000}}"#));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("unit_price: must be below 10000000000"), "{p:?}");
+    let p = problems(
+        r#"{"type":"payment","payment_id":"p","order_id":"o","amount":"1e12","currency":"EUR","status":"captured","ts":1723456789000}"#,
+    );
+    assert!(p[0].starts_with("amount: must be below 10000000000"), "{p:?}");
+    // PostgreSQL text and jsonb refuse U+0000: in a field we read, in `source`, and in a field
+    // we do not read (it is kept in the events_raw payload).
+    let p = problems(&format!(r#"{{{base},"source":"po\u0000s"}}"#));
+    assert!(p[0].starts_with("source: must not contain U+0000"), "{p:?}");
+    let p = problems(
+        r#"{"type":"store","store_id":1,"name":"a\u0000","city":"Berlin","country":"DE","ts":1723456789000}"#,
+    );
+    assert!(p[0].starts_with("name: must not contain U+0000"), "{p:?}");
+    let p = problems(&format!(r#"{{{base},"note":"x\u0000"}}"#));
+    assert!(p[0].contains("U+0000"), "{p:?}");
+    // An escaped backslash before `u0000` is plain text, not U+0000.
+    assert!(decode(format!(r#"{{{base},"note":"x\\u0000"}}"#).as_bytes()).is_ok());
+    // A lone surrogate escape is not Unicode text; jsonb refuses it.
+    let p = problems(&format!(r#"{{{base},"note":"\ud800"}}"#));
+    assert!(p[0].contains("surrogate"), "{p:?}");
+    assert!(decode(format!(r#"{{{base},"note":"\ud83d\ude00"}}"#).as_bytes()).is_ok());
+    // Stock counts are summed in bigint columns: bounded so that sums cannot overflow.
+    let p = problems(
+        r#"{"type":"inventory","store_id":1,"sku":2,"on_hand":9223372036854775807,"ts":1723456789000}"#,
+    );
+    assert!(p[0].starts_with("on_hand: must be at most"), "{p:?}");
+}
+
+/// `sales_raw.unit_price` and `product_dim.price` keep cents (numeric(12,2)); a price with more
+/// decimals would be rounded in the raw row but aggregated exactly, so raw rows and aggregates
+/// would disagree. It is refused instead, naming the field (issue 18, item 4; ADR 0008).
+#[test]
+fn prices_with_more_than_cents_are_rejected() {
+    let base = r#""store_id":1,"sku":2,"qty":3,"ts":1723456789000"#;
+    let p = problems(&format!(r#"{{{base},"unit_price":19.999}}"#));
+    assert_eq!(
+        p,
+        ["unit_price: must have at most 2 decimal places (cents), got 19.999"]
+    );
+    let p = problems(&format!(r#"{{{base},"unit_price":"0.001"}}"#));
+    assert!(
+        p[0].starts_with("unit_price: must have at most 2 decimal places"),
+        "{p:?}"
+    );
+    let p =
+        problems(r#"{"type":"product","sku":2,"name":"n","category":"c","price":1.005,"ts":1723456789000}"#);
+    assert!(
+        p[0].starts_with("price: must have at most 2 decimal places"),
+        "{p:?}"
+    );
+    // Trailing zeros are not precision: 19.990 is 19.99.
+    let e = decode(format!(r#"{{{base},"unit_price":19.990}}"#).as_bytes()).expect("19.990");
+    match e.body {
+        EventBody::Sale(s) => assert_eq!(s.unit_price.map(|p| p.to_string()).as_deref(), Some("19.99")),
+        other => panic!("not a sale: {other:?}"),
+    }
+    // Amounts of orders and payments are kept exactly in the payload (currencies such as KWD
+    // have three decimals), so they are not limited to cents.
+    assert!(decode(br#"{"type":"payment","payment_id":"p","order_id":"o","amount":"1.125","currency":"KWD","status":"captured","ts":1723456789000}"#).is_ok());
+}

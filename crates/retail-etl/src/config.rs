@@ -308,7 +308,30 @@ impl Config {
         {
             *t = "<redacted>".to_owned();
         }
-        Ok(serde_json::to_string_pretty(&shown)?)
+        let mut value = serde_json::to_value(&shown)?;
+        // Source secrets (webhook tokens and signing secrets) too, unless they only name an
+        // environment variable.
+        if let Some(sources) = value.get_mut("sources").and_then(|s| s.as_array_mut()) {
+            for source in sources {
+                for key in ["hmac_secret", "bearer_tokens"] {
+                    if let Some(v) = source.get_mut(key) {
+                        redact(v);
+                    }
+                }
+            }
+        }
+        Ok(serde_json::to_string_pretty(&value)?)
+    }
+}
+
+/// Replaces every string in `v` that is not a `${VAR}` reference with `<redacted>`.
+fn redact(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if !(s.starts_with("${") && s.ends_with('}')) => {
+            *s = "<redacted>".to_owned();
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
     }
 }
 
@@ -445,6 +468,53 @@ mod tests {
         );
         std::fs::write(&file, "[serve]\nlisten = \"[::1]:8080\"\n").expect("write");
         assert!(Config::load(Some(&file)).expect("IPv6 loopback").serve.is_open());
+    }
+
+    #[test]
+    fn check_config_redacts_webhook_secrets_but_shows_env_references() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("hooks.toml");
+        std::fs::write(
+            &file,
+            "[[sources]]\ntype = \"webhook\"\nname = \"pay\"\nbearer_tokens = [\"till-token-0123456789\", \"${TILL_TOKEN}\"]\nhmac_secret = \"whsec_0123456789abcdef\"\n",
+        )
+        .expect("write");
+        let json = Config::load(Some(&file)).expect("loads").to_json().expect("json");
+        assert!(
+            !json.contains("till-token-0123456789") && !json.contains("whsec_0123456789abcdef"),
+            "{json}"
+        );
+        assert!(json.contains("${TILL_TOKEN}"), "{json}");
+    }
+
+    #[test]
+    fn two_sources_with_one_name_or_one_path_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("dup.toml");
+        std::fs::write(
+            &file,
+            "[[sources]]\ntype = \"webhook\"\nname = \"a\"\npath = \"pos\"\n[[sources]]\ntype = \"webhook\"\nname = \"b\"\npath = \"pos\"\n",
+        )
+        .expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("same path"));
+        assert!(err.contains("block 1") && err.contains("/ingest/pos"), "{err}");
+        std::fs::write(
+            &file,
+            "[[sources]]\ntype = \"csv\"\nname = \"x\"\n[[sources]]\ntype = \"webhook\"\nname = \"x\"\n",
+        )
+        .expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("same name"));
+        assert!(err.contains("already called \"x\""), "{err}");
+        std::fs::write(&file, "[[sources]]\ntype = \"ftp\"\n").expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("unknown type"));
+        assert!(err.contains("ftp"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_enables_every_source_type() {
+        let c = Config::load(Some(&example("retail.example.toml"))).expect("example");
+        let kinds: Vec<&str> = c.sources.iter().map(SourceConfig::kind).collect();
+        assert_eq!(kinds, vec!["generator", "webhook", "csv"]);
     }
 
     #[test]

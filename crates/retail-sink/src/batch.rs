@@ -1,7 +1,7 @@
 //! What the landing hands to a store, and what the store reports back.
 
 use chrono::{DateTime, Utc};
-use retail_core::{DeadLetter, Sale, TopicPartition};
+use retail_core::{DeadLetter, Origin, Sale, TopicPartition};
 use uuid::Uuid;
 
 use crate::derived::SharedDerived;
@@ -62,6 +62,20 @@ pub struct LandingBatch {
     pub offsets: Vec<OffsetRange>,
     /// What stream processing derived from the batch, written in the same transaction.
     pub derived: SharedDerived,
+    /// Where each row came from, with its raw bytes: what a dead letter needs if the store
+    /// refuses the row ([`crate::isolate`]). Not written otherwise; may be empty.
+    pub origins: Vec<RowOrigin>,
+}
+
+/// The log record a row of [`LandingBatch::sales`] or [`LandingBatch::events`] was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowOrigin {
+    /// The row's event id.
+    pub event_id: Uuid,
+    /// Source, topic, partition and offset.
+    pub origin: Origin,
+    /// The record's bytes as the producer sent them.
+    pub raw: Vec<u8>,
 }
 
 impl LandingBatch {

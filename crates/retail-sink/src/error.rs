@@ -27,6 +27,16 @@ pub enum Error {
         /// Whether retrying later may succeed (busy, locked, I/O).
         retryable: bool,
     },
+    /// The store refused the batch for its data: a value out of range or not representable, a
+    /// constraint (PostgreSQL SQLSTATE classes 22, 23 and 54; SQLite constraint, too big,
+    /// mismatch), or a sum that overflows. Retrying the same batch fails the same way, so the
+    /// landing finds the records at fault with [`crate::isolate`] and dead-letters them with
+    /// this message (ADR 0008).
+    #[error("{message}")]
+    Refused {
+        /// The store's message, naming the backend, statement and value.
+        message: String,
+    },
     /// The stored next offset of a partition is not where the batch starts: another writer
     /// moved it. Nothing was written; reload offsets and seek.
     #[error("offset conflict on {tp}: store has next offset {stored}, batch starts at {batch_first}")]
@@ -56,7 +66,14 @@ impl Error {
     pub const fn is_retryable(&self) -> bool {
         match self {
             Self::Postgres { retryable, .. } | Self::Sqlite { retryable, .. } => *retryable,
-            Self::OffsetConflict { .. } | Self::Migration { .. } | Self::Config(_) => false,
+            Self::Refused { .. } | Self::OffsetConflict { .. } | Self::Migration { .. } | Self::Config(_) => {
+                false
+            }
         }
+    }
+
+    /// Whether the store refused the batch for its data (see [`Error::Refused`]).
+    pub const fn is_refused(&self) -> bool {
+        matches!(self, Self::Refused { .. })
     }
 }

@@ -13,7 +13,9 @@
 //! - [`postgres`]: tokio-postgres, binary COPY, day partitions of `sales_raw`.
 //! - [`sqlite`]: bundled SQLite in WAL mode on a blocking thread.
 //! - [`read`]: the [`Reader`] the REST API and the dashboard query, with its own connection.
-//! - [`error`]: the crate's error, with [`Error::is_retryable`].
+//! - [`error`]: the crate's error, with [`Error::is_retryable`] and [`Error::is_refused`].
+//! - [`isolate`]: when the store refuses a batch for its data, finds the rows at fault,
+//!   dead-letters them and lands the rest in one transaction.
 //! - `dedup`: in-batch de-duplication by `event_id`, shared by both backends.
 //! - `migrations/<backend>/*.sql`: the schema, applied at open.
 //! - this file: the [`Store`] trait and [`open`] by URL ([`StoreUrl`]).
@@ -22,6 +24,7 @@ pub mod batch;
 mod dedup;
 pub mod derived;
 mod error;
+pub mod isolate;
 pub mod postgres;
 pub mod read;
 pub mod sqlite;
@@ -31,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use batch::{BatchOutcome, LandedEvent, LandedSale, LandingBatch, OffsetRange};
+pub use batch::{BatchOutcome, LandedEvent, LandedSale, LandingBatch, OffsetRange, RowOrigin};
 pub use derived::{AggregateTable, CatalogRow, CatalogSnapshot, Derived, PartitionWatermark};
 pub use error::{Error, Result};
 pub use read::{open_reader, Reader};
@@ -80,6 +83,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// [`OffsetRange::first`] (someone else moved it), nothing is written and
     /// [`Error::OffsetConflict`] is returned. A partition with no stored offset accepts any start.
     async fn write_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome>;
+
+    /// Does everything [`Store::write_batch`] does in a transaction and rolls it back: whether
+    /// the store would accept `batch`, and if not, its error. [`isolate`] bisects a refused
+    /// batch with it.
+    async fn probe_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome>;
 
     /// Creates the aggregate tables (and their ranking views) that do not exist yet, checks
     /// that those that exist have the columns the definitions need, and remembers the list:

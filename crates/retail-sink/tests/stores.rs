@@ -40,6 +40,10 @@ macro_rules! suite {
             crate::behaviour::aggregates_take_each_event_once($fixture).await
         }
         #[tokio::test]
+        async fn refused_rows_become_dead_letters_and_the_rest_lands() {
+            crate::behaviour::refused_rows_become_dead_letters_and_the_rest_lands($fixture).await
+        }
+        #[tokio::test]
         async fn reopen_keeps_data() {
             crate::behaviour::reopen_keeps_data($fixture).await
         }
@@ -53,6 +57,57 @@ mod pg {
     use crate::common::{self, dead_letter, ids, order, range, sale, ts};
 
     suite!(common::pg().await);
+
+    /// The values PostgreSQL itself refuses (issue 18, item 1), each among good rows: a NUL in
+    /// `source`, a price past numeric(12,2), U+0000 and a lone surrogate in a jsonb payload.
+    /// The decoder keeps them out of the landing; if one still reaches the store, it becomes a
+    /// dead letter with the server's message and SQLSTATE, and the rest lands.
+    #[tokio::test]
+    async fn values_postgres_refuses_become_dead_letters() {
+        let f = common::pg().await;
+        let store = f.open().await;
+        let p = TopicPartition::new("sales", 0);
+        let id = ids(8);
+        let at = ts("2026-11-21T10:00:00Z");
+        let mut nul_source = sale(id[1], at, 1, 1);
+        nul_source.source = "po\0s".into();
+        let mut huge_price = sale(id[2], at, 1, 1);
+        huge_price.sale.unit_price = Some(rust_decimal::Decimal::new(10_000_000_000, 0));
+        let mut nul_payload = order(id[4], at);
+        nul_payload.payload = r#"{"type":"order","note":"a\u0000b"}"#.into();
+        let mut surrogate = order(id[5], at);
+        surrogate.payload = r#"{"type":"order","note":"\ud800"}"#.into();
+        let batch = LandingBatch {
+            group: "landing".into(),
+            sales: vec![
+                sale(id[0], at, 1, 1),
+                nul_source,
+                huge_price,
+                sale(id[3], at, 2, 1),
+            ],
+            events: vec![nul_payload, order(id[6], at), surrogate],
+            offsets: vec![range(&p, 0, 7)],
+            ..Default::default()
+        };
+        let err = store.write_batch(&batch).await.expect_err("refused");
+        assert!(err.is_refused(), "{err}");
+        let done = retail_sink::isolate::write_isolating(&*store, &batch, err)
+            .await
+            .expect("isolate");
+        let reasons: Vec<&str> = done.refused.iter().map(|d| d.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 4, "{reasons:#?}");
+        assert!(reasons[0].contains("SQLSTATE 22021"), "{reasons:#?}"); // NUL in text
+        assert!(reasons[1].contains("SQLSTATE 22003"), "{reasons:#?}"); // numeric overflow
+        assert!(reasons[2].contains("SQLSTATE 22P05"), "{reasons:#?}"); // \u0000 in jsonb
+        assert!(
+            reasons[3].contains("SQLSTATE 22P05") || reasons[3].contains("SQLSTATE 22P02"),
+            "{reasons:#?}"
+        );
+        assert_eq!(store.count(Table::SalesRaw).await.expect("count"), 2);
+        assert_eq!(store.count(Table::EventsRaw).await.expect("count"), 1);
+        assert_eq!(store.count(Table::DeadLetters).await.expect("count"), 4);
+        assert_eq!(store.offsets("landing").await.expect("offsets"), vec![(p, 7)]);
+    }
 
     /// `sales_raw` really is partitioned, by UTC day, with partitions created on demand even
     /// by two stores racing for the same new day; migrations are recorded once.

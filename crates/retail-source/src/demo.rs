@@ -1,12 +1,15 @@
 //! The sources `demo` runs with no configuration, and how its flags change them. Kept here so
 //! the binary knows no source type: it hands over its flags and gets `[[sources]]` back.
 
+use crate::csv::CsvConfig;
 use crate::generator::GeneratorConfig;
 use crate::registry::SourceConfig;
 use crate::webhook::WebhookConfig;
 
 /// The name (and path) of the webhook `demo` adds: `POST /ingest/pos`.
 pub const DEMO_WEBHOOK: &str = "pos";
+/// The name of the CSV folder `demo` adds at `<data-dir>/inbox`.
+pub const DEMO_INBOX: &str = "inbox";
 
 /// `demo`'s flags that shape its sources. `None` keeps the configured value.
 #[derive(Debug, Clone, Default)]
@@ -30,10 +33,18 @@ pub struct DemoFlags {
 
 /// Completes `sources` for `demo`: a generator unless one is configured or `--rate 0`
 /// switches it off, with the flags applied to every generator; a webhook at
-/// `POST /ingest/pos` unless a webhook is configured.
+/// `POST /ingest/pos` unless a webhook is configured; a CSV folder at `<data-dir>/inbox`
+/// unless a CSV source is configured.
 pub fn demo_sources(sources: &mut Vec<SourceConfig>, flags: &DemoFlags) {
     if !sources.iter().any(|s| matches!(s, SourceConfig::Webhook(_))) {
         sources.push(SourceConfig::Webhook(WebhookConfig::named(DEMO_WEBHOOK)));
+    }
+    if !sources.iter().any(|s| matches!(s, SourceConfig::Csv(_))) {
+        // `dir` unset: `<data_dir>/inbox`, resolved when the source is built.
+        sources.push(SourceConfig::Csv(CsvConfig {
+            name: DEMO_INBOX.to_owned(),
+            ..CsvConfig::default()
+        }));
     }
     let generator_off = flags.rate == Some(0.0);
     if generator_off {

@@ -22,9 +22,12 @@
 //!   task appends to the log (`source.rs`).
 //! - [`webhook`]: the HTTP webhook receiver at `POST /ingest/<path>` (tills, e-commerce,
 //!   payment providers): formats, auth, idempotency, backpressure.
+//! - [`csv`]: the CSV drop folder (ERP exports): readiness, mapping, a checksum ledger that
+//!   resumes mid-file, `processed/` and `failed/`.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
 
 pub mod context;
+pub mod csv;
 pub mod demo;
 pub mod error;
 pub mod generator;

@@ -3,9 +3,11 @@
 //! order's events share a partition), and the headers every source sets let consumers route
 //! and count records without parsing them.
 
+use chrono::{DateTime, Utc};
 use retail_core::event::SCHEMA_VERSION;
 use retail_core::Event;
 use retail_log::{Header, ProducerRecord};
+use uuid::Uuid;
 
 /// Names of the headers every source puts on its records.
 pub mod headers {
@@ -34,7 +36,38 @@ pub fn event_record(event: &Event) -> ProducerRecord {
     }
 }
 
-fn header(key: &str, value: &[u8]) -> Header {
+/// A UUIDv7 whose time is the event's and whose other bits hash what identifies the input
+/// (`seed`: the source and the `Idempotency-Key`, the item's bytes, or a file's checksum; and
+/// the item's position). The same input sent or read again gets the same id, so the landing's
+/// event ledger lands it once; ids stay ordered by event time, which keeps the store's index
+/// appends cheap.
+pub fn derived_id(ts: DateTime<Utc>, seed: &[u8], position: usize) -> Uuid {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(seed);
+    h.update((position as u64).to_le_bytes());
+    let digest = h.finalize();
+    let mut bits = [0u8; 10];
+    bits.copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(ts.timestamp_millis()).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &bits).into_uuid()
+}
+
+/// Header names of a record a source refused, carried to the landing so its dead letter says
+/// why and where (file and line), not only the log position.
+pub mod reject {
+    /// Why the source refused the input.
+    pub const REASON: &str = "reject_reason";
+    /// A short class of the refusal (`csv_row`, ...).
+    pub const KIND: &str = "reject_kind";
+    /// The file the input came from.
+    pub const FILE: &str = "origin_file";
+    /// The 1-based line in that file.
+    pub const LINE: &str = "origin_line";
+}
+
+/// A record header.
+pub fn header(key: &str, value: &[u8]) -> Header {
     Header {
         key: key.to_owned(),
         value: value.to_vec(),

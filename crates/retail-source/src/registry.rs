@@ -99,6 +99,8 @@ sources! {
     Generator(crate::generator::GeneratorConfig),
     /// HTTP webhook receiver at `POST /ingest/<path>` (`webhook/`).
     Webhook(crate::webhook::WebhookConfig),
+    /// CSV drop folder (`csv/`).
+    Csv(crate::csv::CsvConfig),
 }
 
 impl SourceConfig {

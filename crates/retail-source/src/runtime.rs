@@ -213,7 +213,17 @@ impl SourceRuntime {
     /// batch may be acknowledged then. A log error that retrying cannot fix is returned.
     pub async fn append_with(
         &self,
+        make: impl FnMut() -> Vec<ProducerRecord>,
+    ) -> Result<Option<Vec<RecordMetadata>>> {
+        self.append_counted(make, None).await
+    }
+
+    /// [`Self::append_with`], counting `accepted` records as accepted instead of the whole
+    /// batch (the rest are refused inputs carried to the dead letters).
+    pub async fn append_counted(
+        &self,
         mut make: impl FnMut() -> Vec<ProducerRecord>,
+        accepted: Option<u64>,
     ) -> Result<Option<Vec<RecordMetadata>>> {
         let mut backoff = BACKOFF.0;
         let mut failed = false;
@@ -225,7 +235,7 @@ impl SourceRuntime {
             }
             match self.inner.log.append(batch).await {
                 Ok(meta) => {
-                    self.inner.accepted.inc_by(n);
+                    self.inner.accepted.inc_by(accepted.unwrap_or(n));
                     if failed {
                         info!(message = "append succeeded after retrying", source = %self.inner.name);
                         self.recovered();

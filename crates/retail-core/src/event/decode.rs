@@ -26,6 +26,14 @@ pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 const MIN_TS_MS: i64 = 946_684_800_000; // 2000-01-01T00:00:00Z
 const MAX_TS_MS: i64 = 4_102_444_800_000; // 2100-01-01T00:00:00Z
 
+/// Money (`unit_price`, `amount`, `price`) must be below this: PostgreSQL keeps it in
+/// `numeric(12, 2)`, which holds at most 9,999,999,999.99 (ADR 0008).
+pub const MONEY_LIMIT: i64 = 10_000_000_000;
+
+/// Largest stock count: aggregates sum counts in 64-bit integer columns, and a count this
+/// large leaves room for nine million of them in one sum (ADR 0008).
+pub const MAX_COUNT: i64 = 1_000_000_000_000;
+
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -64,7 +72,9 @@ impl DecodeError {
             }
             return "invalid_field";
         }
-        if first.message.starts_with("event is") {
+        if first.message.starts_with("a string") {
+            "invalid_field"
+        } else if first.message.starts_with("event is") {
             "oversized"
         } else if first.message.starts_with("not UTF-8") {
             "not_utf8"
@@ -227,6 +237,17 @@ pub fn decode_with(
         None => None,
     };
 
+    // Fields we do not read are still kept (the events_raw payload is the whole event): refuse
+    // what jsonb cannot hold anywhere in the text, unless a field already said so.
+    if c.errors.is_empty() {
+        if let Some(problem) = unstorable_escape(text) {
+            c.errors.push(FieldError {
+                path: String::new(),
+                message: problem,
+            });
+        }
+    }
+
     match (c.errors.is_empty(), ts, source, body) {
         (true, Some(ts), Some(source), Some(body)) => Ok(Event {
             event_id: event_id.unwrap_or_else(|| fill_id(ts)),
@@ -257,9 +278,16 @@ fn sale(c: &mut Checker, raw: &RawFields<'_>, kind: &str) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
     let sku = c.id("sku", raw.sku);
     let qty = c.req(raw.qty, "qty", Checker::non_zero_i32);
-    let unit_price = raw.unit_price.and_then(|v| c.money("unit_price", v));
+    let unit_price = raw.unit_price.and_then(|v| c.cents("unit_price", v));
     let seller_id = raw.seller_id.and_then(|v| c.id("seller_id", Some(v)));
     let qty = qty?;
+    if let Some(p) = unit_price {
+        // Bounded prices cannot overflow here; checked anyway, as everything from outside is.
+        if p.checked_mul(Decimal::from(qty)).is_none() {
+            c.fail("unit_price", format!("unit_price * qty overflows ({p} * {qty})"));
+            return None;
+        }
+    }
     // The seed's shape has no type: a negative quantity there is a return.
     let kind = match kind {
         "return" => SaleKind::Return,
@@ -395,7 +423,7 @@ fn product(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     let sku = c.id("sku", raw.sku);
     let name = c.req(raw.name, "name", Checker::nonempty);
     let category = c.req(raw.category, "category", Checker::nonempty);
-    let price = raw.price.and_then(|v| c.money("price", v));
+    let price = raw.price.and_then(|v| c.cents("price", v));
     Some(EventBody::Product(Product {
         sku: sku?,
         name: name?,
@@ -444,6 +472,13 @@ impl Checker {
                 return Some(text[1..text.len() - 1].to_owned());
             }
             if let Ok(s) = serde_json::from_str::<String>(text) {
+                if s.contains('\0') {
+                    self.fail(
+                        path,
+                        format!("must not contain U+0000 (PostgreSQL text refuses it), got {text}"),
+                    );
+                    return None;
+                }
                 return Some(s);
             }
         }
@@ -504,6 +539,10 @@ impl Checker {
 
     fn non_negative(&mut self, path: &str, v: &RawValue) -> Option<i64> {
         match Self::integer(v) {
+            Some(n) if n > MAX_COUNT => {
+                self.fail(path, format!("must be at most {MAX_COUNT}, got {}", v.get()));
+                None
+            }
             Some(n) if n >= 0 => Some(n),
             _ => {
                 self.fail(path, format!("must be a non-negative integer, got {}", v.get()));
@@ -521,12 +560,36 @@ impl Checker {
             .unwrap_or(text);
         let parsed = Decimal::from_str(digits).or_else(|_| Decimal::from_scientific(digits));
         match parsed {
+            Ok(d) if !d.is_sign_negative() && d >= Decimal::from(MONEY_LIMIT) => {
+                self.fail(
+                    path,
+                    format!(
+                        "must be below {MONEY_LIMIT} (the stores hold 10 digits before the point), got {text}"
+                    ),
+                );
+                None
+            }
             Ok(d) if !d.is_sign_negative() => Some(d.normalize()),
             _ => {
                 self.fail(path, format!("must be a non-negative decimal number, got {text}"));
                 None
             }
         }
+    }
+
+    /// A price kept in a `numeric(12, 2)` column: [`Self::money`] with at most two decimals, so
+    /// the raw row and the aggregates hold the same number (ADR 0008). Trailing zeros do not
+    /// count (`19.990` is `19.99`).
+    fn cents(&mut self, path: &str, v: &RawValue) -> Option<Decimal> {
+        let d = self.money(path, v)?;
+        if d.scale() > 2 {
+            self.fail(
+                path,
+                format!("must have at most 2 decimal places (cents), got {}", v.get()),
+            );
+            return None;
+        }
+        Some(d)
     }
 
     fn uuid(&mut self, path: &str, v: &RawValue) -> Option<Uuid> {
@@ -582,4 +645,51 @@ impl Checker {
         );
         None
     }
+}
+
+/// The first `\u` escape in `text` (valid JSON) that PostgreSQL's jsonb refuses: U+0000, or a
+/// surrogate that is not half of a pair. Escapes only occur inside strings, so scanning the
+/// whole text finds those of every field, read or not.
+fn unstorable_escape(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let hex = |at: usize| -> Option<u32> {
+        let digits = b.get(at..at + 4)?;
+        u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) != Some(&b'u') {
+            i += 2; // `\\`, `\"`, `\n`...: the escaped character is not an escape itself
+            continue;
+        }
+        let Some(cp) = hex(i + 2) else {
+            i += 2;
+            continue;
+        };
+        if cp == 0 {
+            return Some(format!(
+                "a string at byte {i} contains \\u0000 (U+0000), which PostgreSQL text and jsonb refuse"
+            ));
+        }
+        if (0xD800..0xDC00).contains(&cp) {
+            let low = (b.get(i + 6) == Some(&b'\\') && b.get(i + 7) == Some(&b'u'))
+                .then(|| hex(i + 8))
+                .flatten();
+            if low.is_some_and(|l| (0xDC00..0xE000).contains(&l)) {
+                i += 12;
+                continue;
+            }
+        }
+        if (0xD800..0xE000).contains(&cp) {
+            return Some(format!(
+                "a string at byte {i} contains a lone surrogate \\u{cp:04x}, which is not Unicode text"
+            ));
+        }
+        i += 6;
+    }
+    None
 }

@@ -58,8 +58,74 @@ impl EmbeddedConfig {
     }
 }
 
+/// Smallest segment accepted: smaller ones roll a new file every few records (file handles,
+/// fsyncs and directory entries per record).
+pub const MIN_SEGMENT_BYTES: u64 = 512;
+/// Largest segment accepted (1 TiB).
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 40;
+/// Largest record limit accepted (256 MiB): each record is read into memory whole.
+pub const MAX_RECORD_LIMIT: usize = 256 * 1024 * 1024;
+
+impl EmbeddedConfig {
+    /// Refuses settings that would make the log unusable or hang it, naming the key under
+    /// `[log]` (issue 18, item 8). [`super::EmbeddedLog::open`] calls it; `check-config` should too.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
+            return Err(format!(
+                "log.segment_bytes: must be between {MIN_SEGMENT_BYTES} and {MAX_SEGMENT_BYTES}, got {}",
+                self.segment_bytes
+            ));
+        }
+        if !(1..=MAX_RECORD_LIMIT).contains(&self.max_record_bytes) {
+            return Err(format!(
+                "log.max_record_bytes: must be between 1 and {MAX_RECORD_LIMIT}, got {}",
+                self.max_record_bytes
+            ));
+        }
+        if self.fsync == FsyncPolicy::Interval && !(1..=60_000).contains(&self.fsync_interval_ms) {
+            return Err(format!(
+                "log.fsync_interval_ms: must be between 1 and 60000 with fsync = \"interval\", got {}",
+                self.fsync_interval_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for EmbeddedConfig {
     fn default() -> Self {
         Self::defaults()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_that_would_hang_the_log_are_refused_naming_the_key() {
+        assert_eq!(EmbeddedConfig::default().validate(), Ok(()));
+        let bad = |c: EmbeddedConfig| c.validate().expect_err("refused");
+        let e = bad(EmbeddedConfig {
+            segment_bytes: 0,
+            ..EmbeddedConfig::default()
+        });
+        assert!(e.starts_with("log.segment_bytes: must be between 512"), "{e}");
+        let e = bad(EmbeddedConfig {
+            max_record_bytes: 0,
+            ..EmbeddedConfig::default()
+        });
+        assert!(e.starts_with("log.max_record_bytes:"), "{e}");
+        let e = bad(EmbeddedConfig {
+            max_record_bytes: usize::MAX,
+            ..EmbeddedConfig::default()
+        });
+        assert!(e.starts_with("log.max_record_bytes:"), "{e}");
+        let e = bad(EmbeddedConfig {
+            fsync: FsyncPolicy::Interval,
+            fsync_interval_ms: 0,
+            ..EmbeddedConfig::default()
+        });
+        assert!(e.starts_with("log.fsync_interval_ms:"), "{e}");
     }
 }

@@ -52,13 +52,60 @@ pub(crate) struct Shared {
     pub failure: Mutex<Option<Failure>>,
     /// Consumer groups' committed offsets.
     pub offsets: OffsetStore,
+    /// The open lock file, holding the directory's exclusive lock until the log is closed or
+    /// dropped (consumers may hold this state longer; they only read).
+    lock: Mutex<Option<std::fs::File>>,
+}
+
+/// The lock file in the log directory: held with an exclusive `flock` while the log is open,
+/// and holding the pid of the process that holds it, for the error a second opener gets.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Takes the directory's exclusive lock, or says who holds it. The OS drops the lock when the
+/// process ends however it ends (`kill -9` included), so a stale lock file never blocks.
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            // Best effort: the holder writes its pid right after locking.
+            let _ = file.read_to_string(&mut text);
+            let holder = match text.trim() {
+                "" => "pid unknown".to_owned(),
+                pid => format!("pid {pid}"),
+            };
+            return Err(Error::Locked {
+                dir: dir.display().to_string(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush())
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(file)
 }
 
 impl Shared {
     /// Opens the directory: recovers every topic, reads every group's committed offsets, then
     /// applies retention.
     fn open(dir: PathBuf, config: EmbeddedConfig) -> Result<Self> {
+        config.validate().map_err(Error::Config)?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // Before anything is read: recovery truncates and retention deletes (issue 18, item 2).
+        let lock = lock_dir(&dir)?;
         let offsets_dir = dir.join(OFFSETS_DIR);
         if !offsets_dir.exists() {
             std::fs::create_dir_all(&offsets_dir).map_err(|e| Error::io(&offsets_dir, e))?;
@@ -102,6 +149,7 @@ impl Shared {
             appended: watch::Sender::new(0),
             dirty: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
+            lock: Mutex::new(Some(lock)),
         };
         apply_retention(&shared);
         Ok(shared)
@@ -258,10 +306,17 @@ impl EmbeddedLog {
     pub async fn close(&self) -> Result<()> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
         let threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner).take();
-        match threads {
+        let joined = match threads {
             Some(threads) => blocking(move || threads.join()).await,
             None => Ok(()),
-        }
+        };
+        // Nothing writes, truncates or deletes any more: another process may open the directory.
+        self.shared
+            .lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        joined
     }
 
     /// The log directory.
@@ -346,6 +401,11 @@ impl Drop for EmbeddedLog {
                 warn!(message = "log shut down with an error", error = %e);
             }
         }
+        self.shared
+            .lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 }
 

@@ -83,6 +83,14 @@ impl Compiled {
     }
 }
 
+/// Most windows one event may fall in (`size / advance` of a hopping window): each is a
+/// contribution computed and written per event, so more would stall the landing (issue 18).
+pub const MAX_WINDOWS_PER_EVENT: i64 = 10_000;
+
+/// Longest window, 3660 days: events are accepted from 2000 to 2100, and longer windows only
+/// invite arithmetic at the edge of the time range.
+pub const MAX_WINDOW_MS: i64 = 3660 * 86_400_000;
+
 /// Compiles `specs` in order; table indexes follow that order.
 pub fn compile(specs: &[AggregateSpec]) -> Result<Vec<Compiled>, String> {
     let mut names = HashSet::new();
@@ -174,6 +182,16 @@ pub fn compile(specs: &[AggregateSpec]) -> Result<Vec<Compiled>, String> {
         }
 
         let size = duration(&spec.window.size).map_err(|m| at("window.size", m))?;
+        if size > MAX_WINDOW_MS {
+            return Err(at(
+                "window.size",
+                format!(
+                    "{:?} is longer than {} days, the longest window accepted",
+                    spec.window.size,
+                    MAX_WINDOW_MS / 86_400_000
+                ),
+            ));
+        }
         let window = match (spec.window.kind, &spec.window.advance) {
             (WindowKind::Tumbling, None) => Window { size, advance: size },
             (WindowKind::Tumbling, Some(_)) => {
@@ -194,6 +212,17 @@ pub fn compile(specs: &[AggregateSpec]) -> Result<Vec<Compiled>, String> {
                     return Err(at(
                         "window.advance",
                         format!("{a:?} is longer than the window size {:?}", spec.window.size),
+                    ));
+                }
+                // Each event lands in size/advance windows: a tiny advance is a hang.
+                let per_event = (size + advance - 1) / advance;
+                if per_event > MAX_WINDOWS_PER_EVENT {
+                    return Err(at(
+                        "window.advance",
+                        format!(
+                            "{a:?} puts each event in {per_event} windows of {:?}; at most {MAX_WINDOWS_PER_EVENT} are accepted (use a larger advance)",
+                            spec.window.size
+                        ),
                     ));
                 }
                 Window { size, advance }
@@ -387,6 +416,28 @@ mod tests {
         .expect_err("must be refused");
         assert!(
             err.starts_with("aggregate \"a\": filter.colour: unknown field \"colour\" of topic sales"),
+            "{err}"
+        );
+    }
+
+    /// A hopping window with a tiny advance puts one event in billions of windows (`30d` by
+    /// `1ms` is 2.6e9): refused at load, naming the key (issue 18, item 8).
+    #[test]
+    fn windows_that_would_hang_the_process_are_refused() {
+        let base = |window: &str| {
+            format!(
+                "[[aggregates]]\nname = \"a\"\ngroup_by = [\"store_id\"]\nwindow = {window}\nmeasures = [{{ name = \"n\", fn = \"count\" }}]\n"
+            )
+        };
+        let err = one(&base(r#"{ kind = "hopping", size = "30d", advance = "1ms" }"#)).expect_err("refused");
+        assert!(
+            err.starts_with("aggregate \"a\": window.advance: \"1ms\" puts each event in 2592000000 windows"),
+            "{err}"
+        );
+        assert!(one(&base(r#"{ kind = "hopping", size = "1d", advance = "10s" }"#)).is_ok());
+        let err = one(&base(r#"{ kind = "tumbling", size = "20000d" }"#)).expect_err("refused");
+        assert!(
+            err.starts_with("aggregate \"a\": window.size: \"20000d\" is longer than"),
             "{err}"
         );
     }

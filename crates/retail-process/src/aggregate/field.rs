@@ -171,7 +171,9 @@ impl Field {
                 Self::Sku => int(s.sku),
                 Self::Qty => int(i64::from(s.qty)),
                 Self::UnitPrice => dec(s.unit_price),
-                Self::Amount => dec(s.unit_price.map(|p| p * Decimal::from(s.qty))),
+                // The decoder refuses a price whose product with qty overflows; checked here
+                // too, so no input can make this panic (absent rather than wrong if it did).
+                Self::Amount => dec(s.unit_price.and_then(|p| p.checked_mul(Decimal::from(s.qty)))),
                 Self::SellerId => s.seller_id.map_or(Value::Null, int),
                 Self::City => joined(catalog.store(s.store_id).map(|st| &st.city)),
                 Self::Country => joined(catalog.store(s.store_id).map(|st| &st.country)),

@@ -1,9 +1,11 @@
 //! One log record -> a row for the store or a dead letter.
 
 use chrono::Utc;
-use retail_core::{decode_with, DeadLetter, DecodeError, Event, EventBody, Origin, TopicPartition};
+use retail_core::{
+    decode_with, DeadLetter, DecodeError, Event, EventBody, FieldError, Origin, TopicPartition,
+};
 use retail_log::ConsumedRecord;
-use retail_sink::{LandedEvent, LandedSale, LandingBatch};
+use retail_sink::{LandedEvent, LandedSale, LandingBatch, RowOrigin};
 use uuid::Uuid;
 
 /// A record read from the log and decoded, with where it came from.
@@ -14,21 +16,50 @@ pub(super) struct Decoded {
     pub source: String,
     pub raw: Vec<u8>,
     pub result: Result<Event, DecodeError>,
+    /// File and line, for input a file source refused (from the reject headers).
+    pub file: Option<(String, Option<u64>)>,
 }
 
-/// Decodes one record. A missing `event_id` is derived from the record's position.
+/// Header names of a record its source refused (as `retail_source::record::reject` sets
+/// them): the landing dead-letters such a record with that reason, file and line, without
+/// decoding it.
+const REJECT_REASON: &str = "reject_reason";
+const REJECT_FILE: &str = "origin_file";
+const REJECT_LINE: &str = "origin_line";
+
+/// Decodes one record. A missing `event_id` is derived from the record's position. A record
+/// its source already refused is not decoded: it carries its reason.
 pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
-    let source = header(&rec, "source").unwrap_or(&rec.topic).to_owned();
+    // The header is the producer's: a NUL in it would make the dead letter (and the row, when
+    // the event names no source) unstorable in PostgreSQL (ADR 0008).
+    let source = retail_sink::isolate::storable(header(&rec, "source").unwrap_or(&rec.topic));
     let (topic, partition, offset) = (rec.topic.as_str(), rec.partition, rec.offset);
-    let result = decode_with(&rec.value, &source, |ts| {
-        position_id(ts.timestamp_millis(), topic, partition, offset)
-    });
+    let file = header(&rec, REJECT_FILE)
+        .filter(|_| header(&rec, REJECT_REASON).is_some())
+        .map(|f| {
+            (
+                f.to_owned(),
+                header(&rec, REJECT_LINE).and_then(|l| l.parse().ok()),
+            )
+        });
+    let result = match header(&rec, REJECT_REASON) {
+        Some(reason) => Err(DecodeError {
+            problems: vec![FieldError {
+                path: String::new(),
+                message: reason.to_owned(),
+            }],
+        }),
+        None => decode_with(&rec.value, &source, |ts| {
+            position_id(ts.timestamp_millis(), topic, partition, offset)
+        }),
+    };
     Decoded {
         tp: TopicPartition::new(rec.topic, rec.partition),
         offset: rec.offset,
         source,
         raw: rec.value,
         result,
+        file,
     }
 }
 
@@ -37,6 +68,7 @@ pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
 pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'static str> {
     match d.result {
         Ok(event) => {
+            let event_id = event.event_id;
             match event.body {
                 EventBody::Sale(sale) => batch.sales.push(LandedSale {
                     event_id: event.event_id,
@@ -56,14 +88,29 @@ pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'stat
                     });
                 }
             }
+            // Kept (moved, not copied) in case the store refuses the row (ADR 0008).
+            batch.origins.push(RowOrigin {
+                event_id,
+                origin: Origin::log(d.source, &d.tp, d.offset),
+                raw: d.raw,
+            });
             None
         }
         Err(err) => {
-            let kind = err.kind();
+            let kind = if d.file.is_some() {
+                "rejected_at_source"
+            } else {
+                err.kind()
+            };
+            let mut origin = Origin::log(d.source, &d.tp, d.offset);
+            if let Some((file, line)) = d.file {
+                origin.file = Some(file);
+                origin.line = line;
+            }
             batch.dead_letters.push(DeadLetter {
                 reason: err.to_string(),
                 kind,
-                origin: Origin::log(d.source, &d.tp, d.offset),
+                origin,
                 rejected_at: Utc::now(),
                 raw: d.raw,
             });
@@ -140,6 +187,32 @@ mod tests {
         assert_eq!(
             dl.raw,
             br#"{"store_id":1,"sku":2,"qty":"two","ts":1723456789000}"#
+        );
+    }
+
+    #[test]
+    fn a_record_its_source_refused_is_a_dead_letter_with_file_and_line() {
+        let mut rec = record(b",2,101,two,1.00,7,1723456789000", 9);
+        for (k, v) in [
+            (
+                "reject_reason",
+                "line 3, column \"qty\" (qty): expected a whole number, got \"two\"",
+            ),
+            ("origin_file", "export.csv"),
+            ("origin_line", "3"),
+        ] {
+            rec.headers.push(retail_log::Header {
+                key: k.into(),
+                value: v.as_bytes().to_vec(),
+            });
+        }
+        let mut batch = LandingBatch::default();
+        assert_eq!(add_record(&mut batch, rec), Some("rejected_at_source"));
+        let dl = &batch.dead_letters[0];
+        assert!(dl.reason.contains("expected a whole number"), "{}", dl.reason);
+        assert_eq!(
+            dl.origin.to_string(),
+            "source pos, topic sales partition 3 offset 9, file export.csv line 3"
         );
     }
 

@@ -551,6 +551,27 @@ impl Writer<'_> {
                     warn!(message = "batch had committed before the connection dropped; counts of this batch are unknown");
                     return Ok(Some(BatchOutcome::default()));
                 }
+                Err(e) if e.is_refused() => {
+                    // The store refuses some rows' data: set them aside as dead letters and land
+                    // the rest, offsets included, in one transaction (ADR 0008).
+                    warn!(message = "store refused the batch for its data; isolating the rows at fault", error = %e);
+                    match retail_sink::isolate::write_isolating(&*l.store, batch, e).await {
+                        Ok(done) => {
+                            for dl in &done.refused {
+                                warn!(message = "row refused by the store, dead-lettered", origin = %dl.origin, reason = %dl.reason);
+                                l.metrics.dead_letters("landing", dl.kind).inc();
+                            }
+                            return Ok(Some(done.outcome));
+                        }
+                        Err(e) if e.is_retryable() => {
+                            l.metrics.landing_retries().inc();
+                            warn!(message = "store failed while isolating refused rows, retrying the batch", error = %e, attempt);
+                            l.backoff(attempt).await;
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 Err(e) if e.is_retryable() => {
                     l.metrics.landing_retries().inc();
                     l.health

@@ -202,4 +202,3 @@ fn parse_event(body: &[u8], source: &str) -> ApiResult<Event> {
         ApiError::invalid(&field, format!("the fixed event is still invalid: {e}"))
     })
 }
-

@@ -172,6 +172,15 @@ impl Contributions {
         self.entries.is_empty()
     }
 
+    /// The contributions of the events `keep` accepts only (setting aside records the store
+    /// refused, ADR 0008). Groups stay; a group left without entries writes no row.
+    #[must_use]
+    pub fn retain_events(&self, keep: impl Fn(&Uuid) -> bool) -> Self {
+        let mut out = self.clone();
+        out.entries.retain(|e| keep(&e.event_id));
+        out
+    }
+
     /// Every contribution as a standalone value, in the order added (for tests and diagnostics).
     pub fn to_vec(&self) -> Vec<Contribution> {
         self.entries

@@ -53,6 +53,22 @@ pub struct TableDelta {
     pub rows: Vec<DeltaRow>,
 }
 
+/// A sum that does not fit its type: the batch cannot be written as it is. Names the table, the
+/// measure, the window and the event whose input overflowed, so the landing can set it aside
+/// (ADR 0008).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("aggregate {table}: the sum of {measure} overflows in window {window_start} (event {event_id})")]
+pub struct Overflow {
+    /// Aggregate table.
+    pub table: String,
+    /// Measure column.
+    pub measure: String,
+    /// Window start, epoch milliseconds.
+    pub window_start: i64,
+    /// The event whose input made the sum overflow.
+    pub event_id: Uuid,
+}
+
 /// Folds every contribution whose event `is_new`. Contributions naming a table that does not
 /// exist are ignored (the processor and the store were prepared with the same list). Groups are
 /// already distinct in `contributions`, so folding indexes them instead of hashing keys.
@@ -60,7 +76,7 @@ pub fn fold(
     tables: &[AggregateTable],
     contributions: &Contributions,
     is_new: impl Fn(&Uuid) -> bool,
-) -> Vec<TableDelta> {
+) -> Result<Vec<TableDelta>, Overflow> {
     const NONE: usize = usize::MAX;
     let groups = contributions.groups();
     // Group index -> its row in `per_table[group.table]`.
@@ -87,11 +103,23 @@ pub fn fold(
             });
             *at = rows.len() - 1;
         }
-        for (acc, v) in rows[*at].acc.iter_mut().zip(contributions.values(e)) {
-            absorb(acc, v);
+        for ((acc, v), m) in rows[*at]
+            .acc
+            .iter_mut()
+            .zip(contributions.values(e))
+            .zip(&table.measures)
+        {
+            if absorb(acc, v).is_none() {
+                return Err(Overflow {
+                    table: table.name.clone(),
+                    measure: m.name.clone(),
+                    window_start: g.window_start,
+                    event_id: e.event_id,
+                });
+            }
         }
     }
-    per_table
+    Ok(per_table
         .into_iter()
         .enumerate()
         .filter(|(_, rows)| !rows.is_empty())
@@ -102,7 +130,7 @@ pub fn fold(
                 rows,
             }
         })
-        .collect()
+        .collect())
 }
 
 const fn empty(merge: Merge) -> Acc {
@@ -119,13 +147,14 @@ const fn empty(merge: Merge) -> Acc {
     }
 }
 
-fn absorb(acc: &mut Acc, v: &Value) {
+/// Adds `v` to `acc`; `None` when a sum or a count overflows.
+fn absorb(acc: &mut Acc, v: &Value) -> Option<()> {
     if *v == Value::Null {
-        return;
+        return Some(());
     }
     match acc {
-        Acc::Count(n) => *n += 1,
-        Acc::Sum(s) => *s = add(s, v),
+        Acc::Count(n) => *n = n.checked_add(1)?,
+        Acc::Sum(s) => *s = add(s, v)?,
         Acc::Min(m) => {
             if *m == Value::Null || v < m {
                 *m = v.clone();
@@ -137,22 +166,24 @@ fn absorb(acc: &mut Acc, v: &Value) {
             }
         }
         Acc::Avg { sum, n } => {
-            *sum += as_decimal(v);
-            *n += 1;
+            *sum = sum.checked_add(as_decimal(v))?;
+            *n = n.checked_add(1)?;
         }
         Acc::Distinct(set) => {
             set.insert(v.clone());
         }
     }
+    Some(())
 }
 
-/// `a + b` for numbers; `Null` is the empty sum.
-pub fn add(a: &Value, b: &Value) -> Value {
-    match (a, b) {
+/// `a + b` for numbers; `Null` is the empty sum; `None` when the sum does not fit (a saturated
+/// sum would be a wrong number nobody notices).
+pub fn add(a: &Value, b: &Value) -> Option<Value> {
+    Some(match (a, b) {
         (Value::Null, x) | (x, Value::Null) => x.clone(),
-        (Value::Int(x), Value::Int(y)) => Value::Int(x.saturating_add(*y)),
-        (x, y) => Value::Decimal(as_decimal(x) + as_decimal(y)),
-    }
+        (Value::Int(x), Value::Int(y)) => Value::Int(x.checked_add(*y)?),
+        (x, y) => Value::Decimal(as_decimal(x).checked_add(as_decimal(y))?),
+    })
 }
 
 /// A number as a decimal (text counts as zero; the config only allows numeric sums).
@@ -213,7 +244,7 @@ mod tests {
             c(4, 7, Value::Int(5)),
             c(5, 8, Value::Int(1)),
         ];
-        let deltas = fold(&[table()], &cs.into(), |id| *id != Uuid::from_u128(4));
+        let deltas = fold(&[table()], &cs.into(), |id| *id != Uuid::from_u128(4)).expect("fold");
         assert_eq!(deltas.len(), 1);
         let rows = &deltas[0].rows;
         assert_eq!(rows.len(), 2);
@@ -233,5 +264,21 @@ mod tests {
             ]
         );
         assert_eq!(rows[1].key, vec![Value::Int(8)]);
+    }
+
+    /// A sum past i64 is an error naming the table and the measure, not a saturated (wrong)
+    /// number and not a panic; so is a decimal sum past rust_decimal's range.
+    #[test]
+    fn an_overflowing_sum_is_an_error_naming_the_measure() {
+        let cs = vec![c(1, 7, Value::Int(i64::MAX)), c(2, 7, Value::Int(1))];
+        let err = fold(&[table()], &cs.into(), |_| true).expect_err("i64 overflow");
+        assert_eq!(
+            err.to_string(),
+            "aggregate t: the sum of s overflows in window 0 (event 00000000-0000-0000-0000-000000000002)"
+        );
+        let big = Value::Decimal(Decimal::MAX);
+        let cs = vec![c(1, 7, big.clone()), c(2, 7, big)];
+        let err = fold(&[table()], &cs.into(), |_| true).expect_err("decimal overflow");
+        assert!(err.to_string().contains("the sum of s overflows"), "{err}");
     }
 }

@@ -20,7 +20,7 @@ use super::error::pg_error;
 use crate::derived::fold::{fold, Acc};
 use crate::derived::sql::{cell, check_columns, Cell, Dialect, Param, TableSql};
 use crate::derived::{ms_to_time, AggregateTable, CatalogRow, ColumnType, Derived, Merge, StoredType};
-use crate::{CatalogSnapshot, PartitionWatermark, Result};
+use crate::{CatalogSnapshot, Error, PartitionWatermark, Result};
 
 /// Key of the advisory lock that serialises creating aggregate tables.
 const AGGREGATE_DDL_LOCK: i64 = 0x7265_7461_696c_0003; // "retail" + 3
@@ -83,7 +83,9 @@ pub(super) async fn write(
     // out in table order with sorted rows, and the distinct side tables follow one by one in
     // table order, so every writer takes its locks in the same order (no deadlock between
     // instances sharing the store).
-    let deltas = fold(tables, &derived.contributions, &is_new);
+    let deltas = fold(tables, &derived.contributions, &is_new).map_err(|e| Error::Refused {
+        message: e.to_string(),
+    })?;
     let upserts: Vec<Pending<'_, u64>> = deltas
         .iter()
         .map(|delta| {

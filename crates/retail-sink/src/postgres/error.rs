@@ -34,10 +34,23 @@ pub(super) fn pg_error(what: &str, e: &tokio_postgres::Error) -> Error {
             m
         }
     };
+    if is_data_error(e) {
+        return Error::Refused {
+            message: format!("postgres: {message}"),
+        };
+    }
     Error::Postgres {
         message,
         retryable: is_retryable(e),
     }
+}
+
+/// Whether the server refused the statement for the values in it: data exceptions (class 22:
+/// out of range, invalid text, untranslatable character), integrity constraints (class 23) and
+/// program limits (class 54: a row or value too large). The same batch fails again.
+fn is_data_error(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| ["22", "23", "54"].iter().any(|class| c.code().starts_with(class)))
 }
 
 /// Whether retrying later may succeed: the connection is gone, the server is shutting down or

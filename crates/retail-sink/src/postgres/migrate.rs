@@ -79,7 +79,7 @@ fn migration_error(version: u32, e: &tokio_postgres::Error) -> Error {
         return pg_error(&what, e);
     }
     match pg_error(&what, e) {
-        Error::Postgres { message, .. } => Error::Migration { version, message },
+        Error::Postgres { message, .. } | Error::Refused { message } => Error::Migration { version, message },
         other => other,
     }
 }

@@ -115,7 +115,21 @@ impl Store for PostgresStore {
             aggregates,
         } = &mut *guard;
         let result = match session(&self.config, conn).await {
-            Ok(c) => write::write_batch(c, known_days, aggregates, batch).await,
+            Ok(c) => write::write_batch(c, known_days, aggregates, batch, true).await,
+            Err(e) => Err(e),
+        };
+        settle(conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn probe_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
+        let mut guard = self.state.lock().await;
+        let State {
+            conn,
+            known_days,
+            aggregates,
+        } = &mut *guard;
+        let result = match session(&self.config, conn).await {
+            Ok(c) => write::write_batch(c, known_days, aggregates, batch, false).await,
             Err(e) => Err(e),
         };
         settle(conn, result).map_err(|e| with_target(e, &self.target))
@@ -228,6 +242,9 @@ fn with_target(e: Error, target: &str) -> Error {
         Error::Postgres { message, retryable } => Error::Postgres {
             message: format!("{target}: {message}"),
             retryable,
+        },
+        Error::Refused { message } => Error::Refused {
+            message: format!("{target}: {message}"),
         },
         other => other,
     }

@@ -33,12 +33,14 @@ use super::store::Aggregates;
 use crate::dedup::FirstSeen;
 use crate::{BatchOutcome, Error, LandedSale, LandingBatch, Result};
 
-/// Writes `batch`; `known_days` is the store's cache of `sales_raw` partitions.
+/// Writes `batch`; `known_days` is the store's cache of `sales_raw` partitions. With `commit`
+/// false the transaction is rolled back instead (a probe); day partitions created for it stay.
 pub(super) async fn write_batch(
     conn: &mut Conn,
     known_days: &mut HashSet<i64>,
     aggregates: &Aggregates,
     batch: &LandingBatch,
+    commit: bool,
 ) -> Result<BatchOutcome> {
     let fresh = FirstSeen::of(batch);
     partition::ensure_days(
@@ -52,13 +54,17 @@ pub(super) async fn write_batch(
     // BEGIN is sent by `in_transaction`, pipelined with the fencing query.
     conn.in_tx = true;
     match in_transaction(conn, aggregates, batch, &fresh).await {
-        Ok(outcome) => {
+        Ok(outcome) if commit => {
             conn.commit().await?;
+            Ok(outcome)
+        }
+        Ok(outcome) => {
+            conn.rollback().await;
             Ok(outcome)
         }
         Err(e) => {
             conn.rollback().await;
-            if matches!(e, Error::Postgres { .. }) {
+            if matches!(e, Error::Postgres { .. } | Error::Refused { .. }) {
                 // The cache may be what went wrong (a partition dropped by retention): start
                 // over from the catalog; `CREATE TABLE IF NOT EXISTS` of a known day is cheap.
                 known_days.clear();
@@ -122,15 +128,18 @@ async fn in_transaction(
         outcome.sales_inserted = copy::sales(c, &s.copy_sales, sales.into_iter())
             .await
             .map_err(|e| {
-                let mut err = pg_error("COPY sales_raw", &e);
+                let err = pg_error("COPY sales_raw", &e);
                 // check_violation here is "no partition of relation sales_raw found for row": a
                 // cached day partition is gone; the retry recreates it.
-                if e.code() == Some(&SqlState::CHECK_VIOLATION) {
-                    if let Error::Postgres { retryable, .. } = &mut err {
-                        *retryable = true;
+                match err {
+                    Error::Refused { message } if e.code() == Some(&SqlState::CHECK_VIOLATION) => {
+                        Error::Postgres {
+                            message,
+                            retryable: true,
+                        }
                     }
+                    other => other,
                 }
-                err
             })?;
     }
     let events_new = fresh.events.iter().filter(|r| is_new(&r.event_id)).count();

@@ -79,7 +79,10 @@ pub(super) fn write(
 ) -> Result<(u64, u64)> {
     let err = |what: String| move |e: rusqlite::Error| sqlite_error(path, &what, &e);
     let mut agg_rows = 0u64;
-    for delta in fold(tables, &derived.contributions, &is_new) {
+    let deltas = fold(tables, &derived.contributions, &is_new).map_err(|e| Error::Refused {
+        message: e.to_string(),
+    })?;
+    for delta in deltas {
         let i = usize::from(delta.table);
         let (t, sql) = (&tables[i], &sqls[i]);
         let mut stmt = conn

@@ -7,6 +7,17 @@ use crate::Error;
 
 /// Wraps `e` as [`Error::Sqlite`]; `what` names the statement and table.
 pub(super) fn sqlite_error(path: &str, what: &str, e: &rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, _) = e {
+        // A constraint, a value too big, a type mismatch: the data, not the moment (ADR 0008).
+        if matches!(
+            f.code,
+            ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch
+        ) {
+            return Error::Refused {
+                message: format!("sqlite {path}: {what}: {e} (SQLite code {})", f.extended_code),
+            };
+        }
+    }
     let (message, retryable) = match e {
         rusqlite::Error::SqliteFailure(f, _) => (
             format!("{what}: {e} (SQLite code {})", f.extended_code),

@@ -114,7 +114,15 @@ impl Store for SqliteStore {
     async fn write_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
         let owned = OwnedBatch::new(batch);
         self.call("write_batch", move |w| {
-            write::write_batch(&mut w.conn, &w.path, &w.aggregates, &owned)
+            write::write_batch(&mut w.conn, &w.path, &w.aggregates, &owned, true)
+        })
+        .await
+    }
+
+    async fn probe_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
+        let owned = OwnedBatch::new(batch);
+        self.call("probe_batch", move |w| {
+            write::write_batch(&mut w.conn, &w.path, &w.aggregates, &owned, false)
         })
         .await
     }

@@ -47,12 +47,13 @@ fn insert_sale(
     ])
 }
 
-/// Writes `b` in one transaction.
+/// Writes `b` in one transaction; with `commit` false, rolls it back (a probe).
 pub(super) fn write_batch(
     conn: &mut Connection,
     path: &str,
     aggregates: &Aggregates,
     b: &OwnedBatch,
+    commit: bool,
 ) -> Result<BatchOutcome> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
     let tx = conn
@@ -206,7 +207,11 @@ pub(super) fn write_batch(
         }
     }
 
-    tx.commit().map_err(err("COMMIT"))?;
+    if commit {
+        tx.commit().map_err(err("COMMIT"))?;
+    } else {
+        tx.rollback().map_err(err("ROLLBACK (probe)"))?;
+    }
     Ok(outcome)
 }
 

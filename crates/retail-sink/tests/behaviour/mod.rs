@@ -2,8 +2,10 @@
 //! A backend passes only if it behaves the same as the others here: the landing and the
 //! benchmark code against the trait, not a backend.
 
+use retail_core::Origin;
 use retail_core::TopicPartition;
-use retail_sink::{BatchOutcome, Error, LandingBatch, Store, Table};
+use retail_sink::isolate::write_isolating;
+use retail_sink::{BatchOutcome, Error, LandingBatch, RowOrigin, Store, Table};
 
 use crate::common::{dead_letter, ids, order, range, sale, ts, Fixture};
 
@@ -504,4 +506,68 @@ pub async fn aggregates_take_each_event_once(f: Fixture) {
     assert_eq!(store.count(Table::LateEvents).await.expect("count"), 0);
     assert!(store.watermarks("landing").await.expect("watermarks").is_empty());
     assert!(store.offsets("landing").await.expect("offsets").is_empty());
+}
+
+/// A batch the store refuses for some rows' data lands without them: the good rows, the other
+/// dead letters and the offsets commit in one transaction, each refused row becomes a dead
+/// letter with the store's own message and the row's origin and bytes, and writing the batch
+/// again changes nothing (ADR 0008).
+pub async fn refused_rows_become_dead_letters_and_the_rest_lands(f: Fixture) {
+    let store = f.open().await;
+    f.refuse_store(666).await;
+    let p = tp("sales", 0);
+    let id = ids(6);
+    let at = ts("2026-11-21T10:00:00Z");
+    let mut batch = LandingBatch {
+        group: "landing".into(),
+        sales: vec![
+            sale(id[0], at, 1, 1),
+            sale(id[1], at, 666, 1),
+            sale(id[2], at, 2, 1),
+            sale(id[3], at, 666, 3),
+        ],
+        events: vec![order(id[4], at)],
+        dead_letters: vec![dead_letter(&p, 7, "qty: must be a non-zero integer")],
+        offsets: vec![range(&p, 0, 9)],
+        ..Default::default()
+    };
+    batch.origins = vec![RowOrigin {
+        event_id: id[3],
+        origin: Origin::log("pos", &p, 5),
+        raw: br#"{"store_id":666,"qty":3}"#.to_vec(),
+    }];
+    let err = store
+        .write_batch(&batch)
+        .await
+        .expect_err("the store refuses store 666");
+    assert!(err.is_refused() && !err.is_retryable(), "{err}");
+    assert_eq!(counts(&*store).await, (0, 0, 0), "a refused batch leaves nothing");
+
+    let done = write_isolating(&*store, &batch, err).await.expect("isolate");
+    assert_eq!(done.refused.len(), 2);
+    for dl in &done.refused {
+        assert_eq!(dl.kind, "store_refused");
+        assert!(dl.reason.contains("store 666 is refused"), "{}", dl.reason);
+    }
+    assert_eq!(done.refused[1].origin, Origin::log("pos", &p, 5));
+    assert_eq!(done.refused[1].raw, br#"{"store_id":666,"qty":3}"#);
+    assert_eq!(
+        done.outcome,
+        BatchOutcome {
+            sales_inserted: 2,
+            events_inserted: 1,
+            dead_letters: 3,
+            ..BatchOutcome::default()
+        }
+    );
+    assert_eq!(counts(&*store).await, (2, 1, 3));
+    assert_eq!(
+        store.offsets("landing").await.expect("offsets"),
+        vec![(p.clone(), 9)]
+    );
+
+    // A re-read of the same batch is fenced: nothing twice.
+    let again = store.write_batch(&batch).await.expect_err("fenced");
+    assert!(matches!(again, Error::OffsetConflict { .. }), "{again}");
+    assert_eq!(counts(&*store).await, (2, 1, 3));
 }

@@ -70,6 +70,36 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Makes the store refuse, for its data, every sale of store `store_id`: a trigger behind
+    /// the store's back, raising PostgreSQL's numeric_value_out_of_range (class 22) or SQLite's
+    /// constraint error, with the message `store <id> is refused`.
+    pub async fn refuse_store(&self, store_id: i64) {
+        match &self.url {
+            StoreUrl::Postgres(url) => connect(url)
+                .await
+                .batch_execute(&format!(
+                    "CREATE FUNCTION refuse_store() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                       IF NEW.store_id = {store_id} THEN \
+                         RAISE EXCEPTION 'store {store_id} is refused' USING ERRCODE = 'numeric_value_out_of_range'; \
+                       END IF; RETURN NEW; END $$; \
+                     CREATE TRIGGER refuse_store BEFORE INSERT ON sales_raw \
+                       FOR EACH ROW EXECUTE FUNCTION refuse_store();"
+                ))
+                .await
+                .expect("create refusing trigger"),
+            StoreUrl::Sqlite(path) => rusqlite::Connection::open(path)
+                .expect("open sqlite")
+                .execute_batch(&format!(
+                    "CREATE TRIGGER refuse_store BEFORE INSERT ON sales_raw \
+                       WHEN NEW.store_id = {store_id} \
+                       BEGIN SELECT RAISE(ABORT, 'store {store_id} is refused'); END;"
+                ))
+                .expect("create refusing trigger"),
+        }
+    }
+}
+
 /// A fresh SQLite file in a temp dir.
 pub fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().expect("create temp dir");

@@ -5,9 +5,7 @@
 
 use std::io::Read;
 
-use chrono::{DateTime, Utc};
 use retail_core::{DecodeError, Event};
-use uuid::Uuid;
 
 /// How the items of a body are framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,31 +124,12 @@ pub fn decode(item: &Item<'_>, source: &str, seed: &[u8]) -> Result<Event, Decod
     retail_core::decode_with(item.bytes, source, |ts| derived_id(ts, seed, item.position))
 }
 
-/// A UUIDv7 whose time is the event's and whose other bits hash what identifies the input
-/// (the source, the `Idempotency-Key` or the item's bytes, and its position). The same input
-/// sent again gets the same id, so the landing's event ledger lands it once; ids stay ordered
-/// by event time, which keeps the store's index appends cheap.
-pub fn derived_id(ts: DateTime<Utc>, seed: &[u8], position: usize) -> Uuid {
-    derived_id_from(ts, &[seed], position)
-}
-
-/// [`derived_id`] of the seed the concatenation of `parts` is, without building it.
-pub fn derived_id_from(ts: DateTime<Utc>, parts: &[&[u8]], position: usize) -> Uuid {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    for part in parts {
-        h.update(part);
-    }
-    h.update((position as u64).to_le_bytes());
-    let digest = h.finalize();
-    let mut bits = [0u8; 10];
-    bits.copy_from_slice(&digest[..10]);
-    let millis = u64::try_from(ts.timestamp_millis()).unwrap_or(0);
-    uuid::Builder::from_unix_timestamp_millis(millis, &bits).into_uuid()
-}
+pub use crate::record::derived_id;
 
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
+
     use super::*;
 
     #[test]
@@ -204,7 +183,6 @@ mod tests {
         assert_eq!(a, derived_id(ts, b"pos|key-1", 1));
         assert_ne!(a, derived_id(ts, b"pos|key-1", 2));
         assert_ne!(a, derived_id(ts, b"pos|key-2", 1));
-        assert_eq!(a, derived_id_from(ts, &[b"pos", b"|key-1"], 1));
         assert_eq!(a.get_version_num(), 7);
     }
 }

@@ -111,6 +111,9 @@ impl BuildSource for WebhookConfig {
             return bad("max_body_bytes", "must be at least 1".to_owned());
         }
         for (i, t) in self.bearer_tokens.iter().enumerate() {
+            if is_env(t) {
+                continue; // checked once read, at start
+            }
             if t.chars().count() < 16 || t.chars().any(char::is_whitespace) {
                 return bad(
                     &format!("bearer_tokens[{i}]"),
@@ -118,7 +121,11 @@ impl BuildSource for WebhookConfig {
                 );
             }
         }
-        if self.hmac_secret.as_ref().is_some_and(|s| s.len() < 16) {
+        if self
+            .hmac_secret
+            .as_ref()
+            .is_some_and(|s| !is_env(s) && s.len() < 16)
+        {
             return bad("hmac_secret", "must be at least 16 bytes".to_owned());
         }
         if self.idempotency_capacity == 0 {
@@ -132,6 +139,14 @@ impl BuildSource for WebhookConfig {
     }
 
     async fn build(&self, cx: &SourceContext) -> Result<BuiltSource> {
+        let mut config = self.clone();
+        for (i, t) in config.bearer_tokens.iter_mut().enumerate() {
+            *t = from_env(t, &format!("webhook {:?}: bearer_tokens[{i}]", self.name))?;
+        }
+        if let Some(s) = config.hmac_secret.as_mut() {
+            *s = from_env(s, &format!("webhook {:?}: hmac_secret", self.name))?;
+        }
+        config.validate()?;
         let open = self.bearer_tokens.is_empty() && self.hmac_secret.is_none();
         if open && !cx.loopback {
             return Err(Error::Config(format!(
@@ -146,7 +161,7 @@ impl BuildSource for WebhookConfig {
             self.path(),
             if open { " (no auth: loopback only)" } else { "" }
         ));
-        let receiver = Arc::new(Receiver::new(self.clone(), runtime.clone(), cx.backlog.clone()));
+        let receiver = Arc::new(Receiver::new(config, runtime.clone(), cx.backlog.clone()));
         cx.routes.mount(receiver.clone().router());
         runtime.set_state(
             retail_core::health::State::Running,
@@ -162,4 +177,19 @@ impl BuildSource for WebhookConfig {
         });
         Ok(BuiltSource { handle, task })
     }
+}
+
+/// Whether a secret is written as `${VAR}`.
+fn is_env(value: &str) -> bool {
+    value.starts_with("${") && value.ends_with('}')
+}
+
+/// A secret's value: `${VAR}` is read from the environment (never logged), anything else is
+/// the value itself.
+fn from_env(value: &str, key: &str) -> Result<String> {
+    if !is_env(value) {
+        return Ok(value.to_owned());
+    }
+    let var = &value[2..value.len() - 1];
+    std::env::var(var).map_err(|_| Error::Config(format!("{key}: environment variable {var} is not set")))
 }

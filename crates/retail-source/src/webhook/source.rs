@@ -260,15 +260,20 @@ impl Receiver {
         let mut ids = Vec::with_capacity(items.len());
         let mut problems = Vec::new();
         let mut bad = Vec::new();
+        let mut seed = Vec::with_capacity(64);
         for item in items {
-            // The seed of a derived id, hashed in parts only when an event has no id (copying
-            // each item into a seed buffer up front cost a memcpy per event for nothing).
+            // The seed of a derived id is built only when an event has no id (building it up
+            // front copied every item into it, a memcpy per event for nothing).
             let (kind, what, position): (&[u8], &[u8], usize) = match key {
                 Some(k) => (b"|key|", k.as_bytes(), item.position),
                 None => (b"|item|", item.bytes, 0),
             };
             let decoded = retail_core::decode_with(item.bytes, name, |ts| {
-                body::derived_id_from(ts, &[name.as_bytes(), kind, what], position)
+                seed.clear();
+                seed.extend_from_slice(name.as_bytes());
+                seed.extend_from_slice(kind);
+                seed.extend_from_slice(what);
+                body::derived_id(ts, &seed, position)
             });
             match decoded {
                 Ok(event) => {
