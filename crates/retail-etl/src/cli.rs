@@ -33,6 +33,9 @@ enum Command {
     },
     /// Measures landing throughput, latency and memory against the store's bare bulk-load rate.
     Bench(BenchArgs),
+    /// Measures the webhook receiver: events/s and requests/s to a durable acknowledgement
+    /// (202 after the append to the embedded log), and acknowledgement latency at a fixed load.
+    BenchWebhook(BenchWebhookArgs),
     /// Rebuild the aggregates from the log into fresh `<name><suffix>` tables.
     Replay(ReplayArgs),
 }
@@ -147,6 +150,43 @@ pub struct BenchArgs {
     pub rounds: u32,
 }
 
+/// Flags of `bench-webhook`.
+#[derive(Debug, Args)]
+pub struct BenchWebhookArgs {
+    /// Events per request: 1 posts single JSON objects (`application/json`), more posts NDJSON
+    /// batches (`application/x-ndjson`).
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Keep-alive HTTP/1.1 connections on loopback, one request in flight on each.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Seconds each phase is measured (after one second of warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Offered load in events/s for a latency run only. Default: measure the maximum, then the
+    /// latency at half of it.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Measure the maximum only, without the half-load latency phase.
+    #[arg(long, conflicts_with = "rate")]
+    pub max_only: bool,
+    /// The embedded log's fsync policy (the configuration's default is every_batch).
+    #[arg(long, value_enum, default_value = "every_batch")]
+    pub fsync: crate::bench_webhook::Fsync,
+    /// Partitions per topic (default: the configuration's default).
+    #[arg(long)]
+    pub partitions: Option<i32>,
+    /// Send events without `event_id`, so the receiver derives each id from the event's bytes.
+    #[arg(long)]
+    pub no_ids: bool,
+    /// Directory for the bench's embedded log (a fresh sub-directory is used and removed).
+    #[arg(long, default_value = "./retail-data")]
+    pub data_dir: PathBuf,
+    /// Also write the JSON result to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
 pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => {
@@ -165,6 +205,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::BenchWebhook(args) => crate::bench_webhook::run(args).await,
         Command::Replay(args) => crate::replay::run(args).await,
     }
 }

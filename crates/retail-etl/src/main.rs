@@ -10,8 +10,11 @@
 //! - [`pipeline`]: opens the log and the store, starts serve, landing and sources.
 //! - [`demo`]: `demo` and `run`: the pipeline with a live progress line and a summary.
 //! - [`bench`]: `bench`: throughput, latency, memory and the store's bare bulk-load rate.
+//! - [`bench_webhook`]: `bench-webhook`: the webhook receiver's events/s and requests/s to a
+//!   durable acknowledgement, and its acknowledgement latency, with a load generator in-process.
 
 mod bench;
+mod bench_webhook;
 mod cli;
 mod config;
 mod demo;

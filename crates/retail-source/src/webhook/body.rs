@@ -20,14 +20,18 @@ pub enum Format {
 impl Format {
     /// The format a `Content-Type` names, or `None` for anything else (415).
     pub fn from_content_type(value: &str) -> Option<Self> {
-        let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        match essence.as_str() {
-            "application/json" => Some(Self::Json),
-            "application/x-ndjson"
-            | "application/ndjson"
-            | "application/jsonl"
-            | "application/x-jsonlines" => Some(Self::Ndjson),
-            _ => None,
+        let essence = value.split(';').next().unwrap_or("").trim();
+        let is = |name: &str| essence.eq_ignore_ascii_case(name);
+        if is("application/json") {
+            Some(Self::Json)
+        } else if is("application/x-ndjson")
+            || is("application/ndjson")
+            || is("application/jsonl")
+            || is("application/x-jsonlines")
+        {
+            Some(Self::Ndjson)
+        } else {
+            None
         }
     }
 }
