@@ -36,7 +36,7 @@ use super::config::WebhookConfig;
 use super::idempotency::{Answer, Answers, Lookup};
 use crate::context::Backlog;
 use crate::headers;
-use crate::record::event_record;
+use crate::record::event_record_with_value;
 use crate::runtime::SourceRuntime;
 
 /// Requests processed at once per receiver; more get 429. Bounds the memory bodies take.
@@ -268,7 +268,9 @@ impl Receiver {
                 Some(k) => (b"|key|", k.as_bytes(), item.position),
                 None => (b"|item|", item.bytes, 0),
             };
+            let mut derived = false;
             let decoded = retail_core::decode_with(item.bytes, name, |ts| {
+                derived = true;
                 seed.clear();
                 seed.extend_from_slice(name.as_bytes());
                 seed.extend_from_slice(kind);
@@ -278,7 +280,10 @@ impl Receiver {
             match decoded {
                 Ok(event) => {
                     ids.push(event.event_id);
-                    records.push(event_record(&event));
+                    records.push(event_record_with_value(
+                        &event,
+                        passthrough(item.bytes, &event, derived),
+                    ));
                 }
                 Err(e) => {
                     for p in e.problems {
@@ -439,4 +444,47 @@ fn respond(answer: Answer) -> Response {
         _ => {}
     }
     response
+}
+
+/// The record value of a decoded line: the line as it came, with the derived `event_id`
+/// written in front when it had none. The landing decodes it to the same event (same
+/// decoder, same bytes, the `source` header as the default source), so re-encoding it would
+/// only cost time. An event too close to the size limit for the inserted id is re-encoded.
+fn passthrough(line: &[u8], event: &retail_core::Event, derived: bool) -> Vec<u8> {
+    const ID_FIELD: usize = r#""event_id":"00000000-0000-0000-0000-000000000000","#.len();
+    if !derived {
+        return line.to_vec();
+    }
+    if line.first() != Some(&b'{') || line.len() + ID_FIELD > retail_core::event::MAX_EVENT_BYTES {
+        return event.to_json();
+    }
+    let mut value = Vec::with_capacity(line.len() + ID_FIELD + 1);
+    value.extend_from_slice(b"{\"event_id\":\"");
+    value.extend_from_slice(
+        event
+            .event_id
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    value.extend_from_slice(b"\",");
+    value.extend_from_slice(&line[1..]);
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passed_through_line_decodes_to_the_same_event() {
+        let line = br#"{ "type":"sale","store_id":3,"sku":9,"qty":2,"unit_price":"1.50","ts":"2024-08-12T10:00:00Z"}"#;
+        let id = uuid::Uuid::now_v7();
+        let event = retail_core::decode_with(line, "pos", |_| id).expect("valid");
+        let value = passthrough(line, &event, true);
+        let again = retail_core::decode_with(&value, "pos", |_| uuid::Uuid::nil()).expect("still valid");
+        assert_eq!(again, event);
+        let with_id = passthrough(&value, &again, false);
+        assert_eq!(with_id, value, "a line with its own id is kept as it came");
+    }
 }
