@@ -211,6 +211,13 @@ impl Config {
         if let Some(listen) = args.listen {
             config.serve.listen = listen;
         }
+        if args.rate == Some(0.0) && args.events.is_some() {
+            bail!(
+                "--rate 0 switches the generator off, so --events {} would never be reached; leave \
+                 --rate out to generate them as fast as the pipeline goes",
+                args.events.unwrap_or_default()
+            );
+        }
         demo_sources(
             &mut config.sources,
             &DemoFlags {

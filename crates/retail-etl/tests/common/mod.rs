@@ -148,6 +148,9 @@ pub struct Run {
 }
 
 impl Run {
+    /// `demo` with these settings; a `rate` of 0 means as fast as the pipeline goes (no
+    /// `--rate`: with `--events` that is the default, and `--rate 0` would switch the
+    /// generator off).
     pub fn args(&self, store: &TestStore) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "demo".into(),
@@ -155,8 +158,6 @@ impl Run {
             self.seed.to_string(),
             "--events".into(),
             self.events.to_string(),
-            "--rate".into(),
-            self.rate.to_string(),
             "--duplicate-fraction".into(),
             self.duplicate_fraction.to_string(),
             "--malformed-fraction".into(),
@@ -168,7 +169,9 @@ impl Run {
             "--listen".into(),
             "127.0.0.1:0".into(),
         ];
-        a.shrink_to_fit();
+        if self.rate > 0.0 {
+            a.extend(["--rate".into(), self.rate.to_string()]);
+        }
         a
     }
 

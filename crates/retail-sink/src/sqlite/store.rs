@@ -80,9 +80,20 @@ fn open_worker(file: &Path, path: String) -> Result<Worker> {
     let mut conn = Connection::open(file).map_err(err("open"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(err("PRAGMA busy_timeout"))?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(err("PRAGMA journal_mode=WAL"))?;
+    // Switching to WAL while another connection opens the same new file can answer
+    // SQLITE_BUSY at once, without the busy handler (SQLite does not wait where waiting could
+    // deadlock), so it is retried here for up to the busy timeout.
+    let started = std::time::Instant::now();
+    let mode: String = loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other.map_err(err("PRAGMA journal_mode=WAL"))?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(worker_error(
             &path,
