@@ -210,12 +210,6 @@ impl SourceRuntime {
         }
     }
 
-    /// Appends `records` durably (see [`Self::append_with`]); the records are copied for a
-    /// possible retry.
-    pub async fn append(&self, records: &[ProducerRecord]) -> Result<Option<Vec<RecordMetadata>>> {
-        self.append_with(|| records.to_vec()).await
-    }
-
     /// The one durable path: appends the batch `make` builds, retrying retryable log errors
     /// with backoff by calling `make` again for the same batch (a source that can rebuild its
     /// batch, like the generator, need not keep a copy). Counts the records as accepted once

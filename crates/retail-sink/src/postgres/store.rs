@@ -101,6 +101,23 @@ fn settle<T>(slot: &mut Option<Conn>, result: Result<T>) -> Result<T> {
     result
 }
 
+impl PostgresStore {
+    /// Writes `batch` in one transaction, committed or (a probe) rolled back.
+    async fn write(&self, batch: &LandingBatch, commit: bool) -> Result<BatchOutcome> {
+        let mut guard = self.state.lock().await;
+        let State {
+            conn,
+            known_days,
+            aggregates,
+        } = &mut *guard;
+        let result = match session(&self.config, conn).await {
+            Ok(c) => write::write_batch(c, known_days, aggregates, batch, commit).await,
+            Err(e) => Err(e),
+        };
+        settle(conn, result).map_err(|e| with_target(e, &self.target))
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn kind(&self) -> &'static str {
@@ -108,31 +125,11 @@ impl Store for PostgresStore {
     }
 
     async fn write_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
-        let mut guard = self.state.lock().await;
-        let State {
-            conn,
-            known_days,
-            aggregates,
-        } = &mut *guard;
-        let result = match session(&self.config, conn).await {
-            Ok(c) => write::write_batch(c, known_days, aggregates, batch, true).await,
-            Err(e) => Err(e),
-        };
-        settle(conn, result).map_err(|e| with_target(e, &self.target))
+        self.write(batch, true).await
     }
 
     async fn probe_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
-        let mut guard = self.state.lock().await;
-        let State {
-            conn,
-            known_days,
-            aggregates,
-        } = &mut *guard;
-        let result = match session(&self.config, conn).await {
-            Ok(c) => write::write_batch(c, known_days, aggregates, batch, false).await,
-            Err(e) => Err(e),
-        };
-        settle(conn, result).map_err(|e| with_target(e, &self.target))
+        self.write(batch, false).await
     }
 
     async fn prepare_aggregates(&self, tables: &[AggregateTable]) -> Result<()> {

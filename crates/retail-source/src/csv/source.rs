@@ -165,7 +165,7 @@ impl Inbox {
         let mut state = match self.ledger.get(&checksum) {
             Some(s) if s.finished => {
                 info!(message = "file already ingested (same content), moving it to processed/", source = %self.runtime.name(), file = %name);
-                return self.finish(path, &checksum);
+                return self.finish(path);
             }
             Some(s) => s.clone(),
             None => FileState {
@@ -217,10 +217,13 @@ impl Inbox {
             let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
                 continue;
             };
+            let Some(ends) = self.ends().await? else {
+                return Ok(()); // shutdown: the file is taken up again at the next start
+            };
             state.pending = Some(Pending {
                 from_line: first.line(),
                 to_line: last.line(),
-                ends: self.ends().await?,
+                ends,
             });
             self.ledger.set(&checksum, state.clone())?;
             if !self.append(batch, &name, &checksum).await? {
@@ -233,7 +236,7 @@ impl Inbox {
         state.finished = true;
         self.ledger.set(&checksum, state)?;
         info!(message = "file ingested", source = %self.runtime.name(), file = %name, rows = rows.len());
-        self.finish(path, &checksum)
+        self.finish(path)
     }
 
     /// Appends rows through the durable path. `false` if shutdown came while retrying.
@@ -274,28 +277,23 @@ impl Inbox {
         }
     }
 
-    /// The end of every partition now.
-    async fn ends(&self) -> Result<BTreeMap<String, i64>> {
+    /// The end of every partition now; `None` if shutdown came while the log refused.
+    async fn ends(&self) -> Result<Option<BTreeMap<String, i64>>> {
+        let log = self.runtime.log();
         let mut ends = BTreeMap::new();
         for topic in topics::ALL {
             for p in 0..self.partitions {
                 let tp = TopicPartition::new(topic, p);
-                let log = self.runtime.log().clone();
-                let Some((_, high)) = self
+                let read = self
                     .runtime
-                    .retry("reading the log's end", || {
-                        let tp = tp.clone();
-                        let log = log.clone();
-                        async move { log.watermarks(&tp).await }
-                    })
-                    .await?
-                else {
-                    return Err(Error::Config("stopped while reading the log's end".to_owned()));
+                    .retry("reading the log's end", || log.watermarks(&tp));
+                let Some((_, high)) = read.await? else {
+                    return Ok(None);
                 };
                 ends.insert(tp.to_string(), high);
             }
         }
-        Ok(ends)
+        Ok(Some(ends))
     }
 
     /// The lines of this file (by checksum) on the log after `pending.ends`: what of the
@@ -353,12 +351,11 @@ impl Inbox {
     }
 
     /// Moves a file that was ingested to `processed/`.
-    fn finish(&self, path: &Path, checksum: &str) -> Result<()> {
+    fn finish(&self, path: &Path) -> Result<()> {
         let _ = std::fs::remove_file(marker(path));
         let to = free_name(&self.dir.join("processed"), path);
         std::fs::rename(path, &to)
             .map_err(|e| Error::io(format!("moving {} to {}", path.display(), to.display()), e))?;
-        let _ = checksum;
         self.runtime
             .set_state(State::Running, format!("watching {}", self.dir.display()));
         Ok(())
