@@ -4,6 +4,9 @@
 //! run and prints the ratio. Ratios measured in one run are what to compare on a shared,
 //! noisy machine; absolute figures drift.
 //!
+//! `--log kafka://host:port` lands the same events through the embedded log and then through
+//! Kafka, and reports both with their ratio.
+//!
 //! `--compare-aggregates` instead lands the same events with and without the built-in
 //! aggregates back to back (issue 3 asks for that ratio from one run) and skips the bare load.
 //!
@@ -27,6 +30,8 @@ use crate::pipeline;
 #[derive(Debug, Serialize)]
 struct Report {
     store: &'static str,
+    /// `embedded` or `kafka`.
+    log: &'static str,
     events: u64,
     target_rate: f64,
     elapsed_s: f64,
@@ -66,10 +71,26 @@ struct Comparison {
     aggregates_ratio: f64,
 }
 
+/// The figures of `--log kafka://...`: the same events through both logs.
+#[derive(Debug, Serialize)]
+struct LogComparison {
+    store: &'static str,
+    events: u64,
+    embedded_events_per_s: f64,
+    kafka_events_per_s: f64,
+    /// Kafka's throughput over the embedded log's, measured in the same run.
+    kafka_to_embedded: f64,
+    embedded: Report,
+    kafka: Report,
+}
+
 /// Runs the benchmark described by `args`.
 pub async fn run(args: BenchArgs) -> Result<()> {
     if args.compare_aggregates {
         return compare(&args).await;
+    }
+    if args.log.as_deref().is_some_and(|u| u.starts_with("kafka://")) {
+        return compare_logs(&args).await;
     }
     let report = once(&args, true).await?;
 
@@ -90,6 +111,67 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         report.baseline_rows_per_s,
         report.ratio_to_baseline
     );
+    Ok(())
+}
+
+/// `--log kafka://...`: the embedded log, then Kafka, with the same events into fresh stores.
+async fn compare_logs(args: &BenchArgs) -> Result<()> {
+    let embedded_args = BenchArgs {
+        log: None,
+        store: args.store.clone(),
+        data_dir: args.data_dir.clone(),
+        json: None,
+        ..*args
+    };
+    let embedded = once(&embedded_args, false).await?;
+    eprintln!("  embedded log  {:>8.0} events/s", embedded.events_per_s);
+    let kafka = once(args, false).await?;
+    eprintln!("  kafka         {:>8.0} events/s", kafka.events_per_s);
+    let comparison = LogComparison {
+        store: kafka.store,
+        events: args.events,
+        embedded_events_per_s: embedded.events_per_s,
+        kafka_events_per_s: kafka.events_per_s,
+        kafka_to_embedded: kafka.events_per_s / embedded.events_per_s.max(1e-9),
+        embedded,
+        kafka,
+    };
+    let json = serde_json::to_string_pretty(&comparison)?;
+    println!("{json}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "\n  store            {}\n  events           {}\n  embedded log     {:.0} events/s\n  kafka            {:.0} events/s\n  kafka/embedded   {:.2}",
+        comparison.store,
+        comparison.events,
+        comparison.embedded_events_per_s,
+        comparison.kafka_events_per_s,
+        comparison.kafka_to_embedded
+    );
+    Ok(())
+}
+
+/// The bench reads every record its topics hold: on Kafka they must start empty.
+async fn require_empty_topics(config: &Config) -> Result<()> {
+    let url = config.log_url()?;
+    let log = retail_log::open(&url, &config.log.embedded, &config.log.kafka)
+        .await
+        .with_context(|| format!("opening log {url:?}"))?;
+    for topic in retail_core::event::topics::ALL {
+        let Ok(partitions) = log.partitions(topic).await else {
+            continue; // not created yet
+        };
+        for p in 0..partitions {
+            let (_, high) = log
+                .watermarks(&retail_core::TopicPartition::new(topic, p))
+                .await?;
+            anyhow::ensure!(
+                high == 0,
+                "topic {topic} on {url:?} already holds records; bench --log kafka:// needs empty topics (a fresh broker)"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -128,6 +210,7 @@ async fn compare(args: &BenchArgs) -> Result<()> {
             let one = BenchArgs {
                 no_aggregates,
                 compare_aggregates: false,
+                log: None,
                 store: args.store.clone(),
                 data_dir: args.data_dir.clone(),
                 json: None,
@@ -219,6 +302,18 @@ async fn measure(
     config.landing.max_batch_records = args.batch;
     config.processing.builtin_aggregates = !args.no_aggregates;
     config.sources.push(SourceConfig::Generator(generator.clone()));
+    config.log.url.clone_from(&args.log);
+    let kafka = matches!(config.log_url()?, retail_log::LogUrl::Kafka(_));
+    if kafka {
+        // A new group's first join waits about half the session timeout on some brokers
+        // (Tansu); a short one keeps that out of the measured time.
+        config
+            .log
+            .kafka
+            .properties
+            .insert("session.timeout.ms".into(), "6000".into());
+        require_empty_topics(&config).await?;
+    }
     config.validate()?;
 
     let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
@@ -248,6 +343,7 @@ async fn measure(
     let events_per_s = args.events as f64 / elapsed.as_secs_f64().max(1e-9);
     let mut report = Report {
         store: p.store.kind(),
+        log: if kafka { "kafka" } else { "embedded" },
         events: args.events,
         target_rate: args.rate,
         elapsed_s: elapsed.as_secs_f64(),

@@ -63,7 +63,8 @@ pub struct DemoArgs {
     /// Store URL: sqlite://<path> or postgres://... (default sqlite://<data-dir>/retail.db).
     #[arg(long)]
     pub store: Option<String>,
-    /// Log URL (default embedded://<data-dir>/log).
+    /// Log URL: embedded://<dir> (default embedded://<data-dir>/log) or kafka://host:port[,host:port]
+    /// (a binary built with `--features kafka`).
     #[arg(long)]
     pub log: Option<String>,
     /// Directory for the embedded log and the SQLite file.
@@ -148,6 +149,12 @@ pub struct BenchArgs {
     /// Rounds of `--compare-aggregates`.
     #[arg(long, default_value_t = 1, requires = "compare_aggregates")]
     pub rounds: u32,
+    /// Land through this log too: with `kafka://host:port` the same events are landed once
+    /// through the embedded log and once through Kafka, back to back in one invocation, and
+    /// both figures are reported with their ratio. The Kafka topics must be empty (a fresh
+    /// broker): the landing would read what they already hold.
+    #[arg(long, conflicts_with = "compare_aggregates")]
+    pub log: Option<String>,
 }
 
 /// Flags of `bench-webhook`.

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use retail_log::embedded::EmbeddedConfig;
-use retail_log::LogUrl;
+use retail_log::{KafkaConfig, LogUrl};
 use retail_process::aggregate::{self, AggregateSpec, Compiled, ProcessingConfig};
 use retail_process::LandingConfig;
 use retail_sink::StoreUrl;
@@ -56,6 +56,9 @@ pub struct LogConfig {
     pub partitions: i32,
     /// Settings of the embedded backend (`[log.embedded]`).
     pub embedded: EmbeddedConfig,
+    /// Settings of the Kafka backend (`[log.kafka]`): replication factor, timeouts, and
+    /// librdkafka properties passed through (`${VAR}` read from the environment).
+    pub kafka: KafkaConfig,
 }
 
 impl Default for LogConfig {
@@ -64,6 +67,7 @@ impl Default for LogConfig {
             url: None,
             partitions: 4,
             embedded: EmbeddedConfig::default(),
+            kafka: KafkaConfig::default(),
         }
     }
 }
@@ -253,6 +257,10 @@ impl Config {
             .embedded
             .validate()
             .map_err(|e| anyhow::anyhow!("key {e} in {file}"))?;
+        self.log
+            .kafka
+            .validate()
+            .map_err(|e| anyhow::anyhow!("key {e} in {file}"))?;
         self.serve.validate(&file)?;
         if self.landing.max_batch_records == 0 {
             bail!("key landing.max_batch_records in {file}: must be at least 1");
@@ -319,6 +327,8 @@ impl Config {
         {
             *t = "<redacted>".to_owned();
         }
+        // librdkafka secrets (SASL passwords, key passwords) likewise.
+        shown.log.kafka = shown.log.kafka.redacted();
         let mut value = serde_json::to_value(&shown)?;
         // Source secrets (webhook tokens and signing secrets) too, unless they only name an
         // environment variable.
@@ -496,6 +506,29 @@ mod tests {
             "{json}"
         );
         assert!(json.contains("${TILL_TOKEN}"), "{json}");
+    }
+
+    #[test]
+    fn check_config_redacts_kafka_secrets_and_loads_kafka_settings_in_every_build() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("kafka.toml");
+        std::fs::write(
+            &file,
+            "[log]\nurl = \"kafka://k1:9092,k2:9092\"\npartitions = 8\n[log.kafka]\nreplication_factor = 3\n[log.kafka.properties]\n\"sasl.username\" = \"etl\"\n\"sasl.password\" = \"hunter2-secret\"\n\"ssl.key.password\" = \"${KEY_PW}\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&file)).expect("loads");
+        assert_eq!(
+            config.log_url().expect("url"),
+            LogUrl::Kafka("k1:9092,k2:9092".into())
+        );
+        assert_eq!(config.log.kafka.replication_factor, 3);
+        let json = config.to_json().expect("json");
+        assert!(!json.contains("hunter2-secret"), "{json}");
+        assert!(json.contains("${KEY_PW}") && json.contains("\"etl\""), "{json}");
+        std::fs::write(&file, "[log.kafka]\nreplication_factor = 0\n").expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("bad factor"));
+        assert!(err.contains("log.kafka.replication_factor"), "{err}");
     }
 
     #[test]

@@ -161,10 +161,10 @@ async fn sample_backlog(view: View, backlog: Backlog, stop: Shutdown) {
 pub(crate) async fn log(config: &Config, health: &Health) -> Result<Arc<dyn Log>> {
     health.set("log", State::Starting, "opening");
     let url = config.log_url()?;
-    let log = retail_log::open(&url, &config.log.embedded)
+    let log = retail_log::open(&url, &config.log.embedded, &config.log.kafka)
         .await
         .with_context(|| format!("opening log {url:?}"))?;
-    for topic in topics::ALL {
+    for topic in topics::ALL.into_iter().chain(topics::SIDE) {
         log.ensure_topic(topic, config.log.partitions)
             .await
             .with_context(|| format!("topic {topic}"))?;

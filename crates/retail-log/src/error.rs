@@ -77,6 +77,16 @@ pub enum Error {
         /// Who holds it, e.g. `pid 4242`, as that process wrote in the lock file.
         holder: String,
     },
+    /// A Kafka client call failed (broker unreachable, refused, timed out).
+    #[error("kafka: {op}: {message}")]
+    Kafka {
+        /// What was being done, e.g. `append to sales`.
+        op: String,
+        /// librdkafka's message.
+        message: String,
+        /// Whether the same call later may succeed (broker down, leader moving, timeout).
+        retryable: bool,
+    },
     /// Bad configuration or URL.
     #[error("{0}")]
     Config(String),
@@ -89,7 +99,7 @@ impl Error {
     /// Whether retrying the same call later may succeed (I/O hiccups), as opposed to errors that
     /// will repeat until something is changed.
     pub const fn is_retryable(&self) -> bool {
-        matches!(self, Self::Io { .. })
+        matches!(self, Self::Io { .. } | Self::Kafka { retryable: true, .. })
     }
 
     /// Wraps an I/O error with the path it concerns.

@@ -7,8 +7,8 @@
 //! The [`Log`] trait maps one-to-one onto Kafka: topics with partitions, records with key, value,
 //! headers and timestamp, offsets, consumer groups with committed offsets, and
 //! offsets-for-timestamp for replay. A backend is chosen by URL ([`LogUrl`]):
-//! `embedded://<dir>` (the default, [`embedded::EmbeddedLog`]) or `kafka://host:port` (another
-//! issue; until then a clear error).
+//! `embedded://<dir>` (the default, [`embedded::EmbeddedLog`]) or `kafka://host:port[,host:port]`
+//! (`kafka::KafkaLog`, built with the cargo feature `kafka`).
 //!
 //! # Layout
 //! - [`record`]: producer and consumer records, headers, partitioning by key.
@@ -18,6 +18,9 @@
 
 pub mod embedded;
 mod error;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+mod kafka_config;
 mod record;
 
 use std::path::PathBuf;
@@ -26,6 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 pub use error::{Error, Result};
+pub use kafka_config::KafkaConfig;
 pub use record::{partition_for_key, ConsumedRecord, Header, ProducerRecord, RecordMetadata};
 pub use retail_core::TopicPartition;
 
@@ -130,11 +134,25 @@ impl std::str::FromStr for LogUrl {
 }
 
 /// Opens the backend a URL names.
-pub async fn open(url: &LogUrl, config: &embedded::EmbeddedConfig) -> Result<Arc<dyn Log>> {
+pub async fn open(
+    url: &LogUrl,
+    embedded: &embedded::EmbeddedConfig,
+    kafka: &KafkaConfig,
+) -> Result<Arc<dyn Log>> {
     match url {
-        LogUrl::Embedded(dir) => Ok(Arc::new(embedded::EmbeddedLog::open(dir, config.clone()).await?)),
-        LogUrl::Kafka(servers) => Err(Error::Config(format!(
-            "log URL kafka://{servers}: this build has no Kafka backend yet; use embedded://<dir>"
-        ))),
+        LogUrl::Embedded(dir) => Ok(Arc::new(
+            embedded::EmbeddedLog::open(dir, embedded.clone()).await?,
+        )),
+        #[cfg(feature = "kafka")]
+        LogUrl::Kafka(servers) => Ok(Arc::new(kafka::KafkaLog::open(servers, kafka).await?)),
+        #[cfg(not(feature = "kafka"))]
+        LogUrl::Kafka(servers) => {
+            let _ = kafka;
+            Err(Error::Config(format!(
+                "log URL kafka://{servers}: this binary was built without Kafka support; \
+                 build it with `cargo build --release --features kafka` (needs make, pkg-config, \
+                 libssl-dev and zlib1g-dev) or use embedded://<dir>"
+            )))
+        }
     }
 }

@@ -263,4 +263,11 @@ pub mod topics {
     pub const DEVICES: &str = "devices";
     /// Every data topic, in a stable order.
     pub const ALL: [&str; 6] = [SALES, ORDERS, PAYMENTS, INVENTORY, CATALOG, DEVICES];
+    /// Records the landing rejected, with `reject_reason`, `reject_kind` and origin headers,
+    /// for other applications sharing the log (they are rows of `dead_letters` too).
+    pub const DEAD_LETTERS: &str = "dead-letters";
+    /// Alerts raised by processing, for notification fan-out.
+    pub const ALERTS: &str = "alerts";
+    /// The topics beside the data topics.
+    pub const SIDE: [&str; 2] = [DEAD_LETTERS, ALERTS];
 }

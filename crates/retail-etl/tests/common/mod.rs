@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod oracle;
 
 use std::collections::HashSet;
@@ -32,7 +34,7 @@ fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-async fn pg_admin(url: &str) -> tokio_postgres::Client {
+pub async fn pg_admin(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| {

@@ -69,3 +69,4 @@ mod writer;
 pub use config::{EmbeddedConfig, FsyncPolicy};
 pub use consumer::EmbeddedConsumer;
 pub use log::EmbeddedLog;
+pub(crate) use topic::validate_name;

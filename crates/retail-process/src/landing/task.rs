@@ -7,15 +7,16 @@
 //! offset kept in the store, never to the log's own committed offset: the store is the record.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use retail_core::health::State;
 use retail_core::{Health, Metrics, Shutdown, TopicPartition};
-use retail_log::{Consumer, ConsumerEvent, Log, OFFSET_BEGINNING};
+use retail_log::{Consumer, ConsumerEvent, Header, Log, ProducerRecord, OFFSET_BEGINNING};
 use retail_sink::{BatchOutcome, Derived, LandingBatch, OffsetRange, Store};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::config::LandingConfig;
@@ -134,7 +135,8 @@ impl Landing {
             .set(&self.component(), State::Starting, "opening consumer");
         let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
         let consumer = self.log.consumer(&self.config.group, &topics).await?;
-        let (tx, rx) = mpsc::channel::<LandingBatch>(1);
+        let (tx, rx) = mpsc::channel::<ToWriter>(1);
+        let abandoned = Arc::new(AtomicBool::new(false));
         let reader = Reader {
             landing: &self,
             consumer,
@@ -142,10 +144,13 @@ impl Landing {
             tx,
             engine,
             last_give_up: None,
+            abandoned: abandoned.clone(),
         };
         let writer = Writer {
             landing: &self,
             last_log_commit: Instant::now(),
+            abandoned,
+            dropping: false,
         };
         let (read, write) = tokio::join!(reader.run(&shutdown), writer.run(rx, &shutdown));
         let result = read.and(write);
@@ -175,12 +180,24 @@ impl Landing {
     }
 }
 
+/// What the reader hands the writer.
+enum ToWriter {
+    /// Commit this batch.
+    Batch(LandingBatch),
+    /// Answer once every batch sent before is committed (or abandoned) and the offsets are
+    /// mirrored to the log: before partitions are given up, and before a resync.
+    Flush(oneshot::Sender<()>),
+}
+
 struct Reader<'a> {
     landing: &'a Landing,
     consumer: Box<dyn Consumer>,
     /// Next offset to read per assigned partition.
     positions: HashMap<TopicPartition, i64>,
-    tx: mpsc::Sender<LandingBatch>,
+    tx: mpsc::Sender<ToWriter>,
+    /// Set by the writer when the store's offsets fenced a batch off (another member of the
+    /// group landed those records): the reader then resyncs from the store.
+    abandoned: Arc<AtomicBool>,
     engine: Option<Engine>,
     /// When a join wait last timed out: misses right after that do not wait again, so a sale
     /// of a store the catalog never names costs one wait, not one per batch.
@@ -219,6 +236,8 @@ impl Reader<'_> {
                     .all(|(tp, end)| self.positions.get(tp).is_some_and(|p| p >= end))
                 {
                     info!(message = "landing drained the log, stopping");
+                    // Committed and mirrored while this member still holds its partitions.
+                    self.flush().await;
                     return Ok(());
                 }
             } else if *paused.borrow() {
@@ -227,6 +246,10 @@ impl Reader<'_> {
                     _ = paused.wait_for(|p| !*p) => {}
                     () = shutdown.wait() => {}
                 }
+                continue;
+            }
+            if self.abandoned.load(Ordering::Acquire) {
+                self.resync().await?;
                 continue;
             }
             let event = match self.consumer.poll(l.config.max_batch_records, timeout).await {
@@ -252,6 +275,11 @@ impl Reader<'_> {
                     }
                 }
                 ConsumerEvent::Revoked(tps) => {
+                    // Finish the in-flight batches before the partitions go to another member:
+                    // it then starts where this one ended, never inside a batch.
+                    if !self.flush().await {
+                        return Ok(());
+                    }
                     for tp in tps {
                         if let Some(engine) = self.engine.as_mut() {
                             engine.forget(&tp);
@@ -262,7 +290,7 @@ impl Reader<'_> {
                 ConsumerEvent::Records(records) if records.is_empty() => {}
                 ConsumerEvent::Records(records) => {
                     let batch = self.batch(records).await;
-                    if self.tx.send(batch).await.is_err() {
+                    if self.tx.send(ToWriter::Batch(batch)).await.is_err() {
                         return Ok(()); // the writer stopped; its result says why
                     }
                     l.health.set(&l.component(), State::Running, "");
@@ -337,6 +365,33 @@ impl Reader<'_> {
         );
         l.health.set(&l.component(), State::Running, "");
         Ok(())
+    }
+
+    /// Waits until the writer committed everything sent so far. `false` if the writer stopped.
+    async fn flush(&mut self) -> bool {
+        let (done, answer) = oneshot::channel();
+        self.tx.send(ToWriter::Flush(done)).await.is_ok() && answer.await.is_ok()
+    }
+
+    /// After the store fenced a batch off: drops what was read past the store's offsets and
+    /// starts every assigned partition again from them, with the engine state the store holds.
+    async fn resync(&mut self) -> Result<()> {
+        if !self.flush().await {
+            return Ok(());
+        }
+        self.abandoned.store(false, Ordering::Release);
+        let tps: Vec<TopicPartition> = self.positions.keys().cloned().collect();
+        warn!(
+            message = "another member landed part of this batch; resuming from the store's offsets",
+            partitions = tps.len()
+        );
+        for tp in &tps {
+            if let Some(engine) = self.engine.as_mut() {
+                engine.forget(tp);
+            }
+        }
+        self.positions.clear();
+        self.assign(tps).await
     }
 
     async fn batch(&mut self, records: Vec<retail_log::ConsumedRecord>) -> LandingBatch {
@@ -456,10 +511,25 @@ impl Reader<'_> {
 struct Writer<'a> {
     landing: &'a Landing,
     last_log_commit: Instant,
+    /// Shared with the reader: set when a batch was fenced off.
+    abandoned: Arc<AtomicBool>,
+    /// After a fenced batch, the batches the reader sent before it noticed are dropped, up to
+    /// its flush.
+    dropping: bool,
+}
+
+/// What became of a batch.
+enum Written {
+    Committed(BatchOutcome),
+    /// The store's offsets no longer start where the batch does: another member of the group
+    /// landed these records (a rebalance moved the partition). Nothing was written.
+    Fenced,
+    /// Shutting down while the store stayed down past the budget: the batch stays in the log.
+    GaveUp,
 }
 
 impl Writer<'_> {
-    async fn run(mut self, mut rx: mpsc::Receiver<LandingBatch>, shutdown: &Shutdown) -> Result<()> {
+    async fn run(mut self, mut rx: mpsc::Receiver<ToWriter>, shutdown: &Shutdown) -> Result<()> {
         let l = self.landing;
         let txn_seconds = l.metrics.landing_txn_seconds();
         let (mut latency, mut events_latency) = (
@@ -479,12 +549,34 @@ impl Writer<'_> {
             l.metrics.landing_duplicates("sales_raw"),
             l.metrics.landing_duplicates("events_raw"),
         );
-        while let Some(batch) = rx.recv().await {
+        while let Some(message) = rx.recv().await {
+            let batch = match message {
+                ToWriter::Batch(batch) if self.dropping => {
+                    drop(batch);
+                    continue;
+                }
+                ToWriter::Batch(batch) => batch,
+                ToWriter::Flush(done) => {
+                    self.dropping = false;
+                    self.commit_to_log(true).await;
+                    let _ = done.send(());
+                    continue;
+                }
+            };
             let started = Instant::now();
-            let Some(outcome) = self.write(&batch, shutdown).await? else {
-                // Shutdown gave up on a failing store: the batch stays in the log for next time.
-                rx.close();
-                return Ok(());
+            self.publish_dead_letters(&batch).await;
+            let outcome = match self.write(&batch, shutdown).await? {
+                Written::Committed(outcome) => outcome,
+                Written::Fenced => {
+                    self.dropping = true;
+                    self.abandoned.store(true, Ordering::Release);
+                    continue;
+                }
+                Written::GaveUp => {
+                    // The batch stays in the log for next time.
+                    rx.close();
+                    return Ok(());
+                }
             };
             txn_seconds.observe(started.elapsed().as_secs_f64());
             let now_ms = Utc::now().timestamp_millis();
@@ -527,8 +619,7 @@ impl Writer<'_> {
     }
 
     /// Commits the batch, retrying retryable failures with backoff and never skipping it.
-    /// `Ok(None)` only when shutting down and the store stayed down past the budget.
-    async fn write(&self, batch: &LandingBatch, shutdown: &Shutdown) -> Result<Option<BatchOutcome>> {
+    async fn write(&self, batch: &LandingBatch, shutdown: &Shutdown) -> Result<Written> {
         let l = self.landing;
         let mut attempt = 0u32;
         let mut shutdown_started: Option<Instant> = None;
@@ -542,14 +633,21 @@ impl Writer<'_> {
                         );
                         l.health.set(&l.component(), State::Running, "");
                     }
-                    return Ok(Some(outcome));
+                    return Ok(Written::Committed(outcome));
                 }
                 Err(retail_sink::Error::OffsetConflict { .. })
                     if attempt > 0 && self.committed_before(batch).await? =>
                 {
                     // The previous attempt committed but its reply was lost with the connection.
                     warn!(message = "batch had committed before the connection dropped; counts of this batch are unknown");
-                    return Ok(Some(BatchOutcome::default()));
+                    return Ok(Written::Committed(BatchOutcome::default()));
+                }
+                Err(e @ retail_sink::Error::OffsetConflict { .. }) => {
+                    // Fenced: the store's offsets moved under this batch, so another member of
+                    // the group owns (or owned) one of its partitions. Applying it would apply
+                    // records twice; the reader resumes from the store's offsets instead.
+                    warn!(message = "batch fenced off by the store's offsets; abandoning it", error = %e);
+                    return Ok(Written::Fenced);
                 }
                 Err(e) if e.is_refused() => {
                     // The store refuses some rows' data: set them aside as dead letters and land
@@ -561,7 +659,7 @@ impl Writer<'_> {
                                 warn!(message = "row refused by the store, dead-lettered", origin = %dl.origin, reason = %dl.reason);
                                 l.metrics.dead_letters("landing", dl.kind).inc();
                             }
-                            return Ok(Some(done.outcome));
+                            return Ok(Written::Committed(done.outcome));
                         }
                         Err(e) if e.is_retryable() => {
                             l.metrics.landing_retries().inc();
@@ -583,13 +681,62 @@ impl Writer<'_> {
                             warn!(
                                 message = "store still failing at shutdown; unlanded records stay in the log"
                             );
-                            return Ok(None);
+                            return Ok(Written::GaveUp);
                         }
                     }
                     l.backoff(attempt).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Appends the batch's rejected records to the dead-letter topic, for other applications
+    /// sharing the log, with `reject_reason`, `reject_kind` and `origin` headers. Before the
+    /// store commit, so a crash in between repeats them (at least once; the store's
+    /// `dead_letters` rows are the exactly-once record). A replay publishes nothing.
+    async fn publish_dead_letters(&self, batch: &LandingBatch) {
+        let l = self.landing;
+        if !l.raw_rows || batch.dead_letters.is_empty() {
+            return;
+        }
+        let records: Vec<ProducerRecord> = batch
+            .dead_letters
+            .iter()
+            .map(|d| ProducerRecord {
+                topic: retail_core::event::topics::DEAD_LETTERS.to_owned(),
+                partition: None,
+                key: None,
+                value: d.raw.clone(),
+                headers: vec![
+                    Header {
+                        key: "reject_reason".into(),
+                        value: d.reason.clone().into_bytes(),
+                    },
+                    Header {
+                        key: "reject_kind".into(),
+                        value: d.kind.as_bytes().to_vec(),
+                    },
+                    Header {
+                        key: "origin".into(),
+                        value: d.origin.to_string().into_bytes(),
+                    },
+                ],
+                timestamp_ms: Some(d.rejected_at.timestamp_millis()),
+            })
+            .collect();
+        for attempt in 0..5 {
+            match l.log.append(records.clone()).await {
+                Ok(_) => return,
+                Err(e) if e.is_retryable() && attempt < 4 => {
+                    warn!(message = "could not publish dead letters to the log, retrying", error = %e);
+                    l.backoff(attempt).await;
+                }
+                Err(e) => {
+                    warn!(message = "dead letters not published to the log (they are in the store)", error = %e);
+                    return;
+                }
             }
         }
     }
