@@ -38,6 +38,11 @@ struct Report {
     events_per_s: f64,
     latency_ms: Latency,
     peak_rss_mb: f64,
+    /// Rate of the first million events landed (`null` below a million events).
+    first_million_events_per_s: Option<f64>,
+    /// Rate of the last million events landed, measured inside the same run: with the first,
+    /// whether landing slows as the tables grow (`null` below a million events).
+    last_million_events_per_s: Option<f64>,
     baseline_rows: usize,
     baseline_rows_per_s: f64,
     ratio_to_baseline: f64,
@@ -319,6 +324,11 @@ async fn measure(
     let (metrics, health, shutdown) = (Metrics::new(), Health::new(), Shutdown::new());
     let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
     let started = Instant::now();
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(vec![(0.0, 0)]));
+    let sampler = {
+        let (landing, samples) = (p.landing.clone(), samples.clone());
+        tokio::spawn(async move { sample_progress(&landing, started, &samples).await })
+    };
     for (_, task) in std::mem::take(&mut p.source_tasks) {
         task.await.context("generator task")?.context("generator")?;
     }
@@ -329,6 +339,10 @@ async fn measure(
         e = p.landing_failed() => return Err(e),
     }
     let elapsed = started.elapsed();
+    sampler.abort();
+    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    let (first_million_events_per_s, last_million_events_per_s) =
+        million_rates(&samples, args.events, elapsed);
     let latency = p.landing.latency();
     let landed = p.landing.progress();
     let peak_rss_mb = peak_rss_mb();
@@ -355,6 +369,8 @@ async fn measure(
             max: latency.max_ms,
         },
         peak_rss_mb,
+        first_million_events_per_s,
+        last_million_events_per_s,
         baseline_rows: 0,
         baseline_rows_per_s: 0.0,
         ratio_to_baseline: 0.0,
@@ -376,6 +392,44 @@ async fn measure(
     report.baseline_rows_per_s = baseline_rows_per_s;
     report.ratio_to_baseline = events_per_s / baseline_rows_per_s;
     Ok(report)
+}
+
+/// Appends (seconds since start, events landed) every 20 ms until aborted: what the first-
+/// and last-million rates are computed from.
+async fn sample_progress(
+    landing: &retail_process::LandingHandle,
+    started: Instant,
+    samples: &std::sync::Mutex<Vec<(f64, u64)>>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let p = landing.progress();
+        let landed = p.sales_landed + p.duplicates_skipped + p.dead_letters;
+        if let Ok(mut s) = samples.lock() {
+            s.push((started.elapsed().as_secs_f64(), landed));
+        }
+    }
+}
+
+/// The rates of the first and the last million events, from when the landed count crossed
+/// 1M and `events - 1M` (interpolated between samples) and the end. `None` below 1M events.
+fn million_rates(samples: &[(f64, u64)], events: u64, elapsed: Duration) -> (Option<f64>, Option<f64>) {
+    const MILLION: u64 = 1_000_000;
+    if events < MILLION {
+        return (None, None);
+    }
+    let crossed = |n: u64| -> Option<f64> {
+        let i = samples.iter().position(|&(_, c)| c >= n)?;
+        if i == 0 {
+            return Some(samples[0].0);
+        }
+        let ((t0, c0), (t1, c1)) = (samples[i - 1], samples[i]);
+        Some(t0 + (t1 - t0) * (n - c0) as f64 / (c1 - c0).max(1) as f64)
+    };
+    let end = crossed(events).unwrap_or_else(|| elapsed.as_secs_f64());
+    let first = crossed(MILLION).map(|t| MILLION as f64 / t.max(1e-9));
+    let last = crossed(events - MILLION).map(|t| MILLION as f64 / (end - t).max(1e-9));
+    (first, last)
 }
 
 /// Rows with the same distribution as the benchmark's events, but fresh ids (the real
@@ -463,5 +517,26 @@ impl Scratch {
             )
             .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn million_rates_come_from_the_crossing_times() {
+        // 3M events: the first 2M at 200k/s (10 s), the last 1M at 100k/s (10 s more).
+        let samples: Vec<(f64, u64)> = (0..=20)
+            .map(|s| {
+                let t = f64::from(s);
+                let landed = if s <= 10 { 200_000 * s } else { 2_000_000 + 100_000 * (s - 10) };
+                (t, landed as u64)
+            })
+            .collect();
+        let (first, last) = million_rates(&samples, 3_000_000, Duration::from_secs(20));
+        assert!((first.expect("first") - 200_000.0).abs() < 1.0, "{first:?}");
+        assert!((last.expect("last") - 100_000.0).abs() < 1.0, "{last:?}");
+        assert_eq!(million_rates(&samples, 999_999, Duration::from_secs(20)), (None, None));
     }
 }

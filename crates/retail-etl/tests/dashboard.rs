@@ -1,7 +1,8 @@
 //! The live dashboard in a real browser: headless Chromium (driven by Selenium through
 //! chromedriver, tests/browser/dashboard.py) opens the page while `demo` lands into PostgreSQL,
 //! sees the sales numbers grow, pauses the generator with the page's button and sees the ingest
-//! rate drop to zero, resumes it, throttles it from the page, and saves screenshots at a laptop
+//! rate drop to zero, resumes it, throttles it from the page, reads the log's topics, groups
+//! and sales records in the log view, and saves screenshots at a laptop
 //! and a phone width.
 //! `./scripts/test` installs chromium, chromium-driver and python3-selenium.
 
@@ -59,6 +60,11 @@ async fn an_operator_watches_sales_and_pauses_the_generator_in_a_real_browser() 
     assert!(seen["sales_landed_later"].as_f64() > seen["sales_landed_first"].as_f64());
     assert!(seen["sales_today"].as_f64().is_some_and(|n| n > 0.0), "{seen}");
     assert_eq!(seen["phone_horizontal_overflow_px"], 0);
+    let topics = seen["log_topics"].as_array().expect("log_topics");
+    for topic in ["sales", "catalog", "dead-letters"] {
+        assert!(topics.iter().any(|t| t == topic), "log view topics: {seen}");
+    }
+    assert!(seen["browsed_records"].as_u64().is_some_and(|n| n > 0), "{seen}");
 
     for name in ["dashboard.png", "dashboard-paused.png", "dashboard-phone.png"] {
         let png = std::fs::read(shots.join(name)).expect("screenshot");

@@ -71,6 +71,25 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
 
     /// A consumer in `group` subscribed to `topics`. Its first poll reports its assignment.
     async fn consumer(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>>;
+
+    /// Every topic with its partition count, sorted by name: the operator's view of the log.
+    /// Both backends list theirs; a log that cannot (a test double) says so.
+    async fn topics(&self) -> Result<Vec<(String, i32)>> {
+        Err(Error::Config("this log cannot list its topics".into()))
+    }
+
+    /// The consumer groups the log knows (those that committed offsets), sorted.
+    async fn groups(&self) -> Result<Vec<String>> {
+        Err(Error::Config("this log cannot list its consumer groups".into()))
+    }
+
+    /// Up to `max` records of one partition from `offset` on, read outside any consumer group
+    /// (the record browser): nothing is assigned, committed or moved. An offset outside
+    /// `low..=high` is [`Error::OffsetOutOfRange`]; at `high` the answer is empty.
+    async fn read(&self, tp: &TopicPartition, offset: i64, max: usize) -> Result<Vec<ConsumedRecord>> {
+        let _ = (tp, offset, max);
+        Err(Error::Config("this log cannot be browsed".into()))
+    }
 }
 
 /// What a poll returns: a change of assignment (as Kafka's rebalance callbacks) or records.

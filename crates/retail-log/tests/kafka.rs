@@ -144,6 +144,24 @@ async fn appends_round_trip_with_java_partitioning_and_a_seek_sets_the_start() {
         log.committed_offsets("readers", &[tp]).await.expect("committed"),
         vec![Some(3)]
     );
+
+    // The operator's view: topics, groups, and records read outside any group.
+    let topics = log.topics().await.expect("topics");
+    assert!(topics.contains(&("sales".to_owned(), 4)), "{topics:?}");
+    let groups = log.groups().await.expect("groups");
+    assert!(groups.contains(&"readers".to_owned()), "{groups:?}");
+    let p0 = TopicPartition::new("sales", 0);
+    let browsed = log.read(&p0, start, 3).await.expect("read");
+    let offsets: Vec<i64> = browsed.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, in_p0[5..8].to_vec(), "records browsed from {start}");
+    // At the end nothing; past it no silent jump. The end is counted from what
+    // was appended: Tansu's high watermark is the base offset of the last batch.
+    let end = in_p0.last().expect("records in partition 0") + 1;
+    assert!(log.read(&p0, end, 3).await.expect("read at the end").is_empty());
+    // Past the end: an error or nothing, never records from elsewhere in the partition (Kafka
+    // answers OFFSET_OUT_OF_RANGE; Tansu answers an empty fetch).
+    let past = log.read(&p0, end + 5, 3).await;
+    assert!(past.as_ref().map_or(true, Vec::is_empty), "reading past the end: {past:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

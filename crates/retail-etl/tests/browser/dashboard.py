@@ -3,7 +3,8 @@
 
 Opens the page while `demo` runs, sees the sales numbers grow, presses Pause on a source, sees
 its ingest rate fall to zero, presses Resume, sees it come back, sets a lower rate from the page
-and sees the ingest rate follow, and saves screenshots at a laptop and at a phone width. Prints one JSON line with what it measured; exits 1 with the step
+and sees the ingest rate follow, lists the log's topics and groups and reads records of the
+sales topic in the log view, and saves screenshots at a laptop and at a phone width. Prints one JSON line with what it measured; exits 1 with the step
 that failed. Run by crates/retail-etl/tests/dashboard.rs (Debian packages chromium,
 chromium-driver and python3-selenium; ./scripts/test installs them).
 """
@@ -105,6 +106,19 @@ def run(args):
         result["rate_after"] = number(driver, "in-rate")
         wait_for("the store figures to fill the tables", 20 if args.expect_store else 0.1,
                  lambda: not args.expect_store or driver.find_elements(By.CSS_SELECTOR, "#top-cities tr"))
+        # The log view: topics and groups listed, and the record browser reads the sales topic.
+        wait_for("the log view to list the topics and groups", 15,
+                 lambda: driver.find_elements(By.CSS_SELECTOR, "#log-topics tr")
+                 and driver.find_elements(By.CSS_SELECTOR, "#log-groups tr"))
+        result["log_topics"] = [r.find_elements(By.TAG_NAME, "td")[0].text
+                                for r in driver.find_elements(By.CSS_SELECTOR, "#log-topics tr")]
+        from selenium.webdriver.support.ui import Select
+        Select(driver.find_element(By.ID, "browse-topic")).select_by_value("sales")
+        driver.find_element(By.CSS_SELECTOR, "#browse button[type=submit]").click()
+        wait_for("the record browser to show sales records", 10,
+                 lambda: any("event_type=sale" in r.text
+                             for r in driver.find_elements(By.CSS_SELECTOR, "#browse-records tr")))
+        result["browsed_records"] = len(driver.find_elements(By.CSS_SELECTOR, "#browse-records tr"))
         time.sleep(1.5)  # let the chart take a couple of ticks before the picture
         driver.save_screenshot(args.screenshot)
 

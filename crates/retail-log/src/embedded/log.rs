@@ -29,7 +29,7 @@ use super::partition::Partition;
 use super::segment::Segment;
 use super::topic::{validate_name, validate_partition_count, Topic, OFFSETS_DIR};
 use super::writer::{AppendRequest, Failure, Msg, Writer};
-use crate::record::{partition_for_key, ProducerRecord, RecordMetadata};
+use crate::record::{partition_for_key, ConsumedRecord, ProducerRecord, RecordMetadata};
 use crate::{Consumer, Error, Log, Result, TopicPartition};
 
 /// State shared by the log handle, its threads and its consumers.
@@ -176,6 +176,17 @@ impl Shared {
                 topic: tp.topic.clone(),
                 partition: tp.partition,
             })
+    }
+
+    /// Every topic with its partition count, sorted by name.
+    pub(crate) fn topic_list(&self) -> Vec<(String, i32)> {
+        let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+        let mut list: Vec<(String, i32)> = topics
+            .values()
+            .map(|t| (t.name.clone(), t.partitions.len() as i32))
+            .collect();
+        list.sort();
+        list
     }
 
     /// Every partition of every topic.
@@ -464,6 +475,34 @@ impl Log for EmbeddedLog {
         Ok(Box::new(
             EmbeddedConsumer::new(Arc::clone(&self.shared), group, topics).await?,
         ))
+    }
+
+    async fn topics(&self) -> Result<Vec<(String, i32)>> {
+        Ok(self.shared.topic_list())
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        Ok(self.shared.offsets.groups())
+    }
+
+    async fn read(&self, tp: &TopicPartition, offset: i64, max: usize) -> Result<Vec<ConsumedRecord>> {
+        let part = self.shared.partition(tp)?;
+        let (low, high) = part.watermarks();
+        if offset < low || offset > high {
+            return Err(Error::OffsetOutOfRange {
+                tp: tp.clone(),
+                offset,
+                low,
+                high,
+            });
+        }
+        blocking(move || {
+            let (mut position, mut cursor) = (offset, None);
+            let (mut buf, mut out) = (Vec::new(), Vec::new());
+            part.read(&mut position, &mut cursor, max, &mut buf, &mut out)?;
+            Ok(out)
+        })
+        .await
     }
 }
 

@@ -125,6 +125,22 @@ impl OffsetStore {
             .ok_or_else(|| Error::Config(format!("consumer group {group:?} vanished from the offset cache")))
     }
 
+    /// Every group that committed offsets (or whose file cannot be read), sorted.
+    pub(crate) fn groups(&self) -> Vec<String> {
+        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = groups
+            .offsets
+            .iter()
+            .filter(|(_, offsets)| !offsets.is_empty())
+            .map(|(group, _)| group)
+            .chain(groups.unreadable.iter())
+            .cloned()
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The group's committed next offsets, `None` where it has none.
     pub(crate) fn committed(&self, group: &str, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);

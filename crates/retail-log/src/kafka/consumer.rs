@@ -432,7 +432,8 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
         .collect()
 }
 
-fn record(m: &BorrowedMessage<'_>) -> ConsumedRecord {
+/// A librdkafka message as the log's record.
+pub(super) fn record(m: &BorrowedMessage<'_>) -> ConsumedRecord {
     ConsumedRecord {
         topic: m.topic().to_owned(),
         partition: m.partition(),

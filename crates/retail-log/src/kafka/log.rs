@@ -17,7 +17,7 @@ use super::client::{client_config, error, Tracing};
 use super::consumer::{KafkaConsumer, Member};
 use super::KafkaConfig;
 use crate::record::partition_for_key;
-use crate::{Consumer, Error, Log, ProducerRecord, RecordMetadata, Result, TopicPartition};
+use crate::{ConsumedRecord, Consumer, Error, Log, ProducerRecord, RecordMetadata, Result, TopicPartition};
 
 /// What the producer must do for "acknowledged means durable, once": the operator's
 /// properties cannot turn these off.
@@ -334,6 +334,93 @@ impl Log for KafkaLog {
                         })
                 })
                 .collect())
+        })
+        .await
+    }
+
+    async fn topics(&self) -> Result<Vec<(String, i32)>> {
+        let (inner, timeout) = (self.inner.clone(), self.timeout());
+        blocking(move || {
+            let md = inner
+                .meta
+                .fetch_metadata(None, timeout)
+                .map_err(|e| error("list topics", &e))?;
+            let mut list: Vec<(String, i32)> = md
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
+                .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+                .collect();
+            list.sort();
+            Ok(list)
+        })
+        .await
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        let (inner, timeout) = (self.inner.clone(), self.timeout());
+        blocking(move || {
+            let list = inner
+                .meta
+                .fetch_group_list(None, timeout)
+                .map_err(|e| error("list consumer groups", &e))?;
+            let mut names: Vec<String> = list.groups().iter().map(|g| g.name().to_owned()).collect();
+            names.sort();
+            names.dedup();
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn read(&self, tp: &TopicPartition, offset: i64, max: usize) -> Result<Vec<ConsumedRecord>> {
+        // Only the low end is checked here: some brokers (Tansu) report the base offset of the
+        // last batch as the high watermark, so an offset past it is left to the broker, which
+        // answers "out of range" (`auto.offset.reset=error`) or the end of the partition.
+        let (low, high) = self.watermarks(tp).await?;
+        if offset < low {
+            return Err(Error::OffsetOutOfRange {
+                tp: tp.clone(),
+                offset,
+                low,
+                high,
+            });
+        }
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        // A plain assignment, no group membership: nothing joins, commits or moves.
+        let reader: BaseConsumer<Tracing> = client_config(
+            &self.inner.servers,
+            &self.inner.config,
+            &[
+                ("group.id", "retail-etl-browser"),
+                ("enable.auto.commit", "false"),
+                ("enable.partition.eof", "true"),
+                ("auto.offset.reset", "error"),
+            ],
+        )?
+        .create_with_context(Tracing)
+        .map_err(|e| error(format!("create reader of {tp}"), &e))?;
+        let (tp, timeout) = (tp.clone(), self.timeout().min(Duration::from_secs(5)));
+        blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset))
+                .map_err(|e| error(format!("read {tp}"), &e))?;
+            reader.assign(&tpl).map_err(|e| error(format!("read {tp}"), &e))?;
+            let deadline = std::time::Instant::now() + timeout;
+            let mut out = Vec::new();
+            while out.len() < max {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match reader.poll(left) {
+                    Some(Ok(m)) => out.push(super::consumer::record(&m)),
+                    Some(Err(KafkaError::PartitionEOF(_))) | None => break,
+                    Some(Err(e)) => return Err(error(format!("read {tp}"), &e)),
+                }
+            }
+            Ok(out)
         })
         .await
     }

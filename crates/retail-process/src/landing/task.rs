@@ -151,6 +151,7 @@ impl Landing {
             last_log_commit: Instant::now(),
             abandoned,
             dropping: false,
+            unmirrored: false,
         };
         let (read, write) = tokio::join!(reader.run(&shutdown), writer.run(rx, &shutdown));
         let result = read.and(write);
@@ -516,6 +517,8 @@ struct Writer<'a> {
     /// After a fenced batch, the batches the reader sent before it noticed are dropped, up to
     /// its flush.
     dropping: bool,
+    /// Batches committed to the store since the offsets were last mirrored to the log.
+    unmirrored: bool,
 }
 
 /// What became of a batch.
@@ -549,7 +552,17 @@ impl Writer<'_> {
             l.metrics.landing_duplicates("sales_raw"),
             l.metrics.landing_duplicates("events_raw"),
         );
-        while let Some(message) = rx.recv().await {
+        loop {
+            // Idle, the last offsets still reach the log within a second or so (lag tools and
+            // the embedded log's retention floor read them there).
+            let message = tokio::select! {
+                m = rx.recv() => m,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    self.commit_to_log(false).await;
+                    continue;
+                }
+            };
+            let Some(message) = message else { break };
             let batch = match message {
                 ToWriter::Batch(batch) if self.dropping => {
                     drop(batch);
@@ -612,6 +625,7 @@ impl Writer<'_> {
             let records: i64 = batch.offsets.iter().map(|r| r.next - r.first).sum();
             l.handle
                 .record_commit(usize::try_from(records).unwrap_or(0), &outcome, &offsets);
+            self.unmirrored = true;
             self.commit_to_log(false).await;
         }
         self.commit_to_log(true).await;
@@ -752,9 +766,10 @@ impl Writer<'_> {
     /// Mirrors the committed offsets into the log's group offsets for lag tools, at most once a
     /// second (it costs an fsync). Advisory: the store stays the record.
     async fn commit_to_log(&mut self, force: bool) {
-        if !force && self.last_log_commit.elapsed() < Duration::from_secs(1) {
+        if !force && (!self.unmirrored || self.last_log_commit.elapsed() < Duration::from_secs(1)) {
             return;
         }
+        self.unmirrored = false;
         self.last_log_commit = Instant::now();
         let l = self.landing;
         let offsets: Vec<(TopicPartition, i64)> = l

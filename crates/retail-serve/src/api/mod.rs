@@ -11,7 +11,8 @@
 //! - [`params`]: query and path parsing; pagination limits.
 //! - `top`: the two rankings; `sales`: series and totals; `stores`: store summaries;
 //!   `late_events`, `dead_letters` (with resubmit); `status`: the pipeline; `control`;
-//!   `live`: the dashboard's stream (the snapshots come from [`crate::live`]).
+//!   `live`: the dashboard's stream (the snapshots come from [`crate::live`]); `log`: topics,
+//!   consumer groups and a record browser.
 
 pub mod error;
 pub mod params;
@@ -20,6 +21,7 @@ mod control;
 mod dead_letters;
 mod late_events;
 mod live;
+mod log;
 mod sales;
 mod status;
 mod stores;
@@ -62,6 +64,7 @@ pub use top::MAX_RANK_LIMIT;
         (name = "pipeline", description = "Pipeline status"),
         (name = "control", description = "Pause, resume and rate of sources and the landing"),
         (name = "live", description = "What the dashboard shows, pushed once a second"),
+        (name = "log", description = "Topics, consumer groups and records of the log"),
     )
 )]
 struct ApiDoc;
@@ -96,6 +99,9 @@ pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi:
         .routes(routes!(control::list))
         .routes(routes!(live::stream))
         .routes(routes!(live::snapshot))
+        .routes(routes!(log::topics))
+        .routes(routes!(log::groups))
+        .routes(routes!(log::records))
         .route_layer(from_fn_with_state(state.clone(), require_read));
     let admin = OpenApiRouter::new()
         .routes(routes!(dead_letters::resubmit))

@@ -204,3 +204,72 @@ function connect() {
   });
 }
 connect();
+
+// The log view: topics and consumer groups from /api/v1/log/*, and a record browser.
+function cells(row, values, numeric) {
+  values.forEach((v, i) => {
+    const td = document.createElement("td");
+    td.textContent = v;
+    if (numeric.includes(i)) td.className = "num";
+    row.appendChild(td);
+  });
+}
+
+async function getJson(path) {
+  const resp = await fetch(path, { headers: authHeaders() });
+  const body = await resp.json();
+  if (!resp.ok) throw new Error(body.error ? body.error.message : resp.statusText);
+  return body;
+}
+
+async function refreshLog() {
+  try {
+    const [t, g] = await Promise.all([getJson("/api/v1/log/topics"), getJson("/api/v1/log/groups")]);
+    const topics = $("log-topics");
+    topics.replaceChildren();
+    const select = $("browse-topic");
+    const chosen = select.value;
+    select.replaceChildren();
+    for (const topic of t.topics) {
+      const row = document.createElement("tr");
+      cells(row, [topic.topic, String(topic.partitions.length), count.format(topic.records)], [1, 2]);
+      topics.appendChild(row);
+      const option = document.createElement("option");
+      option.value = option.textContent = topic.topic;
+      select.appendChild(option);
+    }
+    if (chosen) select.value = chosen;
+    const groups = $("log-groups");
+    groups.replaceChildren();
+    for (const group of g.groups) {
+      const row = document.createElement("tr");
+      cells(row, [group.group, String(group.partitions.length), count.format(group.lag)], [1, 2]);
+      groups.appendChild(row);
+    }
+  } catch (e) {
+    text("browse-message", "log: " + e.message);
+  }
+}
+
+$("browse").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const q = new URLSearchParams({ topic: $("browse-topic").value, partition: $("browse-partition").value || "0", limit: "50" });
+  if ($("browse-offset").value !== "") q.set("offset", $("browse-offset").value);
+  try {
+    const page = await getJson("/api/v1/log/records?" + q);
+    const body = $("browse-records");
+    body.replaceChildren();
+    for (const r of page.records) {
+      const row = document.createElement("tr");
+      const headers = r.headers.map((h) => h.key + "=" + h.value).join(" ");
+      cells(row, [String(r.offset), new Date(r.timestamp_ms).toISOString(), r.key || "", headers, r.value], [0]);
+      body.appendChild(row);
+    }
+    text("browse-message", page.records.length + " records of " + page.topic + "/" + page.partition + "; next offset " + page.next_offset + " of " + page.high);
+  } catch (e) {
+    text("browse-message", "browse: " + e.message);
+  }
+});
+
+refreshLog();
+setInterval(refreshLog, 5000);
