@@ -426,7 +426,7 @@ fn million_rates(samples: &[(f64, u64)], events: u64, elapsed: Duration) -> (Opt
         let ((t0, c0), (t1, c1)) = (samples[i - 1], samples[i]);
         Some(t0 + (t1 - t0) * (n - c0) as f64 / (c1 - c0).max(1) as f64)
     };
-    let end = crossed(events).unwrap_or_else(|| elapsed.as_secs_f64());
+    let end = crossed(events).unwrap_or(elapsed.as_secs_f64());
     let first = crossed(MILLION).map(|t| MILLION as f64 / t.max(1e-9));
     let last = crossed(events - MILLION).map(|t| MILLION as f64 / (end - t).max(1e-9));
     (first, last)
