@@ -69,4 +69,5 @@ mod writer;
 pub use config::{EmbeddedConfig, FsyncPolicy};
 pub use consumer::EmbeddedConsumer;
 pub use log::EmbeddedLog;
+#[cfg(feature = "kafka")]
 pub(crate) use topic::validate_name;
