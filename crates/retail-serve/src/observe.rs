@@ -76,7 +76,10 @@ impl RouteHandles {
         let seconds = took.as_secs_f64();
         {
             let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
-            if routes.get(route).is_some_and(|e| e.record(method, status, seconds)) {
+            if routes
+                .get(route)
+                .is_some_and(|e| e.record(method, status, seconds))
+            {
                 return;
             }
         }
@@ -86,7 +89,11 @@ impl RouteHandles {
             let h = self.metrics.http_request_seconds(method, route);
             entry.seconds.push((method, h));
         }
-        if !entry.requests.iter().any(|(m, s, _)| *m == method && *s == status) {
+        if !entry
+            .requests
+            .iter()
+            .any(|(m, s, _)| *m == method && *s == status)
+        {
             let c = self.metrics.http_requests(method, route, status);
             entry.requests.push((method, status, c));
         }
@@ -247,7 +254,7 @@ mod tests {
         for line in [
             r#"retail_http_requests_total{method="GET",route="/items/{id}",status="200"} 2"#,
             r#"retail_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
-            r#"retail_http_request_seconds_count{method="GET",route="/items/{id}"} 2"#,
+            r#"retail_http_request_duration_seconds_count{method="GET",route="/items/{id}"} 2"#,
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
