@@ -84,6 +84,9 @@ pub mod reject {
     pub const FILE: &str = "origin_file";
     /// The 1-based line in that file.
     pub const LINE: &str = "origin_line";
+    /// The input's identity across retries (a webhook's bad line under an `Idempotency-Key`,
+    /// from the key and the line): the store keeps one dead letter per id.
+    pub const ID: &str = "reject_id";
 }
 
 /// A record header.

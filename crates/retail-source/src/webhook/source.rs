@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use retail_core::event::topics;
-use retail_log::{Header, ProducerRecord};
+use retail_log::ProducerRecord;
 use serde::Serialize;
 use sha2::Digest;
 use tokio::sync::Semaphore;
@@ -36,7 +36,7 @@ use super::config::WebhookConfig;
 use super::idempotency::{Answer, Answers, Lookup};
 use crate::context::Backlog;
 use crate::headers;
-use crate::record::event_record_with_value;
+use crate::record::{self, event_record_with_value, reject};
 use crate::runtime::SourceRuntime;
 
 /// Requests processed at once per receiver; more get 429. Bounds the memory bodies take.
@@ -277,7 +277,7 @@ impl Receiver {
                             message: p.message,
                         });
                     }
-                    bad.push(item.bytes);
+                    bad.push(item);
                 }
             }
         }
@@ -299,7 +299,7 @@ impl Receiver {
             }
             // Carried to the landing as they came: it dead-letters them with their reason and
             // log position, like any other record that does not decode.
-            records.extend(bad.iter().map(|raw| self.reject_record(raw)));
+            records.extend(bad.iter().map(|item| self.reject_record(item, key)));
         }
         if records.is_empty() {
             return error(
@@ -337,16 +337,21 @@ impl Receiver {
 
     /// A refused item as a record: its bytes as they came, on the sales topic, with the
     /// source header, so the landing's dead letter names the source and the log position.
-    fn reject_record(&self, raw: &[u8]) -> ProducerRecord {
+    /// Under an `Idempotency-Key` it also carries an id derived from the key and the line, so
+    /// that a request retried after a crash (its answer forgotten, its bad lines appended
+    /// again) is dead-lettered once.
+    fn reject_record(&self, item: &body::Item<'_>, key: Option<&str>) -> ProducerRecord {
+        let mut headers = vec![record::header(headers::SOURCE, self.runtime.name().as_bytes())];
+        if let Some(key) = key {
+            let id = reject_id(self.runtime.name(), key, item.position);
+            headers.push(record::header(reject::ID, id.as_bytes()));
+        }
         ProducerRecord {
             topic: topics::SALES.to_owned(),
             partition: None,
             key: None,
-            value: raw.to_vec(),
-            headers: vec![Header {
-                key: headers::SOURCE.to_owned(),
-                value: self.runtime.name().as_bytes().to_vec(),
-            }],
+            value: item.bytes.to_vec(),
+            headers,
             timestamp_ms: None,
         }
     }
@@ -380,6 +385,16 @@ async fn receive(
         }
     };
     respond(r.handle(&headers, &body).await)
+}
+
+/// The id of the refused line at `position` of a request with `key`, as text: a UUIDv7 of the
+/// epoch (a refused line has no trusted time) whose other bits hash the source, the key and the
+/// position, apart from the ids of events (`|reject|`, not `|key|`).
+fn reject_id(source: &str, key: &str, position: usize) -> String {
+    let seed = [source.as_bytes(), b"|reject|", key.as_bytes()].concat();
+    body::derived_id(chrono::DateTime::UNIX_EPOCH, &seed, position)
+        .hyphenated()
+        .to_string()
 }
 
 /// The 202 answer: `{"accepted":2,"event_ids":["…","…"],"rejected":0,"partial":false}`, with
