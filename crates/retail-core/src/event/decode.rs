@@ -147,10 +147,7 @@ pub fn decode_with(
                 "schema_version",
                 format!("unsupported version {n} (this build reads {SCHEMA_VERSION})"),
             ),
-            Err(_) => c.fail(
-                "schema_version",
-                format!("must be a positive integer, got {}", v),
-            ),
+            Err(_) => c.fail("schema_version", format!("must be a positive integer, got {}", v)),
         }
     }
     let event_id = raw.event_id.and_then(|v| c.uuid("event_id", v));
@@ -448,10 +445,7 @@ impl Checker {
         if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
             Some(s)
         } else {
-            self.fail(
-                path,
-                format!("must be an ISO 4217 code like \"EUR\", got {}", v),
-            );
+            self.fail(path, format!("must be an ISO 4217 code like \"EUR\", got {}", v));
             None
         }
     }
@@ -587,10 +581,7 @@ impl Checker {
             return Some(*t);
         }
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-        self.fail(
-            path,
-            format!("must be one of {}, got {}", names.join(", "), v),
-        );
+        self.fail(path, format!("must be one of {}, got {}", names.join(", "), v));
         None
     }
 }

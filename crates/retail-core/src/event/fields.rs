@@ -222,7 +222,9 @@ mod tests {
     use super::*;
 
     fn serde(text: &str) -> Option<Fields<'_>> {
-        serde_json::from_str::<SerdeFields<'_>>(text).ok().map(Fields::from)
+        serde_json::from_str::<SerdeFields<'_>>(text)
+            .ok()
+            .map(Fields::from)
     }
 
     /// The fast path agrees with serde, or leaves the input to it.
@@ -256,7 +258,10 @@ mod tests {
             agrees(text).expect("agrees");
         }
         let f = scan(EVENTS[2]).expect("fast");
-        assert_eq!((f.on_hand, f.ts, f.kind), (Some("-0.5E+3"), None, Some("\"inventory\"")));
+        assert_eq!(
+            (f.on_hand, f.ts, f.kind),
+            (Some("-0.5E+3"), None, Some("\"inventory\""))
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! pass that splits an object into the fields the decoder reads, `encode.rs` the encoder.
 
 mod decode;
-mod fields;
 mod encode;
+mod fields;
 mod types;
 
 pub use decode::{decode, decode_with, DecodeError, FieldError, MAX_EVENT_BYTES};
