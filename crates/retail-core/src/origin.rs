@@ -95,4 +95,9 @@ pub struct DeadLetter {
     pub origin: Origin,
     /// When it was rejected.
     pub rejected_at: DateTime<Utc>,
+    /// The input's identity at its source, when the source can name it across retries (a
+    /// webhook's refused line under an `Idempotency-Key`). The store keeps one dead letter per
+    /// id, through the same ledger that lands each event once, so input sent again after a
+    /// crash is dead-lettered once. `None`: one dead letter per log record.
+    pub id: Option<uuid::Uuid>,
 }

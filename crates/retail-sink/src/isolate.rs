@@ -165,6 +165,7 @@ fn with_dead_letters(batch: &LandingBatch, kept: &[Row], set_aside: &[(Row, Stri
             kind: KIND,
             origin,
             rejected_at: Utc::now(),
+            id: None,
         });
     }
     out

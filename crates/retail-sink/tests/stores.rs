@@ -47,6 +47,10 @@ macro_rules! suite {
         async fn reopen_keeps_data() {
             crate::behaviour::reopen_keeps_data($fixture).await
         }
+        #[tokio::test]
+        async fn named_dead_letters_are_kept_once() {
+            crate::behaviour::named_dead_letters_are_kept_once($fixture).await
+        }
     };
 }
 

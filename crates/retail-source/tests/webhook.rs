@@ -286,6 +286,68 @@ async fn partial_batches_land_the_good_lines_and_carry_the_bad_ones_to_the_dead_
     );
 }
 
+/// With `partial = true`, a keyed request retried after its answer was forgotten (as after a
+/// crash) appends its bad lines again; each carries an id derived from the key and its line,
+/// the same on both copies, so the store keeps one dead letter per bad line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_partial_batch_names_its_bad_lines_the_same_way() {
+    let s = start(WebhookConfig {
+        partial: true,
+        idempotency_ttl_s: 0,
+        ..WebhookConfig::named("pos")
+    })
+    .await;
+    let body = format!(
+        "{}\n{{\"type\":\"sale\",\"qty\":\"two\"}}\n{{oops\n",
+        sale(None, 1)
+    );
+    let key = [("idempotency-key", "till-3-batch-9")];
+    for _ in 0..2 {
+        let (code, v) = s.post(body.clone(), "application/x-ndjson", &key).await;
+        assert_eq!((code, v["rejected"].as_u64()), (202, Some(2)), "{v}");
+    }
+    let (code, _) = s.post(body.clone(), "application/x-ndjson", &[]).await;
+    assert_eq!(code, 202);
+    let mut consumer = s
+        .log
+        .consumer("check-reject-ids", &["sales"])
+        .await
+        .expect("consumer");
+    let mut named: Vec<(Vec<u8>, String)> = Vec::new();
+    let mut unnamed = 0;
+    let mut empty = 0;
+    while empty < 3 {
+        match consumer
+            .poll(10_000, Duration::from_millis(200))
+            .await
+            .expect("poll")
+        {
+            ConsumerEvent::Records(r) if r.is_empty() => empty += 1,
+            ConsumerEvent::Records(r) => {
+                for rec in r.into_iter().filter(|r| decode(&r.value).is_err()) {
+                    match rec.headers.iter().find(|h| h.key == "reject_id") {
+                        Some(h) => named.push((
+                            rec.value.clone(),
+                            String::from_utf8(h.value.clone()).expect("utf-8"),
+                        )),
+                        None => unnamed += 1,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(unnamed, 2, "without a key, bad lines carry no id");
+    named.sort();
+    assert_eq!(named.len(), 4, "{named:?}");
+    assert_eq!(named[0], named[1], "the same line, the same id: {named:?}");
+    assert_eq!(named[2], named[3], "{named:?}");
+    assert_ne!(named[0].1, named[2].1, "another line, another id");
+    for (_, id) in &named {
+        uuid::Uuid::parse_str(id).expect("a UUID");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_signatures_are_checked() {
     let secret = "whsec_0123456789abcdef";

@@ -2,7 +2,7 @@
 //!
 //! Why not `#[derive(Deserialize)]` on the event types: serde stops at the first error and its
 //! messages name Rust types, not our fields. Instead the object is first split into its fields
-//! as raw JSON slices ([`RawValue`], no allocation), then each field is checked on its own, so
+//! as raw JSON slices in one pass (`fields.rs`, no allocation), then each field is checked on its own, so
 //! one pass yields either a typed event or the full list of problems, e.g.
 //! `qty: must be a non-zero integer, got "two"`. Unknown fields are ignored (forward
 //! compatibility); a duplicated field is an error.
@@ -12,10 +12,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use super::fields::{self, Fields};
 use super::types::*;
 
 /// Largest accepted event, in bytes. Larger input is rejected before it is parsed.
@@ -105,57 +104,6 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// Every field any event type has, as raw JSON. Unknown fields are skipped by serde.
-#[derive(Deserialize, Default)]
-struct RawFields<'a> {
-    #[serde(borrow, rename = "type")]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow)]
-    schema_version: Option<&'a RawValue>,
-    #[serde(borrow)]
-    event_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    ts: Option<&'a RawValue>,
-    #[serde(borrow)]
-    source: Option<&'a RawValue>,
-    #[serde(borrow)]
-    store_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    sku: Option<&'a RawValue>,
-    #[serde(borrow)]
-    qty: Option<&'a RawValue>,
-    #[serde(borrow)]
-    unit_price: Option<&'a RawValue>,
-    #[serde(borrow)]
-    seller_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    order_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    status: Option<&'a RawValue>,
-    #[serde(borrow)]
-    amount: Option<&'a RawValue>,
-    #[serde(borrow)]
-    currency: Option<&'a RawValue>,
-    #[serde(borrow)]
-    payment_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    on_hand: Option<&'a RawValue>,
-    #[serde(borrow)]
-    name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    city: Option<&'a RawValue>,
-    #[serde(borrow)]
-    country: Option<&'a RawValue>,
-    #[serde(borrow)]
-    category: Option<&'a RawValue>,
-    #[serde(borrow)]
-    price: Option<&'a RawValue>,
-    #[serde(borrow)]
-    device_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    detail: Option<&'a RawValue>,
-}
-
 /// Decodes one event; a missing `event_id` gets a fresh UUIDv7 and a missing `source` becomes
 /// `unknown`. See [`decode_with`] for deterministic ids.
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
@@ -179,7 +127,7 @@ pub fn decode_with(
     let text = std::str::from_utf8(bytes).map_err(|e| {
         DecodeError::whole(format!("not UTF-8: invalid byte at position {}", e.valid_up_to()))
     })?;
-    let raw: RawFields<'_> = serde_json::from_str(text).map_err(|e| {
+    let raw = fields::split(text).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "not a JSON object",
             _ => "malformed JSON",
@@ -193,16 +141,13 @@ pub fn decode_with(
         Some(v) => c.string("type", v),
     };
     if let Some(v) = raw.schema_version {
-        match v.get().parse::<u16>() {
+        match v.parse::<u16>() {
             Ok(SCHEMA_VERSION) => {}
             Ok(n) => c.fail(
                 "schema_version",
                 format!("unsupported version {n} (this build reads {SCHEMA_VERSION})"),
             ),
-            Err(_) => c.fail(
-                "schema_version",
-                format!("must be a positive integer, got {}", v.get()),
-            ),
+            Err(_) => c.fail("schema_version", format!("must be a positive integer, got {}", v)),
         }
     }
     let event_id = raw.event_id.and_then(|v| c.uuid("event_id", v));
@@ -274,7 +219,7 @@ pub const TYPE_NAMES: [&str; 10] = [
     "device_status",
 ];
 
-fn sale(c: &mut Checker, raw: &RawFields<'_>, kind: &str) -> Option<EventBody> {
+fn sale(c: &mut Checker, raw: &Fields<'_>, kind: &str) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
     let sku = c.id("sku", raw.sku);
     let qty = c.req(raw.qty, "qty", Checker::non_zero_i32);
@@ -306,7 +251,7 @@ fn sale(c: &mut Checker, raw: &RawFields<'_>, kind: &str) -> Option<EventBody> {
     }))
 }
 
-fn order(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+fn order(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let order_id = c.req(raw.order_id, "order_id", Checker::nonempty);
     let status = c.req(raw.status, "status", |c, p, v| {
         c.one_of(
@@ -334,7 +279,7 @@ fn order(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     }))
 }
 
-fn payment(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+fn payment(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let payment_id = c.req(raw.payment_id, "payment_id", Checker::nonempty);
     let order_id = c.req(raw.order_id, "order_id", Checker::nonempty);
     let amount = c.req(raw.amount, "amount", Checker::money);
@@ -360,7 +305,7 @@ fn payment(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     }))
 }
 
-fn inventory(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+fn inventory(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
     let sku = c.id("sku", raw.sku);
     let on_hand = c.req(raw.on_hand, "on_hand", Checker::non_negative);
@@ -371,7 +316,7 @@ fn inventory(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     }))
 }
 
-fn seller(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+fn seller(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let seller_id = c.id("seller_id", raw.seller_id);
     let store_id = c.id("store_id", raw.store_id);
     let name = c.req(raw.name, "name", Checker::nonempty);
@@ -382,7 +327,7 @@ fn seller(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     }))
 }
 
-fn device_status(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+fn device_status(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
     let device_id = c.req(raw.device_id, "device_id", Checker::nonempty);
     let status = c.req(raw.status, "status", Checker::nonempty);
@@ -395,7 +340,7 @@ fn device_status(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     }))
 }
 
-fn store(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+fn store(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
     let name = c.req(raw.name, "name", Checker::nonempty);
     let city = c.req(raw.city, "city", Checker::nonempty);
@@ -406,7 +351,7 @@ fn store(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
         } else {
             c.fail(
                 p,
-                format!("must be an ISO 3166-1 alpha-2 code like \"DE\", got {}", v.get()),
+                format!("must be an ISO 3166-1 alpha-2 code like \"DE\", got {}", v),
             );
             None
         }
@@ -419,7 +364,7 @@ fn store(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
     }))
 }
 
-fn product(c: &mut Checker, raw: &RawFields<'_>) -> Option<EventBody> {
+fn product(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let sku = c.id("sku", raw.sku);
     let name = c.req(raw.name, "name", Checker::nonempty);
     let category = c.req(raw.category, "category", Checker::nonempty);
@@ -454,9 +399,9 @@ impl Checker {
     /// A required field checked by `check`.
     fn req<T>(
         &mut self,
-        v: Option<&RawValue>,
+        v: Option<&str>,
         path: &str,
-        check: impl FnOnce(&mut Self, &str, &RawValue) -> Option<T>,
+        check: impl FnOnce(&mut Self, &str, &str) -> Option<T>,
     ) -> Option<T> {
         match v {
             None => self.missing(path),
@@ -464,8 +409,8 @@ impl Checker {
         }
     }
 
-    fn string(&mut self, path: &str, v: &RawValue) -> Option<String> {
-        let text = v.get();
+    fn string(&mut self, path: &str, v: &str) -> Option<String> {
+        let text = v;
         if text.starts_with('"') {
             // Fast path: no escapes means the inner slice is the string.
             if !text.contains('\\') {
@@ -486,7 +431,7 @@ impl Checker {
         None
     }
 
-    fn nonempty(&mut self, path: &str, v: &RawValue) -> Option<String> {
+    fn nonempty(&mut self, path: &str, v: &str) -> Option<String> {
         let s = self.string(path, v)?;
         if s.trim().is_empty() {
             self.fail(path, "must be a non-empty string, got \"\"".to_owned());
@@ -495,25 +440,22 @@ impl Checker {
         Some(s)
     }
 
-    fn currency(&mut self, path: &str, v: &RawValue) -> Option<String> {
+    fn currency(&mut self, path: &str, v: &str) -> Option<String> {
         let s = self.string(path, v)?;
         if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
             Some(s)
         } else {
-            self.fail(
-                path,
-                format!("must be an ISO 4217 code like \"EUR\", got {}", v.get()),
-            );
+            self.fail(path, format!("must be an ISO 4217 code like \"EUR\", got {}", v));
             None
         }
     }
 
-    fn integer(v: &RawValue) -> Option<i64> {
-        v.get().parse::<i64>().ok()
+    fn integer(v: &str) -> Option<i64> {
+        v.parse::<i64>().ok()
     }
 
     /// A required positive integer id.
-    fn id(&mut self, path: &str, v: Option<&RawValue>) -> Option<i64> {
+    fn id(&mut self, path: &str, v: Option<&str>) -> Option<i64> {
         let v = match v {
             None => return self.missing(path),
             Some(v) => v,
@@ -521,39 +463,39 @@ impl Checker {
         match Self::integer(v) {
             Some(n) if n > 0 => Some(n),
             _ => {
-                self.fail(path, format!("must be a positive integer, got {}", v.get()));
+                self.fail(path, format!("must be a positive integer, got {}", v));
                 None
             }
         }
     }
 
-    fn non_zero_i32(&mut self, path: &str, v: &RawValue) -> Option<i32> {
+    fn non_zero_i32(&mut self, path: &str, v: &str) -> Option<i32> {
         match Self::integer(v).and_then(|n| i32::try_from(n).ok()) {
             Some(n) if n != 0 => Some(n),
             _ => {
-                self.fail(path, format!("must be a non-zero integer, got {}", v.get()));
+                self.fail(path, format!("must be a non-zero integer, got {}", v));
                 None
             }
         }
     }
 
-    fn non_negative(&mut self, path: &str, v: &RawValue) -> Option<i64> {
+    fn non_negative(&mut self, path: &str, v: &str) -> Option<i64> {
         match Self::integer(v) {
             Some(n) if n > MAX_COUNT => {
-                self.fail(path, format!("must be at most {MAX_COUNT}, got {}", v.get()));
+                self.fail(path, format!("must be at most {MAX_COUNT}, got {}", v));
                 None
             }
             Some(n) if n >= 0 => Some(n),
             _ => {
-                self.fail(path, format!("must be a non-negative integer, got {}", v.get()));
+                self.fail(path, format!("must be a non-negative integer, got {}", v));
                 None
             }
         }
     }
 
     /// A non-negative amount, as a JSON number or a numeric string, kept exact.
-    fn money(&mut self, path: &str, v: &RawValue) -> Option<Decimal> {
-        let text = v.get();
+    fn money(&mut self, path: &str, v: &str) -> Option<Decimal> {
+        let text = v;
         let digits = text
             .strip_prefix('"')
             .and_then(|t| t.strip_suffix('"'))
@@ -580,20 +522,20 @@ impl Checker {
     /// A price kept in a `numeric(12, 2)` column: [`Self::money`] with at most two decimals, so
     /// the raw row and the aggregates hold the same number (ADR 0008). Trailing zeros do not
     /// count (`19.990` is `19.99`).
-    fn cents(&mut self, path: &str, v: &RawValue) -> Option<Decimal> {
+    fn cents(&mut self, path: &str, v: &str) -> Option<Decimal> {
         let d = self.money(path, v)?;
         if d.scale() > 2 {
             self.fail(
                 path,
-                format!("must have at most 2 decimal places (cents), got {}", v.get()),
+                format!("must have at most 2 decimal places (cents), got {}", v),
             );
             return None;
         }
         Some(d)
     }
 
-    fn uuid(&mut self, path: &str, v: &RawValue) -> Option<Uuid> {
-        let text = v.get();
+    fn uuid(&mut self, path: &str, v: &str) -> Option<Uuid> {
+        let text = v;
         match text
             .strip_prefix('"')
             .and_then(|t| t.strip_suffix('"'))
@@ -608,8 +550,8 @@ impl Checker {
     }
 
     /// Epoch milliseconds (a JSON integer) or an RFC 3339 string.
-    fn timestamp(&mut self, path: &str, v: &RawValue) -> Option<DateTime<Utc>> {
-        let text = v.get();
+    fn timestamp(&mut self, path: &str, v: &str) -> Option<DateTime<Utc>> {
+        let text = v;
         let parsed = if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
             DateTime::parse_from_rfc3339(inner)
                 .ok()
@@ -633,16 +575,13 @@ impl Checker {
         }
     }
 
-    fn one_of<T: Copy>(&mut self, path: &str, v: &RawValue, options: &[(&str, T)]) -> Option<T> {
+    fn one_of<T: Copy>(&mut self, path: &str, v: &str, options: &[(&str, T)]) -> Option<T> {
         let s = self.string(path, v)?;
         if let Some((_, t)) = options.iter().find(|(name, _)| *name == s) {
             return Some(*t);
         }
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-        self.fail(
-            path,
-            format!("must be one of {}, got {}", names.join(", "), v.get()),
-        );
+        self.fail(path, format!("must be one of {}, got {}", names.join(", "), v));
         None
     }
 }
@@ -658,9 +597,11 @@ fn unstorable_escape(text: &str) -> Option<String> {
     };
     let mut i = 0;
     while i < b.len() {
-        if b[i] != b'\\' {
-            i += 1;
-            continue;
+        // Jump to the next backslash: most events have none, and a byte-by-byte walk cost
+        // as much as splitting the object into its fields.
+        match memchr::memchr(b'\\', &b[i..]) {
+            Some(n) => i += n,
+            None => break,
         }
         if b.get(i + 1) != Some(&b'u') {
             i += 2; // `\\`, `\"`, `\n`...: the escaped character is not an escape itself

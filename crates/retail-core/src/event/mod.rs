@@ -6,9 +6,13 @@
 //! `{"event_id":"<uuid>","store_id":42,"sku":1234,"qty":2,"ts":1723456789000}` is simply a sale
 //! whose `type` defaulted. [`decode`] turns bytes into an [`Event`]; [`Event::to_json`] is its
 //! inverse and is what producers (the generator, the HTTP source) write to the log.
+//!
+//! `types.rs` holds the events, `decode.rs` the decoder and its checks, `fields.rs` the one
+//! pass that splits an object into the fields the decoder reads, `encode.rs` the encoder.
 
 mod decode;
 mod encode;
+mod fields;
 mod types;
 
 pub use decode::{decode, decode_with, DecodeError, FieldError, MAX_EVENT_BYTES};

@@ -28,7 +28,7 @@ use super::offsets::OffsetStore;
 use super::partition::Partition;
 use super::segment::Segment;
 use super::topic::{validate_name, validate_partition_count, Topic, OFFSETS_DIR};
-use super::writer::{AppendRequest, Failure, Msg, Writer};
+use super::writer::{AppendRequest, Failure, Msg, Reply, Writer};
 use crate::record::{partition_for_key, ConsumedRecord, ProducerRecord, RecordMetadata};
 use crate::{Consumer, Error, Log, Result, TopicPartition};
 
@@ -448,7 +448,10 @@ impl Log for EmbeddedLog {
             targets,
             reply,
         }))?;
-        rx.await.map_err(|_| Error::Closed)?
+        let Reply { result, spent } = rx.await.map_err(|_| Error::Closed)?;
+        // Freed here, on the thread that allocated them (see `Reply`).
+        drop(spent);
+        result
     }
 
     async fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {

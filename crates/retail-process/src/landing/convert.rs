@@ -18,6 +18,9 @@ pub(super) struct Decoded {
     pub result: Result<Event, DecodeError>,
     /// File and line, for input a file source refused (from the reject headers).
     pub file: Option<(String, Option<u64>)>,
+    /// The input's identity at its source, if it named one (`reject_id`): its dead letter is
+    /// kept once per id.
+    pub reject_id: Option<Uuid>,
 }
 
 /// Header names of a record its source refused (as `retail_source::record::reject` sets
@@ -26,6 +29,9 @@ pub(super) struct Decoded {
 const REJECT_REASON: &str = "reject_reason";
 const REJECT_FILE: &str = "origin_file";
 const REJECT_LINE: &str = "origin_line";
+/// The id a source gives input it refused when it can name it across retries (a webhook's bad
+/// line under an `Idempotency-Key`), so that its dead letter is kept once.
+const REJECT_ID: &str = "reject_id";
 
 /// Decodes one record. A missing `event_id` is derived from the record's position. A record
 /// its source already refused is not decoded: it carries its reason.
@@ -53,6 +59,7 @@ pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
             position_id(ts.timestamp_millis(), topic, partition, offset)
         }),
     };
+    let reject_id = header(&rec, REJECT_ID).and_then(|id| Uuid::try_parse(id).ok());
     Decoded {
         tp: TopicPartition::new(rec.topic, rec.partition),
         offset: rec.offset,
@@ -60,6 +67,7 @@ pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
         raw: rec.value,
         result,
         file,
+        reject_id,
     }
 }
 
@@ -113,6 +121,7 @@ pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'stat
                 origin,
                 rejected_at: Utc::now(),
                 raw: d.raw,
+                id: d.reject_id,
             });
             Some(kind)
         }
@@ -214,6 +223,21 @@ mod tests {
             dl.origin.to_string(),
             "source pos, topic sales partition 3 offset 9, file export.csv line 3"
         );
+    }
+
+    #[test]
+    fn a_refused_line_named_by_its_source_keeps_its_id_for_the_store() {
+        let id = "0193a0c0-0000-7000-8000-000000000abc";
+        let mut rec = record(br#"{"type":"sale","qty":"two"}"#, 4);
+        rec.headers.push(retail_log::Header {
+            key: "reject_id".into(),
+            value: id.as_bytes().to_vec(),
+        });
+        let mut batch = LandingBatch::default();
+        assert_eq!(add_record(&mut batch, rec), Some("invalid_field"));
+        assert_eq!(batch.dead_letters[0].id, Some(Uuid::parse_str(id).expect("uuid")));
+        add_record(&mut batch, record(br#"{"type":"sale","qty":"two"}"#, 5));
+        assert_eq!(batch.dead_letters[1].id, None, "no header, no id");
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub(super) async fn events<'a>(
 pub(super) async fn dead_letters(
     client: &Client,
     stmt: &Statement,
-    rows: &[DeadLetter],
+    rows: &[&DeadLetter],
 ) -> Result<u64, Error> {
     let sink = client.copy_in(stmt).await?;
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &DEAD_LETTER_TYPES));

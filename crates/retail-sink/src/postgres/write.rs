@@ -21,6 +21,7 @@
 
 use std::collections::HashSet;
 
+use retail_core::DeadLetter;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
@@ -151,7 +152,18 @@ async fn in_transaction(
             .map_err(|e| pg_error("COPY events_raw", &e))?;
     }
     if !batch.dead_letters.is_empty() {
-        outcome.dead_letters = copy::dead_letters(c, &s.copy_dead_letters, &batch.dead_letters)
+        // Input its source named (a retried webhook line) is dead-lettered once per id: the
+        // ledger says which ids are new, and only the first dead letter of each is kept.
+        let mut new_named = named_dead_letters(conn, batch).await?;
+        let rows: Vec<&DeadLetter> = batch
+            .dead_letters
+            .iter()
+            .filter(|d| match (&d.id, new_named.as_mut()) {
+                (Some(id), Some(new)) => new.remove(id),
+                _ => true,
+            })
+            .collect();
+        outcome.dead_letters = copy::dead_letters(c, &s.copy_dead_letters, &rows)
             .await
             .map_err(|e| pg_error("COPY dead_letters", &e))?;
     }
@@ -213,6 +225,32 @@ fn check_fence(batch: &LandingBatch, topic: &str, partition: i32, stored: i64) -
         }),
         _ => Ok(()),
     }
+}
+
+/// Records the ids of the batch's named dead letters in `landed_event_ids`; `Some(ids)`: the
+/// ids that were new. `None` when no dead letter has an id (the common case: no round trip).
+async fn named_dead_letters(conn: &Conn, batch: &LandingBatch) -> Result<Option<HashSet<Uuid>>> {
+    let named: Vec<Uuid> = batch.dead_letters.iter().filter_map(|d| d.id).collect();
+    if named.is_empty() {
+        return Ok(None);
+    }
+    let rows = conn
+        .client
+        .query(
+            "INSERT INTO landed_event_ids (event_id) SELECT unnest($1::uuid[]) \
+             ON CONFLICT DO NOTHING RETURNING event_id",
+            &[&named],
+        )
+        .await
+        .map_err(|e| pg_error("INSERT INTO landed_event_ids (dead letters)", &e))?;
+    let mut new = HashSet::with_capacity(rows.len());
+    for row in rows {
+        new.insert(
+            row.try_get::<_, Uuid>(0)
+                .map_err(|e| pg_error("read landed_event_ids.event_id", &e))?,
+        );
+    }
+    Ok(Some(new))
 }
 
 /// Records the batch's ids in `landed_event_ids`. `None`: all were new (fast path);

@@ -157,7 +157,21 @@ pub(super) fn write_batch(
                  file, line, rejected_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(err("prepare INSERT INTO dead_letters"))?;
+        let mut ledger = tx
+            .prepare_cached("INSERT OR IGNORE INTO landed_event_ids (event_id) VALUES (?1)")
+            .map_err(err("prepare INSERT INTO landed_event_ids"))?;
         for d in &b.dead_letters {
+            // Input its source named (a retried webhook line) is dead-lettered once per id.
+            if let Some(id) = &d.id {
+                let id = &*id.hyphenated().encode_lower(&mut id_buf);
+                if ledger
+                    .execute([id])
+                    .map_err(err("INSERT INTO landed_event_ids"))?
+                    == 0
+                {
+                    continue;
+                }
+            }
             let o = &d.origin;
             // A line past i64::MAX cannot be a real line number; store it as unknown.
             let line = o.line.and_then(|l| i64::try_from(l).ok());

@@ -571,3 +571,33 @@ pub async fn refused_rows_become_dead_letters_and_the_rest_lands(f: Fixture) {
     assert!(matches!(again, Error::OffsetConflict { .. }), "{again}");
     assert_eq!(counts(&*store).await, (2, 1, 3));
 }
+
+/// A dead letter whose source named its input (a webhook's bad line under an
+/// `Idempotency-Key`) is kept once per id: in one batch, across batches, and a retry's copy
+/// at a new log position; dead letters without an id are kept once per log record as before.
+pub async fn named_dead_letters_are_kept_once(f: Fixture) {
+    let store = f.open().await;
+    let p = tp("sales", 2);
+    let id = ids(2);
+    let named = |offset, i: usize| retail_core::DeadLetter {
+        id: Some(id[i]),
+        ..dead_letter(&p, offset, "qty: must be a non-zero integer, got \"two\"")
+    };
+    let first = LandingBatch {
+        group: "landing".into(),
+        dead_letters: vec![named(5, 0), named(6, 0), dead_letter(&p, 7, "bad")],
+        offsets: vec![range(&p, 5, 8)],
+        ..Default::default()
+    };
+    let o = store.write_batch(&first).await.expect("first batch");
+    assert_eq!(o.dead_letters, 2, "{o:?}");
+    let retried = LandingBatch {
+        group: "landing".into(),
+        dead_letters: vec![named(8, 0), named(9, 1), dead_letter(&p, 10, "bad")],
+        offsets: vec![range(&p, 8, 11)],
+        ..Default::default()
+    };
+    let o = store.write_batch(&retried).await.expect("retried batch");
+    assert_eq!(o.dead_letters, 2, "{o:?}");
+    assert_eq!(counts(&*store).await, (0, 0, 4));
+}

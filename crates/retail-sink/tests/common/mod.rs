@@ -237,6 +237,7 @@ pub fn dead_letter(tp: &TopicPartition, offset: i64, reason: &str) -> DeadLetter
             ..Origin::log("csv", tp, offset)
         },
         rejected_at: ts("2026-11-21T13:43:53.488Z"),
+        id: None,
     }
 }
 

@@ -80,17 +80,24 @@ pub fn items(body: &[u8], format: Format) -> Result<Vec<Item<'_>>, BodyError> {
         ));
     }
     match format {
-        Format::Ndjson => Ok(body
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .filter_map(|(i, line)| {
-                let line = line.trim_ascii();
-                (!line.is_empty()).then_some(Item {
-                    position: i + 1,
-                    bytes: line,
-                })
-            })
-            .collect()),
+        Format::Ndjson => {
+            // memchr finds the newlines a word at a time; splitting byte by byte was 9% of a
+            // batch's CPU.
+            let mut items = Vec::new();
+            let mut start = 0;
+            let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+            for (i, end) in ends.enumerate() {
+                let line = body[start..end].trim_ascii();
+                if !line.is_empty() {
+                    items.push(Item {
+                        position: i + 1,
+                        bytes: line,
+                    });
+                }
+                start = end + 1;
+            }
+            Ok(items)
+        }
         Format::Json if trimmed.first() == Some(&b'[') => {
             let raw: Vec<&serde_json::value::RawValue> = serde_json::from_slice(trimmed)
                 .map_err(|e| BodyError::Unreadable(format!("the body is not a JSON array of events: {e}")))?;
@@ -155,6 +162,11 @@ mod tests {
             .map(|i| i.position)
             .collect();
         assert_eq!(got, vec![1, 3]);
+        let last = items(b"\n{\"a\":1}\n {\"b\":2} ", Format::Ndjson).expect("no final newline");
+        assert_eq!(
+            last.iter().map(|i| (i.position, i.bytes)).collect::<Vec<_>>(),
+            vec![(2, &b"{\"a\":1}"[..]), (3, &b"{\"b\":2}"[..])]
+        );
         let arr = items(b" [ {\"a\":1}, {\"b\":2} ] ", Format::Json).expect("array");
         assert_eq!(arr.len(), 2);
         assert_eq!(arr[1].bytes, b"{\"b\":2}");
