@@ -8,7 +8,7 @@
 //! file through one emitter task, never in the pipeline's way (ADR 0011).
 //!
 //! # Layout
-//! - [`config`]: `[lineage]`.
+//! - [`config`]: the `[lineage]` section and its checks.
 //! - [`naming`]: dataset namespaces and names from the log and store URLs, without secrets.
 //! - [`jobs`]: the jobs, their datasets and counts read from the stages' handles, their run
 //!   state, and the graph.
