@@ -89,6 +89,8 @@ struct Inner {
     component_state: Family<Labels, Gauge>,
     resident_memory_bytes: Gauge,
     uptime_seconds: Gauge<f64, AtomicU64>,
+    lineage_events: Family<Labels, Counter>,
+    lineage_failures: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -124,6 +126,8 @@ impl Metrics {
         let http_request_seconds = HistogramFamily::new_with_constructor(http_histogram);
         let component_state = Family::default();
         let resident_memory_bytes = Gauge::default();
+        let lineage_events = Family::default();
+        let lineage_failures = Family::default();
         let start_time_seconds = Gauge::<f64, AtomicU64>::default();
         // Set once here: a metrics registry lives as long as the process that exports it.
         start_time_seconds.set(
@@ -262,6 +266,16 @@ impl Metrics {
             Unit::Seconds,
             uptime_seconds.clone(),
         );
+        r.register(
+            "lineage_events",
+            "OpenLineage run events delivered to the configured endpoint or file, by event type",
+            lineage_events.clone(),
+        );
+        r.register(
+            "lineage_failures",
+            "OpenLineage run events lost: the endpoint or file refused them (transport) or the queue was full (dropped)",
+            lineage_failures.clone(),
+        );
         let build_info: Family<Labels, Gauge> = Family::default();
         build_info
             .get_or_create(&vec![
@@ -301,6 +315,8 @@ impl Metrics {
                 component_state,
                 resident_memory_bytes,
                 uptime_seconds,
+                lineage_events,
+                lineage_failures,
             }),
         }
     }
@@ -514,6 +530,22 @@ impl Metrics {
     /// Resident memory gauge, set by the server before each scrape.
     pub fn resident_memory_bytes(&self) -> Gauge {
         self.inner.resident_memory_bytes.clone()
+    }
+
+    /// OpenLineage events delivered, by event type (`START`, `RUNNING`, `COMPLETE`, `FAIL`).
+    pub fn lineage_events(&self, event_type: &str) -> Counter {
+        self.inner
+            .lineage_events
+            .get_or_create(&vec![("event_type", event_type.to_owned())])
+            .clone()
+    }
+
+    /// OpenLineage events lost, by reason (`transport`, `dropped`).
+    pub fn lineage_failures(&self, reason: &str) -> Counter {
+        self.inner
+            .lineage_failures
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .clone()
     }
 
     /// Process uptime gauge, set by the server before each scrape.

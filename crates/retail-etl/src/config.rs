@@ -18,6 +18,7 @@ use retail_source::SourceConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::DemoArgs;
+use crate::lineage::LineageConfig;
 
 /// Everything `retail-etl run` needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +42,9 @@ pub struct Config {
     pub serve: ServeConfig,
     /// Sources, each a `[[sources]]` block with a `type`.
     pub sources: Vec<SourceConfig>,
+    /// OpenLineage run events of the pipeline's jobs (`[lineage]`); off unless a `url` or a
+    /// `file` is set. `GET /api/v1/lineage` serves the lineage graph either way.
+    pub lineage: LineageConfig,
     /// The file this was loaded from, for messages.
     #[serde(skip)]
     pub source_file: Option<PathBuf>,
@@ -155,6 +159,7 @@ impl Default for Config {
             aggregates: Vec::new(),
             serve: ServeConfig::default(),
             sources: Vec::new(),
+            lineage: LineageConfig::default(),
             source_file: None,
         }
     }
@@ -266,6 +271,9 @@ impl Config {
             bail!("key landing.max_batch_records in {file}: must be at least 1");
         }
         SourceConfig::validate_all(&self.sources).with_context(|| format!("in {file}"))?;
+        self.lineage
+            .validate()
+            .map_err(|e| anyhow::anyhow!("key {e:#} in {file}"))?;
         self.aggregates()
             .with_context(|| format!("[[aggregates]] in {file}"))?;
         Ok(())

@@ -86,7 +86,13 @@ async fn until_all_landed(p: &mut Pipeline, shutdown: &Shutdown) -> Result<()> {
     let mut bounded = bounded.into_iter();
     while let Some((handle, mut task)) = bounded.next() {
         tokio::select! {
-            r = &mut task => { r.context("source task")?.with_context(|| format!("source {}", handle.name()))?; }
+            r = &mut task => {
+                let r = r
+                    .context("source task")
+                    .and_then(|r| r.with_context(|| format!("source {}", handle.name())));
+                p.source_ended(handle.name(), &r);
+                r?;
+            }
             e = p.landing_failed() => return Err(e),
             () = shutdown.wait() => {
                 p.source_tasks.push((handle, task));

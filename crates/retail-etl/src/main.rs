@@ -9,6 +9,9 @@
 //! - [`config`]: the TOML configuration, layered defaults -> file -> `RETAIL__...` variables.
 //! - [`pipeline`]: opens the log and the store, starts serve, landing and sources.
 //! - [`demo`]: `demo` and `run`: the pipeline with a live progress line and a summary.
+//! - [`lineage`]: OpenLineage run events of every source, the landing and each aggregate, to
+//!   an HTTP endpoint or a file, and the graph `/api/v1/lineage` serves.
+//! - [`replay`]: `replay`: rebuild the aggregates from the log into fresh tables.
 //! - [`bench`]: `bench`: throughput, latency, memory and the store's bare bulk-load rate.
 //! - [`bench_webhook`]: `bench-webhook`: the webhook receiver's events/s and requests/s to a
 //!   durable acknowledgement, and its acknowledgement latency, with a load generator in-process.
@@ -18,6 +21,7 @@ mod bench_webhook;
 mod cli;
 mod config;
 mod demo;
+mod lineage;
 mod pipeline;
 mod replay;
 

@@ -4,6 +4,7 @@
 //! order they depend on each other: serve first (so `/health` answers while the rest opens),
 //! then the log and the store, then the landing that joins them, then the sources that feed the
 //! log. Stages talk only through the log and the store, so any of them could run elsewhere.
+//! Lineage (the jobs' OpenLineage runs) starts once every stage runs and ends with them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::config::Config;
+use crate::lineage::Lineage;
 
 /// A started pipeline: handles on each stage and their tasks.
 #[derive(Debug)]
@@ -55,6 +57,8 @@ pub struct Pipeline {
     serve_stop: Shutdown,
     /// Partitions of every data topic.
     pub partitions: Vec<TopicPartition>,
+    /// Each job's OpenLineage run: START now, COMPLETE or FAIL as its task ends.
+    pub lineage: Lineage,
 }
 
 /// Starts every stage of `config`. `shutdown` stops the sources; [`Pipeline::stop`] then stops
@@ -113,6 +117,8 @@ pub async fn start(
         sources: handles.clone(),
         ..view
     }));
+    let lineage = Lineage::start(config, &metrics, &handles, &landing_handle)?;
+    serve_state.set_lineage(lineage.view());
     Ok(Pipeline {
         log,
         store,
@@ -126,6 +132,7 @@ pub async fn start(
         landing_stop,
         serve_stop,
         partitions,
+        lineage,
     })
 }
 
@@ -441,21 +448,28 @@ impl Pipeline {
     pub async fn stop(&mut self) -> Result<()> {
         self.sources_stop.trigger();
         let mut first: Option<anyhow::Error> = None;
-        for (_, task) in self.source_tasks.drain(..) {
-            match task.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => _ = first.get_or_insert(anyhow::Error::new(e).context("source")),
-                Err(e) => _ = first.get_or_insert(anyhow::Error::new(e).context("source task")),
-            }
+        for (handle, task) in self.source_tasks.drain(..) {
+            let failed = match task.await {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(anyhow::Error::new(e).context("source")),
+                Err(e) => Some(anyhow::Error::new(e).context("source task")),
+            };
+            self.lineage
+                .source_ended(handle.name(), failed.as_ref().map(|e| format!("{e:#}")));
+            first = first.or(failed);
         }
         self.landing_stop.trigger();
         if let Some(task) = self.landing_task.take() {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => _ = first.get_or_insert(anyhow::Error::new(e).context("landing")),
-                Err(e) => _ = first.get_or_insert(anyhow::Error::new(e).context("landing task")),
-            }
+            let failed = match task.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(anyhow::Error::new(e).context("landing")),
+                Err(e) => Some(anyhow::Error::new(e).context("landing task")),
+            };
+            self.lineage
+                .landing_ended(failed.as_ref().map(|e| format!("{e:#}")));
+            first = first.or(failed);
         }
+        self.lineage.finish().await;
         self.serve_stop.trigger();
         let _ = (&mut self.serve_task).await;
         first.map_or(Ok(()), Err)
@@ -469,11 +483,19 @@ impl Pipeline {
         };
         let result = task.await;
         self.landing_task = None;
-        match result {
+        let e = match result {
             Ok(Ok(())) => anyhow::anyhow!("landing stopped unexpectedly"),
             Ok(Err(e)) => anyhow::Error::new(e).context("landing"),
             Err(e) => anyhow::Error::new(e).context("landing task"),
-        }
+        };
+        self.lineage.landing_ended(Some(format!("{e:#}")));
+        e
+    }
+
+    /// A source's task ended on its own (a bounded source is done): its run ends too.
+    pub fn source_ended(&self, name: &str, result: &Result<()>) {
+        self.lineage
+            .source_ended(name, result.as_ref().err().map(|e| format!("{e:#}")));
     }
 
     /// A view for progress reporting.

@@ -15,4 +15,4 @@ mod error;
 pub mod landing;
 
 pub use error::{Error, Result};
-pub use landing::{Landing, LandingConfig, LandingHandle, LandingProgress, StartAt};
+pub use landing::{AggregateProgress, Landing, LandingConfig, LandingHandle, LandingProgress, StartAt};

@@ -5,7 +5,7 @@
 //! Prometheus text exposition), the REST API under `/api/v1` with its OpenAPI document at
 //! `/api/openapi.json` and interactive docs at `/docs`, and the control API. Data comes from
 //! the store's [`retail_sink::Reader`]; control and pipeline state from what the binary
-//! registers in [`ServeState`] ([`Controls`], [`Probe`]), so this crate depends on no stage
+//! registers in [`ServeState`] ([`Controls`], [`Probe`], [`LineageView`]), so this crate depends on no stage
 //! crate but the store's read side and the log (for resubmitting dead letters).
 //!
 //! # Layout
@@ -17,6 +17,7 @@
 //! - [`access`]: read and admin bearer tokens.
 //! - [`controls`]: the registry of pausable sources and the landing.
 //! - [`probe`]: the pipeline's report for `/api/v1/status`.
+//! - [`lineage`]: the data lineage graph for `/api/v1/lineage`, which the binary provides.
 //! - [`live`]: the dashboard at `/` and its live stream (server-sent events).
 //! - [`docs`]: `/api/openapi.json` and Swagger UI from `assets/swagger-ui/`.
 
@@ -24,6 +25,7 @@ pub mod access;
 pub mod api;
 pub mod controls;
 pub mod docs;
+pub mod lineage;
 pub mod live;
 pub mod observe;
 pub mod probe;
@@ -32,6 +34,7 @@ pub mod server;
 
 pub use access::Access;
 pub use controls::{ControlKind, ControlStatus, Controllable, Controls};
+pub use lineage::{LineageDataset, LineageEdge, LineageGraph, LineageJob, LineageRun, LineageView};
 pub use probe::{LandingStatus, LogStatus, PartitionStatus, PipelineStatus, Probe};
 pub use server::{serve, ServeState};
 

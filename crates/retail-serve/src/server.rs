@@ -17,6 +17,7 @@ use tracing::info;
 
 use crate::access::Access;
 use crate::controls::Controls;
+use crate::lineage::LineageView;
 use crate::live::{Snapshot, Ticker};
 use crate::probe::{PipelineStatus, Probe};
 
@@ -28,6 +29,7 @@ struct Slots {
     probe: OnceLock<Arc<dyn Probe>>,
     live: OnceLock<watch::Receiver<Arc<Snapshot>>>,
     ingest: OnceLock<axum::Router>,
+    lineage: OnceLock<Arc<dyn LineageView>>,
 }
 
 /// What the handlers read. Cheap to clone.
@@ -82,6 +84,16 @@ impl ServeState {
     /// Fills the pipeline probe slot (later calls are ignored).
     pub fn set_probe(&self, probe: Arc<dyn Probe>) {
         let _ = self.slots.probe.set(probe);
+    }
+
+    /// The lineage graph's source, once the pipeline runs.
+    pub fn lineage(&self) -> Option<Arc<dyn LineageView>> {
+        self.slots.lineage.get().cloned()
+    }
+
+    /// Fills the lineage slot (later calls are ignored).
+    pub fn set_lineage(&self, view: Arc<dyn LineageView>) {
+        let _ = self.slots.lineage.set(view);
     }
 
     /// The sources' routes under `/ingest/` (webhooks), once every source is built.

@@ -467,6 +467,7 @@ async fn the_openapi_document_covers_every_route() {
         "/api/v1/control/sources/{name}/rate",
         "/api/v1/control/landing/pause",
         "/api/v1/control/landing/resume",
+        "/api/v1/lineage",
     ] {
         assert!(paths.contains_key(expected), "{expected} is not documented");
     }
@@ -504,4 +505,62 @@ async fn the_docs_page_uses_only_local_assets() {
         init.contains("validatorUrl: null"),
         "the online validator badge must be off: {init}"
     );
+}
+
+#[derive(Debug)]
+struct FakeLineage;
+
+impl retail_serve::LineageView for FakeLineage {
+    fn graph(&self) -> retail_serve::LineageGraph {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        retail_serve::LineageGraph {
+            namespace: "retail-etl".into(),
+            jobs: vec![retail_serve::LineageJob {
+                id: "job:retail-etl:landing".into(),
+                name: "landing".into(),
+                kind: "landing".into(),
+                source_type: None,
+                run: retail_serve::LineageRun {
+                    id: "019acd7e-1b2c-7d3e-8f40-123456789abc".into(),
+                    state: "RUNNING".into(),
+                    started_at: at,
+                    updated_at: at,
+                    error: None,
+                },
+            }],
+            datasets: vec![retail_serve::LineageDataset {
+                id: "dataset:sqlite:///x.db:sales_raw".into(),
+                namespace: "sqlite:///x.db".into(),
+                name: "sales_raw".into(),
+                kind: "table".into(),
+            }],
+            edges: vec![retail_serve::LineageEdge {
+                from: "job:retail-etl:landing".into(),
+                to: "dataset:sqlite:///x.db:sales_raw".into(),
+                records: Some(3),
+            }],
+        }
+    }
+}
+
+/// The lineage graph is a read endpoint: 503 until the pipeline provides it, then the graph,
+/// with the same token rules as the other reads.
+#[tokio::test]
+async fn the_lineage_graph_is_a_read_endpoint() {
+    let s = start(Access::new(vec![READ.into()], vec![ADMIN.into()])).await;
+    let (code, _, body) = call(s.addr, "GET", "/api/v1/lineage", Some(READ), None).await;
+    assert_eq!(code, 503, "{body}");
+    s.state.set_lineage(Arc::new(FakeLineage));
+    let (code, _, _) = call(s.addr, "GET", "/api/v1/lineage", None, None).await;
+    assert_eq!(code, 401);
+    let (code, _, _) = call(s.addr, "GET", "/api/v1/lineage?x=1", Some(READ), None).await;
+    assert_eq!(code, 400);
+    for token in [READ, ADMIN] {
+        let (code, _, body) = call(s.addr, "GET", "/api/v1/lineage", Some(token), None).await;
+        assert_eq!(code, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["jobs"][0]["run"]["state"], "RUNNING", "{v}");
+        assert_eq!(v["edges"][0]["records"], 3, "{v}");
+        assert_eq!(v["jobs"][0]["run"]["started_at"], "2023-11-14T22:13:20Z", "{v}");
+    }
 }

@@ -67,6 +67,8 @@ struct Inner {
     bounded: OnceLock<bool>,
     /// One line for people: where it listens or what it reads.
     description: OnceLock<String>,
+    /// Records acknowledged by the log, per topic (a few topics per source), for lineage.
+    per_topic: Mutex<Vec<(String, u64)>>,
 }
 
 impl Inner {
@@ -119,6 +121,7 @@ impl SourceRuntime {
                 rate: OnceLock::new(),
                 bounded: OnceLock::new(),
                 description: OnceLock::new(),
+                per_topic: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -237,9 +240,11 @@ impl SourceRuntime {
             if n == 0 {
                 return Ok(Some(Vec::new()));
             }
+            let topics = count_topics(&batch);
             match self.inner.log.append(batch).await {
                 Ok(meta) => {
                     self.inner.accepted.inc_by(accepted.unwrap_or(n));
+                    self.add_topic_counts(topics);
                     if failed {
                         info!(message = "append succeeded after retrying", source = %self.inner.name);
                         self.recovered();
@@ -275,9 +280,24 @@ impl SourceRuntime {
         records: Vec<ProducerRecord>,
         accepted: u64,
     ) -> Result<Vec<RecordMetadata>> {
+        let topics = count_topics(&records);
         let meta = self.inner.log.append(records).await?;
         self.inner.accepted.inc_by(accepted);
+        self.add_topic_counts(topics);
         Ok(meta)
+    }
+
+    /// Adds a batch's per-topic counts once the log acknowledged it.
+    fn add_topic_counts(&self, batch: Vec<(String, u64)>) {
+        let Ok(mut seen) = self.inner.per_topic.lock() else {
+            return;
+        };
+        for (topic, n) in batch {
+            match seen.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, total)) => *total += n,
+                None => seen.push((topic, n)),
+            }
+        }
     }
 
     /// Runs the log call `op` until it succeeds, backing off on retryable errors. `None` when
@@ -411,4 +431,23 @@ impl SourceHandle {
     pub fn is_bounded(&self) -> bool {
         self.inner.bounded.get().copied().unwrap_or(false)
     }
+
+    /// Records the log acknowledged, per topic, in the order the topics were first written
+    /// (what lineage reports as the source's outputs).
+    pub fn topic_counts(&self) -> Vec<(String, u64)> {
+        self.inner.per_topic.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+/// Records per topic in a batch. A source writes a handful of topics, so a short list searched
+/// in order beats a map; a topic's name is cloned once per batch, not per record.
+fn count_topics(batch: &[ProducerRecord]) -> Vec<(String, u64)> {
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    for r in batch {
+        match counts.iter_mut().find(|(t, _)| *t == r.topic) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((r.topic.clone(), 1)),
+        }
+    }
+    counts
 }

@@ -69,5 +69,6 @@ mod writer;
 pub use config::{EmbeddedConfig, FsyncPolicy};
 pub use consumer::EmbeddedConsumer;
 pub use log::EmbeddedLog;
+// The Kafka backend checks topic names with the same rule; without it nothing else uses this path.
 #[cfg(feature = "kafka")]
 pub(crate) use topic::validate_name;

@@ -68,6 +68,17 @@ pub enum Dimension {
     Product,
 }
 
+impl Dimension {
+    /// The store table holding this dimension (what lineage names as a join's input).
+    pub const fn table(self) -> &'static str {
+        match self {
+            Self::Store => "store_dim",
+            Self::Seller => "seller_dim",
+            Self::Product => "product_dim",
+        }
+    }
+}
+
 /// What a join miss is filled with, so the row still lands and is visibly unenriched.
 pub const UNKNOWN: &str = "unknown";
 

@@ -6,5 +6,5 @@ mod progress;
 mod task;
 
 pub use config::LandingConfig;
-pub use progress::{LandingHandle, LandingProgress, LatencySummary};
+pub use progress::{AggregateProgress, LandingHandle, LandingProgress, LatencySummary};
 pub use task::{Landing, StartAt};

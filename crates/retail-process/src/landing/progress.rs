@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use retail_core::TopicPartition;
-use retail_sink::BatchOutcome;
+use retail_sink::{BatchOutcome, Derived, OffsetRange};
 use tokio::sync::watch;
 
 /// Counters of committed work. Only committed batches count.
@@ -36,6 +36,15 @@ struct Counters {
     records: AtomicU64,
 }
 
+/// What committed batches did for one aggregate, by its table index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AggregateProgress {
+    /// Contributions of events to the aggregate's windows (one per event and window).
+    pub contributions: u64,
+    /// Rows of its table inserted or updated, counted once per batch that touched them.
+    pub rows: u64,
+}
+
 /// Event-to-store latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LatencySummary {
@@ -61,6 +70,10 @@ struct Shared {
     paused: watch::Sender<bool>,
     /// Combined event-time watermark, epoch ms; `i64::MIN` until there is one.
     watermark_ms: std::sync::atomic::AtomicI64,
+    /// Records committed per topic, in the order topics were first committed (for lineage).
+    topics: Mutex<Vec<(String, u64)>>,
+    /// Per aggregate, by table index (for lineage).
+    aggregates: Mutex<Vec<AggregateProgress>>,
 }
 
 /// A cloneable handle on a running landing.
@@ -78,6 +91,8 @@ impl Default for LandingHandle {
                 committed: watch::channel(HashMap::new()).0,
                 paused: watch::channel(false).0,
                 watermark_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+                topics: Mutex::new(Vec::new()),
+                aggregates: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -185,6 +200,56 @@ impl LandingHandle {
                 map.insert(tp.clone(), *next);
             }
         });
+    }
+
+    /// Records committed per topic since start.
+    pub fn topic_records(&self) -> Vec<(String, u64)> {
+        self.shared.topics.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Per aggregate, by table index (the order of `Engine::tables`), since start.
+    pub fn aggregate_progress(&self) -> Vec<AggregateProgress> {
+        self.shared
+            .aggregates
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
+    /// Adds a committed batch's records per topic and its work per aggregate. Groups are a
+    /// few hundred per batch; entries one per event and window, a plain pass over an array.
+    pub(super) fn record_lineage(&self, ranges: &[OffsetRange], derived: &Derived) {
+        if let Ok(mut topics) = self.shared.topics.lock() {
+            for r in ranges {
+                let n = u64::try_from(r.next - r.first).unwrap_or(0);
+                match topics.iter_mut().find(|(t, _)| *t == r.tp.topic) {
+                    Some((_, total)) => *total += n,
+                    None => topics.push((r.tp.topic.clone(), n)),
+                }
+            }
+        }
+        let c = &derived.contributions;
+        if c.is_empty() {
+            return;
+        }
+        let Ok(mut aggregates) = self.shared.aggregates.lock() else {
+            return;
+        };
+        let groups = c.groups();
+        for g in groups {
+            let at = usize::from(g.table);
+            if aggregates.len() <= at {
+                aggregates.resize(at + 1, AggregateProgress::default());
+            }
+            aggregates[at].rows += 1;
+        }
+        for e in c.entries() {
+            if let Some(g) = groups.get(e.group as usize) {
+                if let Some(a) = aggregates.get_mut(usize::from(g.table)) {
+                    a.contributions += 1;
+                }
+            }
+        }
     }
 
     /// The combined event-time watermark of the aggregates (epoch ms): windows ending, plus

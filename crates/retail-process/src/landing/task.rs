@@ -625,6 +625,7 @@ impl Writer<'_> {
             let records: i64 = batch.offsets.iter().map(|r| r.next - r.first).sum();
             l.handle
                 .record_commit(usize::try_from(records).unwrap_or(0), &outcome, &offsets);
+            l.handle.record_lineage(&batch.offsets, &batch.derived);
             self.unmirrored = true;
             self.commit_to_log(false).await;
         }

@@ -12,7 +12,8 @@
 //! - `top`: the two rankings; `sales`: series and totals; `stores`: store summaries;
 //!   `late_events`, `dead_letters` (with resubmit); `status`: the pipeline; `control`;
 //!   `live`: the dashboard's stream (the snapshots come from [`crate::live`]); `log`: topics,
-//!   consumer groups and a record browser.
+//!   consumer groups and a record browser; `lineage`: the data lineage graph (its shape is
+//!   [`crate::lineage`]).
 
 pub mod error;
 pub mod params;
@@ -20,6 +21,7 @@ pub mod params;
 mod control;
 mod dead_letters;
 mod late_events;
+mod lineage;
 mod live;
 mod log;
 mod sales;
@@ -65,6 +67,7 @@ pub use top::MAX_RANK_LIMIT;
         (name = "control", description = "Pause, resume and rate of sources and the landing"),
         (name = "live", description = "What the dashboard shows, pushed once a second"),
         (name = "log", description = "Topics, consumer groups and records of the log"),
+        (name = "lineage", description = "Data lineage: jobs, topics and tables, and their OpenLineage runs"),
     )
 )]
 struct ApiDoc;
@@ -102,6 +105,7 @@ pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi:
         .routes(routes!(log::topics))
         .routes(routes!(log::groups))
         .routes(routes!(log::records))
+        .routes(routes!(lineage::graph))
         .route_layer(from_fn_with_state(state.clone(), require_read));
     let admin = OpenApiRouter::new()
         .routes(routes!(dead_letters::resubmit))
