@@ -13,6 +13,8 @@
 //! - [`metrics`]: the Prometheus registry and the counters/histograms every component moves.
 //! - [`health`]: each component's state for `/health`.
 //! - [`shutdown`]: a broadcast shutdown signal with a drop guard.
+//! - [`redact`]: connection URLs with their credentials masked, for every line a person or a
+//!   client sees.
 //!
 //! Data moves one way: a source produces raw bytes, the log stores them, the landing calls
 //! [`event::decode`] and sends the result either to the store or, as a [`DeadLetter`], to the
@@ -22,6 +24,7 @@ pub mod event;
 pub mod health;
 pub mod metrics;
 pub mod origin;
+pub mod redact;
 pub mod shutdown;
 
 pub use event::{decode, decode_with, DecodeError, Event, EventBody, FieldError, Sale, SaleKind};

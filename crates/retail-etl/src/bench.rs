@@ -491,7 +491,7 @@ impl Scratch {
                 let schema = format!("bench_{}_{}", std::process::id(), chrono::Utc::now().timestamp());
                 let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
                     .await
-                    .with_context(|| format!("connecting to {base}"))?;
+                    .with_context(|| format!("connecting to {}", retail_core::redact::url(&base)))?;
                 tokio::spawn(conn);
                 client
                     .batch_execute(&format!("CREATE SCHEMA {schema}"))

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use retail_core::redact;
 use retail_log::embedded::EmbeddedConfig;
 use retail_log::{KafkaConfig, LogUrl};
 use retail_process::aggregate::{self, AggregateSpec, Compiled, ProcessingConfig};
@@ -306,11 +307,22 @@ impl Config {
         aggregate::compile(&specs).map_err(|e| anyhow::anyhow!(e))
     }
 
-    /// The log URL, defaulting to the embedded log under `data_dir`.
+    /// The log URL, defaulting to the embedded log under `data_dir`. A parse error shows the
+    /// URL with its credentials masked.
     pub fn log_url(&self) -> Result<LogUrl> {
         match &self.log.url {
-            Some(u) => Ok(u.parse()?),
+            Some(u) => u.parse().map_err(|e: retail_log::Error| {
+                anyhow::anyhow!(e.to_string().replace(u.as_str(), &redact::url(u)))
+            }),
             None => Ok(LogUrl::Embedded(self.data_dir.join("log"))),
+        }
+    }
+
+    /// The log URL as start-up lines and errors show it: credentials masked.
+    pub fn shown_log_url(&self) -> String {
+        match &self.log.url {
+            Some(u) => redact::url(u),
+            None => format!("embedded://{}", self.data_dir.join("log").display()),
         }
     }
 
@@ -323,10 +335,13 @@ impl Config {
     }
 
     /// The effective configuration as JSON, for `check-config`.
-    /// API tokens are shown as `"<redacted>"`: `check-config` output ends up in terminals,
-    /// tickets and CI logs.
+    /// API tokens are shown as `"<redacted>"` and URLs without their credentials:
+    /// `check-config` output ends up in terminals, tickets and CI logs.
     pub fn to_json(&self) -> Result<String> {
         let mut shown = self.clone();
+        for url in [&mut shown.store.url, &mut shown.log.url].into_iter().flatten() {
+            *url = redact::url(url);
+        }
         for t in shown
             .serve
             .read_tokens
@@ -537,6 +552,25 @@ mod tests {
         std::fs::write(&file, "[log.kafka]\nreplication_factor = 0\n").expect("write");
         let err = format!("{:#}", Config::load(Some(&file)).expect_err("bad factor"));
         assert!(err.contains("log.kafka.replication_factor"), "{err}");
+    }
+
+    #[test]
+    fn check_config_and_url_errors_mask_store_and_log_passwords() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pg.toml");
+        std::fs::write(&file, "[store]\nurl = \"postgres://etl:s3cret@db:5432/retail\"\n").expect("write");
+        let c = Config::load(Some(&file)).expect("loads");
+        let json = c.to_json().expect("json");
+        assert!(
+            !json.contains("s3cret") && json.contains("postgres://etl:***@db:5432/retail"),
+            "{json}"
+        );
+        std::fs::write(&file, "[log]\nurl = \"kafak://etl:s3cret@broker:9092\"\n").expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("unknown log scheme"));
+        assert!(
+            err.contains("log.url") && err.contains("etl:***@broker") && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     let at = p.http;
     eprintln!(
         "retail-etl: dashboard at http://{at}/, API docs at http://{at}/docs, health at \
-         http://{at}/health, metrics at http://{at}/metrics; log {:?}, store {:?}",
-        config.log_url()?,
+         http://{at}/health, metrics at http://{at}/metrics; log {}, store {}",
+        config.shown_log_url(),
         config.store_url()?,
     );
     for source in &p.sources {

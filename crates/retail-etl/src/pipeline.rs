@@ -170,7 +170,7 @@ pub(crate) async fn log(config: &Config, health: &Health) -> Result<Arc<dyn Log>
     let url = config.log_url()?;
     let log = retail_log::open(&url, &config.log.embedded, &config.log.kafka)
         .await
-        .with_context(|| format!("opening log {url:?}"))?;
+        .with_context(|| format!("opening log {}", config.shown_log_url()))?;
     for topic in topics::ALL.into_iter().chain(topics::SIDE) {
         log.ensure_topic(topic, config.log.partitions)
             .await
@@ -259,14 +259,14 @@ pub(crate) async fn sink(config: &Config, health: &Health, shutdown: &Shutdown) 
                 return Ok(store);
             }
             Err(e) if e.is_retryable() && !shutdown.is_triggered() => {
-                warn!(message = "store unavailable, retrying", error = %e);
-                health.set("store", State::Retrying, e.to_string());
+                warn!(message = "store unavailable, retrying", store = %url, error = %e);
+                health.set("store", State::Retrying, e.public_message());
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
-                health.set("store", State::Failed, e.to_string());
-                return Err(e).context("opening the store");
+                health.set("store", State::Failed, e.public_message());
+                return Err(e).with_context(|| format!("opening the store {url}"));
             }
         }
     }

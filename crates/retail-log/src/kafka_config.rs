@@ -32,15 +32,6 @@ impl Default for KafkaConfig {
     }
 }
 
-/// Property names whose values are secrets (shown as `<redacted>`).
-fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "secret", "key", "token", "jaas"]
-        .iter()
-        .any(|s| key.contains(s))
-        && !key.ends_with(".location")
-}
-
 impl KafkaConfig {
     /// Refuses settings that cannot work, naming the key.
     pub fn validate(&self) -> Result<(), String> {
@@ -81,7 +72,7 @@ impl KafkaConfig {
         let mut shown = self.clone();
         for (k, v) in &mut shown.properties {
             let only_env = v.starts_with("${") && v.ends_with('}') && !v[2..].contains("${");
-            if is_secret(k) && !only_env {
+            if retail_core::redact::is_secret_name(k) && !only_env {
                 *v = "<redacted>".to_owned();
             }
         }

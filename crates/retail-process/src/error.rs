@@ -28,3 +28,14 @@ pub enum Error {
         low: i64,
     },
 }
+
+impl Error {
+    /// What `/health` and the dashboard show: a store failure as its kind only
+    /// ([`retail_sink::Error::public_message`]), the rest in full. The caller logs the error.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Store(e) => e.public_message().to_owned(),
+            other => other.to_string(),
+        }
+    }
+}

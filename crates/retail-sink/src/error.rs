@@ -76,4 +76,25 @@ impl Error {
     pub const fn is_refused(&self) -> bool {
         matches!(self, Self::Refused { .. })
     }
+
+    /// What clients are told (`/health`, the dashboard, API bodies): the kind of failure
+    /// without the store's own message, which can carry hosts, file paths, table names and
+    /// values. The caller logs the full error beside it.
+    pub const fn public_message(&self) -> &'static str {
+        match self {
+            Self::Postgres { retryable: true, .. } | Self::Sqlite { retryable: true, .. } => {
+                "the store is unavailable; retrying (the server log has the detail)"
+            }
+            Self::Postgres { .. } | Self::Sqlite { .. } => "the store failed (the server log has the detail)",
+            Self::Refused { .. } => "the store refused the data (the server log has the detail)",
+            Self::OffsetConflict { .. } => {
+                "another writer moved this consumer group's offsets in the store (the server log has the \
+                 detail)"
+            }
+            Self::Migration { .. } => {
+                "a schema migration of the store failed (the server log has the detail)"
+            }
+            Self::Config(_) => "the store's configuration is invalid (the server log has the detail)",
+        }
+    }
 }

@@ -121,8 +121,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<Duration>;
 }
 
-/// A store chosen by URL scheme.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A store chosen by URL scheme. `Display` (and `Debug`) show the URL with its credentials
+/// masked ([`retail_core::redact::url`]): print it, never the string it was parsed from.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `postgres://...` or `postgresql://...`: a libpq-style URL passed to tokio-postgres.
     Postgres(String),
@@ -139,14 +140,37 @@ impl std::str::FromStr for StoreUrl {
         } else if let Some(path) = s.strip_prefix("sqlite://") {
             if path.is_empty() {
                 return Err(Error::Config(format!(
-                    "store URL {s:?}: sqlite:// needs a file path"
+                    "store URL {:?}: sqlite:// needs a file path",
+                    retail_core::redact::url(s)
                 )));
             }
             Ok(Self::Sqlite(PathBuf::from(path)))
         } else {
             Err(Error::Config(format!(
-                "store URL {s:?}: unknown scheme (expected postgres://... or sqlite://<path>)"
+                "store URL {:?}: unknown scheme (expected postgres://... or sqlite://<path>)",
+                retail_core::redact::url(s)
             )))
+        }
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Postgres(url) => f.write_str(&retail_core::redact::url(url)),
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&retail_core::redact::url(url))
+                .finish(),
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
         }
     }
 }
@@ -156,5 +180,24 @@ pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>> {
     match url {
         StoreUrl::Postgres(u) => Ok(Arc::new(postgres::PostgresStore::connect(u).await?)),
         StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreUrl;
+
+    #[test]
+    fn a_store_url_never_shows_its_password() {
+        let url: StoreUrl = "postgres://etl:s3cret@db:5432/retail".parse().expect("parses");
+        assert_eq!(url.to_string(), "postgres://etl:***@db:5432/retail");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let err = "postgress://etl:s3cret@db:5432/retail"
+            .parse::<StoreUrl>()
+            .expect_err("unknown scheme");
+        assert!(
+            err.to_string().contains("etl:***@db") && !err.to_string().contains("s3cret"),
+            "{err}"
+        );
     }
 }

@@ -256,18 +256,25 @@ pub fn temp_path(dir: &Path, name: &str) -> PathBuf {
 pub struct Running {
     pub child: Child,
     pub http: std::net::SocketAddr,
+    /// Stderr up to and including the line that says where it listens.
+    early_stderr: Vec<String>,
     stderr_lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Running {
     /// Starts `retail-etl <args>` and waits until it prints where /health answers.
+    pub fn start(args: &[String]) -> Self {
+        Self::start_logging(args, "warn")
+    }
+
+    /// [`Self::start`] with `RUST_LOG` set to `filter` (`info` shows the start-up logs).
     // The child is waited for by `Drop` (and on the one early panic); the lint cannot see that.
     #[allow(clippy::zombie_processes)]
-    pub fn start(args: &[String]) -> Self {
+    pub fn start_logging(args: &[String], filter: &str) -> Self {
         use std::io::BufRead;
         let mut child = Command::new(BIN)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -280,6 +287,7 @@ impl Running {
             }
         });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut early_stderr = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = rx
@@ -292,12 +300,15 @@ impl Running {
                     .expect("addr")
                     .parse()
                     .expect("socket addr");
+                early_stderr.push(line);
                 return Self {
                     child,
                     http: addr,
+                    early_stderr,
                     stderr_lines: rx,
                 };
             }
+            early_stderr.push(line);
         }
     }
 
@@ -371,7 +382,16 @@ impl Running {
             out.read_to_string(&mut stdout).expect("stdout");
         }
         let status = self.child.wait().expect("wait");
-        let stderr: Vec<String> = self.stderr_lines.try_iter().collect();
+        let mut stderr = std::mem::take(&mut self.early_stderr);
+        // Until the reader thread sees the end of the pipe: the last lines (an error at exit)
+        // may still be on their way.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Ok(line) = self
+            .stderr_lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            stderr.push(line);
+        }
         Output {
             status,
             stdout: stdout.into_bytes(),

@@ -17,7 +17,7 @@ use retail_core::{Health, Metrics, Shutdown, TopicPartition};
 use retail_log::{Consumer, ConsumerEvent, Header, Log, ProducerRecord, OFFSET_BEGINNING};
 use retail_sink::{BatchOutcome, Derived, LandingBatch, OffsetRange, Store};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::config::LandingConfig;
 use super::convert::{add_decoded, decode, Decoded};
@@ -157,7 +157,11 @@ impl Landing {
         let result = read.and(write);
         match &result {
             Ok(()) => self.health.set(&self.component(), State::Done, "stopped"),
-            Err(e) => self.health.set(&self.component(), State::Failed, e.to_string()),
+            Err(e) => {
+                error!(message = "landing stopped", component = %self.component(), error = %e);
+                self.health
+                    .set(&self.component(), State::Failed, e.public_message());
+            }
         }
         result
     }
@@ -687,8 +691,7 @@ impl Writer<'_> {
                 }
                 Err(e) if e.is_retryable() => {
                     l.metrics.landing_retries().inc();
-                    l.health
-                        .set(&l.component(), State::Retrying, format!("store: {e}"));
+                    l.health.set(&l.component(), State::Retrying, e.public_message());
                     warn!(message = "store write failed, retrying the same batch", error = %e, attempt);
                     if shutdown.is_triggered() {
                         let since = *shutdown_started.get_or_insert_with(Instant::now);
@@ -820,8 +823,7 @@ where
             Ok(v) => return Ok(v),
             Err(e) if e.is_retryable() => {
                 warn!(message = "store call failed, retrying", what, error = %e);
-                l.health
-                    .set(&l.component(), State::Retrying, format!("store: {e}"));
+                l.health.set(&l.component(), State::Retrying, e.public_message());
                 l.backoff(attempt).await;
                 attempt += 1;
             }

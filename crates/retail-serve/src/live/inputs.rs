@@ -15,11 +15,11 @@ const TOP: u32 = 5;
 impl LiveInputs for ServeState {
     async fn store_figures(&self, now: DateTime<Utc>) -> Option<Result<StoreFigures, String>> {
         let reader = self.reader()?;
-        Some(
-            store_figures(reader.as_ref(), now)
-                .await
-                .map_err(|e| e.to_string()),
-        )
+        // The page is a client: it gets the kind of failure, the log gets the store's message.
+        Some(store_figures(reader.as_ref(), now).await.map_err(|e| {
+            tracing::warn!(message = "dashboard could not read the store", error = %e);
+            e.public_message().to_owned()
+        }))
     }
 
     fn controls(&self) -> Vec<ControlStatus> {

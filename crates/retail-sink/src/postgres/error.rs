@@ -45,6 +45,20 @@ pub(super) fn pg_error(what: &str, e: &tokio_postgres::Error) -> Error {
     }
 }
 
+/// A URL tokio-postgres could not parse, as [`Error::Config`]: the URL with its credentials
+/// masked, and the driver's reason with its cause (the driver's own message stops at "invalid
+/// connection string"; the cause names the parameter).
+pub(super) fn url_error(url: &str, e: &tokio_postgres::Error) -> Error {
+    let mut m = format!("PostgreSQL URL {}: {e}", retail_core::redact::url(url));
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        m.push_str(": ");
+        m.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::Config(m)
+}
+
 /// Whether the server refused the statement for the values in it: data exceptions (class 22:
 /// out of range, invalid text, untranslatable character), integrity constraints (class 23) and
 /// program limits (class 54: a row or value too large). The same batch fails again.

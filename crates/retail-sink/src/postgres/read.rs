@@ -13,12 +13,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Row};
 use tracing::warn;
 
-use super::error::pg_error;
+use super::error::{pg_error, url_error};
 use crate::read::{
     day_start, split_hours, CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent,
     Page, PageRequest, Reader, SalesBucket, SellerSales, StoreInfo, StoreSummary, Totals,
 };
-use crate::{Error, Result};
+use crate::Result;
 
 /// A read session on a PostgreSQL store.
 pub struct PostgresReader {
@@ -35,9 +35,7 @@ impl fmt::Debug for PostgresReader {
 impl PostgresReader {
     /// Connects to a libpq-style URL. Does not migrate: open the store first.
     pub async fn connect(url: &str) -> Result<Self> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|e| Error::Config(format!("PostgreSQL URL: {e}")))?;
+        let mut config: Config = url.parse().map_err(|e| url_error(url, &e))?;
         config.application_name("retail-etl reader");
         let reader = Self {
             config,

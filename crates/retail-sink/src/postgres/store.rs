@@ -13,7 +13,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::Config;
 
 use super::conn::{self, Conn};
-use super::error::pg_error;
+use super::error::{pg_error, url_error};
 use super::{bare, derived, write};
 use crate::derived::sql::TableSql;
 use crate::{
@@ -58,9 +58,7 @@ impl PostgresStore {
     /// Connects to a libpq-style URL (`postgres://user@host:port/db`), applies the migrations
     /// and prepares the write path. TLS is not supported (`sslmode=require` fails to connect).
     pub async fn connect(url: &str) -> Result<Self> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|e| Error::Config(format!("PostgreSQL URL {}: {e}", redact(url))))?;
+        let mut config: Config = url.parse().map_err(|e| url_error(url, &e))?;
         conn::tune(&mut config);
         let target = target_of(&config);
         let conn = Conn::connect(&config, true)
@@ -257,18 +255,4 @@ fn target_of(config: &Config) -> String {
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let db = config.get_dbname().or(config.get_user()).unwrap_or("postgres");
     format!("{host}:{port}/{db}")
-}
-
-/// A URL with its password (if any) masked, for error messages.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<unparsable URL>".to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
