@@ -1,5 +1,6 @@
 //! `retail-etl replay` rebuilds every aggregate from the log into fresh tables, and the numbers
-//! are the live run's: same rows, same late events. Both stores.
+//! are the live run's: same rows, same late events; a replay that would write over live tables
+//! is refused. Both stores.
 
 mod common;
 
@@ -54,6 +55,39 @@ async fn replay_rebuilds_the_same_numbers(store: TestStore) {
             "{line}"
         );
     }
+
+    // A replay never writes over live data: refused before anything is opened, naming the
+    // table and the suffix. No suffix would rebuild the live aggregates in place ...
+    let landed = store.sales_ids().await.len();
+    let refused = |extra: &[&str]| {
+        let mut args = vec!["replay", "--store", &url, "--data-dir", &dir];
+        args.extend_from_slice(extra);
+        let out = Command::new(BIN).args(&args).output().expect("run");
+        assert!(!out.status.success(), "replay {extra:?} must be refused");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = refused(&["--suffix", ""]);
+    assert!(
+        err.contains("--suffix \"\"")
+            && err.contains("\"sales_agg_minute\"")
+            && err.contains("live aggregate"),
+        "{err}"
+    );
+    // ... and an aggregate "sales" with the suffix "_raw" would drop and replace sales_raw.
+    let config = store.data_dir().join("sales.toml");
+    std::fs::write(
+        &config,
+        "[[aggregates]]\nname = \"sales\"\ntopic = \"sales\"\ngroup_by = [\"store_id\"]\n\
+         window = { kind = \"tumbling\", size = \"1m\" }\nmeasures = [{ name = \"n\", fn = \"count\" }]\n",
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    let err = refused(&["--config", &config, "--suffix", "_raw"]);
+    assert!(
+        err.contains("--suffix \"_raw\"") && err.contains("\"sales_raw\"") && err.contains("store's table"),
+        "{err}"
+    );
+    assert_eq!(store.sales_ids().await.len(), landed, "sales_raw untouched");
 
     for (name, _, _) in BUILTINS {
         let live = aggregate_rows(&store, name, name).await;

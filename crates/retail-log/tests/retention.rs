@@ -1,6 +1,7 @@
 //! Retention never takes what a consumer has not read: committed group offsets hold segments
-//! back, age goes by append time rather than event time, and a consumer whose position was
-//! deleted anyway is told so instead of being moved forward.
+//! back (until a group stays idle past its expiry), age goes by append time rather than event
+//! time, and a consumer whose position was deleted anyway is told so instead of being moved
+//! forward.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -253,4 +254,129 @@ async fn unreadable_group_offsets_pause_retention() {
     std::fs::remove_file(&bad).unwrap();
     log.enforce_retention().await.unwrap();
     assert!(log.watermarks(&tp("t", 0)).await.unwrap().0 > 0);
+}
+
+/// Idle time after which a group expires in the tests below: long enough that a commit followed
+/// at once by a retention pass is never idle, even on a loaded machine.
+const IDLE_MS: u64 = 1_000;
+
+/// Waits until a group that committed now has been idle past [`IDLE_MS`].
+async fn go_idle() {
+    tokio::time::sleep(Duration::from_millis(IDLE_MS + 200)).await;
+}
+
+#[tokio::test]
+async fn an_idle_group_expires_while_an_open_or_recently_committing_one_still_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmbeddedConfig {
+        segment_bytes: 1024,
+        retention_bytes: 2048,
+        group_idle_expiry_ms: IDLE_MS,
+        ..small_config()
+    };
+    // A replay that read from the beginning and ended: its group holds every partition at 0.
+    // The landing has committed 20 on partition 1. The records are written without limits (so
+    // how long that takes cannot matter), then the log reopens with them.
+    let all: Vec<_> = (0..3).map(|p| (tp("t", p), 0)).collect();
+    {
+        let unlimited = EmbeddedConfig {
+            segment_bytes: 1024,
+            ..small_config()
+        };
+        let log = open(dir.path(), unlimited).await;
+        log.ensure_topic("t", 3).await.unwrap();
+        fill(&log, 3, 200, None).await;
+        log.commit_offsets("replay_x", &all).await.unwrap();
+        log.close().await.unwrap();
+    }
+    let log = open(dir.path(), config).await;
+    // The landing runs (its consumer is open); both groups committed a moment ago.
+    let landing = log.consumer("landing", &["t"]).await.unwrap();
+    log.commit_offsets("replay_x", &all).await.unwrap();
+    log.commit_offsets("landing", &[(tp("t", 1), 20)]).await.unwrap();
+
+    // Not idle long enough yet: the replay's group holds everything.
+    log.enforce_retention().await.unwrap();
+    for p in 0..3 {
+        assert_eq!(log.watermarks(&tp("t", p)).await.unwrap().0, 0, "partition {p}");
+    }
+
+    go_idle().await;
+    // Another group committed just now: idle time counts from the last commit.
+    log.commit_offsets("fresh", &[(tp("t", 2), 30)]).await.unwrap();
+    log.enforce_retention().await.unwrap();
+    // Partition 0: only the expired replay group committed for it, so the limits apply.
+    let (low0, _) = log.watermarks(&tp("t", 0)).await.unwrap();
+    assert!(
+        low0 > 150,
+        "the expired group no longer holds retention: low {low0}"
+    );
+    // Partition 1: the landing's consumer is open, so its offset (20) is the floor.
+    let (low1, _) = log.watermarks(&tp("t", 1)).await.unwrap();
+    assert!(low1 > 0 && low1 <= 20, "an open group's floor holds: low {low1}");
+    // Partition 2: a recent commit (30) holds.
+    let (low2, _) = log.watermarks(&tp("t", 2)).await.unwrap();
+    assert!(
+        low2 > 0 && low2 <= 30,
+        "a recently committed floor holds: low {low2}"
+    );
+
+    // The expired group's offsets are kept: a consumer of it is told its position is gone.
+    assert_eq!(
+        log.committed_offsets("replay_x", &[tp("t", 0)]).await.unwrap(),
+        vec![Some(0)]
+    );
+    let mut comeback = log.consumer("replay_x", &["t"]).await.unwrap();
+    assert!(matches!(
+        try_drain(comeback.as_mut()).await,
+        Err(Error::OffsetOutOfRange { offset: 0, .. })
+    ));
+    drop(comeback);
+
+    // The landing stops and stays idle: then it expires too.
+    drop(landing);
+    go_idle().await;
+    log.enforce_retention().await.unwrap();
+    let (low1, _) = log.watermarks(&tp("t", 1)).await.unwrap();
+    assert!(low1 > 150, "a closed, idle group expires: low {low1}");
+}
+
+#[tokio::test]
+async fn idle_time_survives_a_restart_but_the_pass_at_open_lets_every_group_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmbeddedConfig {
+        segment_bytes: 1024,
+        retention_bytes: 2048,
+        group_idle_expiry_ms: IDLE_MS,
+        ..small_config()
+    };
+    let kept = {
+        let log = open(dir.path(), config.clone()).await;
+        log.ensure_topic("t", 1).await.unwrap();
+        // The landing's consumer is open while the records come.
+        let landing = log.consumer("landing", &["t"]).await.unwrap();
+        log.commit_offsets("landing", &[(tp("t", 0), 10)]).await.unwrap();
+        fill(&log, 1, 200, None).await;
+        log.commit_offsets("landing", &[(tp("t", 0), 10)]).await.unwrap();
+        drop(landing);
+        let kept = log.watermarks(&tp("t", 0)).await.unwrap().0;
+        assert!(kept <= 10, "the landing's floor held: low {kept}");
+        log.close().await.unwrap();
+        kept
+    };
+    // The process was down for longer than the expiry.
+    go_idle().await;
+    let log = open(dir.path(), config).await;
+    // Opening does not expire anything: the landing gets the chance to come back first.
+    assert_eq!(log.watermarks(&tp("t", 0)).await.unwrap().0, kept);
+    // It comes back and resumes where it was: still protected.
+    let landing = log.consumer("landing", &["t"]).await.unwrap();
+    log.enforce_retention().await.unwrap();
+    let (low, _) = log.watermarks(&tp("t", 0)).await.unwrap();
+    assert!(low <= 10, "the returning landing's floor holds: low {low}");
+    // Had it not come back, the idle time from before the restart (the group file's age) counts.
+    drop(landing);
+    log.enforce_retention().await.unwrap();
+    let (low, _) = log.watermarks(&tp("t", 0)).await.unwrap();
+    assert!(low > 150, "idle since before the restart: expired: low {low}");
 }

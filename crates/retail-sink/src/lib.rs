@@ -65,6 +65,37 @@ impl Table {
     }
 }
 
+/// Every table the store's migrations and bookkeeping create. No aggregate (live or replayed)
+/// may take one of these names: a replay drops its target tables first.
+pub const STORE_TABLES: &[&str] = &[
+    "sales_raw",
+    "events_raw",
+    "dead_letters",
+    "late_events",
+    "landed_event_ids",
+    "consumer_offsets",
+    "partition_watermarks",
+    "product_dim",
+    "seller_dim",
+    "store_dim",
+    "schema_migrations",
+    "retail_batch_ids",
+];
+
+/// Whether `name` is a table the store owns: one of [`STORE_TABLES`], or a day partition of
+/// `sales_raw` (`sales_raw_YYYYMMDD` on PostgreSQL). Returns the table it belongs to.
+pub fn store_table(name: &str) -> Option<&'static str> {
+    let day_partition = |parent: &str| {
+        name.strip_prefix(parent)
+            .and_then(|rest| rest.strip_prefix('_'))
+            .is_some_and(|day| day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit()))
+    };
+    STORE_TABLES
+        .iter()
+        .copied()
+        .find(|t| *t == name || (*t == Table::SalesRaw.name() && day_partition(t)))
+}
+
 /// A store. Shared by the tasks of a process (`Arc<dyn Store>`); a backend serialises its own
 /// writes.
 #[async_trait]
@@ -186,6 +217,15 @@ pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>> {
 #[cfg(test)]
 mod tests {
     use super::StoreUrl;
+
+    #[test]
+    fn store_tables_and_their_day_partitions_are_known() {
+        assert_eq!(super::store_table("sales_raw"), Some("sales_raw"));
+        assert_eq!(super::store_table("sales_raw_20261130"), Some("sales_raw"));
+        assert_eq!(super::store_table("landed_event_ids"), Some("landed_event_ids"));
+        assert_eq!(super::store_table("sales_raw_by_city"), None);
+        assert_eq!(super::store_table("sales_agg_minute"), None);
+    }
 
     #[test]
     fn a_store_url_never_shows_its_password() {

@@ -38,9 +38,17 @@ pub struct EmbeddedConfig {
     /// stored offsets to the log about once a second while it lands, and the last commit stays in
     /// force while it is idle or down), so the partition may grow past both limits
     /// while a group lags. Partitions no group ever committed for get the limits as configured.
-    /// A group that is gone for good keeps holding data back until its file is deleted (with the
-    /// log stopped).
+    /// A group that is gone for good holds data back until it expires: see
+    /// `group_idle_expiry_ms`.
     pub retention_ms: u64,
+    /// A consumer group with no consumer open in this process that has not committed for this
+    /// many milliseconds (wall-clock time since its last commit, across restarts) no longer
+    /// holds retention back, so a finished `replay` (group `replay<suffix>`) or a retired
+    /// group stops pinning the log. Its committed offsets are kept: a consumer that comes back
+    /// resumes from them, or is told they were deleted. The check at open lets every group
+    /// hold, so a pipeline stopped for longer than this loses nothing at restart before its
+    /// landing is back. 0 never expires. Default 7 days.
+    pub group_idle_expiry_ms: u64,
     /// Largest record (key + value + headers) accepted by append.
     pub max_record_bytes: usize,
 }
@@ -53,6 +61,7 @@ impl EmbeddedConfig {
             segment_bytes: 128 * 1024 * 1024,
             retention_bytes: 0,
             retention_ms: 7 * 24 * 3600 * 1000,
+            group_idle_expiry_ms: 7 * 24 * 3600 * 1000,
             max_record_bytes: 1024 * 1024,
         }
     }

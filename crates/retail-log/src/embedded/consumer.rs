@@ -75,6 +75,13 @@ impl std::fmt::Debug for EmbeddedConsumer {
     }
 }
 
+impl Drop for EmbeddedConsumer {
+    /// The group may expire once its last consumer is gone and it stays idle.
+    fn drop(&mut self) {
+        self.shared.offsets.leave(&self.group);
+    }
+}
+
 /// A partition to read in one poll, with a copy of its position.
 struct Planned {
     index: usize,
@@ -139,6 +146,7 @@ impl EmbeddedConsumer {
             };
         }
         let appended = shared.appended.subscribe();
+        shared.offsets.join(group);
         Ok(Self {
             shared,
             group: group.to_owned(),

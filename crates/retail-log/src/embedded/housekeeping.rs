@@ -11,7 +11,8 @@
 //! Each partition's floor, the smallest offset any consumer group committed for it, is read from
 //! memory ([`super::offsets::OffsetStore::floor`]) just before that partition is decided, so a
 //! commit that returned before is honoured. While a group's offsets file cannot be read, nothing
-//! is deleted anywhere.
+//! is deleted anywhere. Groups idle past `group_idle_expiry_ms` are left out of the floor, except
+//! in the pass at open ([`Groups::AllHold`]).
 
 use std::sync::{mpsc, Arc, PoisonError};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use tracing::error;
 
 use super::config::FsyncPolicy;
 use super::log::Shared;
+use super::offsets::Expiry;
 use super::writer::{now_ms, Failure};
 
 /// How often retention runs without being asked.
@@ -42,7 +44,7 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &mpsc::Receiver<Chore>) {
     loop {
         match rx.recv_timeout(tick) {
             Ok(Chore::Retention) => {
-                apply_retention(shared);
+                apply_retention(shared, Groups::IdleExpire);
                 last_retention = Instant::now();
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -53,7 +55,7 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &mpsc::Receiver<Chore>) {
         }
         sync_dirty(shared);
         if last_retention.elapsed() >= RETENTION_EVERY {
-            apply_retention(shared);
+            apply_retention(shared, Groups::IdleExpire);
             last_retention = Instant::now();
         }
     }
@@ -73,15 +75,30 @@ fn sync_dirty(shared: &Shared) {
     }
 }
 
+/// When a retention pass lets idle consumer groups go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Groups {
+    /// Every group holds its floor: the pass at open, before any consumer had the chance to
+    /// come back (a pipeline stopped for longer than the expiry must not lose what its landing
+    /// has not landed the moment it restarts).
+    AllHold,
+    /// Groups idle past `group_idle_expiry_ms` no longer hold retention back.
+    IdleExpire,
+}
+
 /// Applies the retention limits to every partition.
-pub(crate) fn apply_retention(shared: &Shared) {
+pub(crate) fn apply_retention(shared: &Shared, groups: Groups) {
     let (bytes, ms) = (shared.config.retention_bytes, shared.config.retention_ms);
     if bytes == 0 && ms == 0 {
         return;
     }
     let now = now_ms();
+    let expiry = (groups == Groups::IdleExpire).then_some(Expiry {
+        now_ms: now,
+        idle_ms: shared.config.group_idle_expiry_ms,
+    });
     for part in shared.all_partitions() {
-        let floor = match shared.offsets.floor(&part.tp) {
+        let floor = match shared.offsets.floor(&part.tp, expiry) {
             Ok(floor) => floor,
             Err(e) => {
                 error!(message = "log retention skipped: committed consumer offsets unreadable", error = %e);

@@ -23,7 +23,7 @@ use super::config::EmbeddedConfig;
 use super::consumer::EmbeddedConsumer;
 use super::files::sync_dir;
 use super::format;
-use super::housekeeping::{self, apply_retention};
+use super::housekeeping::{self, apply_retention, Groups};
 use super::offsets::OffsetStore;
 use super::partition::Partition;
 use super::segment::Segment;
@@ -151,7 +151,7 @@ impl Shared {
             failure: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
         };
-        apply_retention(&shared);
+        apply_retention(&shared, Groups::AllHold);
         Ok(shared)
     }
 
@@ -345,11 +345,12 @@ impl EmbeddedLog {
         Ok(self.shared.partition(tp)?.size_bytes())
     }
 
-    /// Applies the retention limits now instead of at the next roll or minute.
+    /// Applies the retention limits now instead of at the next roll or minute (idle groups
+    /// expired, as in the periodic pass).
     pub async fn enforce_retention(&self) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         blocking(move || {
-            apply_retention(&shared);
+            apply_retention(&shared, Groups::IdleExpire);
             Ok(())
         })
         .await

@@ -36,7 +36,9 @@
 //! limits say (a warning names the group holding it back). A group protects data once it has
 //! committed once for the partition; the landing mirrors its stored offsets to the log about once
 //! a second while it lands, and its last commit holds while it is idle or down. Partitions no
-//! group ever committed for get the limits as configured. A consumer whose position was deleted
+//! group ever committed for get the limits as configured. A group with no open consumer that has
+//! not committed for `group_idle_expiry_ms` (default 7 days) expires and stops holding data back
+//! (a finished replay's group, say); its offsets stay. A consumer whose position was deleted
 //! anyway gets [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange) from its next poll,
 //! never a silent move forward.
 //!

@@ -397,12 +397,24 @@ pub fn check_columns(table: &str, existing: &[String], needed: &[String]) -> cra
     )))
 }
 
+/// The names an aggregate table `name` occupies in the store: the table, its ranking view and
+/// its distinct side table. Nothing else may use them, and a replay must not drop them for a
+/// live aggregate.
+pub fn object_names(name: &str) -> [String; 3] {
+    [
+        name.to_owned(),
+        format!("{name}_ranked"),
+        format!("{name}__distinct"),
+    ]
+}
+
 /// Statements that remove an aggregate table, its ranking view and its distinct side table.
 pub fn drop_statements(t: &AggregateTable) -> Vec<String> {
+    let [table, view, side] = object_names(&t.name);
     vec![
-        format!("DROP VIEW IF EXISTS {}", q(&format!("{}_ranked", t.name))),
-        format!("DROP TABLE IF EXISTS {}", q(&format!("{}__distinct", t.name))),
-        format!("DROP TABLE IF EXISTS {}", q(&t.name)),
+        format!("DROP VIEW IF EXISTS {}", q(&view)),
+        format!("DROP TABLE IF EXISTS {}", q(&side)),
+        format!("DROP TABLE IF EXISTS {}", q(&table)),
     ]
 }
 
