@@ -530,13 +530,20 @@ mod tests {
         let samples: Vec<(f64, u64)> = (0..=20)
             .map(|s| {
                 let t = f64::from(s);
-                let landed = if s <= 10 { 200_000 * s } else { 2_000_000 + 100_000 * (s - 10) };
+                let landed = if s <= 10 {
+                    200_000 * s
+                } else {
+                    2_000_000 + 100_000 * (s - 10)
+                };
                 (t, landed as u64)
             })
             .collect();
         let (first, last) = million_rates(&samples, 3_000_000, Duration::from_secs(20));
         assert!((first.expect("first") - 200_000.0).abs() < 1.0, "{first:?}");
         assert!((last.expect("last") - 100_000.0).abs() < 1.0, "{last:?}");
-        assert_eq!(million_rates(&samples, 999_999, Duration::from_secs(20)), (None, None));
+        assert_eq!(
+            million_rates(&samples, 999_999, Duration::from_secs(20)),
+            (None, None)
+        );
     }
 }

@@ -155,7 +155,7 @@ async fn measure(args: &BenchWebhookArgs, scratch: &std::path::Path) -> Result<R
 
     let (metrics, health) = (Metrics::new(), Health::new());
     let (sources_stop, serve_stop) = (Shutdown::new(), Shutdown::new());
-    let log = pipeline::log(&config, &health).await?;
+    let log = pipeline::log(&config, &metrics, &health).await?;
     let state = ServeState::new(
         metrics.clone(),
         health.clone(),

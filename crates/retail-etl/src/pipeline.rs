@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use retail_core::event::topics;
 use retail_core::health::State;
 use retail_core::{Health, Metrics, Shutdown, TopicPartition};
+use retail_log::metered::MeteredLog;
 use retail_log::Log;
 use retail_process::aggregate::{DedupScope, Engine};
 use retail_process::{Landing, LandingConfig, LandingHandle};
@@ -71,7 +72,7 @@ pub async fn start(
 ) -> Result<Pipeline> {
     let (landing_stop, serve_stop) = (Shutdown::new(), Shutdown::new());
     let (http, serve_state, serve_task) = serve(config, &metrics, &health, &serve_stop).await?;
-    let log = log(config, &health).await?;
+    let log = log(config, &metrics, &health).await?;
     serve_state.set_log(log.clone());
     let store = sink(config, &health, &shutdown).await?;
     let reader = retail_sink::open_reader(&config.store_url()?)
@@ -164,13 +165,15 @@ async fn sample_backlog(view: View, backlog: Backlog, stop: Shutdown) {
     }
 }
 
-/// (2) The log, with every data topic created (or checked) at the configured partition count.
-pub(crate) async fn log(config: &Config, health: &Health) -> Result<Arc<dyn Log>> {
+/// (2) The log, metered, with every data topic created (or checked) at the configured partition
+/// count.
+pub(crate) async fn log(config: &Config, metrics: &Metrics, health: &Health) -> Result<Arc<dyn Log>> {
     health.set("log", State::Starting, "opening");
     let url = config.log_url()?;
     let log = retail_log::open(&url, &config.log.embedded, &config.log.kafka)
         .await
         .with_context(|| format!("opening log {}", config.shown_log_url()))?;
+    let log = MeteredLog::wrap(log, metrics.clone());
     for topic in topics::ALL.into_iter().chain(topics::SIDE) {
         log.ensure_topic(topic, config.log.partitions)
             .await

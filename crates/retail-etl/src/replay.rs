@@ -44,7 +44,7 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
     let tables: Vec<String> = aggregates.iter().map(|a| a.name.to_string()).collect();
 
     let (metrics, health) = (Metrics::new(), Health::new());
-    let log = pipeline::log(&config, &health).await?;
+    let log = pipeline::log(&config, &metrics, &health).await?;
     let store = pipeline::sink(&config, &health, &Shutdown::new()).await?;
     let engine = Engine::new(aggregates, &config.processing, DedupScope::Run);
     store

@@ -107,6 +107,8 @@ fn every_component_counter_moves_and_promtool_lints_a_real_scrape() {
         "retail_source_received_events_total{source=\"generator\"}",
         "retail_source_accepted_events_total{source=\"generator\"}",
         "retail_log_appended_records_total{topic=\"sales\"}",
+        "retail_log_appended_bytes_total{topic=\"sales\"}",
+        "retail_log_size_bytes{topic=\"sales\"}",
         "retail_landing_batches_total",
         "retail_landing_rows_total{table=\"sales_raw\"}",
         "retail_landing_transaction_seconds_count",
@@ -147,6 +149,12 @@ fn every_component_counter_moves_and_promtool_lints_a_real_scrape() {
             "retail_component_state{component=\"generator\",kind=\"source\",state=\"running\"}"
         ),
         1.0
+    );
+    // Every record appended carries at least its value's bytes.
+    assert!(
+        sum(&after, "retail_log_appended_bytes_total{topic=\"sales\"}")
+            >= sum(&after, "retail_log_appended_records_total{topic=\"sales\"}"),
+        "{text}"
     );
     // The log's appended records are the sum of its end offsets.
     assert_eq!(

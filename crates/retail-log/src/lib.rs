@@ -14,6 +14,8 @@
 //! - [`record`]: producer and consumer records, headers, partitioning by key.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
 //! - [`embedded`]: the segment-file backend (segments, recovery, retention, group offsets).
+//! - [`metered`]: [`metered::MeteredLog`], any backend with its appended bytes, end offsets and
+//!   sizes on `/metrics`.
 //! - this file: the [`Log`] and [`Consumer`] traits and [`open`].
 
 pub mod embedded;
@@ -21,6 +23,7 @@ mod error;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 mod kafka_config;
+pub mod metered;
 mod record;
 
 use std::path::PathBuf;
@@ -89,6 +92,11 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     async fn read(&self, tp: &TopicPartition, offset: i64, max: usize) -> Result<Vec<ConsumedRecord>> {
         let _ = (tp, offset, max);
         Err(Error::Config("this log cannot be browsed".into()))
+    }
+
+    /// Bytes a partition takes on disk, `None` where the backend cannot tell (a broker's).
+    async fn size_bytes(&self, _tp: &TopicPartition) -> Result<Option<u64>> {
+        Ok(None)
     }
 }
 

@@ -161,7 +161,10 @@ async fn appends_round_trip_with_java_partitioning_and_a_seek_sets_the_start() {
     // Past the end: an error or nothing, never records from elsewhere in the partition (Kafka
     // answers OFFSET_OUT_OF_RANGE; Tansu answers an empty fetch).
     let past = log.read(&p0, end + 5, 3).await;
-    assert!(past.as_ref().map_or(true, Vec::is_empty), "reading past the end: {past:?}");
+    assert!(
+        past.as_ref().map_or(true, Vec::is_empty),
+        "reading past the end: {past:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

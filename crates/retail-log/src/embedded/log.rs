@@ -508,6 +508,10 @@ impl Log for EmbeddedLog {
         })
         .await
     }
+
+    async fn size_bytes(&self, tp: &TopicPartition) -> Result<Option<u64>> {
+        Ok(Some(self.shared.partition(tp)?.size_bytes()))
+    }
 }
 
 /// Commits a group's offsets after checking the partitions exist.
