@@ -268,9 +268,9 @@ impl Config {
             .validate()
             .map_err(|e| anyhow::anyhow!("key {e} in {file}"))?;
         self.serve.validate(&file)?;
-        if self.landing.max_batch_records == 0 {
-            bail!("key landing.max_batch_records in {file}: must be at least 1");
-        }
+        self.landing
+            .validate()
+            .map_err(|e| anyhow::anyhow!("key {e} in {file}"))?;
         SourceConfig::validate_all(&self.sources).with_context(|| format!("in {file}"))?;
         self.lineage
             .validate()
@@ -571,6 +571,41 @@ mod tests {
             err.contains("log.url") && err.contains("etl:***@broker") && !err.contains("s3cret"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn landing_topics_and_group_are_checked_at_load_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("landing.toml");
+        let refused = |body: &str| {
+            std::fs::write(&file, format!("[landing]\n{body}\n")).expect("write");
+            format!("{:#}", Config::load(Some(&file)).expect_err(body))
+        };
+        let e = refused("topics = [\"sale\"]");
+        assert!(
+            e.contains("landing.topics[0]") && e.contains("\"sale\"") && e.contains("landing.toml"),
+            "{e}"
+        );
+        let e = refused("topics = [\"sales\", \"sales\"]");
+        assert!(e.contains("landing.topics[1]") && e.contains("twice"), "{e}");
+        let e = refused("topics = []");
+        assert!(e.contains("landing.topics") && e.contains("no data topic"), "{e}");
+        let e = refused("topics = [\"catalog\"]");
+        assert!(e.contains("no data topic"), "{e}");
+        let e = refused("topics = [\"dead-letters\"]");
+        assert!(e.contains("not a data topic"), "{e}");
+        let e = refused("group = \"\"");
+        assert!(e.contains("landing.group") && e.contains("landing.toml"), "{e}");
+        let e = refused("group = \"a/b\"");
+        assert!(e.contains("landing.group") && e.contains("\"a/b\""), "{e}");
+        let e = refused("max_batch_records = 0");
+        assert!(e.contains("landing.max_batch_records"), "{e}");
+        std::fs::write(
+            &file,
+            "[landing]\ngroup = \"eu-1.landing\"\ntopics = [\"sales\", \"catalog\"]\n",
+        )
+        .expect("write");
+        Config::load(Some(&file)).expect("a good landing loads");
     }
 
     #[test]

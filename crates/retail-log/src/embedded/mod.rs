@@ -71,6 +71,5 @@ mod writer;
 pub use config::{EmbeddedConfig, FsyncPolicy};
 pub use consumer::EmbeddedConsumer;
 pub use log::EmbeddedLog;
-// The Kafka backend checks topic names with the same rule; without it nothing else uses this path.
-#[cfg(feature = "kafka")]
-pub(crate) use topic::validate_name;
+// The Kafka backend and the landing's configuration check names with the same rule.
+pub use topic::validate_name;

@@ -95,7 +95,9 @@ impl Topic {
 }
 
 /// Checks a topic or group name: `[A-Za-z0-9._-]{1,249}`, not `.` or `..`, not reserved.
-pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
+/// `kind` names what is checked in the error. The Kafka backend and the landing's
+/// configuration check names by the same rule, so a name is good or bad on every backend.
+pub fn validate_name(kind: &str, name: &str) -> Result<()> {
     let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
     if name.is_empty() || name.len() > 249 || !name.bytes().all(allowed) {
         return Err(Error::Config(format!(

@@ -35,6 +35,44 @@ impl LandingConfig {
     }
 }
 
+impl LandingConfig {
+    /// Refuses what would only fail once the landing starts, naming the key under
+    /// `[landing]`: a group the log would refuse (its name is also a file name in the
+    /// embedded log, and `<group>.catalog` must be one too), and topics that are not data
+    /// topics, repeated, or leave nothing to land besides the catalog (which its own group
+    /// lands).
+    pub fn validate(&self) -> Result<(), String> {
+        use retail_core::event::topics;
+        for group in [self.group.clone(), format!("{}.catalog", self.group)] {
+            retail_log::embedded::validate_name("consumer group", &group)
+                .map_err(|e| format!("landing.group: {e}"))?;
+        }
+        for (i, topic) in self.topics.iter().enumerate() {
+            if !topics::ALL.contains(&topic.as_str()) {
+                return Err(format!(
+                    "landing.topics[{i}]: {topic:?} is not a data topic (the topics are {})",
+                    topics::ALL.join(", ")
+                ));
+            }
+            if self.topics[..i].contains(topic) {
+                return Err(format!("landing.topics[{i}]: {topic:?} is listed twice"));
+            }
+        }
+        if !self.topics.iter().any(|t| t != topics::CATALOG) {
+            return Err(format!(
+                "landing.topics: names no data topic to land (the catalog is landed by its own group, \
+                 \"{}.catalog\"); list some of {}",
+                self.group,
+                topics::ALL.join(", ")
+            ));
+        }
+        if self.max_batch_records == 0 {
+            return Err("landing.max_batch_records: must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
 impl Default for LandingConfig {
     fn default() -> Self {
         Self {
