@@ -11,21 +11,6 @@ use super::field::{Dimension, Field};
 use super::spec::{AggregateSpec, FilterValue, LatePolicy, MeasureFn, Scalar, WindowKind};
 use super::window::Window;
 
-/// Table names the system owns; an aggregate may not take them.
-const RESERVED: &[&str] = &[
-    "sales_raw",
-    "events_raw",
-    "dead_letters",
-    "late_events",
-    "landed_event_ids",
-    "consumer_offsets",
-    "partition_watermarks",
-    "store_dim",
-    "seller_dim",
-    "product_dim",
-    "schema_migrations",
-];
-
 /// Column names every aggregate table has.
 const FIXED_COLUMNS: &[&str] = &["window_start", "window_end", "updated_at", "rank"];
 
@@ -98,7 +83,7 @@ pub fn compile(specs: &[AggregateSpec]) -> Result<Vec<Compiled>, String> {
     for (i, spec) in specs.iter().enumerate() {
         let at = |key: &str, msg: String| format!("aggregate {:?}: {key}: {msg}", spec.name);
         identifier(&spec.name).map_err(|m| at("name", m))?;
-        if RESERVED.contains(&spec.name.as_str()) {
+        if retail_sink::STORE_TABLES.contains(&spec.name.as_str()) {
             return Err(at(
                 "name",
                 "is a table the system owns; choose another name".into(),

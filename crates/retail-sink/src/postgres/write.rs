@@ -243,14 +243,7 @@ async fn named_dead_letters(conn: &Conn, batch: &LandingBatch) -> Result<Option<
         )
         .await
         .map_err(|e| pg_error("INSERT INTO landed_event_ids (dead letters)", &e))?;
-    let mut new = HashSet::with_capacity(rows.len());
-    for row in rows {
-        new.insert(
-            row.try_get::<_, Uuid>(0)
-                .map_err(|e| pg_error("read landed_event_ids.event_id", &e))?,
-        );
-    }
-    Ok(Some(new))
+    returned_ids(&rows).map(Some)
 }
 
 /// Records the batch's ids in `landed_event_ids`. `None`: all were new (fast path);
@@ -279,12 +272,15 @@ async fn ledger(conn: &Conn, fresh: &FirstSeen<'_>) -> Result<Option<HashSet<Uui
         .query(&s.ledger_from_batch_ids, &[])
         .await
         .map_err(|e| pg_error("INSERT INTO landed_event_ids ON CONFLICT DO NOTHING", &e))?;
-    let mut new = HashSet::with_capacity(rows.len());
-    for row in rows {
-        new.insert(
+    returned_ids(&rows).map(Some)
+}
+
+/// The event ids an `INSERT INTO landed_event_ids ... RETURNING event_id` inserted.
+fn returned_ids(rows: &[tokio_postgres::Row]) -> Result<HashSet<Uuid>> {
+    rows.iter()
+        .map(|row| {
             row.try_get::<_, Uuid>(0)
-                .map_err(|e| pg_error("read landed_event_ids.event_id", &e))?,
-        );
-    }
-    Ok(Some(new))
+                .map_err(|e| pg_error("read landed_event_ids.event_id", &e))
+        })
+        .collect()
 }
