@@ -24,8 +24,11 @@
 //!   payment providers): formats, auth, idempotency, backpressure.
 //! - [`csv`]: the CSV drop folder (ERP exports): readiness, mapping, a checksum ledger that
 //!   resumes mid-file, `processed/` and `failed/`.
+//! - [`cdc`]: PostgreSQL change data capture: a snapshot, then inserts, updates and deletes of
+//!   mapped tables read from a logical replication slot that moves only after the append.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
 
+pub mod cdc;
 pub mod context;
 pub mod csv;
 pub mod demo;

@@ -101,6 +101,8 @@ sources! {
     Webhook(crate::webhook::WebhookConfig),
     /// CSV drop folder (`csv/`).
     Csv(crate::csv::CsvConfig),
+    /// PostgreSQL change data capture (`cdc/`).
+    PostgresCdc(crate::cdc::CdcConfig),
 }
 
 impl SourceConfig {

@@ -1,0 +1,330 @@
+//! One captured row as a log record: its columns typed by the event field they feed, decoded
+//! with the one event decoder, or refused with a reason naming the source, table, column and
+//! LSN (a record the landing dead-letters). Nothing here does I/O.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use retail_core::event::topics;
+use retail_core::Event;
+use retail_log::ProducerRecord;
+use serde_json::{Map, Value};
+
+use super::config::CdcTable;
+use super::pgoutput::lsn_text;
+use crate::record::{derived_id, event_record, header, headers, reject};
+
+/// Header with the commit LSN (`X/Y`) a record came from; the snapshot's records carry the
+/// slot's starting point.
+pub const CDC_LSN: &str = "cdc_lsn";
+/// Header with the end LSN of a streamed record's transaction: the slot's position once it is
+/// confirmed (not on snapshot records).
+pub const CDC_END_LSN: &str = "cdc_end_lsn";
+
+/// What happened to the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Read by the initial snapshot.
+    Snapshot,
+    /// Inserted.
+    Insert,
+    /// Updated (the new row).
+    Update,
+    /// Deleted (the old row).
+    Delete,
+}
+
+impl Op {
+    /// Lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Insert => "insert",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// Where a row came from, for its id and its reject reason.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    /// The source's name.
+    pub source: &'a str,
+    /// `schema.table`.
+    pub table: &'a str,
+    /// Commit LSN of the change's transaction (the slot's start for the snapshot).
+    pub lsn: u64,
+    /// What identifies the row's change: the transaction and its place in it, or the
+    /// snapshot row's content.
+    pub seed: String,
+    /// Position under `seed`.
+    pub position: usize,
+    /// Event time when the row has no `ts` column: the commit time (the snapshot's time).
+    pub default_ts: DateTime<Utc>,
+}
+
+/// A row: column names and their text values (`None` for NULL).
+pub type Row<'a> = [(&'a str, Option<&'a str>)];
+
+/// The record of a row of a mapped table: the event, or a reject naming what is wrong.
+pub fn record(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> (ProducerRecord, bool) {
+    match to_event(map, op, row, at) {
+        Ok(event) => {
+            let mut r = event_record(&event);
+            r.headers.push(header(CDC_LSN, lsn_text(at.lsn).as_bytes()));
+            (r, true)
+        }
+        Err(reason) => (refused(Some(map), op, row, at, &reason), false),
+    }
+}
+
+/// A reject record: the row as JSON, the reason prefixed with source, table, operation and LSN.
+pub fn refused(map: Option<&CdcTable>, op: Op, row: &Row<'_>, at: &Origin<'_>, why: &str) -> ProducerRecord {
+    let reason = format!(
+        "source {:?}: table {}, {} at LSN {}: {why}",
+        at.source,
+        at.table,
+        op.as_str(),
+        lsn_text(at.lsn)
+    );
+    let raw: Map<String, Value> = row
+        .iter()
+        .map(|(c, v)| {
+            (
+                (*c).to_owned(),
+                v.map_or(Value::Null, |v| Value::String(v.to_owned())),
+            )
+        })
+        .collect();
+    let id = derived_id(
+        at.default_ts,
+        format!("reject|{}", at.seed).as_bytes(),
+        at.position,
+    );
+    ProducerRecord {
+        topic: map.map_or(topics::SALES, |m| topic_of(&m.event_type)).to_owned(),
+        partition: None,
+        key: None,
+        value: serde_json::to_vec(&raw).unwrap_or_default(),
+        headers: vec![
+            header(headers::SOURCE, at.source.as_bytes()),
+            header(reject::REASON, reason.as_bytes()),
+            header(reject::KIND, b"cdc_row"),
+            header(reject::FILE, at.table.as_bytes()),
+            header(reject::LINE, at.lsn.to_string().as_bytes()),
+            header(reject::ID, id.to_string().as_bytes()),
+            header(CDC_LSN, lsn_text(at.lsn).as_bytes()),
+        ],
+        timestamp_ms: None,
+    }
+}
+
+/// The topic of an event type's events.
+fn topic_of(event_type: &str) -> &'static str {
+    match event_type {
+        "order" => topics::ORDERS,
+        "payment" => topics::PAYMENTS,
+        "inventory" => topics::INVENTORY,
+        "store" | "product" | "seller" => topics::CATALOG,
+        "device_status" => topics::DEVICES,
+        _ => topics::SALES,
+    }
+}
+
+/// How a field's text becomes JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Int,
+    Decimal,
+    Timestamp,
+    Text,
+}
+
+fn kind_of(field: &str) -> Kind {
+    match field {
+        "store_id" | "sku" | "qty" | "seller_id" | "on_hand" | "schema_version" => Kind::Int,
+        "unit_price" | "amount" | "price" => Kind::Decimal,
+        "ts" => Kind::Timestamp,
+        _ => Kind::Text,
+    }
+}
+
+/// A column's text as its field's JSON; `Err` names what was expected. Numbers go text ->
+/// integer or text -> `Decimal` (checked, kept as text), never through a float.
+fn typed(kind: Kind, text: &str) -> Result<Value, &'static str> {
+    match kind {
+        Kind::Int => text.parse::<i64>().map(Value::from).map_err(|_| "a whole number"),
+        Kind::Decimal => text
+            .parse::<rust_decimal::Decimal>()
+            .map(|_| Value::String(text.to_owned()))
+            .map_err(|_| "a decimal number of at most 28 digits"),
+        Kind::Timestamp => timestamp_ms(text)
+            .map(Value::from)
+            .ok_or("a timestamp (timestamptz, timestamp as UTC, or epoch milliseconds)"),
+        Kind::Text => Ok(Value::String(text.to_owned())),
+    }
+}
+
+/// Epoch milliseconds of PostgreSQL's ISO output (`2024-08-12 10:00:00.5+02`, or without a
+/// zone as UTC), of RFC 3339, or of epoch-millisecond digits.
+pub fn timestamp_ms(text: &str) -> Option<i64> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z") {
+        return Some(t.timestamp_millis());
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f") {
+        return Some(t.and_utc().timestamp_millis());
+    }
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+fn to_event(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> Result<Event, String> {
+    let mut object = Map::new();
+    object.insert("type".to_owned(), Value::String(map.event_type.clone()));
+    let mut field_column: Vec<(&str, &str)> = Vec::new();
+    for (column, value) in row {
+        let Some(field) = map.field(column) else {
+            continue;
+        };
+        field_column.push((field, column));
+        let Some(text) = value else {
+            continue; // NULL: a required field is then reported missing by the decoder
+        };
+        let v = typed(kind_of(field), text)
+            .map_err(|expected| format!("column {column} ({field}): expected {expected}, got {text:?}"))?;
+        object.insert(field.to_owned(), v);
+    }
+    if !object.contains_key("ts") {
+        object.insert("ts".to_owned(), Value::from(at.default_ts.timestamp_millis()));
+    }
+    if matches!(op, Op::Update | Op::Delete) {
+        // The row's own id names its insert; its later changes are other events.
+        object.remove("event_id");
+    }
+    if op == Op::Delete {
+        match map.event_type.as_str() {
+            "sale" | "return" | "void" => {
+                object.insert("type".to_owned(), Value::String("void".to_owned()));
+            }
+            "inventory" => {
+                object.insert("on_hand".to_owned(), Value::from(0));
+            }
+            "order" => {
+                object.insert("status".to_owned(), Value::String("cancelled".to_owned()));
+            }
+            other => {
+                return Err(format!(
+                    "a deleted {other} row has no event in the model (sales become void, \
+                     inventory on_hand 0, orders cancelled)"
+                ))
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
+    retail_core::decode_with(&bytes, at.source, |ts| {
+        derived_id(ts, at.seed.as_bytes(), at.position)
+    })
+    .map_err(|e| {
+        e.problems
+            .iter()
+            .map(|p| match field_column.iter().find(|(f, _)| *f == p.path) {
+                Some((_, c)) if *c != p.path => format!("column {c} ({p})"),
+                Some(_) => format!("column {p}"),
+                None if p.path.is_empty() => p.message.clone(),
+                None => format!("no column feeds {p}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use retail_core::event::{EventBody, SaleKind};
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    fn sales() -> CdcTable {
+        CdcTable {
+            table: "public.sales".into(),
+            event_type: "sale".into(),
+            columns: BTreeMap::from([("sold_at".to_owned(), "ts".to_owned())]),
+        }
+    }
+
+    fn at() -> Origin<'static> {
+        Origin {
+            source: "cdc",
+            table: "public.sales",
+            lsn: 0x16B_3748,
+            seed: "cdc|1/0|public.sales".into(),
+            position: 3,
+            default_ts: DateTime::from_timestamp_millis(1_723_456_789_000).expect("ts"),
+        }
+    }
+
+    #[test]
+    fn rows_become_events_with_exact_numbers_and_stable_ids() {
+        let row = [
+            ("store_id", Some("7")),
+            ("sku", Some("100")),
+            ("qty", Some("2")),
+            ("unit_price", Some("12345678.99")),
+            ("sold_at", Some("2024-08-12 10:00:00.25+00")),
+        ];
+        let (r, ok) = record(&sales(), Op::Insert, &row, &at());
+        assert!(ok);
+        let e = retail_core::decode(&r.value).expect("event");
+        let EventBody::Sale(s) = &e.body else {
+            panic!("{e:?}")
+        };
+        assert_eq!(s.unit_price, Some("12345678.99".parse::<Decimal>().expect("d")));
+        assert_eq!(e.ts.timestamp_millis(), 1_723_456_800_250);
+        let (again, _) = record(&sales(), Op::Insert, &row, &at());
+        assert_eq!(again.value, r.value, "same change, same id");
+        let (del, ok) = record(&sales(), Op::Delete, &row, &at());
+        assert!(ok);
+        let d = retail_core::decode(&del.value).expect("void");
+        assert!(matches!(&d.body, EventBody::Sale(s) if s.kind == SaleKind::Void && s.qty == -2));
+    }
+
+    #[test]
+    fn bad_rows_are_refused_naming_table_column_and_lsn() {
+        let row = [("store_id", Some("7")), ("sku", Some("1")), ("qty", Some("two"))];
+        let (r, ok) = record(&sales(), Op::Insert, &row, &at());
+        assert!(!ok);
+        let reason = r
+            .headers
+            .iter()
+            .find(|h| h.key == reject::REASON)
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .expect("reason");
+        assert!(
+            reason.contains("public.sales") && reason.contains("column qty") && reason.contains("0/16B3748"),
+            "{reason}"
+        );
+        let row = [("store_id", Some("7")), ("sku", Some("1")), ("qty", None)];
+        let (r, ok) = record(&sales(), Op::Insert, &row, &at());
+        assert!(!ok);
+        let reason = String::from_utf8_lossy(&r.headers[1].value).into_owned();
+        assert!(reason.contains("qty"), "{reason}");
+    }
+
+    #[test]
+    fn postgres_timestamps_parse() {
+        assert_eq!(timestamp_ms("2024-08-12 10:00:00+00"), Some(1_723_456_800_000));
+        assert_eq!(timestamp_ms("2024-08-12 12:00:00+02"), Some(1_723_456_800_000));
+        assert_eq!(
+            timestamp_ms("2024-08-12 10:00:00.123456"),
+            Some(1_723_456_800_123)
+        );
+        assert_eq!(timestamp_ms("1723456800000"), Some(1_723_456_800_000));
+        assert_eq!(timestamp_ms("yesterday"), None);
+    }
+}
