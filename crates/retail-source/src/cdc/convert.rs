@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::config::CdcTable;
 use super::pgoutput::lsn_text;
-use crate::record::{derived_id, event_record, header, headers, reject};
+use crate::record::{derived_id, event_record_with_value, header, headers, reject};
 
 /// Header with the commit LSN (`X/Y`) a record came from; the snapshot's records carry the
 /// slot's starting point.
@@ -68,8 +68,8 @@ pub type Row<'a> = [(&'a str, Option<&'a str>)];
 /// The record of a row of a mapped table: the event, or a reject naming what is wrong.
 pub fn record(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> (ProducerRecord, bool) {
     match to_event(map, op, row, at) {
-        Ok(event) => {
-            let mut r = event_record(&event);
+        Ok((event, value)) => {
+            let mut r = event_record_with_value(&event, value);
             r.headers.push(header(CDC_LSN, lsn_text(at.lsn).as_bytes()));
             (r, true)
         }
@@ -181,7 +181,11 @@ pub fn timestamp_ms(text: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-fn to_event(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> Result<Event, String> {
+/// The event, and the JSON the record carries: the object it was decoded from with its id and
+/// source filled in, which decodes to the same event. Not [`Event::to_json`], which writes
+/// amounts as JSON floats: a `numeric` with more than 15 or so digits (an order total with 8
+/// decimals) would not read back exactly.
+fn to_event(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> Result<(Event, Vec<u8>), String> {
     let mut object = Map::new();
     object.insert("type".to_owned(), Value::String(map.event_type.clone()));
     let mut field_column: Vec<(&str, &str)> = Vec::new();
@@ -224,7 +228,7 @@ fn to_event(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> Result<Ev
         }
     }
     let bytes = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
-    retail_core::decode_with(&bytes, at.source, |ts| {
+    let event = retail_core::decode_with(&bytes, at.source, |ts| {
         derived_id(ts, at.seed.as_bytes(), at.position)
     })
     .map_err(|e| {
@@ -238,7 +242,11 @@ fn to_event(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> Result<Ev
             })
             .collect::<Vec<_>>()
             .join("; ")
-    })
+    })?;
+    object.insert("event_id".to_owned(), Value::String(event.event_id.to_string()));
+    object.insert("source".to_owned(), Value::String(event.source.clone()));
+    let value = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
+    Ok((event, value))
 }
 
 #[cfg(test)]
@@ -292,6 +300,31 @@ mod tests {
         assert!(ok);
         let d = retail_core::decode(&del.value).expect("void");
         assert!(matches!(&d.body, EventBody::Sale(s) if s.kind == SaleKind::Void && s.qty == -2));
+    }
+
+    #[test]
+    fn a_long_numeric_stays_exact_on_the_record() {
+        let orders = CdcTable {
+            table: "public.orders".into(),
+            event_type: "order".into(),
+            columns: BTreeMap::from([("id".to_owned(), "order_id".to_owned())]),
+        };
+        let row = [
+            ("id", Some("o-1")),
+            ("status", Some("paid")),
+            ("amount", Some("1234567890.12345678")),
+        ];
+        let (r, ok) = record(&orders, Op::Insert, &row, &at());
+        assert!(ok);
+        let e = retail_core::decode(&r.value).expect("event");
+        let EventBody::Order(o) = &e.body else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            o.amount,
+            Some("1234567890.12345678".parse::<Decimal>().expect("d"))
+        );
+        assert_eq!(e.source, "cdc");
     }
 
     #[test]
