@@ -875,6 +875,9 @@ async fn rows_written_while_the_snapshot_is_taken_arrive_exactly_once() {
         .iter()
         .filter(|r| header(r, "cdc_end_lsn").is_some())
         .count();
-    println!("{} rows by the snapshot, {streamed} by the stream", ROWS as usize - streamed);
+    println!(
+        "{} rows by the snapshot, {streamed} by the stream",
+        ROWS as usize - streamed
+    );
     src.stop().await;
 }
