@@ -362,6 +362,10 @@ impl Config {
                         redact(v);
                     }
                 }
+                // A CDC source's database URL may carry a password.
+                if let Some(serde_json::Value::String(u)) = source.get_mut("url") {
+                    *u = redact::url(u);
+                }
             }
         }
         Ok(serde_json::to_string_pretty(&value)?)
@@ -529,6 +533,20 @@ mod tests {
             "{json}"
         );
         assert!(json.contains("${TILL_TOKEN}"), "{json}");
+    }
+
+    #[test]
+    fn check_config_masks_the_password_of_a_cdc_source_url() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("cdc.toml");
+        std::fs::write(
+            &file,
+            "[[sources]]\ntype = \"postgres_cdc\"\nname = \"erp\"\nurl = \"postgres://cdc:pw-0123456789@db.example/erp\"\n[[sources.tables]]\ntable = \"public.sales\"\nevent_type = \"sale\"\n",
+        )
+        .expect("write");
+        let json = Config::load(Some(&file)).expect("loads").to_json().expect("json");
+        assert!(!json.contains("pw-0123456789"), "{json}");
+        assert!(json.contains("db.example/erp"), "{json}");
     }
 
     #[test]
