@@ -24,6 +24,8 @@
 //!   payment providers): formats, auth, idempotency, backpressure.
 //! - [`csv`]: the CSV drop folder (ERP exports): readiness, mapping, a checksum ledger that
 //!   resumes mid-file, `processed/` and `failed/`.
+//! - [`mqtt`]: store devices over MQTT: a persistent QoS 1 session acknowledged only after
+//!   the append, topic levels as event fields, redeliveries landed once.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
 
 pub mod context;
@@ -31,6 +33,7 @@ pub mod csv;
 pub mod demo;
 pub mod error;
 pub mod generator;
+pub mod mqtt;
 pub mod record;
 pub mod registry;
 pub mod runtime;

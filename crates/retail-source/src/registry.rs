@@ -101,6 +101,8 @@ sources! {
     Webhook(crate::webhook::WebhookConfig),
     /// CSV drop folder (`csv/`).
     Csv(crate::csv::CsvConfig),
+    /// MQTT subscription of store devices (`mqtt/`).
+    Mqtt(crate::mqtt::MqttConfig),
 }
 
 impl SourceConfig {
