@@ -24,6 +24,8 @@
 //!   payment providers): formats, auth, idempotency, backpressure.
 //! - [`csv`]: the CSV drop folder (ERP exports): readiness, mapping, a checksum ledger that
 //!   resumes mid-file, `processed/` and `failed/`.
+//! - [`soap`]: the SOAP payments poller (payment providers): a templated request per page, a
+//!   cursor (timestamp, payment id) replaced atomically after each append, faults on `/health`.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
 
 pub mod context;
@@ -34,6 +36,7 @@ pub mod generator;
 pub mod record;
 pub mod registry;
 pub mod runtime;
+pub mod soap;
 pub mod webhook;
 
 pub use context::{Backlog, Routes, SourceContext};

@@ -101,6 +101,8 @@ sources! {
     Webhook(crate::webhook::WebhookConfig),
     /// CSV drop folder (`csv/`).
     Csv(crate::csv::CsvConfig),
+    /// SOAP payments poller (`soap/`).
+    Soap(crate::soap::SoapConfig),
 }
 
 impl SourceConfig {
