@@ -790,3 +790,49 @@ async fn pause_stops_polling_and_resume_continues() {
     assert_eq!(pipeline.state("payments").0, State::Running);
     run.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_pages_by_timestamp_only_is_reported_and_repeats_are_skipped() {
+    let service = Service::start();
+    service.mode("inclusive").await;
+    let ts = "2026-11-30T08:00:00.000Z";
+    let payments: Vec<Value> = (0..12)
+        .map(|i| payment(&format!("i{i:02}"), "3.00", "captured", ts))
+        .collect();
+    service.add(&payments).await;
+    let pipeline = Pipeline::new().await;
+    // A page smaller than the payments of one timestamp cannot get past it: said on /health.
+    let config = SoapConfig {
+        page_size: 5,
+        ..service.config(SoapVersion::V11)
+    };
+    let run = pipeline.start(&config).await;
+    wait_until("no progress shows on health", Duration::from_secs(10), || async {
+        pipeline.state("payments").1.contains("did not move the cursor")
+    })
+    .await;
+    assert_eq!(pipeline.state("payments").0, State::Retrying);
+    run.stop().await;
+    // A page larger than that gets past it; the boundary payment the service repeats at every
+    // poll is skipped, not appended again.
+    let config = SoapConfig {
+        page_size: 50,
+        ..config
+    };
+    let run = pipeline.start(&config).await;
+    let before = service.requests().await;
+    wait_until("several polls", Duration::from_secs(10), || async {
+        service.requests().await >= before + 5
+    })
+    .await;
+    assert_eq!(pipeline.state("payments").0, State::Running);
+    run.stop().await;
+    let records = pipeline.records().await;
+    let on_log = payments_on_log(&records);
+    assert_eq!(on_log.len(), 12);
+    assert_eq!(
+        assert_once_by_id(&records, 12),
+        12,
+        "each payment once on the log"
+    );
+}

@@ -9,7 +9,7 @@
 // The test drives it over plain HTTP JSON on the same port:
 //   POST /control/payments  [{PaymentId, OrderId, Amount, Currency, Status, Timestamp}, ...]
 //                           (any field may be left out or hold a bad value on purpose)
-//   POST /control/mode      {"mode": "ok" | "fault" | "not_xml" | "http500"}
+//   POST /control/mode      {"mode": "ok" | "fault" | "not_xml" | "http500" | "inclusive"}
 //   GET  /control/stats     {"requests": n, "last": {...the last SOAP request...}}
 // Started with `node server.js`; prints `LISTENING <port>` once it serves 127.0.0.1:<port>.
 'use strict';
@@ -100,8 +100,10 @@ function services(version) {
           }
           const from = [Date.parse(args.AfterTimestamp) || 0, String(args.AfterPaymentId ?? '')];
           const limit = Number(args.Limit) || 100;
+          // 'inclusive': a service that pages by timestamp only (>=) and ignores the payment id.
+          const wanted = state.mode === 'inclusive' ? (p) => key(p)[0] >= from[0] : (p) => after(key(p), from);
           const page = state.payments
-            .filter((p) => after(key(p), from))
+            .filter(wanted)
             .sort((a, b) => (before(key(a), key(b)) ? -1 : after(key(a), key(b)) ? 1 : 0))
             .slice(0, limit);
           return { Payments: { Payment: page } };
