@@ -639,7 +639,7 @@ mod tests {
     fn the_example_config_enables_every_source_type() {
         let c = Config::load(Some(&example("retail.example.toml"))).expect("example");
         let kinds: Vec<&str> = c.sources.iter().map(SourceConfig::kind).collect();
-        assert_eq!(kinds, vec!["generator", "webhook", "csv", "mqtt"]);
+        assert_eq!(kinds, vec!["generator", "webhook", "csv", "mqtt", "soap"]);
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //!   resumes mid-file, `processed/` and `failed/`.
 //! - [`mqtt`]: store devices over MQTT: a persistent QoS 1 session acknowledged only after
 //!   the append, topic levels as event fields, redeliveries landed once.
+//! - [`soap`]: the SOAP payments poller (payment providers): a templated request per page, a
+//!   cursor (timestamp, payment id) replaced atomically after each append, faults on `/health`.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
 
 pub mod context;
@@ -37,6 +39,7 @@ pub mod mqtt;
 pub mod record;
 pub mod registry;
 pub mod runtime;
+pub mod soap;
 pub mod webhook;
 
 pub use context::{Backlog, Routes, SourceContext};

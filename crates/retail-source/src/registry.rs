@@ -103,6 +103,8 @@ sources! {
     Csv(crate::csv::CsvConfig),
     /// MQTT subscription of store devices (`mqtt/`).
     Mqtt(crate::mqtt::MqttConfig),
+    /// SOAP payments poller (`soap/`).
+    Soap(crate::soap::SoapConfig),
 }
 
 impl SourceConfig {
