@@ -353,11 +353,11 @@ impl Config {
         // librdkafka secrets (SASL passwords, key passwords) likewise.
         shown.log.kafka = shown.log.kafka.redacted();
         let mut value = serde_json::to_value(&shown)?;
-        // Source secrets (webhook tokens and signing secrets) too, unless they only name an
+        // Source secrets (webhook tokens and signing secrets, broker passwords) too, unless they only name an
         // environment variable.
         if let Some(sources) = value.get_mut("sources").and_then(|s| s.as_array_mut()) {
             for source in sources {
-                for key in ["hmac_secret", "bearer_tokens"] {
+                for key in ["hmac_secret", "bearer_tokens", "password"] {
                     if let Some(v) = source.get_mut(key) {
                         redact(v);
                     }
@@ -524,12 +524,16 @@ mod tests {
         let file = dir.path().join("hooks.toml");
         std::fs::write(
             &file,
-            "[[sources]]\ntype = \"webhook\"\nname = \"pay\"\nbearer_tokens = [\"till-token-0123456789\", \"${TILL_TOKEN}\"]\nhmac_secret = \"whsec_0123456789abcdef\"\n",
+            "[[sources]]\ntype = \"webhook\"\nname = \"pay\"\nbearer_tokens = [\"till-token-0123456789\", \"${TILL_TOKEN}\"]\nhmac_secret = \"whsec_0123456789abcdef\"\n\
+             [[sources]]\ntype = \"mqtt\"\nname = \"lanes\"\nusername = \"retail\"\npassword = \"broker-pass-42\"\n\
+             [[sources.topics]]\npattern = \"stores/{store_id}/lanes/{device_id}/status\"\n",
         )
         .expect("write");
         let json = Config::load(Some(&file)).expect("loads").to_json().expect("json");
         assert!(
-            !json.contains("till-token-0123456789") && !json.contains("whsec_0123456789abcdef"),
+            !json.contains("till-token-0123456789")
+                && !json.contains("whsec_0123456789abcdef")
+                && !json.contains("broker-pass-42"),
             "{json}"
         );
         assert!(json.contains("${TILL_TOKEN}"), "{json}");
@@ -653,7 +657,7 @@ mod tests {
     fn the_example_config_enables_every_source_type() {
         let c = Config::load(Some(&example("retail.example.toml"))).expect("example");
         let kinds: Vec<&str> = c.sources.iter().map(SourceConfig::kind).collect();
-        assert_eq!(kinds, vec!["generator", "webhook", "csv"]);
+        assert_eq!(kinds, vec!["generator", "webhook", "csv", "mqtt", "soap"]);
     }
 
     #[test]

@@ -24,8 +24,12 @@
 //!   payment providers): formats, auth, idempotency, backpressure.
 //! - [`csv`]: the CSV drop folder (ERP exports): readiness, mapping, a checksum ledger that
 //!   resumes mid-file, `processed/` and `failed/`.
+//! - [`mqtt`]: store devices over MQTT: a persistent QoS 1 session acknowledged only after
+//!   the append, topic levels as event fields, redeliveries landed once.
 //! - [`cdc`]: PostgreSQL change data capture: a snapshot, then inserts, updates and deletes of
 //!   mapped tables read from a logical replication slot that moves only after the append.
+//! - [`soap`]: the SOAP payments poller (payment providers): a templated request per page, a
+//!   cursor (timestamp, payment id) replaced atomically after each append, faults on `/health`.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
 
 pub mod cdc;
@@ -34,9 +38,11 @@ pub mod csv;
 pub mod demo;
 pub mod error;
 pub mod generator;
+pub mod mqtt;
 pub mod record;
 pub mod registry;
 pub mod runtime;
+pub mod soap;
 pub mod webhook;
 
 pub use context::{Backlog, Routes, SourceContext};

@@ -101,8 +101,12 @@ sources! {
     Webhook(crate::webhook::WebhookConfig),
     /// CSV drop folder (`csv/`).
     Csv(crate::csv::CsvConfig),
+    /// MQTT subscription of store devices (`mqtt/`).
+    Mqtt(crate::mqtt::MqttConfig),
     /// PostgreSQL change data capture (`cdc/`).
     PostgresCdc(crate::cdc::CdcConfig),
+    /// SOAP payments poller (`soap/`).
+    Soap(crate::soap::SoapConfig),
 }
 
 impl SourceConfig {
