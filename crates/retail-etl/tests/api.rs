@@ -311,6 +311,68 @@ async fn postgres_resubmit_a_fixed_dead_letter() {
     resubmit_a_fixed_dead_letter(TestStore::postgres().await).await;
 }
 
+/// A resubmit whose process died after the append but before the dead letter was marked
+/// (the state is made by clearing the mark in the store): the operator's retry is taken, and
+/// a fixed event without an `event_id` gets the same derived id both times, so it lands once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resubmit_retried_after_a_crash_before_its_mark_lands_once() {
+    let store = TestStore::sqlite();
+    let demo = Running::start(&args(&store, &["--malformed-fraction", "0.2"]));
+    let (id, mut fixed) = wait_for("a fixable dead letter", Duration::from_secs(60), || {
+        let page = demo.ok("/api/v1/dead-letters?limit=100");
+        items(&page).iter().find_map(|d| {
+            let reason = d["reason"].as_str()?;
+            if !(reason.starts_with("store_id:") || reason.starts_with("qty:")) {
+                return None;
+            }
+            let id = d["id"].as_i64()?;
+            let detail = demo.ok(&format!("/api/v1/dead-letters/{id}"));
+            let raw: Value = serde_json::from_str(detail["raw"].as_str()?).ok()?;
+            Some((id, raw))
+        })
+    });
+    fixed["store_id"] = json!(1);
+    fixed["qty"] = json!(2);
+    fixed.as_object_mut().expect("object").remove("event_id");
+    let path = format!("/api/v1/dead-letters/{id}/resubmit");
+    let (code, first) = demo.json("POST", &path, None, Some(&fixed.to_string()));
+    assert_eq!(code, 202, "{first}");
+    let event_id = first["event_id"].as_str().expect("event_id").to_owned();
+    wait_for("the fixed sale in sales_raw", Duration::from_secs(30), || {
+        block_on(store.sales_ids()).contains(&event_id).then_some(())
+    });
+    let TestStore::Sqlite { dir } = &store else {
+        unreachable!("sqlite")
+    };
+    rusqlite::Connection::open(dir.path().join("retail.db"))
+        .expect("open")
+        .execute(
+            "UPDATE dead_letters SET resubmitted_at = NULL WHERE id = ?1",
+            [id],
+        )
+        .expect("clears the mark");
+    let (code, again) = demo.json("POST", &path, None, Some(&fixed.to_string()));
+    assert_eq!(code, 202, "the retry is taken: {again}");
+    assert_eq!(
+        again["event_id"].as_str(),
+        Some(event_id.as_str()),
+        "the same derived id"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let conn = rusqlite::Connection::open(dir.path().join("retail.db")).expect("open");
+    let rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sales_raw WHERE event_id = ?1",
+            [&event_id],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(rows, 1, "landed once");
+    assert!(demo.ok(&format!("/api/v1/dead-letters/{id}"))["resubmitted_at"].is_string());
+    drop(demo);
+    store.drop().await;
+}
+
 fn generator(demo: &Running) -> Value {
     let list = demo.ok("/api/v1/control");
     list["controls"]

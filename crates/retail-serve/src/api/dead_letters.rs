@@ -123,46 +123,42 @@ pub async fn resubmit(
     Params::parse(q, &[])?;
     let id = id(&raw)?;
     let dead = find(&s, id).await?;
-    let event = parse_event(&body, &dead.summary.source)?;
+    let event = parse_event(&body, &dead.summary.source, id)?;
     let log = s
         .log()
         .ok_or_else(|| ApiError::unavailable("the log is not open yet; see /health"))?;
     let reader = reader(&s)?;
-    let resubmitted_at = match reader.claim_dead_letter(id).await? {
-        Claim::Claimed(at) => at,
-        Claim::AlreadyResubmitted(at) => {
-            return Err(ApiError::conflict(format!(
-                "dead letter {id} was already resubmitted at {}",
-                at.to_rfc3339()
-            )))
-        }
-        Claim::NotFound => {
-            return Err(ApiError::not_found(
-                Some("id"),
-                format!("no dead letter with id {id}"),
-            ))
-        }
-    };
+    if let Some(at) = dead.summary.resubmitted_at {
+        return Err(ApiError::conflict(format!(
+            "dead letter {id} was already resubmitted at {}",
+            at.to_rfc3339()
+        )));
+    }
+    // Append first, then mark (ADR 0015): a crash between the two leaves the letter unmarked
+    // and the event on the log; the operator's retry appends the same event again, and the
+    // landing's event ledger takes it once. Marking first lost the event in that window (the
+    // retry was refused as already resubmitted while nothing had been appended).
     // The one record builder every source uses: same topic, key and headers.
     let record = retail_source::event_record(&event);
     let topic = record.topic.clone();
-    let appended = match log.append(vec![record]).await {
-        Ok(meta) => meta,
-        Err(e) => {
-            // Not resubmitted after all: let the operator try again.
-            if let Err(undo) = reader.unclaim_dead_letter(id).await {
-                tracing::warn!(message = "could not unmark a dead letter after a failed append", id, error = %undo);
-            }
-            return Err(if e.is_retryable() {
-                ApiError::unavailable(format!("the log refused the append for now: {e}"))
-            } else {
-                ApiError::internal("appending the resubmitted event", &e)
-            });
+    let appended = log.append(vec![record]).await.map_err(|e| {
+        if e.is_retryable() {
+            ApiError::unavailable(format!("the log refused the append for now: {e}"))
+        } else {
+            ApiError::internal("appending the resubmitted event", &e)
         }
-    };
+    })?;
     let meta = appended.first().copied().ok_or_else(|| {
         ApiError::internal("appending the resubmitted event", &"the log returned no position")
     })?;
+    let resubmitted_at = match reader.claim_dead_letter(id).await? {
+        Claim::Claimed(at) => at,
+        // A concurrent resubmit marked it between our check and now: both events are on the
+        // log, and one event id lands once.
+        Claim::AlreadyResubmitted(at) => at,
+        // Removed meanwhile (retention): the event is on the log all the same.
+        Claim::NotFound => Utc::now(),
+    };
     tracing::info!(message = "dead letter resubmitted", id, event_id = %event.event_id, topic, partition = meta.partition, offset = meta.offset);
     Ok((
         StatusCode::ACCEPTED,
@@ -179,7 +175,7 @@ pub async fn resubmit(
 
 /// Decodes the fixed payload as the landing would, so a payload that would be dead-lettered
 /// again is refused now with the reason.
-fn parse_event(body: &[u8], source: &str) -> ApiResult<Event> {
+fn parse_event(body: &[u8], source: &str, letter: i64) -> ApiResult<Event> {
     if body.is_empty() {
         return Err(ApiError::invalid(
             "body",
@@ -192,7 +188,13 @@ fn parse_event(body: &[u8], source: &str) -> ApiResult<Event> {
             format!("the body must be a JSON object: {e}"),
         ));
     }
-    retail_core::decode_with(body, source, |_| uuid::Uuid::now_v7()).map_err(|e| {
+    // Without an `event_id`, the id derives from the dead letter: a resubmit retried after a
+    // crash (the event appended, the letter not yet marked) lands once.
+    let seed = format!("dead-letter/{letter}");
+    retail_core::decode_with(body, source, |ts| {
+        retail_source::record::derived_id(ts, seed.as_bytes(), 0)
+    })
+    .map_err(|e| {
         let field = e
             .problems
             .first()

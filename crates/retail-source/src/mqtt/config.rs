@@ -44,8 +44,8 @@ pub struct MqttConfig {
     pub password: Option<String>,
     /// Keep-alive interval, seconds.
     pub keep_alive_s: u64,
-    /// Messages the broker may have in flight to us before our acknowledgements (Mosquitto's
-    /// own limit, `max_inflight_messages`, applies too).
+    /// Our own QoS 1 publishes in flight (MQTT 3.1.1 gives the client no say over what the
+    /// broker sends it: Mosquitto's `max_inflight_messages` bounds that).
     pub inflight: u16,
     /// Messages per append: one log append and one identity-journal write per batch.
     pub batch_max: usize,

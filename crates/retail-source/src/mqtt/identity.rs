@@ -72,10 +72,20 @@ impl Journal {
             order: VecDeque::new(),
             lines: 0,
         };
-        let read = File::open(&journal.path)
-            .map_err(|e| Error::io(format!("reading {}", journal.path.display()), e))?;
-        for line in BufReader::new(read).lines() {
-            let line = line.map_err(|e| Error::io(format!("reading {}", journal.path.display()), e))?;
+        let shown = journal.path.display().to_string();
+        let what = || format!("reading {shown}");
+        let text = std::fs::read(&journal.path).map_err(|e| Error::io(what(), e))?;
+        // Cut a torn last line off, or the next write would be glued onto it and lost.
+        let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole < text.len() {
+            journal
+                .file
+                .set_len(whole as u64)
+                .and_then(|()| journal.file.sync_data())
+                .map_err(|e| Error::io(format!("truncating the torn end of {shown}"), e))?;
+        }
+        for line in BufReader::new(&text[..whole]).lines() {
+            let line = line.map_err(|e| Error::io(what(), e))?;
             journal.lines += 1;
             if let Some((key, identity)) = parse(&line) {
                 journal.remember(key, identity);
@@ -205,7 +215,7 @@ mod tests {
             .open(dir.path().join("identities.tsv"))
             .expect("file");
         f.write_all(b"3\tabc").expect("torn write");
-        let j = Journal::open(dir.path()).expect("reopens");
+        let mut j = Journal::open(dir.path()).expect("reopens");
         assert_eq!(j.get(&k1), Some(identity(1)));
         assert_eq!(j.get(&k2), Some(identity(2)));
         assert_eq!(
@@ -213,6 +223,13 @@ mod tests {
             None,
             "another payload"
         );
+        // What is written after a torn line survives the next reopen.
+        let k3 = key(3, "stores/1/lanes/2/status", b"{}");
+        j.record(&[(k3, identity(3))]).expect("records");
+        drop(j);
+        let j = Journal::open(dir.path()).expect("reopens again");
+        assert_eq!(j.get(&k3), Some(identity(3)));
+        assert_eq!(j.get(&k1), Some(identity(1)));
     }
 
     #[test]

@@ -40,6 +40,9 @@ use crate::record::{event_record, header, headers, reject};
 use crate::runtime::SourceRuntime;
 use crate::{Error, Result};
 
+/// The largest MQTT packet (the protocol's 256 MiB remaining-length limit).
+const MQTT_MAX_PACKET: usize = 268_435_455;
+
 /// What the event-loop task hands to the subscriber.
 #[derive(Debug)]
 enum Delivery {
@@ -107,7 +110,10 @@ impl Subscriber {
                 return Ok(());
             }
         }
-        let (client, eventloop) = AsyncClient::new(self.options(), 64);
+        // Room for every ack of a full batch and then some: acks are sent with `try_ack`, never
+        // awaited, so the subscriber cannot wait on the event loop while the event loop waits
+        // on the subscriber's channel.
+        let (client, eventloop) = AsyncClient::new(self.options(), 2 * self.config.batch_max + 64);
         let generation = Arc::new(AtomicU64::new(0));
         let (tx, mut rx) = mpsc::channel(self.config.batch_max.max(16));
         let poller = tokio::spawn(poll(eventloop, tx, generation.clone(), self.config.reconnect_ms));
@@ -124,9 +130,11 @@ impl Subscriber {
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_inflight(c.inflight)
-            // Larger messages are read (and dead-lettered by size) rather than cutting the
-            // connection, which would make the broker send the same message for ever.
-            .set_max_packet_size(c.max_payload_bytes.saturating_mul(4).max(1 << 20), 1 << 20);
+            // Any message the protocol allows is read, and a large one dead-lettered by size:
+            // a packet over rumqttc's limit would close the connection before we could
+            // acknowledge it, the broker would send it again on every reconnect, and the
+            // session would be wedged for good while the broker drops what queues behind it.
+            .set_max_packet_size(MQTT_MAX_PACKET, 1 << 20);
         if let (Some(user), Some(password)) = (&c.username, &c.password) {
             o.set_credentials(user.clone(), password.clone());
         } else if let Some(user) = &c.username {
@@ -304,8 +312,10 @@ impl Subscriber {
         for (p, g) in &batch {
             // An ack for a message of a lost connection would be for the broker's next use of
             // that packet id: the broker sends the message again instead.
+            // A failed ack only leaves the message unacknowledged: the broker sends it again
+            // (DUP set) and the journal gives it the same identity.
             if *g == current {
-                if let Err(e) = client.ack(p).await {
+                if let Err(e) = client.try_ack(p) {
                     warn!(message = "could not acknowledge", source = %self.runtime.name(), topic = %p.topic, error = %e);
                 }
             }
