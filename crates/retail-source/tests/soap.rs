@@ -830,9 +830,56 @@ async fn a_service_that_pages_by_timestamp_only_is_reported_and_repeats_are_skip
     let records = pipeline.records().await;
     let on_log = payments_on_log(&records);
     assert_eq!(on_log.len(), 12);
+    // The restart knows only the boundary payment (i04) of the first run's page: i00..i03 go on
+    // the log once more, under the same ids; the polls after that add nothing.
     assert_eq!(
         assert_once_by_id(&records, 12),
-        12,
-        "each payment once on the log"
+        5 + 11,
+        "each payment once by id, the first page at most twice on the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_orders_ids_numerically_loses_nothing_at_a_page_boundary() {
+    let service = Service::start();
+    service.mode("numeric").await;
+    let ts = "2026-11-30T07:00:00.000Z";
+    // Ids 1..=12 at one timestamp, 13 a second later; the service answers 9 before 10.
+    let mut payments: Vec<Value> = (1..=12)
+        .map(|i| payment(&i.to_string(), "4.00", "captured", ts))
+        .collect();
+    payments.push(payment("13", "4.00", "captured", "2026-11-30T07:00:01.000Z"));
+    service.add(&payments).await;
+    let pipeline = Pipeline::new().await;
+    let config = SoapConfig {
+        page_size: 3,
+        ..service.config(SoapVersion::V11)
+    };
+    let cursor = pipeline.cursor_path("payments");
+    let run = pipeline.start(&config).await;
+    wait_until("the cursor reaches 13", Duration::from_secs(10), || {
+        let cursor = cursor.clone();
+        async move { cursor_id(&cursor).await.as_deref() == Some("13") }
+    })
+    .await;
+    let h = run.handle.clone();
+    wait_until("13 payments are accepted", Duration::from_secs(5), || {
+        let h = h.clone();
+        async move { h.counts().accepted == 13 }
+    })
+    .await;
+    // A few more polls change nothing.
+    let before = service.requests().await;
+    wait_until("a few polls", Duration::from_secs(10), || async {
+        service.requests().await >= before + 3
+    })
+    .await;
+    assert_eq!(pipeline.state("payments").0, State::Running);
+    assert_eq!(run.handle.counts().accepted, 13);
+    run.stop().await;
+    assert_eq!(
+        assert_once_by_id(&pipeline.records().await, 13),
+        13,
+        "10, 11 and 12 land, each once"
     );
 }

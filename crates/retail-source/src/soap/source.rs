@@ -6,7 +6,7 @@
 //! and the fault, and are retried with a doubling backoff; nothing ends the task but shutdown
 //! or a log that refuses for good.
 
-use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,6 +35,10 @@ pub struct Poller {
     runtime: SourceRuntime,
     partitions: i32,
     client: reqwest::Client,
+    /// The payment ids this run put on the log at the cursor's instant: an element the service
+    /// repeats (one that pages by timestamp only, `>=`) is skipped by them, not by our order of
+    /// ids, which need not be the service's.
+    seen: HashSet<String>,
 }
 
 /// What one page did to the cursor.
@@ -73,6 +77,7 @@ impl Poller {
             runtime,
             partitions,
             client,
+            seen: HashSet::new(),
         })
     }
 
@@ -239,19 +244,24 @@ impl Poller {
         }
     }
 
-    /// Appends a page and then moves the cursor.
+    /// Appends a page and then moves the cursor to the last keyed element of the page, in the
+    /// service's order (not by our comparison of ids: a service may sort ids numerically or by
+    /// a collation, and "10" after "9" must land). Only a repeat is skipped: the payment the
+    /// cursor names, or one this run already landed at the cursor's instant.
     async fn land(&mut self, items: Vec<Item>) -> Result<Landed> {
         let page = self.cursor.clone();
+        let at = page.instant();
         let mut next = page.clone();
+        let mut landed = Vec::new();
         let mut records = Vec::with_capacity(items.len());
         let (mut fresh, mut good) = (0, 0);
         for item in &items {
             let key = key(item);
             if key
                 .as_ref()
-                .is_some_and(|k| k.cmp_key(&page) != Ordering::Greater)
+                .is_some_and(|k| k.instant() == at && (k.id == page.id || self.seen.contains(&k.id)))
             {
-                continue; // the service repeated a payment at or before the cursor
+                continue; // the service repeated a payment already on the log
             }
             fresh += 1;
             match self.event(item, &page) {
@@ -262,9 +272,8 @@ impl Poller {
                 Err(reason) => records.push(self.reject(item, &reason, &page)),
             }
             if let Some(k) = key {
-                if k.cmp_key(&next) == Ordering::Greater {
-                    next = k;
-                }
+                landed.push(k.clone());
+                next = k;
             }
         }
         self.runtime.received(fresh);
@@ -296,6 +305,15 @@ impl Poller {
             }
             backoff = (backoff * 2).min(Duration::from_millis(self.config.backoff_max_ms));
         }
+        // The payments at the new cursor's instant are on the log (the one it names included).
+        let now = next.instant();
+        if now == at {
+            self.seen.insert(page.id);
+        } else {
+            self.seen.clear();
+        }
+        self.seen
+            .extend(landed.into_iter().filter(|k| k.instant() == now).map(|k| k.id));
         self.cursor = next;
         Ok(Landed::Done { moved: true })
     }
