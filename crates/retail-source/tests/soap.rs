@@ -410,7 +410,7 @@ async fn soap12_pages_across_equal_timestamps_and_lands_exact_amounts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_and_broken_answers_show_on_health_and_polling_recovers() {
     let service = Service::start();
-    let cases: [(SoapVersion, &str, &[&str]); 4] = [
+    let cases: [(SoapVersion, &str, &[&str]); 5] = [
         (
             SoapVersion::V11,
             "fault",
@@ -445,6 +445,11 @@ async fn faults_and_broken_answers_show_on_health_and_polling_recovers() {
             SoapVersion::V12,
             "http500",
             &["HTTP 500 Internal Server Error", "text/html", "upstream died"],
+        ),
+        (
+            SoapVersion::V11,
+            "deep_fault",
+            &["HTTP 500 Internal Server Error", "elements nested deeper than 64"],
         ),
     ];
     for (i, (version, mode, expected)) in cases.into_iter().enumerate() {

@@ -233,8 +233,8 @@ impl Poller {
             )),
             Ok(Answer::Page(items)) if status.is_success() => Ok(items),
             Ok(Answer::Page(_)) => Err(format!("HTTP {status} with a SOAP envelope that holds no Fault")),
-            Err(_) if !status.is_success() => Err(format!(
-                "HTTP {status} (content-type {content_type}): {}",
+            Err(why) if !status.is_success() => Err(format!(
+                "HTTP {status} (content-type {content_type}): {} (not a SOAP envelope: {why})",
                 snippet(text)
             )),
             Err(why) => Err(format!(

@@ -165,6 +165,16 @@ function gate(req, res) {
     res.end('Service temporarily unavailable, please try again later');
     return false;
   }
+  if (state.mode === 'deep_fault') {
+    // A Fault nested 5,000 levels deep (a hostile or broken service).
+    const n = 5000;
+    res.writeHead(500, { 'content-type': 'text/xml; charset=utf-8' });
+    res.end(
+      '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>' +
+        '<a>x'.repeat(n) + '</a>'.repeat(n) + '</s:Fault></s:Body></s:Envelope>'
+    );
+    return false;
+  }
   if (state.mode === 'http500') {
     res.writeHead(500, { 'content-type': 'text/html' });
     res.end('<html><head><title>500</title></head><body><h1>Internal Server Error</h1><p>upstream died</body></html>');
