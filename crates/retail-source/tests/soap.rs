@@ -888,3 +888,67 @@ async fn a_service_that_orders_ids_numerically_loses_nothing_at_a_page_boundary(
         "10, 11 and 12 land, each once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_sent_but_never_shown() {
+    let service = Service::start();
+    service.mode("auth").await;
+    service
+        .add(&[payment("a1", "1.00", "captured", "2026-11-30T06:00:00.000Z")])
+        .await;
+    // This test runs in a process of its own (nextest): setting variables is safe here.
+    std::env::set_var("RETAIL_TEST_SOAP_PASSWORD", "pw-0123");
+    std::env::set_var("RETAIL_TEST_SOAP_WSS", "wss-secret-987&");
+    let pipeline = Pipeline::new().await;
+    let base = service.config(SoapVersion::V11);
+    // Basic auth from `username` and a `password` from the environment; a WS-Security token in
+    // the template from the environment, XML-escaped.
+    let config = SoapConfig {
+        username: Some("retail".to_owned()),
+        password: Some("${RETAIL_TEST_SOAP_PASSWORD}".to_owned()),
+        request: base.request.replace(
+            "<soap:Body>",
+            "<soap:Header><p:Token>${RETAIL_TEST_SOAP_WSS}</p:Token></soap:Header>\n  <soap:Body>",
+        ),
+        ..base.clone()
+    };
+    let run = pipeline.start(&config).await;
+    let h = run.handle.clone();
+    wait_until("the payment lands with auth", Duration::from_secs(10), || {
+        let h = h.clone();
+        async move { h.counts().accepted == 1 }
+    })
+    .await;
+    let last = service.stats().await["last"]["body"]
+        .as_str()
+        .expect("body")
+        .to_owned();
+    assert!(
+        last.contains("<p:Token>wss-secret-987&amp;</p:Token>"),
+        "the token is sent: {last}"
+    );
+    let shown = format!("{} {}", pipeline.state("payments").1, run.handle.describe());
+    assert!(
+        !shown.contains("wss-secret") && !shown.contains("pw-0123"),
+        "{shown}"
+    );
+    run.stop().await;
+
+    // A password in the endpoint (a wrong one here): masked on /health and in the description.
+    let endpoint = base.endpoint.replace("http://", "http://retail:bad-pass-777@");
+    let config = SoapConfig { endpoint, ..base };
+    let run = pipeline.start(&config).await;
+    wait_until("401 shows on health", Duration::from_secs(10), || async {
+        pipeline.state("payments").0 == State::Retrying
+    })
+    .await;
+    let (_, detail) = pipeline.state("payments");
+    assert!(
+        detail.contains("401") && detail.contains("retail:***@127.0.0.1"),
+        "{detail}"
+    );
+    let shown = format!("{detail} {}", run.handle.describe());
+    assert!(!shown.contains("bad-pass-777"), "{shown}");
+    assert!(run.handle.describe().contains("retail:***@127.0.0.1"));
+    run.stop().await;
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use retail_core::event::topics;
 use retail_core::health::State;
+use retail_core::redact;
 use retail_core::{decode_with, Event};
 use retail_log::ProducerRecord;
 use tracing::{info, warn};
@@ -35,6 +36,8 @@ pub struct Poller {
     runtime: SourceRuntime,
     partitions: i32,
     client: reqwest::Client,
+    /// The endpoint as shown (logs, `/health`, dead letters): its password masked.
+    shown: String,
     /// The payment ids this run put on the log at the cursor's instant: an element the service
     /// repeats (one that pages by timestamp only, `>=`) is skipped by them, not by our order of
     /// ids, which need not be the service's.
@@ -71,6 +74,7 @@ impl Poller {
                 ))
             })?;
         Ok(Self {
+            shown: redact::url(&config.endpoint),
             config,
             file,
             cursor,
@@ -108,7 +112,7 @@ impl Poller {
         }
         info!(
             message = "SOAP poller starting",
-            source = %self.runtime.name(), endpoint = %self.config.endpoint, cursor = %self.cursor.show(),
+            source = %self.runtime.name(), endpoint = %self.shown, cursor = %self.cursor.show(),
         );
         self.runtime.set_state(State::Running, self.running());
         let first = Duration::from_millis(self.config.backoff_initial_ms);
@@ -153,12 +157,12 @@ impl Poller {
                     let message = format!(
                         "soap source {:?}: polling {} (SOAP {}, cursor {}) failed: {problem}; retrying in {} ms",
                         self.runtime.name(),
-                        self.config.endpoint,
+                        self.shown,
                         self.config.soap_version.as_str(),
                         self.cursor.show(),
                         backoff.as_millis()
                     );
-                    warn!(message = "SOAP poll failed", source = %self.runtime.name(), endpoint = %self.config.endpoint, %problem, backoff_ms = backoff.as_millis() as u64);
+                    warn!(message = "SOAP poll failed", source = %self.runtime.name(), endpoint = %self.shown, %problem, backoff_ms = backoff.as_millis() as u64);
                     self.runtime.set_state(State::Retrying, message);
                     let rest = backoff;
                     backoff = (backoff * 2).min(most);
@@ -175,7 +179,7 @@ impl Poller {
     fn running(&self) -> String {
         format!(
             "polling {} every {} ms; cursor {}",
-            self.config.endpoint,
+            self.shown,
             self.config.interval_ms,
             self.cursor.show()
         )
@@ -201,7 +205,15 @@ impl Poller {
                 format!("application/soap+xml; charset=utf-8; action=\"{action}\""),
             ),
         };
-        let mut response = request.body(body).send().await.map_err(|e| chain(&e))?;
+        let request = match &c.username {
+            Some(user) => request.basic_auth(user, c.password.as_deref()),
+            None => request,
+        };
+        let mut response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| chain(&e.without_url()))?;
         let status = response.status();
         let content_type = response
             .headers()
@@ -210,7 +222,7 @@ impl Poller {
             .unwrap_or("none")
             .to_owned();
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| chain(&e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| chain(&e.without_url()))? {
             bytes.extend_from_slice(&chunk);
             if bytes.len() as u64 > c.max_answer_bytes {
                 return Err(format!(
@@ -379,7 +391,7 @@ impl Poller {
             .and_then(xml::parse_ts)
             .unwrap_or(chrono::DateTime::UNIX_EPOCH);
         let id = derived_id(ts, seed.as_bytes(), 0).to_string();
-        let origin = format!("{} page after cursor {}", self.config.endpoint, page.show());
+        let origin = format!("{} page after cursor {}", self.shown, page.show());
         ProducerRecord {
             topic: topics::PAYMENTS.to_owned(),
             partition: None,
@@ -409,7 +421,9 @@ fn key(item: &Item) -> Option<Cursor> {
     })
 }
 
-/// An error with its causes (reqwest's own message leaves out why a connection failed).
+/// An error with its causes (reqwest's own message leaves out why a connection failed). Its
+/// URL is taken out first (`without_url`): it may hold a password, and the message names the
+/// endpoint masked.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();

@@ -10,7 +10,8 @@
 //   POST /control/payments  [{PaymentId, OrderId, Amount, Currency, Status, Timestamp}, ...]
 //                           (any field may be left out or hold a bad value on purpose)
 //   POST /control/mode      {"mode": "ok" | "fault" | "not_xml" | "http500" | "inclusive" |
-//                            "numeric" | "deep_fault"}
+//                            "numeric" | "deep_fault" | "auth"}
+//                           ('auth': answers 401 unless HTTP Basic auth is retail / pw-0123)
 //   GET  /control/stats     {"requests": n, "last": {...the last SOAP request...}}
 // Started with `node server.js`; prints `LISTENING <port>` once it serves 127.0.0.1:<port>.
 'use strict';
@@ -163,6 +164,12 @@ function gate(req, res) {
   if (state.mode === 'not_xml') {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('Service temporarily unavailable, please try again later');
+    return false;
+  }
+  const basic = 'Basic ' + Buffer.from('retail:pw-0123').toString('base64');
+  if (state.mode === 'auth' && req.headers['authorization'] !== basic) {
+    res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Basic realm="payments"' });
+    res.end('Unauthorized');
     return false;
   }
   if (state.mode === 'deep_fault') {
