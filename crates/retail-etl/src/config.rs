@@ -362,9 +362,11 @@ impl Config {
                         redact(v);
                     }
                 }
-                // A CDC source's database URL may carry a password.
-                if let Some(serde_json::Value::String(u)) = source.get_mut("url") {
-                    *u = redact::url(u);
+                // A CDC source's database URL, a SOAP source's endpoint may carry a password.
+                for key in ["url", "endpoint"] {
+                    if let Some(serde_json::Value::String(u)) = source.get_mut(key) {
+                        *u = redact::url(u);
+                    }
                 }
             }
         }
@@ -551,6 +553,31 @@ mod tests {
         let json = Config::load(Some(&file)).expect("loads").to_json().expect("json");
         assert!(!json.contains("pw-0123456789"), "{json}");
         assert!(json.contains("db.example/erp"), "{json}");
+    }
+
+    #[test]
+    fn check_config_masks_soap_credentials_but_shows_env_references() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("soap.toml");
+        std::fs::write(
+            &file,
+            "[[sources]]\ntype = \"soap\"\nname = \"payments\"\nendpoint = \"http://svc:url-pw-0123456789@pay.example/ws\"\n\
+             username = \"svc\"\npassword = \"basic-pw-0123456789\"\n\
+             request = \"<x><pw>${WSS_PASSWORD}</pw>{cursor_ts}{cursor_id}{limit}</x>\"\n\
+             [[sources]]\ntype = \"soap\"\nname = \"refunds\"\nendpoint = \"http://pay.example/ws\"\n\
+             username = \"svc\"\npassword = \"${SOAP_PASSWORD}\"\nrequest = \"<x>{cursor_ts}{cursor_id}{limit}</x>\"\n",
+        )
+        .expect("write");
+        let json = Config::load(Some(&file)).expect("loads").to_json().expect("json");
+        assert!(
+            !json.contains("url-pw-0123456789") && !json.contains("basic-pw-0123456789"),
+            "{json}"
+        );
+        assert!(json.contains("svc:***@pay.example/ws"), "{json}");
+        assert!(
+            json.contains("${WSS_PASSWORD}") && json.contains("${SOAP_PASSWORD}"),
+            "{json}"
+        );
     }
 
     #[test]

@@ -410,7 +410,7 @@ async fn soap12_pages_across_equal_timestamps_and_lands_exact_amounts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_and_broken_answers_show_on_health_and_polling_recovers() {
     let service = Service::start();
-    let cases: [(SoapVersion, &str, &[&str]); 4] = [
+    let cases: [(SoapVersion, &str, &[&str]); 5] = [
         (
             SoapVersion::V11,
             "fault",
@@ -445,6 +445,11 @@ async fn faults_and_broken_answers_show_on_health_and_polling_recovers() {
             SoapVersion::V12,
             "http500",
             &["HTTP 500 Internal Server Error", "text/html", "upstream died"],
+        ),
+        (
+            SoapVersion::V11,
+            "deep_fault",
+            &["HTTP 500 Internal Server Error", "elements nested deeper than 64"],
         ),
     ];
     for (i, (version, mode, expected)) in cases.into_iter().enumerate() {
@@ -830,9 +835,120 @@ async fn a_service_that_pages_by_timestamp_only_is_reported_and_repeats_are_skip
     let records = pipeline.records().await;
     let on_log = payments_on_log(&records);
     assert_eq!(on_log.len(), 12);
+    // The restart knows only the boundary payment (i04) of the first run's page: i00..i03 go on
+    // the log once more, under the same ids; the polls after that add nothing.
     assert_eq!(
         assert_once_by_id(&records, 12),
-        12,
-        "each payment once on the log"
+        5 + 11,
+        "each payment once by id, the first page at most twice on the log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_orders_ids_numerically_loses_nothing_at_a_page_boundary() {
+    let service = Service::start();
+    service.mode("numeric").await;
+    let ts = "2026-11-30T07:00:00.000Z";
+    // Ids 1..=12 at one timestamp, 13 a second later; the service answers 9 before 10.
+    let mut payments: Vec<Value> = (1..=12)
+        .map(|i| payment(&i.to_string(), "4.00", "captured", ts))
+        .collect();
+    payments.push(payment("13", "4.00", "captured", "2026-11-30T07:00:01.000Z"));
+    service.add(&payments).await;
+    let pipeline = Pipeline::new().await;
+    let config = SoapConfig {
+        page_size: 3,
+        ..service.config(SoapVersion::V11)
+    };
+    let cursor = pipeline.cursor_path("payments");
+    let run = pipeline.start(&config).await;
+    wait_until("the cursor reaches 13", Duration::from_secs(10), || {
+        let cursor = cursor.clone();
+        async move { cursor_id(&cursor).await.as_deref() == Some("13") }
+    })
+    .await;
+    let h = run.handle.clone();
+    wait_until("13 payments are accepted", Duration::from_secs(5), || {
+        let h = h.clone();
+        async move { h.counts().accepted == 13 }
+    })
+    .await;
+    // A few more polls change nothing.
+    let before = service.requests().await;
+    wait_until("a few polls", Duration::from_secs(10), || async {
+        service.requests().await >= before + 3
+    })
+    .await;
+    assert_eq!(pipeline.state("payments").0, State::Running);
+    assert_eq!(run.handle.counts().accepted, 13);
+    run.stop().await;
+    assert_eq!(
+        assert_once_by_id(&pipeline.records().await, 13),
+        13,
+        "10, 11 and 12 land, each once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_sent_but_never_shown() {
+    let service = Service::start();
+    service.mode("auth").await;
+    service
+        .add(&[payment("a1", "1.00", "captured", "2026-11-30T06:00:00.000Z")])
+        .await;
+    // This test runs in a process of its own (nextest): setting variables is safe here.
+    std::env::set_var("RETAIL_TEST_SOAP_PASSWORD", "pw-0123");
+    std::env::set_var("RETAIL_TEST_SOAP_WSS", "wss-secret-987&");
+    let pipeline = Pipeline::new().await;
+    let base = service.config(SoapVersion::V11);
+    // Basic auth from `username` and a `password` from the environment; a WS-Security token in
+    // the template from the environment, XML-escaped.
+    let config = SoapConfig {
+        username: Some("retail".to_owned()),
+        password: Some("${RETAIL_TEST_SOAP_PASSWORD}".to_owned()),
+        request: base.request.replace(
+            "<soap:Body>",
+            "<soap:Header><p:Token>${RETAIL_TEST_SOAP_WSS}</p:Token></soap:Header>\n  <soap:Body>",
+        ),
+        ..base.clone()
+    };
+    let run = pipeline.start(&config).await;
+    let h = run.handle.clone();
+    wait_until("the payment lands with auth", Duration::from_secs(10), || {
+        let h = h.clone();
+        async move { h.counts().accepted == 1 }
+    })
+    .await;
+    let last = service.stats().await["last"]["body"]
+        .as_str()
+        .expect("body")
+        .to_owned();
+    assert!(
+        last.contains("<p:Token>wss-secret-987&amp;</p:Token>"),
+        "the token is sent: {last}"
+    );
+    let shown = format!("{} {}", pipeline.state("payments").1, run.handle.describe());
+    assert!(
+        !shown.contains("wss-secret") && !shown.contains("pw-0123"),
+        "{shown}"
+    );
+    run.stop().await;
+
+    // A password in the endpoint (a wrong one here): masked on /health and in the description.
+    let endpoint = base.endpoint.replace("http://", "http://retail:bad-pass-777@");
+    let config = SoapConfig { endpoint, ..base };
+    let run = pipeline.start(&config).await;
+    wait_until("401 shows on health", Duration::from_secs(10), || async {
+        pipeline.state("payments").0 == State::Retrying
+    })
+    .await;
+    let (_, detail) = pipeline.state("payments");
+    assert!(
+        detail.contains("401") && detail.contains("retail:***@127.0.0.1"),
+        "{detail}"
+    );
+    let shown = format!("{detail} {}", run.handle.describe());
+    assert!(!shown.contains("bad-pass-777"), "{shown}");
+    assert!(run.handle.describe().contains("retail:***@127.0.0.1"));
+    run.stop().await;
 }

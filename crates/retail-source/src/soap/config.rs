@@ -1,6 +1,8 @@
 //! Settings of one SOAP payments poller: the endpoint, the SOAP version, the request template
 //! and its placeholders, the paging and timing, and the element names of the answer.
 
+use quick_xml::escape::escape;
+use retail_core::redact;
 use serde::{Deserialize, Serialize};
 
 use super::source::Poller;
@@ -72,8 +74,14 @@ pub struct SoapConfig {
     /// Source name: metrics label, `/health` component, the events' `source`, and part of every
     /// derived event id (renaming the source lands already-landed payments again).
     pub name: String,
-    /// The service's URL (`http://`; this build's HTTP client has no TLS).
+    /// The service's URL (`http://`; this build's HTTP client has no TLS). Shown everywhere
+    /// with a password in it masked; prefer `username` and `password`.
     pub endpoint: String,
+    /// HTTP Basic auth user, sent with `password`.
+    pub username: Option<String>,
+    /// HTTP Basic auth password: `${VAR}` is read from the environment when the source starts
+    /// (never printed).
+    pub password: Option<String>,
     /// `"1.1"` or `"1.2"`.
     pub soap_version: SoapVersion,
     /// The operation's action: the `SOAPAction` header (1.1) or the `action` parameter of the
@@ -82,6 +90,8 @@ pub struct SoapConfig {
     /// The whole request envelope, with `{cursor_ts}`, `{cursor_id}` and `{limit}` where the
     /// service wants them. The service must answer the payments whose (timestamp, payment id)
     /// comes strictly after (`{cursor_ts}`, `{cursor_id}`), in that order, at most `{limit}`.
+    /// `${VAR}` anywhere in it (a WS-Security password) is replaced, XML-escaped, by that
+    /// environment variable when the source starts; the template is only ever shown as written.
     pub request: String,
     /// Pause between polls once the service has nothing more, ms. A full page is followed at
     /// once by the next.
@@ -107,6 +117,8 @@ impl Default for SoapConfig {
         Self {
             name: "soap".to_owned(),
             endpoint: String::new(),
+            username: None,
+            password: None,
             soap_version: SoapVersion::V11,
             soap_action: None,
             request: String::new(),
@@ -142,11 +154,22 @@ impl BuildSource for SoapConfig {
                     "endpoint",
                     format!(
                         "must be an http:// URL (this build has no TLS), got {:?}",
-                        u.as_str()
+                        redact::url(u.as_str())
                     ),
                 )
             }
-            Err(e) => return bad("endpoint", format!("not a URL ({e}): {:?}", self.endpoint)),
+            Err(e) => {
+                return bad(
+                    "endpoint",
+                    format!("not a URL ({e}): {:?}", redact::url(&self.endpoint)),
+                )
+            }
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return bad("password", "a password needs a username".to_owned());
+        }
+        if let Err(var) = env_refs(&self.request, |_| Some(String::new())) {
+            return bad("request", format!("{var}: not a ${{VAR}} reference"));
         }
         for p in PLACEHOLDERS {
             if !self.request.contains(p) {
@@ -216,22 +239,70 @@ impl BuildSource for SoapConfig {
     }
 
     async fn build(&self, cx: &SourceContext) -> Result<BuiltSource> {
+        let mut config = self.clone();
+        let what = |key: &str| format!("soap {:?}: {key}", self.name);
+        config.request = env_refs(&self.request, |var| {
+            std::env::var(var).ok().map(|v| escape(&v).into_owned())
+        })
+        .map_err(|var| {
+            Error::Config(format!(
+                "{}: environment variable {var} is not set",
+                what("request")
+            ))
+        })?;
+        if let Some(p) = config.password.as_mut() {
+            if let Some(var) = p.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+                *p = std::env::var(var).map_err(|_| {
+                    Error::Config(format!(
+                        "{}: environment variable {var} is not set",
+                        what("password")
+                    ))
+                })?;
+            }
+        }
         let state = cx.state_dir(&self.name)?;
         let runtime = cx.runtime(&self.name, Self::KIND);
         runtime.set_description(format!(
             "polls {} (SOAP {}) every {} ms, {} payments a page",
-            self.endpoint,
+            redact::url(&self.endpoint),
             self.soap_version.as_str(),
             self.interval_ms,
             self.page_size
         ));
-        let poller = Poller::open(self.clone(), &state, runtime.clone(), cx.partitions)?;
+        let poller = Poller::open(config, &state, runtime.clone(), cx.partitions)?;
         let handle = runtime.handle();
         Ok(BuiltSource {
             handle,
             task: Box::pin(poller.run()),
         })
     }
+}
+
+/// `text` with every `${VAR}` replaced by `value(VAR)`; the name of the first variable without
+/// a value, or of a `${` that is not a reference (an empty or non-identifier name, no `}`).
+fn env_refs(text: &str, value: impl Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("${{{}", after.chars().take(20).collect::<String>()));
+        };
+        let var = &after[..end];
+        let ident = var
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident {
+            return Err(format!("${{{var}}}"));
+        }
+        out.push_str(&value(var).ok_or_else(|| var.to_owned())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -275,7 +346,7 @@ mod tests {
     fn errors_name_the_key() {
         valid().validate().expect("valid");
         type Change = fn(&mut SoapConfig);
-        let cases: [(Change, &str); 6] = [
+        let cases: [(Change, &str); 8] = [
             (
                 |c| c.endpoint = "https://pay.example/ws".to_owned(),
                 "soap.endpoint",
@@ -286,6 +357,11 @@ mod tests {
                 "{cursor_id}",
             ),
             (|c| c.page_size = 0, "soap.page_size"),
+            (|c| c.password = Some("p".to_owned()), "soap.password"),
+            (
+                |c| c.request = "<x>{cursor_ts}{cursor_id}{limit}${1X}</x>".to_owned(),
+                "soap.request",
+            ),
             (|c| c.start = "yesterday".to_owned(), "soap.start"),
             (
                 |c| c.elements.amount = "p:Amount".to_owned(),
@@ -298,6 +374,20 @@ mod tests {
             let e = c.validate().expect_err(key).to_string();
             assert!(e.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn env_references_in_the_request_are_replaced() {
+        let env = |v: &str| (v == "WSS_PASS").then(|| "s3cr&t".to_owned());
+        assert_eq!(
+            env_refs("<p>${WSS_PASS}</p><u>${WSS_PASS}</u>", env).as_deref(),
+            Ok("<p>s3cr&t</p><u>s3cr&t</u>")
+        );
+        assert_eq!(env_refs("<p>${NOPE}</p>", env), Err("NOPE".to_owned()));
+        assert_eq!(
+            env_refs("no refs {limit} $x", env).as_deref(),
+            Ok("no refs {limit} $x")
+        );
     }
 
     #[test]

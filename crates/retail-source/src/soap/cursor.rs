@@ -20,7 +20,7 @@ use crate::{Error, Result};
 /// The file name of the cursor in the state directory.
 pub const CURSOR_FILE: &str = "cursor.json";
 
-/// Where the poller is: every payment with a key up to this one is on the log.
+/// Where the poller is: every payment up to this one, in the service's order, is on the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     /// The timestamp as the service wrote it (sent back as `{cursor_ts}` unchanged, so no

@@ -6,12 +6,13 @@
 //! and the fault, and are retried with a doubling backoff; nothing ends the task but shutdown
 //! or a log that refuses for good.
 
-use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use retail_core::event::topics;
 use retail_core::health::State;
+use retail_core::redact;
 use retail_core::{decode_with, Event};
 use retail_log::ProducerRecord;
 use tracing::{info, warn};
@@ -35,6 +36,12 @@ pub struct Poller {
     runtime: SourceRuntime,
     partitions: i32,
     client: reqwest::Client,
+    /// The endpoint as shown (logs, `/health`, dead letters): its password masked.
+    shown: String,
+    /// The payment ids this run put on the log at the cursor's instant: an element the service
+    /// repeats (one that pages by timestamp only, `>=`) is skipped by them, not by our order of
+    /// ids, which need not be the service's.
+    seen: HashSet<String>,
 }
 
 /// What one page did to the cursor.
@@ -67,12 +74,14 @@ impl Poller {
                 ))
             })?;
         Ok(Self {
+            shown: redact::url(&config.endpoint),
             config,
             file,
             cursor,
             runtime,
             partitions,
             client,
+            seen: HashSet::new(),
         })
     }
 
@@ -103,7 +112,7 @@ impl Poller {
         }
         info!(
             message = "SOAP poller starting",
-            source = %self.runtime.name(), endpoint = %self.config.endpoint, cursor = %self.cursor.show(),
+            source = %self.runtime.name(), endpoint = %self.shown, cursor = %self.cursor.show(),
         );
         self.runtime.set_state(State::Running, self.running());
         let first = Duration::from_millis(self.config.backoff_initial_ms);
@@ -148,12 +157,12 @@ impl Poller {
                     let message = format!(
                         "soap source {:?}: polling {} (SOAP {}, cursor {}) failed: {problem}; retrying in {} ms",
                         self.runtime.name(),
-                        self.config.endpoint,
+                        self.shown,
                         self.config.soap_version.as_str(),
                         self.cursor.show(),
                         backoff.as_millis()
                     );
-                    warn!(message = "SOAP poll failed", source = %self.runtime.name(), endpoint = %self.config.endpoint, %problem, backoff_ms = backoff.as_millis() as u64);
+                    warn!(message = "SOAP poll failed", source = %self.runtime.name(), endpoint = %self.shown, %problem, backoff_ms = backoff.as_millis() as u64);
                     self.runtime.set_state(State::Retrying, message);
                     let rest = backoff;
                     backoff = (backoff * 2).min(most);
@@ -170,7 +179,7 @@ impl Poller {
     fn running(&self) -> String {
         format!(
             "polling {} every {} ms; cursor {}",
-            self.config.endpoint,
+            self.shown,
             self.config.interval_ms,
             self.cursor.show()
         )
@@ -196,7 +205,15 @@ impl Poller {
                 format!("application/soap+xml; charset=utf-8; action=\"{action}\""),
             ),
         };
-        let mut response = request.body(body).send().await.map_err(|e| chain(&e))?;
+        let request = match &c.username {
+            Some(user) => request.basic_auth(user, c.password.as_deref()),
+            None => request,
+        };
+        let mut response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| chain(&e.without_url()))?;
         let status = response.status();
         let content_type = response
             .headers()
@@ -205,7 +222,7 @@ impl Poller {
             .unwrap_or("none")
             .to_owned();
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| chain(&e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| chain(&e.without_url()))? {
             bytes.extend_from_slice(&chunk);
             if bytes.len() as u64 > c.max_answer_bytes {
                 return Err(format!(
@@ -228,8 +245,8 @@ impl Poller {
             )),
             Ok(Answer::Page(items)) if status.is_success() => Ok(items),
             Ok(Answer::Page(_)) => Err(format!("HTTP {status} with a SOAP envelope that holds no Fault")),
-            Err(_) if !status.is_success() => Err(format!(
-                "HTTP {status} (content-type {content_type}): {}",
+            Err(why) if !status.is_success() => Err(format!(
+                "HTTP {status} (content-type {content_type}): {} (not a SOAP envelope: {why})",
                 snippet(text)
             )),
             Err(why) => Err(format!(
@@ -239,19 +256,24 @@ impl Poller {
         }
     }
 
-    /// Appends a page and then moves the cursor.
+    /// Appends a page and then moves the cursor to the last keyed element of the page, in the
+    /// service's order (not by our comparison of ids: a service may sort ids numerically or by
+    /// a collation, and "10" after "9" must land). Only a repeat is skipped: the payment the
+    /// cursor names, or one this run already landed at the cursor's instant.
     async fn land(&mut self, items: Vec<Item>) -> Result<Landed> {
         let page = self.cursor.clone();
+        let at = page.instant();
         let mut next = page.clone();
+        let mut landed = Vec::new();
         let mut records = Vec::with_capacity(items.len());
         let (mut fresh, mut good) = (0, 0);
         for item in &items {
             let key = key(item);
             if key
                 .as_ref()
-                .is_some_and(|k| k.cmp_key(&page) != Ordering::Greater)
+                .is_some_and(|k| k.instant() == at && (k.id == page.id || self.seen.contains(&k.id)))
             {
-                continue; // the service repeated a payment at or before the cursor
+                continue; // the service repeated a payment already on the log
             }
             fresh += 1;
             match self.event(item, &page) {
@@ -262,9 +284,8 @@ impl Poller {
                 Err(reason) => records.push(self.reject(item, &reason, &page)),
             }
             if let Some(k) = key {
-                if k.cmp_key(&next) == Ordering::Greater {
-                    next = k;
-                }
+                landed.push(k.clone());
+                next = k;
             }
         }
         self.runtime.received(fresh);
@@ -296,6 +317,15 @@ impl Poller {
             }
             backoff = (backoff * 2).min(Duration::from_millis(self.config.backoff_max_ms));
         }
+        // The payments at the new cursor's instant are on the log (the one it names included).
+        let now = next.instant();
+        if now == at {
+            self.seen.insert(page.id);
+        } else {
+            self.seen.clear();
+        }
+        self.seen
+            .extend(landed.into_iter().filter(|k| k.instant() == now).map(|k| k.id));
         self.cursor = next;
         Ok(Landed::Done { moved: true })
     }
@@ -361,7 +391,7 @@ impl Poller {
             .and_then(xml::parse_ts)
             .unwrap_or(chrono::DateTime::UNIX_EPOCH);
         let id = derived_id(ts, seed.as_bytes(), 0).to_string();
-        let origin = format!("{} page after cursor {}", self.config.endpoint, page.show());
+        let origin = format!("{} page after cursor {}", self.shown, page.show());
         ProducerRecord {
             topic: topics::PAYMENTS.to_owned(),
             partition: None,
@@ -391,7 +421,9 @@ fn key(item: &Item) -> Option<Cursor> {
     })
 }
 
-/// An error with its causes (reqwest's own message leaves out why a connection failed).
+/// An error with its causes (reqwest's own message leaves out why a connection failed). Its
+/// URL is taken out first (`without_url`): it may hold a password, and the message names the
+/// endpoint masked.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();

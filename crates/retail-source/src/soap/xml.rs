@@ -19,6 +19,16 @@ pub const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 /// The SOAP 1.2 envelope namespace.
 pub const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
 
+/// The deepest nesting of elements an answer may have (an answer nested deeper is refused,
+/// not walked: no SOAP service needs it, and a hostile one must not cost memory per level).
+pub const MAX_DEPTH: usize = 64;
+/// The levels below a Fault whose text is kept (`faultcode`, `Code/Subcode/Value`, ...).
+const FAULT_LEVELS: usize = 3;
+/// The most distinct text paths kept of a Fault.
+const FAULT_TEXTS: usize = 32;
+/// The most bytes of text kept per path of a Fault.
+const FAULT_TEXT_BYTES: usize = 4096;
+
 /// The fields of a payment element, in [`Item::fields`] order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -234,6 +244,9 @@ pub fn parse(text: &str, elements: &Elements) -> Result<Answer, String> {
                     version,
                 );
             } else {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(format!("elements nested deeper than {MAX_DEPTH} (at byte {at})"));
+                }
                 stack.push(local);
             }
             continue;
@@ -290,11 +303,16 @@ pub fn parse(text: &str, elements: &Elements) -> Result<Answer, String> {
 
 fn add_text(capture: &mut Capture, stack: &[String], t: &str) {
     match capture {
-        Capture::Fault { depth, texts } if stack.len() > *depth => {
-            let path = stack[*depth..].join("/");
-            match texts.iter_mut().find(|(p, _)| *p == path) {
-                Some((_, v)) => v.push_str(t),
-                None => texts.push((path, t.to_owned())),
+        // Only short paths, a few of them, a bounded text each: a Fault is for a message.
+        Capture::Fault { depth, texts } if stack.len() > *depth && stack.len() - *depth <= FAULT_LEVELS => {
+            let path = &stack[*depth..];
+            let same = |p: &String| p.split('/').eq(path.iter().map(String::as_str));
+            if let Some((_, v)) = texts.iter_mut().find(|(p, _)| same(p)) {
+                push_capped(v, t);
+            } else if texts.len() < FAULT_TEXTS {
+                let mut v = String::new();
+                push_capped(&mut v, t);
+                texts.push((path.join("/"), v));
             }
         }
         Capture::Record {
@@ -309,6 +327,16 @@ fn add_text(capture: &mut Capture, stack: &[String], t: &str) {
         }
         _ => {}
     }
+}
+
+/// Appends `t` to `v` up to [`FAULT_TEXT_BYTES`] (cut at a character boundary).
+fn push_capped(v: &mut String, t: &str) {
+    let room = FAULT_TEXT_BYTES.saturating_sub(v.len());
+    let mut cut = t.len().min(room);
+    while !t.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    v.push_str(&t[..cut]);
 }
 
 /// An element `local` closed; `stack` no longer holds it.
@@ -450,6 +478,49 @@ mod tests {
             let err = parse(text, &e).expect_err(text);
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_and_fault_texts_are_bounded() {
+        let e = Elements::default();
+        let envelope = |fault: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="{SOAP11_NS}"><s:Body><s:Fault>{fault}</s:Fault></s:Body></s:Envelope>"#
+            )
+        };
+        // 10,000 levels below a Fault: refused at level 64, not stored level by level.
+        let deep = envelope(&format!("{}{}", "<a>x".repeat(10_000), "</a>".repeat(10_000)));
+        let err = parse(&deep, &e).expect_err("too deep");
+        assert!(err.contains("nested deeper than 64"), "{err}");
+        // Just within the limit it parses; only the top levels' texts are kept.
+        let levels = MAX_DEPTH - 3; // Envelope, Body, Fault
+        let within = envelope(&format!(
+            "<faultcode>s:Server</faultcode>{}{}",
+            "<a>x".repeat(levels),
+            "</a>".repeat(levels)
+        ));
+        let Ok(Answer::Fault(f)) = parse(&within, &e) else {
+            panic!("a fault");
+        };
+        assert_eq!(f.code, "s:Server");
+        // A huge reason is cut, and so are many distinct paths.
+        let big = envelope(&format!(
+            "<faultcode>c</faultcode><faultstring>{}</faultstring>",
+            "é".repeat(100_000)
+        ));
+        let Ok(Answer::Fault(f)) = parse(&big, &e) else {
+            panic!("a fault");
+        };
+        assert!(
+            f.reason.len() <= 4096 && f.reason.starts_with("éé"),
+            "{}",
+            f.reason.len()
+        );
+        let wide: String = (0..10_000).map(|i| format!("<d{i}>y</d{i}>")).collect();
+        let Ok(Answer::Fault(f)) = parse(&envelope(&wide), &e) else {
+            panic!("a fault");
+        };
+        assert_eq!(f.reason.split(' ').count(), 32);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 // The test drives it over plain HTTP JSON on the same port:
 //   POST /control/payments  [{PaymentId, OrderId, Amount, Currency, Status, Timestamp}, ...]
 //                           (any field may be left out or hold a bad value on purpose)
-//   POST /control/mode      {"mode": "ok" | "fault" | "not_xml" | "http500" | "inclusive"}
+//   POST /control/mode      {"mode": "ok" | "fault" | "not_xml" | "http500" | "inclusive" |
+//                            "numeric" | "deep_fault" | "auth"}
+//                           ('auth': answers 401 unless HTTP Basic auth is retail / pw-0123)
 //   GET  /control/stats     {"requests": n, "last": {...the last SOAP request...}}
 // Started with `node server.js`; prints `LISTENING <port>` once it serves 127.0.0.1:<port>.
 'use strict';
@@ -77,7 +79,9 @@ const wsdl = (soapNs, path) => `<?xml version="1.0" encoding="UTF-8"?>
 </definitions>`;
 
 // Key order: timestamp (as instants), then payment id. Unparseable timestamps sort first.
-const key = (p) => [Date.parse(p.Timestamp) || 0, String(p.PaymentId ?? '')];
+// 'numeric': ids compare as numbers (a service sorting integer ids: "9" before "10").
+const id = (v) => (state.mode === 'numeric' ? Number(v ?? '') || 0 : String(v ?? ''));
+const key = (p) => [Date.parse(p.Timestamp) || 0, id(p.PaymentId)];
 const after = (a, b) => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 const before = (a, b) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
 
@@ -98,7 +102,7 @@ function services(version) {
               },
             };
           }
-          const from = [Date.parse(args.AfterTimestamp) || 0, String(args.AfterPaymentId ?? '')];
+          const from = [Date.parse(args.AfterTimestamp) || 0, id(args.AfterPaymentId)];
           const limit = Number(args.Limit) || 100;
           // 'inclusive': a service that pages by timestamp only (>=) and ignores the payment id.
           const wanted = state.mode === 'inclusive' ? (p) => key(p)[0] >= from[0] : (p) => after(key(p), from);
@@ -160,6 +164,22 @@ function gate(req, res) {
   if (state.mode === 'not_xml') {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('Service temporarily unavailable, please try again later');
+    return false;
+  }
+  const basic = 'Basic ' + Buffer.from('retail:pw-0123').toString('base64');
+  if (state.mode === 'auth' && req.headers['authorization'] !== basic) {
+    res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Basic realm="payments"' });
+    res.end('Unauthorized');
+    return false;
+  }
+  if (state.mode === 'deep_fault') {
+    // A Fault nested 5,000 levels deep (a hostile or broken service).
+    const n = 5000;
+    res.writeHead(500, { 'content-type': 'text/xml; charset=utf-8' });
+    res.end(
+      '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>' +
+        '<a>x'.repeat(n) + '</a>'.repeat(n) + '</s:Fault></s:Body></s:Envelope>'
+    );
     return false;
   }
   if (state.mode === 'http500') {
