@@ -485,19 +485,24 @@ impl Cdc {
     async fn stream(&mut self, client: &Client, snapshot: Snapshot) -> Step<()> {
         let peek = client
             .prepare(
-                "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
+                "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, $4::text::pg_lsn, $2, \
                  'proto_version', '1', 'publication_names', $3)",
             )
             .await
             .map_err(pg("preparing the slot read"))?;
         let max = i32::try_from(self.config.max_changes).unwrap_or(i32::MAX);
         let poll = Duration::from_millis(self.config.poll_ms);
+        let mut advanced = 0u64;
         loop {
             if !self.runtime.wait_unpaused().await {
                 return Ok(());
             }
+            // Read up to a known WAL position: if the read is not cut short by `max_changes`,
+            // every transaction committed before it was read, also when pgoutput sent nothing
+            // (transactions of unpublished tables or other databases), so the slot may go there.
+            let upto = simple_one(client, "SELECT pg_current_wal_lsn()::text").await?;
             let rows = client
-                .query(&peek, &[&self.slot, &max, &self.publication])
+                .query(&peek, &[&self.slot, &max, &self.publication, &upto])
                 .await
                 .map_err(pg("reading the slot"))?;
             let messages: Vec<(u64, Vec<u8>)> = rows
@@ -515,8 +520,19 @@ impl Cdc {
                 warn!(message = "test hook: ending after the append, before the slot advances", source = %self.runtime.name());
                 return Ok(());
             }
-            if let Some(end) = batch.end {
+            // `max_changes = 0` reads without a limit.
+            let read_through = if max == 0 || rows.len() < usize::try_from(max).unwrap_or(usize::MAX) {
+                parse_lsn(&upto)
+            } else {
+                None
+            };
+            let target = match (batch.end, read_through) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(end) = target.filter(|t| *t > advanced) {
                 // Only now, with every event of these transactions durable in the log.
+                advanced = end;
                 client
                     .execute(
                         "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
