@@ -923,3 +923,35 @@ async fn cdc_the_slot_moves_while_only_unpublished_tables_are_written() {
     assert!(env.events().await.is_empty());
     src.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_a_slot_without_a_recorded_snapshot_is_snapshotted_not_skipped() {
+    let db = Db::new(TABLES).await;
+    db.client
+        .batch_execute("INSERT INTO sales (store_id, sku, qty, unit_price) VALUES (1, 1, 1, 1.00), (1, 2, 1, 1.00)")
+        .await
+        .expect("rows before the start");
+    let env = Env::new().await;
+    let cfg = config("cdc-pending", &db);
+    // As if the first run died right after making the slot: the slot exists, `cdc.json` does not.
+    db.client
+        .batch_execute(&format!(
+            "SELECT pg_create_logical_replication_slot('{}', 'pgoutput')",
+            cfg.slot_name()
+        ))
+        .await
+        .expect("slot");
+    let src = env.start(&cfg, env.log.clone()).await;
+    let events = env.wait_events(2, "the rows that existed before the slot").await;
+    src.wait_state(State::Running, 10).await;
+    db.client
+        .batch_execute("INSERT INTO sales (store_id, sku, qty, unit_price) VALUES (1, 3, 1, 1.00)")
+        .await
+        .expect("row");
+    env.wait_events(3, "streamed after the snapshot").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events_later = env.events().await;
+    assert_eq!(events_later.len(), 3, "{events:#?} {events_later:#?}");
+    assert_eq!(distinct_ids(&events_later), 3);
+    src.stop().await;
+}

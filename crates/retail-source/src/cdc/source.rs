@@ -312,7 +312,12 @@ impl Cdc {
             .await
             .map_err(pg("looking up the slot"))?;
         let mut saved = self.load();
-        let unfinished = saved.snapshot.as_ref().is_some_and(|s| !s.done);
+        // A snapshot is owed unless `cdc.json` says this slot's was taken (or the slot was made
+        // without one): a pending or interrupted snapshot, or a slot with no saved state (the
+        // process died right after making it, or the state was lost). Never skipped silently.
+        let known = saved.slot == self.slot;
+        let unfinished = self.config.snapshot
+            && (!known || saved.snapshot.as_ref().is_some_and(|s| !s.done));
         if let Some(r) = row {
             let plugin: Option<String> = r.get(0);
             if plugin.as_deref() != Some("pgoutput") {
@@ -326,12 +331,18 @@ impl Cdc {
             }
             // A snapshot cut off by a crash cannot be resumed: its transaction is gone.
             // Start again from a new slot; the rows read twice have the same ids.
-            warn!(message = "the initial snapshot was interrupted; taking it again with a new slot", source = %self.runtime.name(), slot = %self.slot);
+            warn!(message = "the initial snapshot was interrupted or never recorded; taking it again with a new slot", source = %self.runtime.name(), slot = %self.slot);
             client
                 .execute("SELECT pg_drop_replication_slot($1)", &[&self.slot])
                 .await
                 .map_err(pg("dropping the slot of an interrupted snapshot"))?;
         }
+        // Recorded before the slot exists: a crash from here on finds a pending snapshot.
+        saved = Saved {
+            slot: self.slot.clone(),
+            snapshot: self.config.snapshot.then(Snapshot::default),
+        };
+        self.save(&saved)?;
         let start = simple_one(
             client,
             &format!(
@@ -342,12 +353,7 @@ impl Cdc {
         .await?;
         let start = parse_lsn(&start).unwrap_or(0);
         info!(message = "replication slot created", source = %self.runtime.name(), slot = %self.slot, lsn = %lsn_text(start));
-        saved = Saved {
-            slot: self.slot.clone(),
-            snapshot: None,
-        };
         if !self.config.snapshot {
-            self.save(&saved)?;
             return Ok(Some(Snapshot::default()));
         }
         self.snapshot(client, &mut saved, start).await
