@@ -543,7 +543,7 @@ async fn a_restart_with_the_same_slot_misses_and_repeats_nothing() {
         .await
         .expect("changes while down");
     let src = env.start(&cfg, env.log.clone()).await;
-    let events = env.wait_events(22, "second run").await;
+    let events = env.wait_events(21, "second run").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let events = {
         let again = env.events().await;
@@ -556,9 +556,25 @@ async fn a_restart_with_the_same_slot_misses_and_repeats_nothing() {
     }
     assert_eq!(
         by_id.len(),
-        22,
-        "20 inserts, an update, a delete: each once by id"
+        21,
+        "20 inserts and a delete, each once by id; the update of a sale is no sale"
     );
+    let refused: Vec<String> = env
+        .records()
+        .await
+        .iter()
+        .filter_map(|r| header(r, "reject_reason").map(str::to_owned))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("append-only"), "{refused:?}");
+    let mut once = std::collections::HashSet::new();
+    let units: i64 = events
+        .iter()
+        .filter(|e| once.insert(e.event_id))
+        .filter_map(sale_of)
+        .map(|s| i64::from(s.2))
+        .sum();
+    assert_eq!(units, 19, "20 sold, 1 voided; the update added nothing");
     let sold: Vec<i64> = events
         .iter()
         .filter_map(sale_of)

@@ -204,6 +204,12 @@ fn to_event(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> Result<(E
     if !object.contains_key("ts") {
         object.insert("ts".to_owned(), Value::from(at.default_ts.timestamp_millis()));
     }
+    if op == Op::Update && matches!(map.event_type.as_str(), "sale" | "return" | "void") {
+        // A sale line is a fact, not a state: the new row as another sale would count it twice.
+        return Err("an update of a sale row has no event (sales are append-only); \
+                    correct it with a void and a new sale"
+            .to_owned());
+    }
     if matches!(op, Op::Update | Op::Delete) {
         // The row's own id names its insert; its later changes are other events.
         object.remove("event_id");
@@ -300,6 +306,27 @@ mod tests {
         assert!(ok);
         let d = retail_core::decode(&del.value).expect("void");
         assert!(matches!(&d.body, EventBody::Sale(s) if s.kind == SaleKind::Void && s.qty == -2));
+    }
+
+    #[test]
+    fn cdc_an_update_of_a_sale_row_is_refused_not_counted_again() {
+        let row = [("store_id", Some("7")), ("sku", Some("100")), ("qty", Some("2"))];
+        let (r, ok) = record(&sales(), Op::Update, &row, &at());
+        assert!(!ok, "an updated sale row must not become another sale");
+        let reason = r
+            .headers
+            .iter()
+            .find(|h| h.key == reject::REASON)
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .expect("reason");
+        assert!(reason.contains("append-only") && reason.contains("void"), "{reason}");
+        let orders = CdcTable {
+            table: "public.orders".into(),
+            event_type: "order".into(),
+            columns: BTreeMap::new(),
+        };
+        let row = [("order_id", Some("o-1")), ("status", Some("paid"))];
+        assert!(record(&orders, Op::Update, &row, &at()).1, "other updates are events");
     }
 
     #[test]
