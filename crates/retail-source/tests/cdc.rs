@@ -971,3 +971,35 @@ async fn cdc_a_slot_without_a_recorded_snapshot_is_snapshotted_not_skipped() {
     assert_eq!(distinct_ids(&events_later), 3);
     src.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_a_mapped_table_missing_from_the_publication_is_refused_by_name() {
+    let db = Db::new(TABLES).await;
+    let env = Env::new().await;
+    let cfg = config("cdc-late", &db);
+    // The publication as an earlier config (sales only) made it.
+    db.client
+        .batch_execute(&format!(
+            "CREATE PUBLICATION \"{}\" FOR TABLE sales",
+            cfg.publication_name()
+        ))
+        .await
+        .expect("publication");
+    let src = env.start(&cfg, env.log.clone()).await;
+    src.wait_state(State::Failed, 20).await;
+    let detail = src.detail();
+    assert!(
+        detail.contains("public.orders")
+            && detail.contains("public.stock")
+            && detail.contains("ALTER PUBLICATION")
+            && detail.contains("ADD TABLE")
+            && !detail.contains("public.sales,"),
+        "{detail}"
+    );
+    src.shutdown.trigger();
+    let ended = tokio::time::timeout(Duration::from_secs(10), src.task)
+        .await
+        .expect("the task ends")
+        .expect("joins");
+    assert!(ended.is_err(), "a refused configuration ends the task with an error");
+}

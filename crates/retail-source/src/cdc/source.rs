@@ -256,7 +256,7 @@ impl Cdc {
             .await
             .map_err(pg("looking up the publication"))?;
         if exists.is_some() {
-            return Ok(());
+            return self.check_publication(client).await;
         }
         let tables: Vec<String> = self
             .config
@@ -278,6 +278,48 @@ impl Cdc {
             .map_err(pg("creating the publication"))?;
         info!(message = "publication created", source = %self.runtime.name(), publication = %self.publication);
         Ok(())
+    }
+
+    /// An existing publication must hold every mapped table: one added to `tables` later
+    /// would otherwise never be captured. Refuses (`Failed`, retrying does not help) naming
+    /// the tables and the command that adds them.
+    async fn check_publication(&self, client: &Client) -> Step<()> {
+        let rows = client
+            .query(
+                "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1",
+                &[&self.publication],
+            )
+            .await
+            .map_err(pg("reading the publication's tables"))?;
+        let published: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let missing: Vec<&CdcTable> = self
+            .config
+            .tables
+            .iter()
+            .filter(|t| !published.contains(&t.qualified()))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().map(|t| t.qualified()).collect();
+        let quoted: Vec<String> = missing
+            .iter()
+            .map(|t| {
+                let (s, n) = t.parts();
+                format!("{}.{}", quote(s), quote(n))
+            })
+            .collect();
+        Err(Fail::Fatal(Error::Config(format!(
+            "source {:?}: publication {} does not publish {} mapped in `tables`, so their changes \
+             would never be read. Add them: ALTER PUBLICATION {} ADD TABLE {}; then restart \
+             (rows that exist before that are not snapshotted: the slot's snapshot was taken \
+             already; drop the slot to take a new one), or remove them from `tables`",
+            self.runtime.name(),
+            self.publication,
+            names.join(", "),
+            quote(&self.publication),
+            quoted.join(", ")
+        ))))
     }
 
     fn load(&self) -> Saved {
