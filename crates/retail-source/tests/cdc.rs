@@ -1003,3 +1003,53 @@ async fn cdc_a_mapped_table_missing_from_the_publication_is_refused_by_name() {
         .expect("joins");
     assert!(ended.is_err(), "a refused configuration ends the task with an error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_shutdown_ends_the_source_while_postgres_keeps_a_call_waiting() {
+    let db = Db::new(TABLES).await;
+    // A transaction left open: making the slot waits for it to end.
+    let blocker = connect(&db.url).await;
+    blocker
+        .batch_execute("BEGIN; INSERT INTO stock VALUES (9, 9, 9, now())")
+        .await
+        .expect("open transaction");
+    let env = Env::new().await;
+    let cfg = config("cdc-hang", &db);
+    let src = env.start(&cfg, env.log.clone()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_create_logical_replication_slot%' AND state = 'active' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("activity")
+        .get(0);
+    assert_eq!(waiting, 1, "the source waits in making the slot");
+    src.shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(5), src.task)
+        .await
+        .expect("shutdown ends a source whose PostgreSQL call does not return")
+        .expect("joins")
+        .expect("ends cleanly");
+    // The call was cancelled on the server too: no backend is left making the slot.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: i64 = db
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_create_logical_replication_slot%' AND state = 'active' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot is still being made on the server");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    blocker.batch_execute("ROLLBACK").await.expect("rollback");
+}
