@@ -1053,3 +1053,38 @@ async fn cdc_shutdown_ends_the_source_while_postgres_keeps_a_call_waiting() {
     }
     blocker.batch_execute("ROLLBACK").await.expect("rollback");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_a_snapshot_taken_again_gives_equal_rows_and_rows_without_ts_the_same_ids() {
+    let db = Db::new(
+        "CREATE TABLE sales (store_id int, sku bigint, qty int, unit_price numeric(12,2),
+             sold_at timestamptz NOT NULL DEFAULT '2024-08-12 10:00:00+00');
+         CREATE TABLE orders (id text PRIMARY KEY, status text NOT NULL, store_id int,
+             total numeric(20,8), currency text);
+         CREATE TABLE stock (store_id int, sku bigint, qty_on_hand bigint, updated_at timestamptz,
+             PRIMARY KEY (store_id, sku));
+         INSERT INTO sales (store_id, sku, qty, unit_price) VALUES (1, 5, 1, 2.00), (1, 5, 1, 2.00);
+         INSERT INTO orders VALUES ('o-1', 'created', 1, 10.5, 'EUR');",
+    )
+    .await;
+    let env = Env::new().await;
+    let mut cfg = config("cdc-again", &db);
+    cfg.tables[0].columns.remove("id");
+    let src = env.start(&cfg, env.log.clone()).await;
+    env.wait_events(3, "first snapshot").await;
+    src.stop().await;
+    // The slot is gone (dropped by hand): the next start makes one and snapshots again.
+    db.client
+        .batch_execute(&format!("SELECT pg_drop_replication_slot('{}')", cfg.slot_name()))
+        .await
+        .expect("drop slot");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let src = env.start(&cfg, env.log.clone()).await;
+    let events = env.wait_events(6, "second snapshot").await;
+    assert_eq!(
+        distinct_ids(&events),
+        3,
+        "two equal rows are two events, and each row has the same id both times: {events:#?}"
+    );
+    src.stop().await;
+}
