@@ -96,7 +96,7 @@ pub fn refused(map: Option<&CdcTable>, op: Op, row: &Row<'_>, at: &Origin<'_>, w
         })
         .collect();
     let id = derived_id(
-        at.default_ts,
+        id_time(op, false, at.default_ts),
         format!("reject|{}", at.seed).as_bytes(),
         at.position,
     );
@@ -115,6 +115,17 @@ pub fn refused(map: Option<&CdcTable>, op: Op, row: &Row<'_>, at: &Origin<'_>, w
             header(CDC_LSN, lsn_text(at.lsn).as_bytes()),
         ],
         timestamp_ms: None,
+    }
+}
+
+/// The time in a record's id: the event's, except for a snapshot row without a time of its
+/// own, whose event time is when the snapshot was taken. Its id must not change when the
+/// snapshot is taken again, so it gets a fixed time (the epoch) in the id instead.
+fn id_time(op: Op, own_ts: bool, ts: DateTime<Utc>) -> DateTime<Utc> {
+    if op == Op::Snapshot && !own_ts {
+        DateTime::UNIX_EPOCH
+    } else {
+        ts
     }
 }
 
@@ -201,8 +212,15 @@ fn to_event(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> Result<(E
             .map_err(|expected| format!("column {column} ({field}): expected {expected}, got {text:?}"))?;
         object.insert(field.to_owned(), v);
     }
-    if !object.contains_key("ts") {
+    let own_ts = object.contains_key("ts");
+    if !own_ts {
         object.insert("ts".to_owned(), Value::from(at.default_ts.timestamp_millis()));
+    }
+    if op == Op::Update && matches!(map.event_type.as_str(), "sale" | "return" | "void") {
+        // A sale line is a fact, not a state: the new row as another sale would count it twice.
+        return Err("an update of a sale row has no event (sales are append-only); \
+                    correct it with a void and a new sale"
+            .to_owned());
     }
     if matches!(op, Op::Update | Op::Delete) {
         // The row's own id names its insert; its later changes are other events.
@@ -229,7 +247,7 @@ fn to_event(map: &CdcTable, op: Op, row: &Row<'_>, at: &Origin<'_>) -> Result<(E
     }
     let bytes = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
     let event = retail_core::decode_with(&bytes, at.source, |ts| {
-        derived_id(ts, at.seed.as_bytes(), at.position)
+        derived_id(id_time(op, own_ts, ts), at.seed.as_bytes(), at.position)
     })
     .map_err(|e| {
         e.problems
@@ -300,6 +318,59 @@ mod tests {
         assert!(ok);
         let d = retail_core::decode(&del.value).expect("void");
         assert!(matches!(&d.body, EventBody::Sale(s) if s.kind == SaleKind::Void && s.qty == -2));
+    }
+
+    #[test]
+    fn cdc_an_update_of_a_sale_row_is_refused_not_counted_again() {
+        let row = [("store_id", Some("7")), ("sku", Some("100")), ("qty", Some("2"))];
+        let (r, ok) = record(&sales(), Op::Update, &row, &at());
+        assert!(!ok, "an updated sale row must not become another sale");
+        let reason = r
+            .headers
+            .iter()
+            .find(|h| h.key == reject::REASON)
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .expect("reason");
+        assert!(reason.contains("append-only") && reason.contains("void"), "{reason}");
+        let orders = CdcTable {
+            table: "public.orders".into(),
+            event_type: "order".into(),
+            columns: BTreeMap::new(),
+        };
+        let row = [("order_id", Some("o-1")), ("status", Some("paid"))];
+        assert!(record(&orders, Op::Update, &row, &at()).1, "other updates are events");
+    }
+
+    #[test]
+    fn cdc_a_snapshot_taken_again_gives_the_same_ids_without_a_ts_column() {
+        let orders = CdcTable {
+            table: "public.orders".into(),
+            event_type: "order".into(),
+            columns: BTreeMap::from([("id".to_owned(), "order_id".to_owned())]),
+        };
+        let row = [("id", Some("o-1")), ("status", Some("paid"))];
+        let first = at();
+        let mut later = at();
+        later.default_ts = first.default_ts + chrono::Duration::minutes(5);
+        let (a, ok_a) = record(&orders, Op::Snapshot, &row, &first);
+        let (b, ok_b) = record(&orders, Op::Snapshot, &row, &later);
+        assert!(ok_a && ok_b);
+        let (ea, eb) = (
+            retail_core::decode(&a.value).expect("event"),
+            retail_core::decode(&b.value).expect("event"),
+        );
+        assert_eq!(ea.event_id, eb.event_id, "same row, same id in a second snapshot");
+        assert_eq!(eb.ts, later.default_ts, "the event time is still the snapshot's");
+        let bad = [("id", Some("o-2")), ("status", Some("nonsense"))];
+        let id = |r: &ProducerRecord| {
+            r.headers
+                .iter()
+                .find(|h| h.key == reject::ID)
+                .map(|h| h.value.clone())
+        };
+        let (ra, _) = record(&orders, Op::Snapshot, &bad, &first);
+        let (rb, _) = record(&orders, Op::Snapshot, &bad, &later);
+        assert_eq!(id(&ra), id(&rb), "a refused snapshot row keeps its reject id too");
     }
 
     #[test]

@@ -111,6 +111,28 @@ enum Fail {
     Pg(String),
     /// The log failed in a way retrying cannot fix.
     Fatal(Error),
+    /// Shutdown came while waiting for PostgreSQL.
+    Shutdown,
+}
+
+/// How long one PostgreSQL call may take before the session is ended and retried.
+const PG_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A failed call's error as a [`Fail`], naming what was being done.
+trait IntoFail {
+    fn into_fail(self, what: &str) -> Fail;
+}
+
+impl IntoFail for tokio_postgres::Error {
+    fn into_fail(self, what: &str) -> Fail {
+        pg(what)(self)
+    }
+}
+
+impl IntoFail for Fail {
+    fn into_fail(self, _: &str) -> Fail {
+        self
+    }
 }
 
 type Step<T> = std::result::Result<T, Fail>;
@@ -183,7 +205,7 @@ impl Cdc {
                 return Ok(());
             }
             match self.session(&mut backoff).await {
-                Ok(()) => return Ok(()),
+                Ok(()) | Err(Fail::Shutdown) => return Ok(()),
                 Err(Fail::Fatal(e)) => {
                     self.runtime.set_state(State::Failed, e.to_string());
                     return Err(e);
@@ -207,9 +229,43 @@ impl Cdc {
         }
     }
 
+    /// Runs one PostgreSQL call with a timeout ([`PG_TIMEOUT`]: a retryable failure) and
+    /// ends it on shutdown; either way the server is asked to cancel the query.
+    async fn call<T, E: IntoFail>(
+        &self,
+        client: &Client,
+        what: &str,
+        fut: impl std::future::Future<Output = std::result::Result<T, E>>,
+    ) -> Step<T> {
+        let fail = tokio::select! {
+            r = tokio::time::timeout(PG_TIMEOUT, fut) => match r {
+                Ok(r) => return r.map_err(|e| e.into_fail(what)),
+                Err(_) => Fail::Pg(format!(
+                    "{what}: no answer from PostgreSQL in {} s",
+                    PG_TIMEOUT.as_secs()
+                )),
+            },
+            () = self.runtime.shutdown().wait() => Fail::Shutdown,
+        };
+        let cancel = client.cancel_token();
+        let _ = tokio::time::timeout(Duration::from_secs(2), cancel.cancel_query(NoTls)).await;
+        Err(fail)
+    }
+
     /// One connection's life. `Ok` on shutdown (or a simulated crash).
     async fn session(&mut self, backoff: &mut Duration) -> Step<()> {
-        let connect = tokio_postgres::connect(&self.config.url, NoTls);
+        let mut pg_config: tokio_postgres::Config = self
+            .config
+            .url
+            .parse()
+            .map_err(pg("reading the url"))?;
+        // A server or network that vanishes without closing the connection is noticed.
+        pg_config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
+        let connect = pg_config.connect(NoTls);
         let (client, connection) = tokio::time::timeout(Duration::from_secs(10), connect)
             .await
             .map_err(|_| Fail::Pg("connecting: no answer in 10 s".to_owned()))?
@@ -223,11 +279,11 @@ impl Cdc {
 
     async fn session_on(&mut self, client: &Client, backoff: &mut Duration) -> Step<()> {
         // Text output as the converter reads it: ISO dates in UTC, floats in full.
-        client
-            .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3")
-            .await
-            .map_err(pg("setting the session"))?;
-        let wal_level = simple_one(client, "SHOW wal_level").await?;
+        self.call(client, "setting the session", client
+            .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3")).await?;
+        let wal_level = self
+            .call(client, "reading wal_level", simple_one(client, "SHOW wal_level"))
+            .await?;
         if wal_level != "logical" {
             return Err(Fail::Pg(format!(
                 "wal_level is {wal_level}; CDC needs logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)"
@@ -248,15 +304,13 @@ impl Cdc {
     }
 
     async fn ensure_publication(&self, client: &Client) -> Step<()> {
-        let exists = client
+        let exists = self.call(client, "looking up the publication", client
             .query_opt(
                 "SELECT 1 FROM pg_publication WHERE pubname = $1",
                 &[&self.publication],
-            )
-            .await
-            .map_err(pg("looking up the publication"))?;
+            )).await?;
         if exists.is_some() {
-            return Ok(());
+            return self.check_publication(client).await;
         }
         let tables: Vec<String> = self
             .config
@@ -272,12 +326,50 @@ impl Cdc {
             quote(&self.publication),
             tables.join(", ")
         );
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(pg("creating the publication"))?;
+        self.call(client, "creating the publication", client
+            .batch_execute(&sql)).await?;
         info!(message = "publication created", source = %self.runtime.name(), publication = %self.publication);
         Ok(())
+    }
+
+    /// An existing publication must hold every mapped table: one added to `tables` later
+    /// would otherwise never be captured. Refuses (`Failed`, retrying does not help) naming
+    /// the tables and the command that adds them.
+    async fn check_publication(&self, client: &Client) -> Step<()> {
+        let rows = self.call(client, "reading the publication's tables", client
+            .query(
+                "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1",
+                &[&self.publication],
+            )).await?;
+        let published: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let missing: Vec<&CdcTable> = self
+            .config
+            .tables
+            .iter()
+            .filter(|t| !published.contains(&t.qualified()))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().map(|t| t.qualified()).collect();
+        let quoted: Vec<String> = missing
+            .iter()
+            .map(|t| {
+                let (s, n) = t.parts();
+                format!("{}.{}", quote(s), quote(n))
+            })
+            .collect();
+        Err(Fail::Fatal(Error::Config(format!(
+            "source {:?}: publication {} does not publish {} mapped in `tables`, so their changes \
+             would never be read. Add them: ALTER PUBLICATION {} ADD TABLE {}; then restart \
+             (rows that exist before that are not snapshotted: the slot's snapshot was taken \
+             already; drop the slot to take a new one), or remove them from `tables`",
+            self.runtime.name(),
+            self.publication,
+            names.join(", "),
+            quote(&self.publication),
+            quoted.join(", ")
+        ))))
     }
 
     fn load(&self) -> Saved {
@@ -304,15 +396,18 @@ impl Cdc {
     /// Makes the slot if missing, with the initial snapshot when configured. Returns the
     /// snapshot whose transactions the stream skips; `None` on shutdown.
     async fn ensure_slot(&self, client: &Client) -> Step<Option<Snapshot>> {
-        let row = client
+        let row = self.call(client, "looking up the slot", client
             .query_opt(
                 "SELECT plugin FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
                 &[&self.slot],
-            )
-            .await
-            .map_err(pg("looking up the slot"))?;
+            )).await?;
         let mut saved = self.load();
-        let unfinished = saved.snapshot.as_ref().is_some_and(|s| !s.done);
+        // A snapshot is owed unless `cdc.json` says this slot's was taken (or the slot was made
+        // without one): a pending or interrupted snapshot, or a slot with no saved state (the
+        // process died right after making it, or the state was lost). Never skipped silently.
+        let known = saved.slot == self.slot;
+        let unfinished = self.config.snapshot
+            && (!known || saved.snapshot.as_ref().is_some_and(|s| !s.done));
         if let Some(r) = row {
             let plugin: Option<String> = r.get(0);
             if plugin.as_deref() != Some("pgoutput") {
@@ -326,28 +421,27 @@ impl Cdc {
             }
             // A snapshot cut off by a crash cannot be resumed: its transaction is gone.
             // Start again from a new slot; the rows read twice have the same ids.
-            warn!(message = "the initial snapshot was interrupted; taking it again with a new slot", source = %self.runtime.name(), slot = %self.slot);
-            client
-                .execute("SELECT pg_drop_replication_slot($1)", &[&self.slot])
-                .await
-                .map_err(pg("dropping the slot of an interrupted snapshot"))?;
+            warn!(message = "the initial snapshot was interrupted or never recorded; taking it again with a new slot", source = %self.runtime.name(), slot = %self.slot);
+            self.call(client, "dropping the slot of an interrupted snapshot", client
+                .execute("SELECT pg_drop_replication_slot($1)", &[&self.slot])).await?;
         }
-        let start = simple_one(
-            client,
-            &format!(
-                "SELECT lsn::text FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
-                self.slot
-            ),
-        )
-        .await?;
-        let start = parse_lsn(&start).unwrap_or(0);
-        info!(message = "replication slot created", source = %self.runtime.name(), slot = %self.slot, lsn = %lsn_text(start));
+        // Recorded before the slot exists: a crash from here on finds a pending snapshot.
         saved = Saved {
             slot: self.slot.clone(),
-            snapshot: None,
+            snapshot: self.config.snapshot.then(Snapshot::default),
         };
+        self.save(&saved)?;
+        // Waits for transactions running now to end; cancelled on shutdown and after the timeout.
+        let create = format!(
+            "SELECT lsn::text FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
+            self.slot
+        );
+        let start = self
+            .call(client, "creating the slot", simple_one(client, &create))
+            .await?;
+        let start = parse_lsn(&start).unwrap_or(0);
+        info!(message = "replication slot created", source = %self.runtime.name(), slot = %self.slot, lsn = %lsn_text(start));
         if !self.config.snapshot {
-            self.save(&saved)?;
             return Ok(Some(Snapshot::default()));
         }
         self.snapshot(client, &mut saved, start).await
@@ -356,10 +450,8 @@ impl Cdc {
     /// Reads every mapped table in one REPEATABLE READ transaction begun after the slot was
     /// made, appending its rows; records which transactions it saw (ADR 0012).
     async fn snapshot(&self, client: &Client, saved: &mut Saved, start: u64) -> Step<Option<Snapshot>> {
-        client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
-            .map_err(pg("starting the snapshot"))?;
+        self.call(client, "starting the snapshot", client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")).await?;
         let row = simple_row(
             client,
             "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text, now()::text",
@@ -386,10 +478,8 @@ impl Cdc {
                 return Ok(None);
             }
         }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(pg("ending the snapshot"))?;
+        self.call(client, "ending the snapshot", client
+            .batch_execute("COMMIT")).await?;
         snap.done = true;
         saved.snapshot = Some(snap.clone());
         self.save(saved)?;
@@ -407,20 +497,18 @@ impl Cdc {
     ) -> Step<bool> {
         let (s, n) = table.parts();
         let qualified = table.qualified();
-        client
+        self.call(client, "reading the snapshot", client
             .batch_execute(&format!(
                 "DECLARE retail_cdc_snapshot NO SCROLL CURSOR FOR SELECT * FROM {}.{}",
                 quote(s),
                 quote(n)
-            ))
-            .await
-            .map_err(pg("reading the snapshot"))?;
-        let mut seen: HashMap<String, usize> = HashMap::new();
+            ))).await?;
+        // Keyed by a 16-byte digest of the row, not the row: a large table's snapshot keeps
+        // 16 bytes and a count per distinct row, not every row's JSON.
+        let mut seen: HashMap<[u8; 16], usize> = HashMap::new();
         loop {
-            let msgs = client
-                .simple_query(&format!("FETCH {SNAPSHOT_ROWS} FROM retail_cdc_snapshot"))
-                .await
-                .map_err(pg("reading the snapshot"))?;
+            let msgs = self.call(client, "reading the snapshot", client
+                .simple_query(&format!("FETCH {SNAPSHOT_ROWS} FROM retail_cdc_snapshot"))).await?;
             let rows: Vec<_> = msgs
                 .iter()
                 .filter_map(|m| match m {
@@ -442,7 +530,7 @@ impl Cdc {
                 // A snapshot row's id hashes its content (and how many equal rows came
                 // before), so a snapshot taken again after a crash gives the same ids.
                 let content = serde_json::to_string(&row).unwrap_or_default();
-                let nth = seen.entry(content.clone()).or_insert(0);
+                let nth = seen.entry(row_digest(&content)).or_insert(0);
                 let at = Origin {
                     source: self.runtime.name(),
                     table: &qualified,
@@ -459,10 +547,8 @@ impl Cdc {
                 return Ok(false);
             }
         }
-        client
-            .batch_execute("CLOSE retail_cdc_snapshot")
-            .await
-            .map_err(pg("reading the snapshot"))?;
+        self.call(client, "reading the snapshot", client
+            .batch_execute("CLOSE retail_cdc_snapshot")).await?;
         Ok(true)
     }
 
@@ -483,23 +569,26 @@ impl Cdc {
     }
 
     async fn stream(&mut self, client: &Client, snapshot: Snapshot) -> Step<()> {
-        let peek = client
+        let peek = self.call(client, "preparing the slot read", client
             .prepare(
-                "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
+                "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, $4::text::pg_lsn, $2, \
                  'proto_version', '1', 'publication_names', $3)",
-            )
-            .await
-            .map_err(pg("preparing the slot read"))?;
+            )).await?;
         let max = i32::try_from(self.config.max_changes).unwrap_or(i32::MAX);
         let poll = Duration::from_millis(self.config.poll_ms);
+        let mut advanced = 0u64;
         loop {
             if !self.runtime.wait_unpaused().await {
                 return Ok(());
             }
-            let rows = client
-                .query(&peek, &[&self.slot, &max, &self.publication])
-                .await
-                .map_err(pg("reading the slot"))?;
+            // Read up to a known WAL position: if the read is not cut short by `max_changes`,
+            // every transaction committed before it was read, also when pgoutput sent nothing
+            // (transactions of unpublished tables or other databases), so the slot may go there.
+            let upto = self
+                .call(client, "reading the WAL position", simple_one(client, "SELECT pg_current_wal_lsn()::text"))
+                .await?;
+            let rows = self.call(client, "reading the slot", client
+                .query(&peek, &[&self.slot, &max, &self.publication, &upto])).await?;
             let messages: Vec<(u64, Vec<u8>)> = rows
                 .iter()
                 .map(|r| {
@@ -515,15 +604,24 @@ impl Cdc {
                 warn!(message = "test hook: ending after the append, before the slot advances", source = %self.runtime.name());
                 return Ok(());
             }
-            if let Some(end) = batch.end {
+            // `max_changes = 0` reads without a limit.
+            let read_through = if max == 0 || rows.len() < usize::try_from(max).unwrap_or(usize::MAX) {
+                parse_lsn(&upto)
+            } else {
+                None
+            };
+            let target = match (batch.end, read_through) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(end) = target.filter(|t| *t > advanced) {
                 // Only now, with every event of these transactions durable in the log.
-                client
+                advanced = end;
+                self.call(client, "advancing the slot", client
                     .execute(
                         "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
                         &[&self.slot, &lsn_text(end)],
-                    )
-                    .await
-                    .map_err(pg("advancing the slot"))?;
+                    )).await?;
             }
             if messages.is_empty() && !self.sleep(poll).await {
                 return Ok(());
@@ -725,6 +823,15 @@ impl Batch {
             self.bad += 1;
         }
     }
+}
+
+/// The first 16 bytes of the SHA-256 of a snapshot row's JSON.
+fn row_digest(content: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(content.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
 }
 
 async fn simple_row(client: &Client, sql: &str) -> Step<Vec<String>> {
