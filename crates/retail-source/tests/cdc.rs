@@ -631,7 +631,11 @@ async fn a_crash_between_append_and_advance_lands_once_and_the_slot_never_passes
         let confirmed = db.confirmed(&slot).await.expect("slot");
         let events = env.events().await;
         if confirmed >= crashed {
-            assert!(events.len() >= 6, "slot {confirmed:x} passed the crashed transaction, log has {} events", events.len());
+            assert!(
+                events.len() >= 6,
+                "slot {confirmed:x} passed the crashed transaction, log has {} events",
+                events.len()
+            );
         }
         if confirmed >= written {
             assert_eq!(events.len(), 7, "slot {confirmed:x} passed the last row's commit");
@@ -674,7 +678,10 @@ async fn the_slot_does_not_move_while_the_log_refuses() {
     assert!(src.detail().contains("refuses"), "{}", src.detail());
     // The slot may have read through quiet WAL before the insert, never past it.
     let stuck = db.confirmed(&slot).await.expect("slot");
-    assert!(stuck < written, "slot {stuck:x} passed the refused rows {written:x}");
+    assert!(
+        stuck < written,
+        "slot {stuck:x} passed the refused rows {written:x}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         db.confirmed(&slot).await,
@@ -916,7 +923,10 @@ async fn rows_written_while_the_snapshot_is_taken_arrive_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdc_the_slot_moves_while_only_unpublished_tables_are_written() {
-    let db = Db::new(&format!("{TABLES} CREATE TABLE other (id serial PRIMARY KEY, note text);")).await;
+    let db = Db::new(&format!(
+        "{TABLES} CREATE TABLE other (id serial PRIMARY KEY, note text);"
+    ))
+    .await;
     let env = Env::new().await;
     let cfg = config("cdc-quiet", &db);
     let slot = cfg.slot_name();
@@ -944,7 +954,9 @@ async fn cdc_the_slot_moves_while_only_unpublished_tables_are_written() {
 async fn cdc_a_slot_without_a_recorded_snapshot_is_snapshotted_not_skipped() {
     let db = Db::new(TABLES).await;
     db.client
-        .batch_execute("INSERT INTO sales (store_id, sku, qty, unit_price) VALUES (1, 1, 1, 1.00), (1, 2, 1, 1.00)")
+        .batch_execute(
+            "INSERT INTO sales (store_id, sku, qty, unit_price) VALUES (1, 1, 1, 1.00), (1, 2, 1, 1.00)",
+        )
         .await
         .expect("rows before the start");
     let env = Env::new().await;
@@ -1001,7 +1013,10 @@ async fn cdc_a_mapped_table_missing_from_the_publication_is_refused_by_name() {
         .await
         .expect("the task ends")
         .expect("joins");
-    assert!(ended.is_err(), "a refused configuration ends the task with an error");
+    assert!(
+        ended.is_err(),
+        "a refused configuration ends the task with an error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1048,7 +1063,10 @@ async fn cdc_shutdown_ends_the_source_while_postgres_keeps_a_call_waiting() {
         if left == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the slot is still being made on the server");
+        assert!(
+            Instant::now() < deadline,
+            "the slot is still being made on the server"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     blocker.batch_execute("ROLLBACK").await.expect("rollback");

@@ -331,14 +331,20 @@ mod tests {
             .find(|h| h.key == reject::REASON)
             .map(|h| String::from_utf8_lossy(&h.value).into_owned())
             .expect("reason");
-        assert!(reason.contains("append-only") && reason.contains("void"), "{reason}");
+        assert!(
+            reason.contains("append-only") && reason.contains("void"),
+            "{reason}"
+        );
         let orders = CdcTable {
             table: "public.orders".into(),
             event_type: "order".into(),
             columns: BTreeMap::new(),
         };
         let row = [("order_id", Some("o-1")), ("status", Some("paid"))];
-        assert!(record(&orders, Op::Update, &row, &at()).1, "other updates are events");
+        assert!(
+            record(&orders, Op::Update, &row, &at()).1,
+            "other updates are events"
+        );
     }
 
     #[test]

@@ -254,11 +254,7 @@ impl Cdc {
 
     /// One connection's life. `Ok` on shutdown (or a simulated crash).
     async fn session(&mut self, backoff: &mut Duration) -> Step<()> {
-        let mut pg_config: tokio_postgres::Config = self
-            .config
-            .url
-            .parse()
-            .map_err(pg("reading the url"))?;
+        let mut pg_config: tokio_postgres::Config = self.config.url.parse().map_err(pg("reading the url"))?;
         // A server or network that vanishes without closing the connection is noticed.
         pg_config
             .keepalives(true)
@@ -279,8 +275,14 @@ impl Cdc {
 
     async fn session_on(&mut self, client: &Client, backoff: &mut Duration) -> Step<()> {
         // Text output as the converter reads it: ISO dates in UTC, floats in full.
-        self.call(client, "setting the session", client
-            .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3")).await?;
+        self.call(
+            client,
+            "setting the session",
+            client.batch_execute(
+                "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3",
+            ),
+        )
+        .await?;
         let wal_level = self
             .call(client, "reading wal_level", simple_one(client, "SHOW wal_level"))
             .await?;
@@ -304,11 +306,16 @@ impl Cdc {
     }
 
     async fn ensure_publication(&self, client: &Client) -> Step<()> {
-        let exists = self.call(client, "looking up the publication", client
-            .query_opt(
-                "SELECT 1 FROM pg_publication WHERE pubname = $1",
-                &[&self.publication],
-            )).await?;
+        let exists = self
+            .call(
+                client,
+                "looking up the publication",
+                client.query_opt(
+                    "SELECT 1 FROM pg_publication WHERE pubname = $1",
+                    &[&self.publication],
+                ),
+            )
+            .await?;
         if exists.is_some() {
             return self.check_publication(client).await;
         }
@@ -326,8 +333,8 @@ impl Cdc {
             quote(&self.publication),
             tables.join(", ")
         );
-        self.call(client, "creating the publication", client
-            .batch_execute(&sql)).await?;
+        self.call(client, "creating the publication", client.batch_execute(&sql))
+            .await?;
         info!(message = "publication created", source = %self.runtime.name(), publication = %self.publication);
         Ok(())
     }
@@ -336,11 +343,16 @@ impl Cdc {
     /// would otherwise never be captured. Refuses (`Failed`, retrying does not help) naming
     /// the tables and the command that adds them.
     async fn check_publication(&self, client: &Client) -> Step<()> {
-        let rows = self.call(client, "reading the publication's tables", client
-            .query(
-                "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1",
-                &[&self.publication],
-            )).await?;
+        let rows = self
+            .call(
+                client,
+                "reading the publication's tables",
+                client.query(
+                    "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1",
+                    &[&self.publication],
+                ),
+            )
+            .await?;
         let published: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         let missing: Vec<&CdcTable> = self
             .config
@@ -406,8 +418,7 @@ impl Cdc {
         // without one): a pending or interrupted snapshot, or a slot with no saved state (the
         // process died right after making it, or the state was lost). Never skipped silently.
         let known = saved.slot == self.slot;
-        let unfinished = self.config.snapshot
-            && (!known || saved.snapshot.as_ref().is_some_and(|s| !s.done));
+        let unfinished = self.config.snapshot && (!known || saved.snapshot.as_ref().is_some_and(|s| !s.done));
         if let Some(r) = row {
             let plugin: Option<String> = r.get(0);
             if plugin.as_deref() != Some("pgoutput") {
@@ -422,8 +433,12 @@ impl Cdc {
             // A snapshot cut off by a crash cannot be resumed: its transaction is gone.
             // Start again from a new slot; the rows read twice have the same ids.
             warn!(message = "the initial snapshot was interrupted or never recorded; taking it again with a new slot", source = %self.runtime.name(), slot = %self.slot);
-            self.call(client, "dropping the slot of an interrupted snapshot", client
-                .execute("SELECT pg_drop_replication_slot($1)", &[&self.slot])).await?;
+            self.call(
+                client,
+                "dropping the slot of an interrupted snapshot",
+                client.execute("SELECT pg_drop_replication_slot($1)", &[&self.slot]),
+            )
+            .await?;
         }
         // Recorded before the slot exists: a crash from here on finds a pending snapshot.
         saved = Saved {
@@ -450,8 +465,12 @@ impl Cdc {
     /// Reads every mapped table in one REPEATABLE READ transaction begun after the slot was
     /// made, appending its rows; records which transactions it saw (ADR 0012).
     async fn snapshot(&self, client: &Client, saved: &mut Saved, start: u64) -> Step<Option<Snapshot>> {
-        self.call(client, "starting the snapshot", client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")).await?;
+        self.call(
+            client,
+            "starting the snapshot",
+            client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+        )
+        .await?;
         let row = simple_row(
             client,
             "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text, now()::text",
@@ -478,8 +497,8 @@ impl Cdc {
                 return Ok(None);
             }
         }
-        self.call(client, "ending the snapshot", client
-            .batch_execute("COMMIT")).await?;
+        self.call(client, "ending the snapshot", client.batch_execute("COMMIT"))
+            .await?;
         snap.done = true;
         saved.snapshot = Some(snap.clone());
         self.save(saved)?;
@@ -497,18 +516,27 @@ impl Cdc {
     ) -> Step<bool> {
         let (s, n) = table.parts();
         let qualified = table.qualified();
-        self.call(client, "reading the snapshot", client
-            .batch_execute(&format!(
+        self.call(
+            client,
+            "reading the snapshot",
+            client.batch_execute(&format!(
                 "DECLARE retail_cdc_snapshot NO SCROLL CURSOR FOR SELECT * FROM {}.{}",
                 quote(s),
                 quote(n)
-            ))).await?;
+            )),
+        )
+        .await?;
         // Keyed by a 16-byte digest of the row, not the row: a large table's snapshot keeps
         // 16 bytes and a count per distinct row, not every row's JSON.
         let mut seen: HashMap<[u8; 16], usize> = HashMap::new();
         loop {
-            let msgs = self.call(client, "reading the snapshot", client
-                .simple_query(&format!("FETCH {SNAPSHOT_ROWS} FROM retail_cdc_snapshot"))).await?;
+            let msgs = self
+                .call(
+                    client,
+                    "reading the snapshot",
+                    client.simple_query(&format!("FETCH {SNAPSHOT_ROWS} FROM retail_cdc_snapshot")),
+                )
+                .await?;
             let rows: Vec<_> = msgs
                 .iter()
                 .filter_map(|m| match m {
@@ -547,8 +575,12 @@ impl Cdc {
                 return Ok(false);
             }
         }
-        self.call(client, "reading the snapshot", client
-            .batch_execute("CLOSE retail_cdc_snapshot")).await?;
+        self.call(
+            client,
+            "reading the snapshot",
+            client.batch_execute("CLOSE retail_cdc_snapshot"),
+        )
+        .await?;
         Ok(true)
     }
 
@@ -585,10 +617,19 @@ impl Cdc {
             // every transaction committed before it was read, also when pgoutput sent nothing
             // (transactions of unpublished tables or other databases), so the slot may go there.
             let upto = self
-                .call(client, "reading the WAL position", simple_one(client, "SELECT pg_current_wal_lsn()::text"))
+                .call(
+                    client,
+                    "reading the WAL position",
+                    simple_one(client, "SELECT pg_current_wal_lsn()::text"),
+                )
                 .await?;
-            let rows = self.call(client, "reading the slot", client
-                .query(&peek, &[&self.slot, &max, &self.publication, &upto])).await?;
+            let rows = self
+                .call(
+                    client,
+                    "reading the slot",
+                    client.query(&peek, &[&self.slot, &max, &self.publication, &upto]),
+                )
+                .await?;
             let messages: Vec<(u64, Vec<u8>)> = rows
                 .iter()
                 .map(|r| {
@@ -617,11 +658,15 @@ impl Cdc {
             if let Some(end) = target.filter(|t| *t > advanced) {
                 // Only now, with every event of these transactions durable in the log.
                 advanced = end;
-                self.call(client, "advancing the slot", client
-                    .execute(
+                self.call(
+                    client,
+                    "advancing the slot",
+                    client.execute(
                         "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
                         &[&self.slot, &lsn_text(end)],
-                    )).await?;
+                    ),
+                )
+                .await?;
             }
             if messages.is_empty() && !self.sleep(poll).await {
                 return Ok(());
