@@ -759,11 +759,23 @@ impl Writer<'_> {
         }
     }
 
-    /// Whether the store's offsets already sit at the end of `batch`.
+    /// Whether the store's offsets already sit at the end of `batch`. The read is retried
+    /// like the batch itself: the connection that lost the commit's reply may still be down,
+    /// and a transient error here must not stop the landing (issue 18, item 9).
     async fn committed_before(&self, batch: &LandingBatch) -> Result<bool> {
         let l = self.landing;
-        let stored: HashMap<TopicPartition, i64> =
-            l.store.offsets(&l.config.group).await?.into_iter().collect();
+        let mut attempt = 0;
+        let stored: HashMap<TopicPartition, i64> = loop {
+            match l.store.offsets(&l.config.group).await {
+                Ok(offsets) => break offsets.into_iter().collect(),
+                Err(e) if e.is_retryable() => {
+                    warn!(message = "could not read the store's offsets to check a lost commit reply, retrying", error = %e, attempt);
+                    l.backoff(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         Ok(batch.offsets.iter().all(|r| stored.get(&r.tp) == Some(&r.next)))
     }
 
