@@ -55,7 +55,7 @@ async fn call(
     body: Option<&str>,
 ) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
@@ -563,4 +563,50 @@ async fn the_lineage_graph_is_a_read_endpoint() {
         assert_eq!(v["edges"][0]["records"], 3, "{v}");
         assert_eq!(v["jobs"][0]["run"]["started_at"], "2023-11-14T22:13:20Z", "{v}");
     }
+}
+
+/// An open API (no tokens) cannot be driven by a web page the operator visits: a cross-site
+/// POST to a control route and a request to a rebound host name are refused with 403, while
+/// curl (no `Origin`) and the dashboard (its own origin) get through to the handler.
+#[tokio::test]
+async fn an_open_api_refuses_cross_site_control_and_foreign_host_names() {
+    let s = start(Access::default()).await;
+    let raw = |request: String| async move {
+        let mut c = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+        c.write_all(request.as_bytes()).await.expect("write");
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).await.expect("read");
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let code: u16 = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status");
+        (code, out)
+    };
+    let pause = |host: &str, extra: &str| {
+        format!(
+            "POST /api/v1/control/landing/pause HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let (code, out) = raw(pause("127.0.0.1", "Origin: http://evil.example\r\n")).await;
+    assert_eq!(code, 403, "{out}");
+    assert!(out.contains("cross-site request refused"), "{out}");
+    let (code, out) = raw(pause("127.0.0.1", "Sec-Fetch-Site: cross-site\r\n")).await;
+    assert_eq!(code, 403, "{out}");
+    let (code, out) = raw(pause("evil.example", "Origin: http://evil.example\r\n")).await;
+    assert_eq!(code, 403, "a rebound name: {out}");
+    let (code, out) = raw(format!(
+        "GET /api/v1/status HTTP/1.1\r\nHost: rebound.example:{}\r\nConnection: close\r\n\r\n",
+        s.addr.port()
+    ))
+    .await;
+    assert_eq!(code, 403, "reads through a rebound name too: {out}");
+    assert!(out.contains("loopback host"), "{out}");
+    // Past the check, the handler answers for itself (no landing registered: 503).
+    let (code, out) = raw(pause("127.0.0.1", "")).await;
+    assert_eq!(code, 503, "curl: {out}");
+    let own = format!("Origin: http://127.0.0.1:{}\r\n", s.addr.port());
+    let (code, out) = raw(pause(&format!("127.0.0.1:{}", s.addr.port()), &own)).await;
+    assert_eq!(code, 503, "the dashboard's own origin: {out}");
 }

@@ -40,7 +40,7 @@ async fn start(
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
@@ -89,7 +89,7 @@ async fn the_stream_pushes_snapshots_that_follow_the_metrics_and_ends_at_shutdow
     let (metrics, shutdown) = (Metrics::new(), Shutdown::new());
     let (addr, state, task) = start(&metrics, Access::default(), &shutdown).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .expect("write");
     let mut lines = BufReader::new(s).lines();
@@ -164,7 +164,7 @@ async fn with_tokens_the_stream_takes_a_read_token_from_the_query_and_the_page_s
     );
 
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /api/v1/live?access_token=reader HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /api/v1/live?access_token=reader HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .expect("write");
     let mut status = String::new();
