@@ -60,6 +60,9 @@ pub struct Pipeline {
     pub partitions: Vec<TopicPartition>,
     /// Each job's OpenLineage run: START now, COMPLETE or FAIL as its task ends.
     pub lineage: Lineage,
+    /// The exclusive lock on `<data-dir>/sources` (ledgers, journals, cursors), held while the
+    /// pipeline lives: the log's own lock covers only an embedded log in the data directory.
+    _sources_lock: std::fs::File,
 }
 
 /// Starts every stage of `config`. `shutdown` stops the sources; [`Pipeline::stop`] then stops
@@ -70,6 +73,10 @@ pub async fn start(
     health: Health,
     shutdown: Shutdown,
 ) -> Result<Pipeline> {
+    // First of all: a second process on this data directory must not touch anything.
+    let sources_dir = config.data_dir.join("sources");
+    std::fs::create_dir_all(&sources_dir).with_context(|| format!("creating {}", sources_dir.display()))?;
+    let sources_lock = retail_log::embedded::lock_dir(&sources_dir)?;
     let (landing_stop, serve_stop) = (Shutdown::new(), Shutdown::new());
     let (http, serve_state, serve_task) = serve(config, &metrics, &health, &serve_stop).await?;
     let log = log(config, &metrics, &health).await?;
@@ -134,6 +141,7 @@ pub async fn start(
         serve_stop,
         partitions,
         lineage,
+        _sources_lock: sources_lock,
     })
 }
 

@@ -48,3 +48,42 @@ async fn a_second_process_on_one_data_dir_is_refused() {
     first.interrupt_to_summary();
     store.drop().await;
 }
+
+/// With the log elsewhere (Kafka, or an embedded log outside the data directory) the log's lock
+/// does not meet the second process; the lock on the sources' state (CSV ledger, MQTT journal,
+/// SOAP cursor, CDC state) does, naming the directory and the holder.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_process_on_one_data_dir_is_refused_even_with_its_log_elsewhere() {
+    let store = TestStore::sqlite();
+    let first = Running::start(&demo_args(&store, 200, 3));
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let mut args = demo_args(&store, 200, 4);
+    args.extend([
+        "--log".to_owned(),
+        format!("embedded://{}", elsewhere.path().join("log").display()),
+    ]);
+    let out = Command::new(BIN)
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the second retail-etl")
+        .wait_with_output()
+        .expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second process ran: {stderr}");
+    let sources = store.data_dir().join("sources").display().to_string();
+    assert!(
+        stderr.contains(&sources),
+        "error does not name {sources}: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", first.child.id())),
+        "error does not name the first process: {stderr}"
+    );
+    let (code, body) = first.get("/health");
+    assert_eq!(code, 200, "the first process is still healthy: {body}");
+    first.interrupt_to_summary();
+    store.drop().await;
+}

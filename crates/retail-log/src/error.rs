@@ -68,11 +68,12 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
-    /// Another process (or another handle in this one) has the log directory open: two writers
-    /// would truncate and delete under each other.
-    #[error("log directory {dir} is in use by another process ({holder}); one process per data directory (stop it, or pick another --data-dir)")]
+    /// Another process (or another handle in this one) has the directory open: two writers
+    /// would truncate and delete under each other (the log), or read and write one ledger,
+    /// journal or cursor (the sources' state).
+    #[error("directory {dir} is in use by another process ({holder}); one process per data directory (stop it, or pick another --data-dir)")]
     Locked {
-        /// The log directory.
+        /// The locked directory.
         dir: String,
         /// Who holds it, e.g. `pid 4242`, as that process wrote in the lock file.
         holder: String,

@@ -62,8 +62,10 @@ pub(crate) struct Shared {
 pub const LOCK_FILE: &str = "LOCK";
 
 /// Takes the directory's exclusive lock, or says who holds it. The OS drops the lock when the
-/// process ends however it ends (`kill -9` included), so a stale lock file never blocks.
-fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+/// process ends however it ends (`kill -9` included), so a stale lock file never blocks. The
+/// lock lasts as long as the returned file is open. The binary also takes it on the sources'
+/// state directory, which the log's lock does not cover when the log is elsewhere (Kafka).
+pub fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     use std::io::{Read, Seek, Write};
     let path = dir.join(LOCK_FILE);
     let mut file = std::fs::File::options()

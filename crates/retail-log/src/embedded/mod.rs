@@ -70,6 +70,6 @@ mod writer;
 
 pub use config::{EmbeddedConfig, FsyncPolicy};
 pub use consumer::EmbeddedConsumer;
-pub use log::EmbeddedLog;
+pub use log::{lock_dir, EmbeddedLog};
 // The Kafka backend and the landing's configuration check names with the same rule.
 pub use topic::validate_name;
