@@ -45,8 +45,14 @@ pub struct ServeState {
     pub access: Arc<Access>,
     /// Pause, resume and rate of each source and the landing.
     pub controls: Controls,
+    /// Permits of the open live streams: each holds a connection and a task for as long as a
+    /// page stays open, so their number is bounded ([`MAX_LIVE_STREAMS`] by default).
+    pub live_streams: Arc<tokio::sync::Semaphore>,
     slots: Arc<Slots>,
 }
+
+/// Live streams open at once by default; one more is answered 503 until one closes.
+pub const MAX_LIVE_STREAMS: usize = 256;
 
 impl ServeState {
     /// A state with nothing open yet: the API answers 503 until the slots are filled.
@@ -57,8 +63,16 @@ impl ServeState {
             started: Instant::now(),
             access: Arc::new(access),
             controls: Controls::default(),
+            live_streams: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE_STREAMS)),
             slots: Arc::default(),
         }
+    }
+
+    /// The same state with at most `n` live streams open at once.
+    #[must_use]
+    pub fn with_max_live_streams(mut self, n: usize) -> Self {
+        self.live_streams = Arc::new(tokio::sync::Semaphore::new(n));
+        self
     }
 
     /// The store's read side, once the store is open.

@@ -180,3 +180,49 @@ async fn with_tokens_the_stream_takes_a_read_token_from_the_query_and_the_page_s
         .expect("join")
         .expect("serve");
 }
+
+/// Live streams are bounded: with room for two, a third is answered 503 naming why, and once a
+/// page goes away its place is free again.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_streams_are_bounded_and_a_closed_one_frees_its_place() {
+    let (metrics, shutdown) = (Metrics::new(), Shutdown::new());
+    let state = ServeState::new(metrics.clone(), Health::new(), Access::default()).with_max_live_streams(2);
+    let (addr, _task) = serve("127.0.0.1:0".parse().expect("addr"), state, shutdown.clone())
+        .await
+        .expect("bind");
+    let open = || async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .expect("write");
+        let mut lines = BufReader::new(s).lines();
+        let status = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+            .await
+            .expect("a status line")
+            .expect("read")
+            .expect("open");
+        (status, lines)
+    };
+    let (first, first_stream) = open().await;
+    let (second, _second_stream) = open().await;
+    assert!(
+        first.contains(" 200 ") && second.contains(" 200 "),
+        "{first} / {second}"
+    );
+    let (third, _) = open().await;
+    assert!(third.contains(" 503 "), "a third stream: {third}");
+    drop(first_stream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (again, _stream) = open().await;
+        if again.contains(" 200 ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's place never came free: {again}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.trigger();
+}

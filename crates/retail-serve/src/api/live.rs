@@ -33,7 +33,7 @@ pub const LIVE_STREAM_PATH: &str = "/api/v1/live";
     responses(
         (status = 200, description = "text/event-stream of `snapshot` events", content_type = "text/event-stream", body = String),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
-        (status = 503, description = "The dashboard's ticker is not running", body = ErrorBody),
+        (status = 503, description = "The dashboard's ticker is not running, or too many live streams are open", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -41,17 +41,23 @@ pub async fn stream(
     State(s): State<ServeState>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let mut rx = s.live().ok_or_else(not_running)?;
+    // Held by the stream, so released when the page goes away.
+    let permit = s.live_streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::unavailable(
+            "too many live streams are open; close a dashboard page or poll /api/v1/live/snapshot",
+        )
+    })?;
     // What the channel holds may be old (nobody watched: the ticker skipped the store); this
     // receiver makes the next tick a watched one, so the stream starts with that.
     rx.mark_unchanged();
-    let events = stream::unfold(rx, |mut rx| async move {
+    let events = stream::unfold((rx, permit), |(mut rx, permit)| async move {
         rx.changed().await.ok()?;
         let snapshot = rx.borrow_and_update().clone();
         let event = Event::default()
             .event("snapshot")
             .json_data(snapshot.as_ref())
             .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
-        Some((Ok(event), rx))
+        Some((Ok(event), (rx, permit)))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
