@@ -30,6 +30,8 @@
 //!   mapped tables read from a logical replication slot that moves only after the append.
 //! - [`soap`]: the SOAP payments poller (payment providers): a templated request per page, a
 //!   cursor (timestamp, payment id) replaced atomically after each append, faults on `/health`.
+//! - [`state_file`]: a source's small state file replaced durably (ledger, cursor, journal);
+//!   [`secret`]: `${VAR}` secrets in source settings.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
 
 pub mod cdc;
@@ -42,7 +44,9 @@ pub mod mqtt;
 pub mod record;
 pub mod registry;
 pub mod runtime;
+pub mod secret;
 pub mod soap;
+pub mod state_file;
 pub mod webhook;
 
 pub use context::{Backlog, Routes, SourceContext};

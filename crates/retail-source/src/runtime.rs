@@ -332,6 +332,23 @@ impl SourceRuntime {
         }
     }
 
+    /// Creates (or checks) `topics` with `partitions` partitions each, retrying retryable log
+    /// errors. `false` when shutdown came first.
+    pub async fn ensure_topics(&self, topics: &[&str], partitions: i32) -> Result<bool> {
+        for &topic in topics {
+            let log = self.inner.log.clone();
+            let made = self
+                .retry(&format!("creating topic {topic}"), || {
+                    log.ensure_topic(topic, partitions)
+                })
+                .await?;
+            if made.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Sleeps `d` unless shutdown comes first (`false`).
     async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {

@@ -15,5 +15,5 @@ mod encode;
 mod fields;
 mod types;
 
-pub use decode::{decode, decode_with, DecodeError, FieldError, MAX_EVENT_BYTES};
+pub use decode::{decode, decode_with, DecodeError, FieldError, MAX_EVENT_BYTES, TYPE_NAMES};
 pub use types::*;

@@ -131,19 +131,6 @@ impl CdcConfig {
     }
 }
 
-const EVENT_TYPES: [&str; 10] = [
-    "sale",
-    "return",
-    "void",
-    "order",
-    "payment",
-    "inventory",
-    "store",
-    "product",
-    "seller",
-    "device_status",
-];
-
 #[async_trait::async_trait]
 impl BuildSource for CdcConfig {
     const KIND: &'static str = "postgres_cdc";
@@ -194,12 +181,12 @@ impl BuildSource for CdcConfig {
                     format!("must be schema.name, got {:?}", t.table),
                 );
             }
-            if !EVENT_TYPES.contains(&t.event_type.as_str()) {
+            if !retail_core::event::TYPE_NAMES.contains(&t.event_type.as_str()) {
                 return bad(
                     &format!("tables[{i}].event_type"),
                     format!(
                         "must be one of {}, got {:?}",
-                        EVENT_TYPES.join(", "),
+                        retail_core::event::TYPE_NAMES.join(", "),
                         t.event_type
                     ),
                 );

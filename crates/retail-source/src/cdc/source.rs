@@ -393,16 +393,9 @@ impl Cdc {
     }
 
     fn save(&self, saved: &Saved) -> Step<()> {
-        let tmp = self.state_path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(saved).unwrap_or_default();
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.state_path)
-        };
-        write().map_err(|e| Fail::Fatal(Error::io(format!("writing {}", self.state_path.display()), e)))
+        crate::state_file::replace(&self.state_path, &bytes)
+            .map_err(|e| Fail::Fatal(Error::io(format!("writing {}", self.state_path.display()), e)))
     }
 
     /// Makes the slot if missing, with the initial snapshot when configured. Returns the

@@ -9,7 +9,6 @@
 //! of the batch's lines are already there, and appends only the others (`source.rs`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -77,17 +76,7 @@ impl Ledger {
 
     fn save(&self) -> Result<()> {
         let io = |what: &str, e| Error::io(format!("{what} {}", self.path.display()), e);
-        let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(&self.files).map_err(|e| Error::Config(e.to_string()))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
-        f.write_all(&bytes).map_err(|e| io("writing", e))?;
-        f.sync_all().map_err(|e| io("syncing", e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| io("replacing", e))?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io("syncing the directory of", e))?;
-        }
-        Ok(())
+        crate::state_file::replace(&self.path, &bytes).map_err(|e| io("replacing", e))
     }
 }

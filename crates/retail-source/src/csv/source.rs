@@ -67,19 +67,8 @@ impl Inbox {
     }
 
     async fn watch(&mut self) -> Result<()> {
-        for topic in topics::ALL {
-            let log = self.runtime.log().clone();
-            let partitions = self.partitions;
-            if self
-                .runtime
-                .retry(&format!("creating topic {topic}"), || {
-                    log.ensure_topic(topic, partitions)
-                })
-                .await?
-                .is_none()
-            {
-                return Ok(());
-            }
+        if !self.runtime.ensure_topics(&topics::ALL, self.partitions).await? {
+            return Ok(());
         }
         self.runtime
             .set_state(State::Running, format!("watching {}", self.dir.display()));

@@ -279,17 +279,11 @@ impl GeneratorSource {
 
     async fn run_inner(&mut self, runtime: &SourceRuntime) -> Result<GeneratorStats> {
         runtime.set_state(State::Starting, "creating topics and appending the catalog");
-        for topic in [topics::CATALOG, topics::SALES] {
-            let what = format!("creating topic {topic}");
-            let log = runtime.log().clone();
-            let partitions = self.partitions;
-            if runtime
-                .retry(&what, || log.ensure_topic(topic, partitions))
-                .await?
-                .is_none()
-            {
-                return Ok(self.stats());
-            }
+        if !runtime
+            .ensure_topics(&[topics::CATALOG, topics::SALES], self.partitions)
+            .await?
+        {
+            return Ok(self.stats());
         }
         let shutdown = runtime.shutdown().clone();
 

@@ -155,7 +155,7 @@ impl BuildSource for MqttConfig {
     async fn build(&self, cx: &SourceContext) -> Result<BuiltSource> {
         let mut config = self.clone();
         if let Some(p) = config.password.as_mut() {
-            *p = from_env(p, &format!("mqtt {:?}: password", self.name))?;
+            *p = crate::secret::secret(p, &format!("mqtt {:?}: password", self.name))?;
         }
         config.validate()?;
         let state = cx.state_dir(&self.name)?;
@@ -178,15 +178,6 @@ impl BuildSource for MqttConfig {
             handle,
             task: Box::pin(subscriber.run()),
         })
-    }
-}
-
-/// A secret's value: `${VAR}` is read from the environment (never logged).
-fn from_env(value: &str, key: &str) -> Result<String> {
-    match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
-        Some(var) => std::env::var(var)
-            .map_err(|_| Error::Config(format!("{key}: environment variable {var} is not set"))),
-        None => Ok(value.to_owned()),
     }
 }
 

@@ -134,9 +134,8 @@ impl Journal {
         }
     }
 
-    /// Rewrites the file with the kept identities only (temp file, fsync, rename).
+    /// Rewrites the file with the kept identities only, replaced durably.
     fn compact(&mut self) -> Result<()> {
-        let tmp = self.path.with_extension("tsv.tmp");
         let what = || format!("compacting {}", self.path.display());
         let mut text = String::with_capacity(self.order.len() * 96);
         for key in &self.order {
@@ -144,15 +143,7 @@ impl Journal {
                 text.push_str(&line(key, identity));
             }
         }
-        let mut f = File::create(&tmp).map_err(|e| Error::io(what(), e))?;
-        f.write_all(text.as_bytes()).map_err(|e| Error::io(what(), e))?;
-        f.sync_all().map_err(|e| Error::io(what(), e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(what(), e))?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Error::io(what(), e))?;
-        }
+        crate::state_file::replace(&self.path, text.as_bytes()).map_err(|e| Error::io(what(), e))?;
         self.file = open_append(&self.path)?;
         self.lines = self.order.len();
         Ok(())

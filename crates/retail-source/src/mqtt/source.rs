@@ -97,18 +97,8 @@ impl Subscriber {
     }
 
     async fn subscribe_and_land(&mut self) -> Result<()> {
-        for topic in topics::ALL {
-            let log = self.runtime.log().clone();
-            let partitions = self.partitions;
-            let made = self
-                .runtime
-                .retry(&format!("creating topic {topic}"), || {
-                    log.ensure_topic(topic, partitions)
-                })
-                .await?;
-            if made.is_none() {
-                return Ok(());
-            }
+        if !self.runtime.ensure_topics(&topics::ALL, self.partitions).await? {
+            return Ok(());
         }
         // Room for every ack of a full batch and then some: acks are sent with `try_ack`, never
         // awaited, so the subscriber cannot wait on the event loop while the event loop waits
@@ -449,11 +439,9 @@ impl Subscriber {
     }
 
     fn remember_subscribed(&self, filters: &BTreeSet<String>) -> Result<()> {
-        let tmp = self.subscribed_file.with_extension("json.tmp");
-        let what = || format!("writing {}", self.subscribed_file.display());
         let text = serde_json::to_vec(filters).map_err(|e| Error::Config(e.to_string()))?;
-        std::fs::write(&tmp, text).map_err(|e| Error::io(what(), e))?;
-        std::fs::rename(&tmp, &self.subscribed_file).map_err(|e| Error::io(what(), e))
+        crate::state_file::replace(&self.subscribed_file, &text)
+            .map_err(|e| Error::io(format!("writing {}", self.subscribed_file.display()), e))
     }
 }
 

@@ -251,14 +251,7 @@ impl BuildSource for SoapConfig {
             ))
         })?;
         if let Some(p) = config.password.as_mut() {
-            if let Some(var) = p.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
-                *p = std::env::var(var).map_err(|_| {
-                    Error::Config(format!(
-                        "{}: environment variable {var} is not set",
-                        what("password")
-                    ))
-                })?;
-            }
+            *p = crate::secret::secret(p, &what("password"))?;
         }
         let state = cx.state_dir(&self.name)?;
         let runtime = cx.runtime(&self.name, Self::KIND);

@@ -8,7 +8,6 @@
 //! the page again, whose payments get the same derived ids, so the landing lands them once.
 
 use std::cmp::Ordering;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -89,20 +88,8 @@ impl CursorFile {
     /// Replaces the saved cursor durably.
     pub fn save(&self, cursor: &Cursor) -> Result<()> {
         let io = |what: &str, e| Error::io(format!("{what} {}", self.path.display()), e);
-        let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(cursor).map_err(|e| Error::Config(e.to_string()))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating the temporary file of", e))?;
-        f.write_all(&bytes)
-            .map_err(|e| io("writing the temporary file of", e))?;
-        f.sync_all().map_err(|e| io("syncing the temporary file of", e))?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(|e| io("replacing", e))?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io("syncing the directory of", e))?;
-        }
-        Ok(())
+        crate::state_file::replace(&self.path, &bytes).map_err(|e| io("replacing", e))
     }
 }
 

@@ -98,16 +98,11 @@ impl Poller {
     }
 
     async fn poll(&mut self) -> Result<()> {
-        let log = self.runtime.log().clone();
-        let partitions = self.partitions;
-        let topic = topics::PAYMENTS;
-        let made = self
+        if !self
             .runtime
-            .retry(&format!("creating topic {topic}"), || {
-                log.ensure_topic(topic, partitions)
-            })
-            .await?;
-        if made.is_none() {
+            .ensure_topics(&[topics::PAYMENTS], self.partitions)
+            .await?
+        {
             return Ok(());
         }
         info!(

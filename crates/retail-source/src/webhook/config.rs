@@ -141,10 +141,10 @@ impl BuildSource for WebhookConfig {
     async fn build(&self, cx: &SourceContext) -> Result<BuiltSource> {
         let mut config = self.clone();
         for (i, t) in config.bearer_tokens.iter_mut().enumerate() {
-            *t = from_env(t, &format!("webhook {:?}: bearer_tokens[{i}]", self.name))?;
+            *t = crate::secret::secret(t, &format!("webhook {:?}: bearer_tokens[{i}]", self.name))?;
         }
         if let Some(s) = config.hmac_secret.as_mut() {
-            *s = from_env(s, &format!("webhook {:?}: hmac_secret", self.name))?;
+            *s = crate::secret::secret(s, &format!("webhook {:?}: hmac_secret", self.name))?;
         }
         config.validate()?;
         let open = self.bearer_tokens.is_empty() && self.hmac_secret.is_none();
@@ -181,15 +181,5 @@ impl BuildSource for WebhookConfig {
 
 /// Whether a secret is written as `${VAR}`.
 fn is_env(value: &str) -> bool {
-    value.starts_with("${") && value.ends_with('}')
-}
-
-/// A secret's value: `${VAR}` is read from the environment (never logged), anything else is
-/// the value itself.
-fn from_env(value: &str, key: &str) -> Result<String> {
-    if !is_env(value) {
-        return Ok(value.to_owned());
-    }
-    let var = &value[2..value.len() - 1];
-    std::env::var(var).map_err(|_| Error::Config(format!("{key}: environment variable {var} is not set")))
+    crate::secret::env_var(value).is_some()
 }
