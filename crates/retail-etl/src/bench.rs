@@ -46,6 +46,37 @@ struct Report {
     baseline_rows: usize,
     baseline_rows_per_s: f64,
     ratio_to_baseline: f64,
+    /// `--duration`: the samples of a soak at a fixed rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    soak: Option<Soak>,
+}
+
+/// One sample of a soak: what the process landed and held during the last interval.
+#[derive(Debug, Clone, Serialize)]
+struct SoakSample {
+    /// Seconds since the pipeline started.
+    at_s: f64,
+    /// Events landed during the interval that ends here, per second.
+    events_per_s: f64,
+    /// Resident memory now (VmRSS).
+    rss_mb: f64,
+    /// Open file descriptors now.
+    open_fds: usize,
+    /// Bytes the embedded log holds on disk now.
+    log_bytes: u64,
+}
+
+/// A soak's samples and how far they moved: flat means the last interval looks like the first.
+#[derive(Debug, Serialize)]
+struct Soak {
+    duration_s: u64,
+    sample_every_s: u64,
+    samples: Vec<SoakSample>,
+    /// Lowest and highest RSS after the first sample (the first includes start-up).
+    rss_mb_min: f64,
+    rss_mb_max: f64,
+    open_fds_min: usize,
+    open_fds_max: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -97,12 +128,46 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.log.as_deref().is_some_and(|u| u.starts_with("kafka://")) {
         return compare_logs(&args).await;
     }
-    let report = once(&args, true).await?;
+    let report = if let Some(duration) = args.duration {
+        anyhow::ensure!(
+            args.rate > 0.0,
+            "bench --duration is a soak at a fixed rate: give --rate (events/s) too"
+        );
+        let events = (args.rate * duration as f64).round() as u64;
+        let soak = BenchArgs {
+            events,
+            store: args.store.clone(),
+            data_dir: args.data_dir.clone(),
+            json: None,
+            log: None,
+            ..args
+        };
+        once(&soak, false).await?
+    } else {
+        once(&args, true).await?
+    };
 
     let json = serde_json::to_string_pretty(&report)?;
     println!("{json}");
     if let Some(path) = &args.json {
         std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(soak) = &report.soak {
+        eprintln!(
+            "\n  store            {}\n  events           {} at {:.0}/s for {} s\n  latency p50/p95/p99  {:.0} / {:.0} / {:.0} ms\n  RSS after start  {:.0} - {:.0} MB\n  open fds         {} - {}",
+            report.store,
+            report.events,
+            report.target_rate,
+            soak.duration_s,
+            report.latency_ms.p50,
+            report.latency_ms.p95,
+            report.latency_ms.p99,
+            soak.rss_mb_min,
+            soak.rss_mb_max,
+            soak.open_fds_min,
+            soak.open_fds_max
+        );
+        return Ok(());
     }
     eprintln!(
         "\n  store            {}\n  events           {}\n  throughput       {:.0} events/s\n  latency p50/p95/p99  {:.0} / {:.0} / {:.0} ms\n  peak RSS         {:.0} MB\n  bare bulk load   {:.0} rows/s\n  ratio            {:.2}",
@@ -329,6 +394,16 @@ async fn measure(
         let (landing, samples) = (p.landing.clone(), samples.clone());
         tokio::spawn(async move { sample_progress(&landing, started, &samples).await })
     };
+    let soak_samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let soaker = args.duration.map(|_| {
+        let (landing, every, log_dir, out) = (
+            p.landing.clone(),
+            Duration::from_secs(args.sample_every),
+            scratch.join("log"),
+            soak_samples.clone(),
+        );
+        tokio::spawn(async move { sample_soak(&landing, started, every, &log_dir, &out).await })
+    });
     for (_, task) in std::mem::take(&mut p.source_tasks) {
         task.await.context("generator task")?.context("generator")?;
     }
@@ -340,6 +415,11 @@ async fn measure(
     }
     let elapsed = started.elapsed();
     sampler.abort();
+    let soak = soaker.map(|task| {
+        task.abort();
+        let samples = soak_samples.lock().map(|s| s.clone()).unwrap_or_default();
+        soak_summary(args, samples)
+    });
     let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
     let (first_million_events_per_s, last_million_events_per_s) =
         million_rates(&samples, args.events, elapsed);
@@ -374,6 +454,7 @@ async fn measure(
         baseline_rows: 0,
         baseline_rows_per_s: 0.0,
         ratio_to_baseline: 0.0,
+        soak,
     };
     if !baseline {
         return Ok(report);
@@ -409,6 +490,74 @@ async fn sample_progress(
             s.push((started.elapsed().as_secs_f64(), landed));
         }
     }
+}
+
+/// Every `every`, records what the last interval landed per second, resident memory, open file
+/// descriptors and the log's size on disk, until aborted: the soak's evidence that nothing grows.
+async fn sample_soak(
+    landing: &retail_process::LandingHandle,
+    started: Instant,
+    every: Duration,
+    log_dir: &std::path::Path,
+    out: &std::sync::Mutex<Vec<SoakSample>>,
+) {
+    let landed = || {
+        let p = landing.progress();
+        p.sales_landed + p.duplicates_skipped + p.dead_letters
+    };
+    let (mut last_at, mut last_landed) = (0.0, landed());
+    loop {
+        tokio::time::sleep(every).await;
+        let (at_s, now_landed) = (started.elapsed().as_secs_f64(), landed());
+        let sample = SoakSample {
+            at_s,
+            events_per_s: (now_landed - last_landed) as f64 / (at_s - last_at).max(1e-9),
+            rss_mb: proc_status_mb("VmRSS:"),
+            open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count),
+            log_bytes: dir_bytes(log_dir),
+        };
+        eprintln!(
+            "  soak {:>6.0} s  {:>8.0} events/s  RSS {:>5.0} MB  fds {:>4}  log {:>6.1} MB",
+            sample.at_s,
+            sample.events_per_s,
+            sample.rss_mb,
+            sample.open_fds,
+            sample.log_bytes as f64 / 1e6
+        );
+        (last_at, last_landed) = (at_s, now_landed);
+        if let Ok(mut s) = out.lock() {
+            s.push(sample);
+        }
+    }
+}
+
+fn soak_summary(args: &BenchArgs, samples: Vec<SoakSample>) -> Soak {
+    // The first sample includes start-up (tables created, caches filled); flatness is judged after.
+    let steady = samples.get(1..).filter(|s| !s.is_empty()).unwrap_or(&samples);
+    let rss = steady.iter().map(|s| s.rss_mb);
+    let fds = steady.iter().map(|s| s.open_fds);
+    Soak {
+        duration_s: args.duration.unwrap_or(0),
+        sample_every_s: args.sample_every,
+        rss_mb_min: rss.clone().fold(f64::INFINITY, f64::min),
+        rss_mb_max: rss.fold(0.0, f64::max),
+        open_fds_min: fds.clone().min().unwrap_or(0),
+        open_fds_max: fds.max().unwrap_or(0),
+        samples,
+    }
+}
+
+/// Total size of the files under `dir`, recursively.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+                _ => e.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
+    })
 }
 
 /// The rates of the first and the last million events, from when the landed count crossed
@@ -462,11 +611,16 @@ fn baseline_rows_like(config: &GeneratorConfig, n: usize) -> Vec<LandedSale> {
 
 /// Peak resident memory of this process (VmHWM), in MB.
 fn peak_rss_mb() -> f64 {
+    proc_status_mb("VmHWM:")
+}
+
+/// A memory figure of this process from `/proc/self/status` (`VmHWM:`, `VmRSS:`), in MB.
+fn proc_status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })

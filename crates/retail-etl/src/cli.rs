@@ -155,6 +155,14 @@ pub struct BenchArgs {
     /// broker): the landing would read what they already hold.
     #[arg(long, conflicts_with = "compare_aggregates")]
     pub log: Option<String>,
+    /// Soak: run at `--rate` for this many seconds (events = rate x duration) and sample
+    /// throughput, resident memory and open file descriptors every `--sample-every` seconds, to
+    /// show they stay flat. Skips the bare bulk load.
+    #[arg(long, conflicts_with_all = ["compare_aggregates", "log"])]
+    pub duration: Option<u64>,
+    /// Seconds between two soak samples.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample_every: u64,
 }
 
 /// Flags of `bench-webhook`.
