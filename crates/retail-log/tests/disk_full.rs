@@ -117,7 +117,10 @@ async fn a_full_disk_fails_appends_until_space_is_freed_and_loses_nothing() {
 
     let expect: Vec<String> = acked.iter().map(|&(_, i)| value(i)).collect();
     let offsets: Vec<i64> = acked.iter().map(|&(o, _)| o).collect();
-    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "offsets grow: {offsets:?}");
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "offsets grow: {offsets:?}"
+    );
     let read = |records: Vec<retail_log::ConsumedRecord>| {
         records
             .into_iter()
@@ -128,12 +131,19 @@ async fn a_full_disk_fails_appends_until_space_is_freed_and_loses_nothing() {
     let got = read(drain(consumer.as_mut()).await);
     drop(consumer);
     let want: Vec<(i64, String)> = offsets.iter().copied().zip(expect).collect();
-    assert_eq!(got, want, "every acknowledged record once, in order, and nothing else");
+    assert_eq!(
+        got, want,
+        "every acknowledged record once, in order, and nothing else"
+    );
     log.close().await.unwrap();
 
     let log = open(&dir, config).await;
     let mut consumer = log.consumer("reader2", &["t"]).await.unwrap();
-    assert_eq!(read(drain(consumer.as_mut()).await), got, "the same after a reopen");
+    assert_eq!(
+        read(drain(consumer.as_mut()).await),
+        got,
+        "the same after a reopen"
+    );
     drop(consumer);
     log.close().await.unwrap();
 }
