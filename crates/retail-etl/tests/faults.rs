@@ -384,9 +384,24 @@ fn event_ids(v: &Value) -> Vec<String> {
 /// The data directory (embedded log included) on an 8 MiB tmpfs mostly taken by a filler file:
 /// webhook posts fill it until the log's `pwrite` fails with ENOSPC. Those posts get 503 (never
 /// 202), the process keeps running and `/health` says why; once the filler is removed posts are
-/// accepted again, and the store holds exactly the events that got a 202.
+/// accepted again, and the store holds exactly the events that got a 202 (the refused requests
+/// are not sent again).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_log_disk_answers_503_until_space_is_freed_and_loses_nothing() {
+    full_log_disk(None).await;
+}
+
+/// The same with 4 KiB segments, so that every append rolls segments and the disk always fills
+/// in a round that rolled: the log must take appends again without a restart (before ADR 0021
+/// such a failure stopped its writer for good). A roll may already have sealed part of a refused
+/// request into the log, so the test then does what a sender must do with a 503, sends the
+/// refused requests again: each lands once, and nothing that no 202 named lands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_log_disk_at_segment_rolls_takes_appends_again_without_a_restart() {
+    full_log_disk(Some(4096)).await;
+}
+
+async fn full_log_disk(segment_bytes: Option<u64>) {
     let Some(disk) = SmallDisk::mount("8m") else {
         return;
     };
@@ -397,6 +412,11 @@ async fn a_full_log_disk_answers_503_until_space_is_freed_and_loses_nothing() {
     let mut args = demo_args(&store, 0, 1);
     let at = args.iter().position(|a| a == "--data-dir").expect("--data-dir") + 1;
     args[at] = data.display().to_string();
+    if let Some(bytes) = segment_bytes {
+        let config = store.data_dir().join("small-segments.toml");
+        std::fs::write(&config, format!("[log.embedded]\nsegment_bytes = {bytes}\n")).expect("config");
+        args.extend(["--config".to_owned(), config.display().to_string()]);
+    }
     let mut demo = Running::start(&args);
 
     let mut acked: Vec<String> = Vec::new();
@@ -421,7 +441,8 @@ async fn a_full_log_disk_answers_503_until_space_is_freed_and_loses_nothing() {
     );
 
     // Still full: still 503, the process runs, /health names the cause.
-    let (code, v) = post(&demo, &sales_batch(10_000, 200)).await;
+    let still = sales_batch(10_000, 200);
+    let (code, v) = post(&demo, &still).await;
     assert_eq!(code, 503, "{v}");
     assert!(
         demo.child.try_wait().expect("try_wait").is_none(),
@@ -442,6 +463,13 @@ async fn a_full_log_disk_answers_503_until_space_is_freed_and_loses_nothing() {
     wait_until_async(&demo, &mut acked, &mut batch).await;
     let (state, detail) = component(&demo, "pos");
     assert_eq!(state, "running", "{detail}");
+    if segment_bytes.is_some() {
+        for body in [sales_batch(full_at, 200), still] {
+            let (code, v) = post(&demo, &body).await;
+            assert_eq!(code, 202, "a refused request sent again: {v}");
+            acked.extend(event_ids(&v));
+        }
+    }
     for _ in 0..5 {
         batch += 1;
         let (code, v) = post(&demo, &sales_batch(batch, 200)).await;
