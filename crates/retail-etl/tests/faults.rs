@@ -9,9 +9,10 @@
 //! - poison events of every kind among good ones, sent to the webhook, on PostgreSQL;
 //! - `replay` beside a live `run` on the same configuration.
 //!
-//! Mounting a tmpfs and running PostgreSQL as its own user need root. Without root those two
-//! cases print why and pass, unless `RETAIL_TEST_REQUIRE_ROOT=1` (set by `scripts/test`), which
-//! makes them fail. (Two processes on one data directory: tests/lock.rs.)
+//! Mounting a tmpfs needs root. Without root the disk-full cases print why and pass, unless
+//! `RETAIL_TEST_REQUIRE_ROOT=1` (set by `scripts/test`), which makes them fail. The private
+//! cluster runs as the user `postgres` under root, as this process's user otherwise. (Two
+//! processes on one data directory: tests/lock.rs.)
 
 mod common;
 
@@ -95,21 +96,19 @@ fn component(demo: &Running, name: &str) -> (String, String) {
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-/// A PostgreSQL cluster of this test's own (initdb into a temporary directory owned by the
-/// user `postgres`, trust auth, listening on 127.0.0.1:`port` and a socket in its directory),
-/// stopped and removed when dropped.
+/// A PostgreSQL cluster of this test's own (initdb into a temporary directory, trust auth,
+/// listening on 127.0.0.1:`port` and a socket in its directory), stopped and removed when
+/// dropped. PostgreSQL refuses to run as root: as root the directory is given to the user
+/// `postgres` and the tools run as that user (`runuser`); otherwise as this process's user.
 struct PrivatePg {
     dir: tempfile::TempDir,
     port: u16,
+    root: bool,
 }
 
 impl PrivatePg {
-    /// `None` after saying why when this process cannot run a server as `postgres`.
+    /// `None` after saying why when the PostgreSQL server programs are missing.
     fn create() -> Option<Self> {
-        if !is_root() {
-            cannot("the private PostgreSQL cluster runs as the user postgres, which needs root");
-            return None;
-        }
         if !Path::new(PG_BIN).join("initdb").exists() {
             cannot(&format!(
                 "{PG_BIN}/initdb is missing (Debian package postgresql-15)"
@@ -117,15 +116,19 @@ impl PrivatePg {
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let chown = Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(dir.path())
-            .status()
-            .expect("chown");
-        assert!(chown.success(), "chown postgres {}", dir.path().display());
+        let root = is_root();
+        if root {
+            let chown = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(chown.success(), "chown postgres {}", dir.path().display());
+        }
         let pg = Self {
             dir,
             port: common::free_port(),
+            root,
         };
         let data = pg.data().display().to_string();
         pg.as_postgres(
@@ -139,14 +142,25 @@ impl PrivatePg {
         self.dir.path().join("data")
     }
 
+    /// `tool args`, as the user `postgres` when this process is root.
+    fn command(&self, tool: &str) -> Command {
+        let program = Path::new(PG_BIN).join(tool);
+        if self.root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
     fn as_postgres(&self, tool: &str, args: &[&str]) {
-        let out = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(Path::new(PG_BIN).join(tool))
+        let out = self
+            .command(tool)
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .expect("runuser");
+            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
         assert!(
             out.status.success(),
             "{tool} {args:?}: {}\n{}\n{}",
@@ -186,9 +200,8 @@ impl PrivatePg {
 
 impl Drop for PrivatePg {
     fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(Path::new(PG_BIN).join("pg_ctl"))
+        let _ = self
+            .command("pg_ctl")
             .args([
                 "-D",
                 &self.data().display().to_string(),
