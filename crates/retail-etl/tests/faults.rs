@@ -259,7 +259,7 @@ async fn postgres_stopped_and_restarted_mid_run_loses_and_doubles_nothing() {
     };
     let run = Run {
         seed: 21,
-        events: 14_000,
+        events: 20_000,
         rate: 1_000.0,
         duplicate_fraction: 0.02,
         malformed_fraction: 0.005,
