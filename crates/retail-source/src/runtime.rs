@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ struct Inner {
     description: OnceLock<String>,
     /// Records acknowledged by the log, per topic (a few topics per source), for lineage.
     per_topic: Mutex<Vec<(String, u64)>>,
+    /// The last [`SourceRuntime::append_once`] failed and `/health` shows it retrying.
+    append_failing: AtomicBool,
 }
 
 impl Inner {
@@ -122,6 +125,7 @@ impl SourceRuntime {
                 bounded: OnceLock::new(),
                 description: OnceLock::new(),
                 per_topic: Mutex::new(Vec::new()),
+                append_failing: AtomicBool::new(false),
             }),
         }
     }
@@ -281,7 +285,21 @@ impl SourceRuntime {
         accepted: u64,
     ) -> Result<Vec<RecordMetadata>> {
         let topics = count_topics(&records);
-        let meta = self.inner.log.append(records).await?;
+        let meta = match self.inner.log.append(records).await {
+            Ok(meta) => meta,
+            Err(error) => {
+                if error.is_retryable() {
+                    // The sender is answered "retry later"; /health says why (a full disk, say).
+                    self.inner.append_failing.store(true, Ordering::Relaxed);
+                    self.show(State::Retrying, format!("appending to the log: {error}"));
+                }
+                return Err(Error::Log(error));
+            }
+        };
+        if self.inner.append_failing.swap(false, Ordering::Relaxed) {
+            info!(message = "the log takes appends again", source = %self.inner.name);
+            self.recovered();
+        }
         self.inner.accepted.inc_by(accepted);
         self.add_topic_counts(topics);
         Ok(meta)

@@ -376,6 +376,16 @@ impl Running {
             .status()
             .expect("kill");
         assert!(status.success());
+        self.collect_inner()
+    }
+
+    /// Waits for the exit (of a process told to stop, or that ends by itself); returns stdout
+    /// and stderr.
+    pub fn collect(mut self) -> Output {
+        self.collect_inner()
+    }
+
+    fn collect_inner(&mut self) -> Output {
         let mut stdout = String::new();
         if let Some(mut out) = self.child.stdout.take() {
             use std::io::Read;

@@ -15,8 +15,9 @@
 //! A segment is fsynced before its successor is created, so after any crash only the last
 //! segment of a partition can have a torn tail; recovery relies on that.
 //!
-//! A failed `pwrite` is rolled back (files truncated to where the round began) and the round's
-//! appends fail; the next round may succeed (a full disk emptied). A failed `fsync` cannot be
+//! A failed `pwrite` is rolled back (files truncated to where the round began, or to the start of
+//! a segment the round rolled to) and the round's appends fail; the next round may succeed (a
+//! full disk emptied). A failed `fsync` cannot be
 //! rolled back (the kernel may have dropped the dirty pages), so the writer stops accepting
 //! appends until the log is reopened and recovery has re-read what is really on disk.
 
@@ -172,10 +173,10 @@ struct WriteState {
     /// Index entries and newest timestamp written but not published.
     entries: Vec<(i64, u64)>,
     max_ts: i64,
-    /// Round this partition was last touched in, and where it stood when that round began.
+    /// Round this partition was last touched in, and where it stood when that round began (or
+    /// when it rolled to the active segment during the round): the undo point of a failed round.
     round: u64,
     start: (u64, i64, u64),
-    rolled: bool,
     /// Written since the last fsync of `active`.
     unsynced: bool,
 }
@@ -196,7 +197,6 @@ impl WriteState {
             max_ts: i64::MIN,
             round: 0,
             start: (0, 0, 0),
-            rolled: false,
             unsynced: false,
         })
     }
@@ -238,9 +238,17 @@ impl WriteState {
 
     /// Seals the active segment (written, fsynced, published) and starts a new one at the next
     /// offset.
+    ///
+    /// A failed write of the sealed part is undone like any other (nothing of the round is
+    /// published yet); a failed fsync or segment creation stops the writer. Once the new segment
+    /// exists, the round's undo point moves to its start: the records sealed into the old one
+    /// stay in the log even if the round fails later (their appends are answered with the
+    /// error; a retry appends them again and the landing's event ledger lands them once), and a
+    /// later failure of the round, a full disk for instance, only truncates the new segment.
+    /// (Before, any failure after a roll stopped the writer until a restart, so a disk that
+    /// filled up in a round that rolled kept refusing appends after space was freed.)
     fn roll(&mut self) -> Result<(), RoundError> {
-        self.rolled = true;
-        self.write_buffer().map_err(|e| RoundError { fatal: true, ..e })?;
+        self.write_buffer()?;
         self.sync()?;
         self.publish();
         let next = Segment::create(&self.part.dir, self.next_offset).map_err(RoundError::from_error)?;
@@ -248,18 +256,13 @@ impl WriteState {
         self.active = next;
         self.size = 0;
         self.last_indexed = 0;
+        self.start = (0, self.next_offset, 0);
         Ok(())
     }
 
-    /// Undoes the unpublished part of the round: truncate the file to where the round began.
+    /// Undoes the unpublished part of the round: truncate the active segment to where the
+    /// round began in it (its start, when the round rolled to it).
     fn roll_back(&mut self) -> Result<(), RoundError> {
-        if self.rolled {
-            return Err(RoundError {
-                path: self.active.path.display().to_string(),
-                source: io::Error::other("write failed after a segment roll"),
-                fatal: true,
-            });
-        }
         let (size, next, indexed) = self.start;
         self.buf.clear();
         self.entries.clear();
@@ -392,7 +395,6 @@ impl Writer {
         if st.round != self.round {
             st.round = self.round;
             st.start = (st.size, st.next_offset, st.last_indexed);
-            st.rolled = false;
             self.touched.push(part.id);
         }
         Ok(st)
