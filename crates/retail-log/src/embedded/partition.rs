@@ -37,7 +37,7 @@ pub(crate) struct Partition {
     high: AtomicI64,
 }
 
-/// A damaged record as [`Partition::damaged_span`] finds it: what an operator skipping it
+/// A damaged record as [`EmbeddedLog::damaged_span`](super::EmbeddedLog::damaged_span) finds it: what an operator skipping it
 /// needs to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DamagedSpan {
