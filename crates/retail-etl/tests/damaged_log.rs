@@ -1,7 +1,7 @@
 //! A damaged record in a sealed segment of the embedded log (issue 18, item 1; fault-suite case
 //! "a damaged record in a sealed segment"), end to end with the real binary: the landing stops
 //! at it with a message naming topic, partition and offset and the command that moves past it;
-//! that command (`retail-etl log skip`) refuses any other offset, records the skipped record in
+//! that command (`retail-etl log skip`) refuses a live pipeline and any other offset, records the skipped record in
 //! `dead_letters` and moves the stored offset; the next start lands every other event exactly
 //! once. The damage hits the record's length field, so the reader has to resync on the next
 //! good record. The same body runs against SQLite and the real PostgreSQL.
@@ -242,6 +242,11 @@ async fn damaged_record_is_skipped_by_the_operator_and_the_rest_lands_once(store
 
     // The next start lands every other event, exactly once (`sales_ids` panics on a duplicate).
     let running = Running::start(&landing_only(&store));
+    // Never beside a live pipeline: the log's directory lock refuses it.
+    let beside = run_to_exit(&skip);
+    let text = String::from_utf8_lossy(&beside.stderr);
+    assert!(!beside.status.success(), "log skip must refuse a live pipeline");
+    assert!(text.contains("in use by another process"), "{text}");
     let s = running.interrupt_to_summary();
     assert!(s.contains_key("landed"), "{s:?}");
     let landed = store.sales_ids().await;
