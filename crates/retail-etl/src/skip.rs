@@ -135,6 +135,13 @@ async fn skip_in(
         .await
         .with_context(|| format!("topic {} partition {}", tp.topic, tp.partition))?;
     let url = config.store_url()?;
+    // Opening an SQLite store creates the file: a mistyped path must not become a fresh store
+    // that "has landed nothing" and so accepts a skip.
+    if let retail_sink::StoreUrl::Sqlite(path) = &url {
+        if !path.is_file() {
+            bail!("store {url} does not exist; point --store (or --config) at the landing's store");
+        }
+    }
     let store = retail_sink::open(&url)
         .await
         .with_context(|| format!("opening store {url}"))?;

@@ -222,6 +222,22 @@ async fn damaged_record_is_skipped_by_the_operator_and_the_rest_lands_once(store
         "a refused skip records nothing"
     );
 
+    // A mistyped store is refused, not created empty (an empty store "has landed nothing").
+    if store.pg_parts().is_none() {
+        let mut elsewhere = skip.clone();
+        let at = elsewhere
+            .iter()
+            .position(|a| a == "--store")
+            .expect("--store in the command")
+            + 1;
+        let missing = store.data_dir().join("typo.db");
+        elsewhere[at] = format!("sqlite://{}", missing.display());
+        let out = run_to_exit(&elsewhere);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && text.contains("does not exist"), "{text}");
+        assert!(!missing.exists());
+    }
+
     // The printed command skips it.
     let out = run_to_exit(&skip);
     let text = String::from_utf8_lossy(&out.stdout);
