@@ -38,6 +38,18 @@ enum Command {
     BenchWebhook(BenchWebhookArgs),
     /// Rebuild the aggregates from the log into fresh `<name><suffix>` tables.
     Replay(ReplayArgs),
+    /// Operator commands on the log (run with the pipeline stopped).
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+/// `log ...`.
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Moves the landing past a damaged record of the embedded log, the one it stopped at:
+    /// records it in dead_letters and moves the stored offset to the next readable record,
+    /// in one store transaction.
+    Skip(crate::skip::SkipArgs),
 }
 
 /// Flags of `demo`.
@@ -222,6 +234,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Bench(args) => crate::bench::run(args).await,
         Command::BenchWebhook(args) => crate::bench_webhook::run(args).await,
         Command::Replay(args) => crate::replay::run(args).await,
+        Command::Log(LogCommand::Skip(args)) => crate::skip::run(args).await,
     }
 }
 

@@ -12,6 +12,8 @@
 //! - [`lineage`]: OpenLineage run events of every source, the landing and each aggregate, to
 //!   an HTTP endpoint or a file, and the graph `/api/v1/lineage` serves.
 //! - [`replay`]: `replay`: rebuild the aggregates from the log into fresh tables.
+//! - [`skip`]: `log skip`: move the landing past a damaged log record, recording it as a dead
+//!   letter.
 //! - [`bench`]: `bench`: throughput, latency, memory and the store's bare bulk-load rate.
 //! - [`bench_webhook`]: `bench-webhook`: the webhook receiver's events/s and requests/s to a
 //!   durable acknowledgement, and its acknowledgement latency, with a load generator in-process.
@@ -24,6 +26,7 @@ mod demo;
 mod lineage;
 mod pipeline;
 mod replay;
+mod skip;
 
 use clap::Parser;
 

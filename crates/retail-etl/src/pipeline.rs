@@ -60,6 +60,9 @@ pub struct Pipeline {
     pub partitions: Vec<TopicPartition>,
     /// Each job's OpenLineage run: START now, COMPLETE or FAIL as its task ends.
     pub lineage: Lineage,
+    /// The flags that point `retail-etl log skip` at this pipeline's log and store, for the
+    /// hint a landing stopped by a damaged log record prints.
+    skip_flags: String,
     /// The exclusive lock on `<data-dir>/sources` (ledgers, journals, cursors), held while the
     /// pipeline lives: the log's own lock covers only an embedded log in the data directory.
     _sources_lock: std::fs::File,
@@ -141,11 +144,28 @@ pub async fn start(
         serve_stop,
         partitions,
         lineage,
+        skip_flags: skip_flags(config)?,
         _sources_lock: sources_lock,
     })
 }
 
 type SourceTask = JoinHandle<retail_source::Result<()>>;
+
+/// `--config F` when the configuration came from a file, and the log and store URLs (which
+/// flags like `demo --store` may have set). A store URL with a password is left to the file:
+/// it only shows masked.
+fn skip_flags(config: &Config) -> Result<String> {
+    let mut flags = Vec::new();
+    if let Some(file) = &config.source_file {
+        flags.push(format!("--config {}", file.display()));
+    }
+    flags.push(format!("--log {}", config.shown_log_url()));
+    let store = config.store_url()?.to_string();
+    if !store.contains("***") {
+        flags.push(format!("--store {store}"));
+    }
+    Ok(flags.join(" "))
+}
 
 /// (1) Sources: each configured `[[sources]]` block is built with the shared context (its
 /// routes mount on the main server) and runs in its own task.
@@ -496,6 +516,18 @@ impl Pipeline {
         self.landing_task = None;
         let e = match result {
             Ok(Ok(())) => anyhow::anyhow!("landing stopped unexpectedly"),
+            Ok(Err(retail_process::Error::Log(e @ retail_log::Error::DamagedRecord { .. }))) => {
+                let hint = match &e {
+                    retail_log::Error::DamagedRecord { tp, offset, .. } => format!(
+                        "landing stopped at a damaged log record (it never skips one on its own); to \
+                         record it in dead_letters and move past it, with the pipeline stopped run: \
+                         retail-etl log skip {} --topic {} --partition {} --offset {offset}",
+                        self.skip_flags, tp.topic, tp.partition
+                    ),
+                    _ => "landing".to_owned(),
+                };
+                anyhow::Error::new(e).context(hint)
+            }
             Ok(Err(e)) => anyhow::Error::new(e).context("landing"),
             Err(e) => anyhow::Error::new(e).context("landing task"),
         };

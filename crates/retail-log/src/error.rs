@@ -68,6 +68,22 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A record in a segment is damaged (its length, checksum or layout is wrong): reads of the
+    /// partition stop at it, every time, until the reader is moved past it on purpose (the
+    /// operator's `retail-etl log skip`, which records what it skipped). Not retryable.
+    #[error("damaged log record at topic {topic:?} partition {partition} offset {offset} (segment {path}, byte {position}): {reason}", topic = tp.topic, partition = tp.partition)]
+    DamagedRecord {
+        /// Partition.
+        tp: retail_core::TopicPartition,
+        /// Offset of the damaged record (the first one that cannot be read).
+        offset: i64,
+        /// Segment file.
+        path: String,
+        /// Byte position of the damaged record in the segment.
+        position: u64,
+        /// What was wrong.
+        reason: String,
+    },
     /// Another process (or another handle in this one) has the directory open: two writers
     /// would truncate and delete under each other (the log), or read and write one ledger,
     /// journal or cursor (the sources' state).

@@ -25,7 +25,7 @@ use super::files::sync_dir;
 use super::format;
 use super::housekeeping::{self, apply_retention, Groups};
 use super::offsets::OffsetStore;
-use super::partition::Partition;
+use super::partition::{DamagedSpan, Partition};
 use super::segment::Segment;
 use super::topic::{validate_name, validate_partition_count, Topic, OFFSETS_DIR};
 use super::writer::{AppendRequest, Failure, Msg, Reply, Writer};
@@ -356,6 +356,28 @@ impl EmbeddedLog {
             Ok(())
         })
         .await
+    }
+
+    /// The damaged record at `offset` of `tp`, with where reading can resume after it and up
+    /// to `max_raw` of its bytes; `None` when that record reads fine. What the operator's skip
+    /// records before it moves a reader past the damage.
+    pub async fn damaged_span(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_raw: usize,
+    ) -> Result<Option<DamagedSpan>> {
+        let part = self.shared.partition(tp)?;
+        let (low, high) = part.watermarks();
+        if offset < low || offset > high {
+            return Err(Error::OffsetOutOfRange {
+                tp: tp.clone(),
+                offset,
+                low,
+                high,
+            });
+        }
+        blocking(move || part.damaged_span(offset, max_raw)).await
     }
 
     fn send(&self, msg: Msg) -> Result<()> {

@@ -22,7 +22,10 @@
 //! open, each partition's last segment is scanned and cut at the first torn record (a warning
 //! names the file and the bytes cut); older segments are trusted by size and checked record by
 //! record as they are read. A damaged record anywhere else is reported as
-//! [`Error::Corrupt`](crate::Error::Corrupt) when read, never returned.
+//! [`Error::DamagedRecord`](crate::Error::DamagedRecord) when read, never returned, and never
+//! stepped over unless the reader is moved past it (a seek past its offset, which is what the
+//! operator's `retail-etl log skip` makes the landing do): the reader then resyncs on the next
+//! good record, also after a damaged length field ([`EmbeddedLog::damaged_span`] says where).
 //!
 //! # Retention
 //! Retention deletes whole old sealed segments, from the oldest, while the partition is over
@@ -71,5 +74,6 @@ mod writer;
 pub use config::{EmbeddedConfig, FsyncPolicy};
 pub use consumer::EmbeddedConsumer;
 pub use log::{lock_dir, EmbeddedLog};
+pub use partition::DamagedSpan;
 // The Kafka backend and the landing's configuration check names with the same rule.
 pub use topic::validate_name;

@@ -37,6 +37,28 @@ pub(crate) struct Partition {
     high: AtomicI64,
 }
 
+/// A damaged record as [`EmbeddedLog::damaged_span`](super::EmbeddedLog::damaged_span) finds it: what an operator skipping it
+/// needs to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedSpan {
+    /// Partition.
+    pub tp: TopicPartition,
+    /// Offset of the damaged record.
+    pub offset: i64,
+    /// The next offset a reader can resume at: the first record after the damage that passes
+    /// every check, or the next segment's base (or the high watermark) when none follows in the
+    /// segment. Offsets `offset..next` are the ones a skip passes over.
+    pub next: i64,
+    /// Segment file.
+    pub path: String,
+    /// Byte position of the damaged record in the segment.
+    pub position: u64,
+    /// What was wrong with it.
+    pub reason: String,
+    /// Its bytes as they are on disk, from `position` to where reading resumes (capped).
+    pub raw: Vec<u8>,
+}
+
 /// Where a reader stands in a partition, so the next read continues without an index lookup.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor {
@@ -179,10 +201,12 @@ impl Partition {
         let start = out.len();
         let result = loop {
             let want = max - (out.len() - start);
+            let end = self.segment_after(seg.base).map_or(high, |next| next.base);
             let read = seg.read(
                 &mut at,
                 &mut pos,
                 from,
+                end,
                 want,
                 &self.tp.topic,
                 self.tp.partition,
@@ -225,6 +249,43 @@ impl Partition {
             });
         }
         result
+    }
+
+    /// The damaged record at `offset`, if reading it fails with [`Error::DamagedRecord`] naming
+    /// that offset: where it is, why, the next offset a reader can resume at, and up to
+    /// `max_raw` of its bytes. `None` when the record reads fine (or `offset` is the high
+    /// watermark). A damaged record *before* `offset` is not this one's: it is reported as the
+    /// error it is.
+    pub(crate) fn damaged_span(&self, offset: i64, max_raw: usize) -> Result<Option<DamagedSpan>> {
+        let (mut position, mut cursor) = (offset, None);
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        let (path, byte, reason) = match self.read(&mut position, &mut cursor, 1, &mut buf, &mut out) {
+            Ok(()) => return Ok(None),
+            Err(Error::DamagedRecord {
+                offset: damaged,
+                path,
+                position,
+                reason,
+                ..
+            }) if damaged == offset => (path, position, reason),
+            Err(e) => return Err(e),
+        };
+        let Some(seg) = self.segment_for(offset) else {
+            return Err(self.out_of_range(offset));
+        };
+        let end = self
+            .segment_after(seg.base)
+            .map_or(self.watermarks().1, |next| next.base);
+        let (next_position, next) = seg.resync(byte, offset, end)?.unwrap_or((seg.visible(), end));
+        Ok(Some(DamagedSpan {
+            tp: self.tp.clone(),
+            offset,
+            next,
+            path,
+            position: byte,
+            reason,
+            raw: seg.raw_bytes(byte, next_position, max_raw)?,
+        }))
     }
 
     /// [`Error::OffsetOutOfRange`] for `offset`, with the current watermarks.

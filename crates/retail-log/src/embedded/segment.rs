@@ -15,6 +15,11 @@
 //! suffix) but damage in the middle: it is kept, logged, and reads of that offset fail.
 //! Sealed segments are trusted by size and indexed lazily, on first use, so opening a large log
 //! does not read all of it.
+//!
+//! A damaged record fails every read that reaches it as [`Error::DamagedRecord`] (topic,
+//! partition, offset, file, byte). Only a reader asked to start *past* it goes on: it resyncs
+//! on the next record that passes every check ([`Segment::resync`]), which works also when the
+//! damaged record's length field is what was hit and its end cannot be known.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -29,7 +34,7 @@ use super::files::sync_dir;
 use super::format;
 use super::writer::now_ms;
 use crate::record::ConsumedRecord;
-use crate::{Error, Result};
+use crate::{Error, Result, TopicPartition};
 
 /// A sparse index entry every this many bytes: a lookup scans at most this much.
 pub(crate) const INDEX_INTERVAL: u64 = 4096;
@@ -306,7 +311,7 @@ impl Segment {
         let scan = scan(&self.file, &self.path, self.base, self.visible())?;
         if let Some((at, reason)) = &scan.stop {
             error!(
-                message = "sealed log segment is damaged; reads past the damage will fail",
+                message = "sealed log segment is damaged; reads of the damaged record fail until a reader is moved past it (retail-etl log skip)",
                 file = %self.path.display(),
                 position = at,
                 reason = %reason,
@@ -349,13 +354,22 @@ impl Segment {
 
     /// Reads records from the one at byte `*pos` (whose offset is `*at`), skipping those below
     /// `from` and appending at most `max` to `out`, up to the visible end. `at` and `pos` follow
-    /// the records read, so after an error they point at the damaged record.
+    /// the records read, so after an error they point at the damaged record. `end` is the offset
+    /// after this segment's last record as far as the partition knows (the next segment's base,
+    /// or the high watermark for the active segment).
+    ///
+    /// A damaged record at or after `from` is [`Error::DamagedRecord`], on every read. One
+    /// *before* `from` is stepped over, because the caller asked to start past it: the read
+    /// resyncs on the next record that passes every check ([`Self::resync`]), or, when none
+    /// follows in this segment, continues at `end` in the next one. If the records it cannot read
+    /// reach `from` itself, that is an error too: nothing at or after `from` is ever passed over.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn read(
         &self,
         at: &mut i64,
         pos: &mut u64,
         from: i64,
+        end: i64,
         max: usize,
         topic: &str,
         partition: i32,
@@ -366,32 +380,123 @@ impl Segment {
         // Enough for the records asked for, at a few hundred bytes each, in one pread.
         let chunk = (max.saturating_mul(512)).clamp(64 << 10, SCAN_CHUNK);
         let mut reader = ChunkReader::new(&self.file, &self.path, limit, buf, chunk);
+        let damaged = |offset: i64, position: u64, reason: String| Error::DamagedRecord {
+            tp: TopicPartition::new(topic, partition),
+            offset,
+            path: self.path.display().to_string(),
+            position,
+            reason,
+        };
         let mut emitted = 0;
         while emitted < max && *pos < limit {
             let size = match reader.frame(*pos)? {
                 Frame::Good { bytes, checked } => {
                     if checked.offset != *at {
                         let reason = format!("offset {} where {at} belongs", checked.offset);
-                        return Err(self.corrupt(*pos, reason));
+                        return Err(damaged(*at, *pos, reason));
                     }
                     if *at >= from {
-                        out.push(format::decode(bytes, topic, partition).map_err(|r| self.corrupt(*pos, r))?);
+                        out.push(format::decode(bytes, topic, partition).map_err(|r| damaged(*at, *pos, r))?);
                         emitted += 1;
                     }
                     bytes.len()
                 }
-                // A damaged record before the one asked for is stepped over (recovery found a good
-                // record right after it); the next record's offset check confirms the step.
-                Frame::Bad { size, .. } if *at < from => size,
-                Frame::Bad { reason, .. } => {
-                    return Err(self.corrupt(*pos, format!("record at offset {at}: {reason}")));
+                Frame::Bad { reason, .. } | Frame::Torn { reason } if *at >= from => {
+                    return Err(damaged(*at, *pos, reason));
                 }
-                Frame::Torn { reason } => return Err(self.corrupt(*pos, reason)),
+                Frame::Bad { reason, .. } | Frame::Torn { reason } => {
+                    let (next_pos, next) = match self.resync(*pos, *at, end)? {
+                        Some(found) => found,
+                        None => (limit, end),
+                    };
+                    if next > from {
+                        let reason = format!(
+                            "{reason}; offsets {at}..{} cannot be read, and offset {from} was asked for",
+                            next - 1
+                        );
+                        return Err(damaged(*at, *pos, reason));
+                    }
+                    warn!(
+                        message = "stepped over damaged log records below the offset asked for",
+                        file = %self.path.display(),
+                        position = *pos,
+                        offsets = %format!("{at}..{}", next - 1),
+                        reason = %reason,
+                    );
+                    *pos = next_pos;
+                    *at = next;
+                    continue;
+                }
             };
             *pos += size as u64;
             *at += 1;
         }
         Ok(())
+    }
+
+    /// Where reading can go on after the damaged record at byte `pos` (offset `at`): the first
+    /// later byte position where a whole record with an offset in `at + 1..end` passes its
+    /// checksum and layout checks, as `(position, offset)`, or `None` when no such record follows
+    /// in the visible data. The length and offset fields are checked before the checksum, so
+    /// the scan costs a few comparisons per byte and reads each byte about once; it never looks
+    /// past the segment's visible end.
+    pub(crate) fn resync(&self, pos: u64, at: i64, end: i64) -> Result<Option<(u64, i64)>> {
+        // Length, checksum and offset fields: what a candidate is screened by.
+        const HEAD: u64 = (format::PREFIX + 8) as u64;
+        let limit = self.visible();
+        let mut window = Vec::new();
+        let mut record = Vec::new();
+        let mut start = pos + 1;
+        while start + HEAD <= limit {
+            let want = (limit - start).min(SCAN_CHUNK as u64 + HEAD) as usize;
+            window.resize(want, 0);
+            self.file
+                .read_exact_at(&mut window, start)
+                .map_err(|e| Error::io(&self.path, e))?;
+            let candidates = want - HEAD as usize + 1;
+            for i in 0..candidates {
+                let p = start + i as u64;
+                // The offset first: on garbage it is almost never in range, a branch the CPU
+                // predicts, where a length check passes about half the time. Inline rather than
+                // `format::total_size`, whose refusal allocates its message: this runs per byte.
+                let Ok(offset_bytes) = <[u8; 8]>::try_from(&window[i + format::PREFIX..i + HEAD as usize])
+                else {
+                    continue;
+                };
+                let offset = i64::from_le_bytes(offset_bytes);
+                if offset <= at || offset >= end {
+                    continue;
+                }
+                let Ok(len_bytes) = <[u8; 4]>::try_from(&window[i..i + 4]) else {
+                    continue;
+                };
+                let len = u32::from_le_bytes(len_bytes);
+                let size = 4 + len as usize;
+                if !(format::MIN_LEN..=format::MAX_LEN).contains(&len) || p + size as u64 > limit {
+                    continue;
+                }
+                record.resize(size, 0);
+                self.file
+                    .read_exact_at(&mut record, p)
+                    .map_err(|e| Error::io(&self.path, e))?;
+                if format::check(&record).is_ok_and(|c| c.offset == offset) {
+                    return Ok(Some((p, offset)));
+                }
+            }
+            start += candidates as u64;
+        }
+        Ok(None)
+    }
+
+    /// Up to `max` bytes of the segment from byte `from`, stopping at `to` (what an operator's
+    /// skip keeps of a damaged record).
+    pub(crate) fn raw_bytes(&self, from: u64, to: u64, max: usize) -> Result<Vec<u8>> {
+        let to = to.min(self.visible()).min(from.saturating_add(max as u64));
+        let mut bytes = vec![0; to.saturating_sub(from) as usize];
+        self.file
+            .read_exact_at(&mut bytes, from)
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(bytes)
     }
 
     /// The first record, in offset order, with a timestamp at or after `ts`.

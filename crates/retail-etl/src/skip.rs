@@ -1,0 +1,242 @@
+//! `retail-etl log skip`: moves the landing past a damaged record of the embedded log, and
+//! records what it skipped (issue 18, ADR 0018).
+//!
+//! A damaged record stops the landing at it, every time, with an error naming topic, partition
+//! and offset: nothing is passed over on its own. This command is the operator's decision to
+//! pass over it. It opens the log (whose directory lock refuses a live pipeline on the same
+//! data directory) and the store, checks that the landing's stored next offset for the
+//! partition is exactly the damaged offset, and then, in ONE store transaction (the landing's
+//! own [`Store::write_batch`](retail_sink::Store::write_batch), whose offset fencing repeats the
+//! check inside the transaction), writes one dead letter per skipped offset (reason
+//! [`REASON`], kind [`KIND`], topic, partition, offset, the segment file and byte, and the
+//! record's bytes as they are on disk) and moves the stored offset to the next record the log
+//! can read. The landing's next start resumes there.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use retail_core::event::topics;
+use retail_core::{DeadLetter, Origin, TopicPartition};
+use retail_log::embedded::EmbeddedLog;
+use retail_log::{Log, LogUrl};
+use retail_sink::{LandingBatch, OffsetRange};
+
+use crate::config::Config;
+
+/// The dead letter's reason starts with this.
+pub const REASON: &str = "damaged log record skipped by operator";
+/// The dead letter's kind.
+pub const KIND: &str = "damaged_log_record";
+/// Bytes of a damaged record kept in its dead letter; a damaged length field can make the
+/// span up to the next good record as long as the rest of the segment.
+const MAX_RAW: usize = 1 << 20;
+
+/// Flags of `log skip`.
+#[derive(Debug, clap::Args)]
+pub struct SkipArgs {
+    /// Configuration file (its log, store and landing group).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the configuration).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Store URL (overrides the configuration).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Log URL (overrides the configuration); must be embedded://<dir>.
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Topic of the damaged record.
+    #[arg(long)]
+    pub topic: String,
+    /// Partition of the damaged record.
+    #[arg(long)]
+    pub partition: i32,
+    /// Offset of the damaged record: the one the landing stopped at.
+    #[arg(long)]
+    pub offset: i64,
+    /// Consumer group whose stored offset moves. Default: the landing's group, or its
+    /// `.catalog` group for the catalog topic.
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+/// What a skip did.
+#[derive(Debug)]
+pub struct Skipped {
+    /// Offsets passed over, `first..next`.
+    pub first: i64,
+    /// Where the landing resumes.
+    pub next: i64,
+}
+
+/// Runs `log skip` and prints what it did.
+pub async fn run(args: SkipArgs) -> Result<()> {
+    let config = Config::load_with_overrides(
+        args.config.as_deref(),
+        args.data_dir.as_deref(),
+        args.store.as_deref(),
+        args.log.as_deref(),
+    )?;
+    let tp = TopicPartition::new(args.topic.clone(), args.partition);
+    let group = args.group.clone().unwrap_or_else(|| {
+        if args.topic == topics::CATALOG {
+            format!("{}.catalog", config.landing.group)
+        } else {
+            config.landing.group.clone()
+        }
+    });
+    let skipped = skip(&config, &tp, args.offset, &group).await?;
+    println!(
+        "skipped topic {} partition {} offsets {}..{} for group {group}: recorded in dead_letters \
+         (reason \"{REASON}\"); the landing resumes at offset {}",
+        tp.topic,
+        tp.partition,
+        skipped.first,
+        skipped.next - 1,
+        skipped.next
+    );
+    Ok(())
+}
+
+/// Checks and skips the damaged record at `offset` of `tp` for `group`.
+pub async fn skip(config: &Config, tp: &TopicPartition, offset: i64, group: &str) -> Result<Skipped> {
+    let dir = match config.log_url()? {
+        LogUrl::Embedded(dir) => dir,
+        LogUrl::Kafka(_) => bail!(
+            "log skip works on the embedded log only; {} is a Kafka log (a damaged record there is \
+             the broker's to repair)",
+            config.shown_log_url()
+        ),
+    };
+    if !dir.is_dir() {
+        bail!("log directory {} does not exist", dir.display());
+    }
+    // Takes the directory lock: a pipeline running on this log makes this fail, naming it.
+    let log = EmbeddedLog::open(&dir, config.log.embedded.clone())
+        .await
+        .with_context(|| format!("opening log {}", config.shown_log_url()))?;
+    let result = skip_in(config, &log, tp, offset, group).await;
+    log.close().await.context("closing the log")?;
+    result
+}
+
+async fn skip_in(
+    config: &Config,
+    log: &EmbeddedLog,
+    tp: &TopicPartition,
+    offset: i64,
+    group: &str,
+) -> Result<Skipped> {
+    let shown = format!("topic {} partition {} offset {offset}", tp.topic, tp.partition);
+    let (low, high) = log
+        .watermarks(tp)
+        .await
+        .with_context(|| format!("topic {} partition {}", tp.topic, tp.partition))?;
+    let url = config.store_url()?;
+    // Opening an SQLite store creates the file: a mistyped path must not become a fresh store
+    // that "has landed nothing" and so accepts a skip.
+    if let retail_sink::StoreUrl::Sqlite(path) = &url {
+        if !path.is_file() {
+            bail!("store {url} does not exist; point --store (or --config) at the landing's store");
+        }
+    }
+    let store = retail_sink::open(&url)
+        .await
+        .with_context(|| format!("opening store {url}"))?;
+    let stored = store
+        .offsets(group)
+        .await
+        .with_context(|| format!("reading the stored offsets of group {group}"))?
+        .into_iter()
+        .find_map(|(t, next)| (t == *tp).then_some(next));
+    match stored {
+        Some(next) if next == offset => {}
+        Some(next) => bail!(
+            "refusing to skip {shown}: the landing (group {group}) stands at offset {next} of this \
+             partition, not {offset}; only the record the landing stopped at can be skipped"
+        ),
+        None if offset == low => {}
+        None => bail!(
+            "refusing to skip {shown}: the landing (group {group}) has landed nothing from this \
+             partition yet, so it starts at its first offset {low}, not {offset}"
+        ),
+    }
+    let Some(span) = log
+        .damaged_span(tp, offset, MAX_RAW)
+        .await
+        .with_context(|| format!("reading {shown}"))?
+    else {
+        if offset >= high {
+            bail!("refusing to skip {shown}: the partition ends there (next offset {high}); nothing to skip");
+        }
+        bail!("refusing to skip {shown}: that record reads fine; nothing to skip");
+    };
+    let rejected_at = Utc::now();
+    let dead_letters = (span.offset..span.next)
+        .map(|skipped| {
+            let first = skipped == span.offset;
+            let reason = if span.next - span.offset == 1 {
+                format!(
+                    "{REASON}: segment {} byte {}: {}",
+                    span.path, span.position, span.reason
+                )
+            } else {
+                format!(
+                    "{REASON}: one of offsets {}..{} that cannot be read, from segment {} byte {}: {}",
+                    span.offset,
+                    span.next - 1,
+                    span.path,
+                    span.position,
+                    span.reason
+                )
+            };
+            DeadLetter {
+                // The bytes once, with the first offset of the span.
+                raw: if first { span.raw.clone() } else { Vec::new() },
+                reason,
+                kind: KIND,
+                origin: Origin {
+                    file: Some(span.path.clone()),
+                    ..Origin::log("log", tp, skipped)
+                },
+                rejected_at,
+                id: None,
+            }
+        })
+        .collect();
+    let batch = LandingBatch {
+        group: group.to_owned(),
+        dead_letters,
+        offsets: vec![OffsetRange {
+            tp: tp.clone(),
+            first: offset,
+            next: span.next,
+        }],
+        ..LandingBatch::default()
+    };
+    // One transaction; its fencing refuses it if the stored offset moved since the check above.
+    store
+        .write_batch(&batch)
+        .await
+        .with_context(|| format!("recording the skip of {shown}"))?;
+    // Lag tools and the log's retention floor follow the store (the landing mirrors it too).
+    if let Err(e) = log.commit_offsets(group, &[(tp.clone(), span.next)]).await {
+        tracing::warn!(message = "could not mirror the new offset to the log", error = %e);
+    }
+    tracing::warn!(
+        message = "damaged log record skipped by operator",
+        topic = %tp.topic,
+        partition = tp.partition,
+        offsets = %format!("{}..{}", span.offset, span.next - 1),
+        file = %span.path,
+        position = span.position,
+        reason = %span.reason,
+        group,
+    );
+    Ok(Skipped {
+        first: span.offset,
+        next: span.next,
+    })
+}
