@@ -117,14 +117,16 @@ impl<W: 'static> Owned<W> {
             Jobs::Unbounded(tx) => tx.send(job).map_err(|_| gone())?,
             Jobs::Bounded(tx, n) => match tx.try_send(job) {
                 Ok(()) => {}
-                Err(mpsc::TrySendError::Full(_)) => return Err(crate::Error::Sqlite {
-                    path: self.path.clone(),
-                    message: format!(
+                Err(mpsc::TrySendError::Full(_)) => {
+                    return Err(crate::Error::Sqlite {
+                        path: self.path.clone(),
+                        message: format!(
                         "{what}: SQLite thread {} has {n} calls queued already (its limit); retry shortly",
                         self.name
                     ),
-                    retryable: true,
-                }),
+                        retryable: true,
+                    })
+                }
                 Err(mpsc::TrySendError::Disconnected(_)) => return Err(gone()),
             },
         }
