@@ -100,16 +100,50 @@ pub struct ServeConfig {
     /// resubmitting dead letters. With no read and no admin token, the API is open to anyone
     /// who can connect, so the server then refuses to listen anywhere but on loopback.
     pub admin_tokens: Vec<String>,
+    /// Connections served at once. More wait in the kernel's listen backlog (not accepted, not
+    /// refused) until one closes (ADR 0016).
+    pub max_connections: usize,
+    /// Milliseconds from a new connection (or a later request's first byte) to a complete
+    /// request head, a TLS handshake included; then the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds a keep-alive connection may wait silently for its next request.
+    pub idle_timeout_ms: u64,
+    /// Milliseconds an API request may take (503 after). Not the live stream
+    /// (`/api/v1/live`), not `/ingest`.
+    pub request_timeout_ms: u64,
+    /// HTTPS (`[serve.tls]`): a certificate chain and its private key, PEM files. Without it
+    /// the server speaks plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `[serve.tls]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM file with the server's certificate first, then any intermediates.
+    pub cert: PathBuf,
+    /// PEM file with its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
+        let d = retail_serve::ServeOptions::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             read_tokens: Vec::new(),
             admin_tokens: Vec::new(),
+            max_connections: d.max_connections,
+            header_read_timeout_ms: millis(d.header_read_timeout),
+            idle_timeout_ms: millis(d.idle_timeout),
+            request_timeout_ms: millis(d.request_timeout),
+            tls: None,
         }
     }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The shortest token accepted: guessing 16 random characters is out of reach.
@@ -121,8 +155,50 @@ impl ServeConfig {
         self.read_tokens.is_empty() && self.admin_tokens.is_empty()
     }
 
-    /// Tokens long enough and without whitespace; an open server only on loopback.
+    /// The server's options: the cap, the timeouts, and TLS read from its files.
+    pub fn options(&self) -> Result<retail_serve::ServeOptions> {
+        self.options_in("the configuration")
+    }
+
+    /// [`ServeConfig::options`], an error naming the key, `file` and the PEM file.
+    fn options_in(&self, file: &str) -> Result<retail_serve::ServeOptions> {
+        use std::time::Duration;
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => Some(
+                retail_serve::TlsConfig::from_pem_files(&t.cert, &t.key).map_err(|e| {
+                    anyhow::anyhow!(
+                        "key serve.tls.{} in {file}: {}: {}",
+                        e.key,
+                        e.path.display(),
+                        e.message
+                    )
+                })?,
+            ),
+        };
+        Ok(retail_serve::ServeOptions {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            tls,
+        })
+    }
+
+    /// Tokens long enough and without whitespace; an open server only on loopback; limits
+    /// above zero; TLS files that exist, parse and go together.
     fn validate(&self, file: &str) -> Result<()> {
+        for (key, value) in [
+            ("max_connections", self.max_connections as u64),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+        ] {
+            if value == 0 {
+                bail!("key serve.{key} in {file}: must be at least 1");
+            }
+        }
+        self.options_in(file)?;
         for (key, tokens) in [
             ("read_tokens", &self.read_tokens),
             ("admin_tokens", &self.admin_tokens),
@@ -695,5 +771,55 @@ mod tests {
             LogUrl::Embedded(PathBuf::from("./retail-data/log"))
         );
         assert!(matches!(c.store_url().expect("url"), StoreUrl::Sqlite(_)));
+    }
+
+    #[test]
+    fn serve_limits_and_tls_files_are_checked_at_load_naming_key_and_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tls.toml");
+        let missing = dir.path().join("missing-cert.pem");
+        std::fs::write(
+            &file,
+            format!(
+                "[serve.tls]\ncert = {:?}\nkey = {:?}\n",
+                missing.display().to_string(),
+                dir.path().join("key.pem").display().to_string()
+            ),
+        )
+        .expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("missing cert file"));
+        assert!(
+            err.contains("serve.tls.cert") && err.contains("tls.toml") && err.contains("missing-cert.pem"),
+            "{err}"
+        );
+
+        // A real pair loads, and the options carry it; a missing key is named as the key.
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("rcgen");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, certified.cert.pem()).expect("cert");
+        std::fs::write(&key, certified.key_pair.serialize_pem()).expect("key");
+        let tls = |cert: &Path, key: &Path| {
+            format!(
+                "[serve]\nmax_connections = 8\nidle_timeout_ms = 5000\n[serve.tls]\ncert = {:?}\nkey = {:?}\n",
+                cert.display().to_string(),
+                key.display().to_string()
+            )
+        };
+        std::fs::write(&file, tls(&cert, &key)).expect("write");
+        let c = Config::load(Some(&file)).expect("a valid pair");
+        let options = c.serve.options().expect("options");
+        assert!(options.tls.is_some());
+        assert_eq!(options.max_connections, 8);
+        assert_eq!(options.idle_timeout, std::time::Duration::from_secs(5));
+        std::fs::write(&file, tls(&cert, &dir.path().join("gone.pem"))).expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("missing key"));
+        assert!(err.contains("serve.tls.key") && err.contains("gone.pem"), "{err}");
+
+        std::fs::write(&file, "[serve]\nheader_read_timeout_ms = 0\n").expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("zero timeout"));
+        assert!(
+            err.contains("serve.header_read_timeout_ms") && err.contains("tls.toml"),
+            "{err}"
+        );
     }
 }

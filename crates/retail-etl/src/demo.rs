@@ -22,9 +22,14 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     let mut p = pipeline::start(&config, metrics, health, shutdown.clone()).await?;
     let fixed_count = p.sources.iter().any(|s| s.is_bounded());
     let at = p.http;
+    let scheme = if config.serve.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     eprintln!(
-        "retail-etl: dashboard at http://{at}/, API docs at http://{at}/docs, health at \
-         http://{at}/health, metrics at http://{at}/metrics; log {}, store {}",
+        "retail-etl: dashboard at {scheme}://{at}/, API docs at {scheme}://{at}/docs, health at \
+         {scheme}://{at}/health, metrics at {scheme}://{at}/metrics; log {}, store {}",
         config.shown_log_url(),
         config.store_url()?,
     );

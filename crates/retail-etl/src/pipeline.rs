@@ -316,14 +316,16 @@ async fn serve(
         config.serve.admin_tokens.clone(),
     );
     let state = ServeState::new(metrics.clone(), health.clone(), access);
-    let (addr, task) = retail_serve::serve(config.serve.listen, state.clone(), shutdown.clone())
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (key serve.listen / --listen)",
-                config.serve.listen
-            )
-        })?;
+    let options = config.serve.options()?;
+    let (addr, task) =
+        retail_serve::serve_with(config.serve.listen, state.clone(), options, shutdown.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (key serve.listen / --listen)",
+                    config.serve.listen
+                )
+            })?;
     Ok((addr, state, task))
 }
 

@@ -9,7 +9,10 @@
 //! crate but the store's read side and the log (for resubmitting dead letters).
 //!
 //! # Layout
-//! - [`server`]: [`ServeState`] (with slots for what opens after the server) and [`serve`].
+//! - [`server`]: [`ServeState`] (with slots for what opens after the server), [`serve`] and
+//!   its [`ServeOptions`].
+//! - `conn`: the accept loop and each connection: the cap, the timeouts, TLS, shutdown.
+//! - [`tls`]: the certificate and key from PEM files.
 //! - `routes`: the whole router: `/health`, `/metrics`, docs, API.
 //! - [`observe`]: HTTP request metrics around the whole router, and `/metrics` itself
 //!   (scrape-time gauges, OpenMetrics or Prometheus text by the `Accept` header).
@@ -23,6 +26,7 @@
 
 pub mod access;
 pub mod api;
+mod conn;
 pub mod controls;
 pub mod docs;
 pub mod lineage;
@@ -31,14 +35,16 @@ pub mod observe;
 pub mod probe;
 mod routes;
 pub mod server;
+pub mod tls;
 
 pub use access::Access;
 pub use controls::{ControlKind, ControlStatus, Controllable, Controls};
 pub use lineage::{LineageDataset, LineageEdge, LineageGraph, LineageJob, LineageRun, LineageView};
 pub use probe::{LandingStatus, LogStatus, PartitionStatus, PipelineStatus, Probe};
-pub use server::{serve, ServeState};
+pub use server::{serve, serve_with, ServeOptions, ServeState};
+pub use tls::{TlsConfig, TlsError};
 
 /// The router `serve` runs, for tests that drive it without a socket.
 pub fn router(state: ServeState) -> axum::Router {
-    routes::router(state)
+    routes::router(state, ServeOptions::REQUEST_TIMEOUT)
 }

@@ -1,8 +1,11 @@
 //! The whole router: `/health` and `/metrics` (always open), the API under `/api/v1` with its
 //! access checks, `/api/openapi.json` and `/docs`.
 
-use axum::extract::State;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
@@ -10,7 +13,7 @@ use serde_json::json;
 
 use crate::server::ServeState;
 
-pub(crate) fn router(state: ServeState) -> Router {
+pub(crate) fn router(state: ServeState, request_timeout: Duration) -> Router {
     let (api, openapi) = crate::api::router(&state);
     let metrics = state.metrics.clone();
     let app = Router::new()
@@ -21,6 +24,10 @@ pub(crate) fn router(state: ServeState) -> Router {
         .merge(api)
         .route("/api", any(crate::api::not_found))
         .route("/api/{*rest}", any(crate::api::not_found))
+        // The request timeout bounds the time to a response's head, so the live stream, whose
+        // head goes out at once, runs on. `/ingest` is outside it: a webhook reads its body in
+        // its handler, bounded by its own max_body_bytes and backpressure, not by this.
+        .layer(from_fn_with_state(request_timeout, time_limit))
         .route("/ingest/{*path}", any(ingest))
         .with_state(state);
     // Last, so that every route above is counted (a layer wraps only the routes it sees);
@@ -40,6 +47,15 @@ async fn ingest(State(s): State<ServeState>, request: axum::extract::Request) ->
     match routes.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
+    }
+}
+
+/// 503 when the handler has not produced its response's head within `limit`. The handler's future is dropped, so a
+/// store query it waits for is abandoned (the SQLite reader skips a job whose caller left).
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => crate::api::error::ApiError::timed_out(limit).into_response(),
     }
 }
 

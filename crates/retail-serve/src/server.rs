@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use retail_core::{Health, Metrics, Shutdown};
 use retail_log::Log;
@@ -132,16 +132,71 @@ impl ServeState {
     }
 }
 
-/// Binds `listen` and serves in a background task until `shutdown`. Returns the bound address
-/// (useful with port 0) and the task.
+/// How the server holds up: its connection cap, its timeouts and TLS (`[serve]`, ADR 0016).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Connections served at once; more wait in the kernel's listen backlog until one closes.
+    pub max_connections: usize,
+    /// From accept (or from the first byte of a later request) to a complete request head,
+    /// the TLS handshake included; then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may wait silently for its next request.
+    pub idle_timeout: Duration,
+    /// How long an API request may take to answer (503 after); not the live stream, not
+    /// `/ingest`.
+    pub request_timeout: Duration,
+    /// HTTPS when set; plain HTTP otherwise.
+    pub tls: Option<crate::tls::TlsConfig>,
+}
+
+impl ServeOptions {
+    /// Default [`ServeOptions::max_connections`].
+    pub const MAX_CONNECTIONS: usize = 1024;
+    /// Default [`ServeOptions::header_read_timeout`].
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default [`ServeOptions::idle_timeout`].
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default [`ServeOptions::request_timeout`].
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: Self::MAX_CONNECTIONS,
+            header_read_timeout: Self::HEADER_READ_TIMEOUT,
+            idle_timeout: Self::IDLE_TIMEOUT,
+            request_timeout: Self::REQUEST_TIMEOUT,
+            tls: None,
+        }
+    }
+}
+
+/// [`serve_with`] with the default [`ServeOptions`] (plain HTTP).
 pub async fn serve(
     listen: SocketAddr,
     state: ServeState,
     shutdown: Shutdown,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    serve_with(listen, state, ServeOptions::default(), shutdown).await
+}
+
+/// Binds `listen` and serves in a background task until `shutdown`. Returns the bound address
+/// (useful with port 0) and the task.
+pub async fn serve_with(
+    listen: SocketAddr,
+    state: ServeState,
+    options: ServeOptions,
+    shutdown: Shutdown,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    info!(message = "serving /health, /metrics, /api and /docs", %addr);
+    info!(
+        message = "serving /health, /metrics, /api and /docs",
+        %addr,
+        tls = options.tls.is_some(),
+        max_connections = options.max_connections
+    );
     // The ticker reads the store and the controls through this same state (see live/inputs.rs).
     let snapshots = Ticker::spawn(
         state.metrics.clone(),
@@ -150,11 +205,7 @@ pub async fn serve(
         shutdown.clone(),
     );
     let _ = state.slots.live.set(snapshots);
-    let app = crate::routes::router(state);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await
-    });
+    let app = crate::routes::router(state, options.request_timeout);
+    let task = tokio::spawn(crate::conn::run(listener, app, options, shutdown));
     Ok((addr, task))
 }

@@ -32,7 +32,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable code: `invalid_parameter`, `not_found`, `conflict`, `unauthorized`, `forbidden`,
-    /// `unavailable`, `internal`.
+    /// `too_large`, `unavailable`, `internal`.
     pub code: String,
     /// A sentence for a person.
     pub message: String,
@@ -100,6 +100,25 @@ impl ApiError {
             message: message.into(),
             parameter: None,
         }
+    }
+
+    /// 413: the request body is larger than the API takes.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "too_large",
+            message: message.into(),
+            parameter: Some("body".to_owned()),
+        }
+    }
+
+    /// 503: answering took longer than the server's request timeout.
+    pub fn timed_out(limit: std::time::Duration) -> Self {
+        Self::unavailable(format!(
+            "the request took longer than the server's request timeout ({} ms, serve.request_timeout_ms); \
+             retry shortly",
+            limit.as_millis()
+        ))
     }
 
     /// 500, with the detail logged and a generic message returned.

@@ -31,6 +31,7 @@ mod top;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use retail_sink::Reader;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -85,7 +86,15 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The API routes with their access checks, and the OpenAPI document of exactly those routes.
+/// The largest request body the API takes (413 above). The largest body any API route reads
+/// is one corrected event (resubmit) or `{"rate": ...}`: well under a few KiB. 64 KiB leaves
+/// room for an unusually large event while bounding what a connection can make the server
+/// buffer: 64 MiB at 1,024 connections, where axum's default of 2 MiB allowed 2 GiB. `/ingest`
+/// keeps each webhook's own `max_body_bytes`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The API routes with their access checks and body limit, and the OpenAPI document of exactly
+/// those routes.
 pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi::OpenApi) {
     let read = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(top::by_city))
@@ -115,7 +124,31 @@ pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi:
         .routes(routes!(control::pause_landing))
         .routes(routes!(control::resume_landing))
         .route_layer(from_fn_with_state(state.clone(), require_admin));
-    read.merge(admin).split_for_parts()
+    read.merge(admin)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(limit_body))
+        .split_for_parts()
+}
+
+/// 413 for a declared body over [`MAX_BODY_BYTES`] before any of it is read; a chunked body is
+/// cut at the same size by `DefaultBodyLimit` where a handler reads it.
+async fn limit_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > MAX_BODY_BYTES as u64 => ApiError::too_large(format!(
+            "the request body is {n} bytes; the API takes at most {MAX_BODY_BYTES}"
+        ))
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// The reader, or 503 while the store is still opening.

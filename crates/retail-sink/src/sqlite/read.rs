@@ -41,10 +41,21 @@ impl SqliteReader {
     /// Opens a second connection to an existing store file (open the store first: it creates
     /// the file, sets WAL mode and migrates).
     pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_with_queue(path, Self::QUEUE).await
+    }
+
+    /// Calls that may wait behind the running one by default: with API queries taking a few
+    /// milliseconds, 64 waiting is well under the API's request timeout, and a burst past that
+    /// is answered 503 with `Retry-After` at once rather than after the timeout.
+    pub const QUEUE: usize = 64;
+
+    /// [`SqliteReader::open`] with at most `queue` calls waiting; more fail at once with a
+    /// retryable error ([`crate::Error::is_retryable`]).
+    pub async fn open_with_queue(path: &Path, queue: usize) -> Result<Self> {
         let shown = path.display().to_string();
         let file: PathBuf = path.to_path_buf();
         let name = shown.clone();
-        let conn = Owned::spawn("retail-sink-sqlite-reader", shown, move || {
+        let conn = Owned::spawn("retail-sink-sqlite-reader", shown, Some(queue), move || {
             Connection::open_with_flags(
                 &file,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

@@ -57,7 +57,10 @@ impl SqliteStore {
         let shown = path.display().to_string();
         let file: PathBuf = path.to_path_buf();
         let name = shown.clone();
-        let worker = Owned::spawn("retail-sink-sqlite", shown, move || open_worker(&file, name)).await?;
+        let worker = Owned::spawn("retail-sink-sqlite", shown, None, move || {
+            open_worker(&file, name)
+        })
+        .await?;
         Ok(Self { worker })
     }
 
