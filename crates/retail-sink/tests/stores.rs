@@ -48,6 +48,10 @@ macro_rules! suite {
             crate::behaviour::reopen_keeps_data($fixture).await
         }
         #[tokio::test]
+        async fn money_is_exact_in_raw_rows_and_aggregates() {
+            crate::behaviour::money_is_exact_in_raw_rows_and_aggregates($fixture).await
+        }
+        #[tokio::test]
         async fn named_dead_letters_are_kept_once() {
             crate::behaviour::named_dead_letters_are_kept_once($fixture).await
         }
@@ -388,14 +392,14 @@ mod sqlite {
             panic!("sqlite fixture")
         };
         let conn = rusqlite::Connection::open(path).expect("open file");
-        let (event_id, at, price): (String, String, f64) = conn
+        let (event_id, at, price): (String, String, i64) = conn
             .query_row("SELECT event_id, ts, unit_price FROM sales_raw", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .expect("row");
         assert_eq!(event_id, id.hyphenated().to_string());
         assert_eq!(at, "2026-11-21T13:43:53.488Z");
-        assert!((price - 19.99).abs() < 1e-9);
+        assert_eq!(price, 1999, "unit_price 19.99 in integer cents (ADR 0020)");
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("journal mode");
