@@ -48,6 +48,9 @@ mod tests {
         assert_eq!(to_cents(dec("9999999999.99") * Decimal::from(i32::MAX)), None);
         assert_eq!(cents_to_f64(1999), 19.99);
         // Correctly rounded, as PostgreSQL's numeric::float8 is: ulp 0.125 here, .20 -> .25.
-        assert_eq!(cents_to_f64(100_001_999_999_895_220), 1_000_019_999_998_952.0 + 0.25);
+        assert_eq!(
+            cents_to_f64(100_001_999_999_895_220),
+            1_000_019_999_998_952.0 + 0.25
+        );
     }
 }
