@@ -183,10 +183,28 @@ async fn run_case(case: &Path) -> String {
         let order: Vec<String> = std::iter::once("window_start".to_owned())
             .chain(t.keys.iter().map(|k| k.name.clone()))
             .collect();
+        // Money is integer cents in SQLite (ADR 0020): shown as the exact decimal it stands for.
+        let money = |c: &str| {
+            t.measures
+                .iter()
+                .any(|m| m.name == c && m.stored() == retail_sink::derived::StoredType::Decimal)
+                || t.keys
+                    .iter()
+                    .any(|k| k.name == c && k.ty == retail_sink::derived::ColumnType::Decimal)
+        };
         let sql = format!(
             "SELECT {} FROM \"{}\" ORDER BY {}",
             cols.iter()
-                .map(|c| format!("quote(\"{c}\")"))
+                .map(|c| {
+                    if money(c) {
+                        format!(
+                            "(CASE WHEN \"{c}\" IS NULL THEN 'NULL' ELSE printf('%s%d.%02d', \
+                             CASE WHEN \"{c}\" < 0 THEN '-' ELSE '' END, abs(\"{c}\") / 100, abs(\"{c}\") % 100) END)"
+                        )
+                    } else {
+                        format!("quote(\"{c}\")")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(" || '|' || "),
             t.name,

@@ -48,6 +48,10 @@ macro_rules! suite {
             crate::behaviour::reopen_keeps_data($fixture).await
         }
         #[tokio::test]
+        async fn money_is_exact_in_raw_rows_and_aggregates() {
+            crate::behaviour::money_is_exact_in_raw_rows_and_aggregates($fixture).await
+        }
+        #[tokio::test]
         async fn named_dead_letters_are_kept_once() {
             crate::behaviour::named_dead_letters_are_kept_once($fixture).await
         }
@@ -370,6 +374,170 @@ mod sqlite {
 
     suite!(common::sqlite());
 
+    /// A file an older binary made (migrations 1 to 3, money as REAL) is refused at open with a
+    /// message saying what to do, and left as it was (ADR 0020).
+    #[tokio::test]
+    async fn a_file_that_keeps_money_as_real_is_refused() {
+        let f = common::sqlite();
+        let retail_sink::StoreUrl::Sqlite(path) = &f.url else {
+            panic!("sqlite fixture")
+        };
+        let conn = rusqlite::Connection::open(path).expect("create file");
+        conn.execute_batch(concat!(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT '');",
+            include_str!("../migrations/sqlite/0001_init.sql"),
+            include_str!("../migrations/sqlite/0002_processing.sql"),
+            include_str!("../migrations/sqlite/0003_dead_letter_resubmitted.sql"),
+            "INSERT INTO schema_migrations (version) VALUES (1), (2), (3);",
+            "INSERT INTO sales_raw (event_id, kind, store_id, sku, qty, unit_price, ts, source) \
+             VALUES ('x', 'sale', 1, 2, 1, 19.99, '2026-11-21T10:00:00.000Z', 'pos');"
+        ))
+        .expect("an older binary's file");
+        drop(conn);
+        let err = match retail_sink::open(&f.url).await {
+            Ok(_) => panic!("a file with money as REAL must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("older retail-etl") && err.contains("REAL") && err.contains("fresh one"),
+            "unhelpful refusal: {err}"
+        );
+        let conn = rusqlite::Connection::open(path).expect("reopen");
+        let price: f64 = conn
+            .query_row("SELECT unit_price FROM sales_raw", [], |r| r.get(0))
+            .expect("the old row is still there");
+        assert!((price - 19.99).abs() < 1e-9);
+    }
+
+    /// Money SQLite cannot hold exactly is refused, never rounded (PostgreSQL keeps all of it
+    /// in `numeric`): a sum past i64 cents (SQLite's `+` would silently make it a REAL), an
+    /// integer sum past i64, an aggregate input with more than two decimals, and a raw price
+    /// with more than two decimals, which becomes a dead letter while the rest lands.
+    #[tokio::test]
+    async fn money_without_an_exact_place_is_refused_not_rounded() {
+        use retail_sink::derived::{
+            AggregateTable, ColumnType, Contribution, Derived, KeyColumn, MeasureColumn, Merge, Value,
+        };
+        use retail_sink::Table;
+        use rust_decimal::Decimal;
+        use std::sync::Arc;
+
+        let f = common::sqlite();
+        let store = f.open().await;
+        let table = AggregateTable {
+            name: "agg_money".into(),
+            keys: vec![KeyColumn {
+                name: "store_id".into(),
+                ty: ColumnType::Int,
+            }],
+            measures: vec![
+                MeasureColumn {
+                    name: "revenue".into(),
+                    input: ColumnType::Decimal,
+                    merge: Merge::Sum,
+                },
+                MeasureColumn {
+                    name: "units".into(),
+                    input: ColumnType::Int,
+                    merge: Merge::Sum,
+                },
+            ],
+            rank: None,
+        };
+        store
+            .prepare_aggregates(std::slice::from_ref(&table))
+            .await
+            .expect("prepare");
+        let p = retail_core::TopicPartition::new("sales", 0);
+        let at = ts("2026-11-21T10:00:00Z");
+        let batch = |offset: i64, revenue: Decimal, units: i64| {
+            let id = ids(1)[0];
+            LandingBatch {
+                group: "g".into(),
+                sales: vec![sale(id, at, 1, 1)],
+                offsets: vec![range(&p, offset, offset + 1)],
+                derived: Arc::new(Derived {
+                    contributions: vec![Contribution {
+                        event_id: id,
+                        table: 0,
+                        window_start: 0,
+                        window_end: 60_000,
+                        key: vec![Value::Int(1)],
+                        values: vec![Value::Decimal(revenue), Value::Int(units)],
+                    }]
+                    .into(),
+                    ..Derived::default()
+                }),
+                ..Default::default()
+            }
+        };
+        // 5e16 (5e18 cents) fits; twice that does not fit i64 cents.
+        let half = Decimal::new(50_000_000_000_000_000, 0);
+        store.write_batch(&batch(0, half, 1)).await.expect("first half");
+        let err = store
+            .write_batch(&batch(1, half, 1))
+            .await
+            .expect_err("a sum past i64 cents must be refused");
+        assert!(
+            err.is_refused() && err.to_string().contains("CHECK constraint failed"),
+            "{err}"
+        );
+        let err = store
+            .write_batch(&batch(1, Decimal::ONE, i64::MAX))
+            .await
+            .expect_err("an integer sum past i64 must be refused");
+        assert!(
+            err.is_refused() && err.to_string().contains("CHECK constraint failed"),
+            "{err}"
+        );
+        let err = store
+            .write_batch(&batch(1, Decimal::new(1125, 3), 1))
+            .await
+            .expect_err("1.125 has no place in cents");
+        assert!(
+            err.is_refused()
+                && err
+                    .to_string()
+                    .contains("revenue = 1.125 is not a whole number of cents"),
+            "{err}"
+        );
+        assert_eq!(
+            f.texts("SELECT CAST(revenue AS TEXT) || '|' || units FROM agg_money")
+                .await,
+            ["5000000000000000000|1"]
+        );
+
+        // A raw price of 1.125 becomes a dead letter naming it; the other sale lands.
+        let id = ids(2);
+        let mut fine = sale(id[0], at, 2, 1);
+        fine.sale.unit_price = Some(Decimal::new(10, 2));
+        let mut finer = sale(id[1], at, 2, 1);
+        finer.sale.unit_price = Some(Decimal::new(1125, 3));
+        let raw = LandingBatch {
+            group: "g".into(),
+            sales: vec![fine, finer],
+            offsets: vec![range(&p, 1, 3)],
+            ..Default::default()
+        };
+        let err = store.write_batch(&raw).await.expect_err("1.125 refused");
+        assert!(err.is_refused(), "{err}");
+        let done = retail_sink::isolate::write_isolating(&*store, &raw, err)
+            .await
+            .expect("isolate");
+        assert_eq!(done.refused.len(), 1, "{:?}", done.refused);
+        assert!(
+            done.refused[0].reason.contains("unit_price 1.125 of event"),
+            "{:?}",
+            done.refused[0].reason
+        );
+        assert_eq!(store.count(Table::SalesRaw).await.expect("count"), 2);
+        assert_eq!(
+            f.money("SELECT unit_price FROM sales_raw WHERE store_id = 2")
+                .await,
+            [Decimal::new(10, 2)]
+        );
+    }
+
     /// Ids are hyphenated text and timestamps RFC 3339 UTC with milliseconds and `Z`.
     #[tokio::test]
     async fn stores_text_ids_and_millisecond_timestamps() {
@@ -388,14 +556,14 @@ mod sqlite {
             panic!("sqlite fixture")
         };
         let conn = rusqlite::Connection::open(path).expect("open file");
-        let (event_id, at, price): (String, String, f64) = conn
+        let (event_id, at, price): (String, String, i64) = conn
             .query_row("SELECT event_id, ts, unit_price FROM sales_raw", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .expect("row");
         assert_eq!(event_id, id.hyphenated().to_string());
         assert_eq!(at, "2026-11-21T13:43:53.488Z");
-        assert!((price - 19.99).abs() < 1e-9);
+        assert_eq!(price, 1999, "unit_price 19.99 in integer cents (ADR 0020)");
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("journal mode");

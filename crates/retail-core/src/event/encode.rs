@@ -1,6 +1,5 @@
 //! [`Event`] -> JSON bytes, the inverse of [`super::decode`]: what producers put on the log.
 
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 
@@ -53,11 +52,16 @@ struct Wire<'a> {
     detail: Option<&'a str>,
 }
 
-/// Amounts go out as JSON numbers; the shortest float form of a two-decimal amount reads back
-/// as the same decimal, and the decoder parses the number's text exactly.
+/// Amounts go out as JSON numbers written with the decimal's own digits (`19.99`, `1.125`,
+/// `9999999999.99`), never through `f64`, which has only 15 to 17 significant digits; the
+/// decoder parses the number's text exactly, so every amount reads back as the same decimal
+/// (ADR 0020). `Decimal`'s text is always a valid JSON number: an optional `-`, digits, and an
+/// optional point with digits, no exponent.
 fn money<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
-    match d.and_then(|d| d.to_f64()) {
-        Some(f) => s.serialize_f64(f),
+    match d {
+        Some(d) => serde_json::value::RawValue::from_string(d.to_string())
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s),
         None => s.serialize_none(),
     }
 }

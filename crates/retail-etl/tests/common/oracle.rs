@@ -33,7 +33,11 @@ enum Dialect {
 fn money(d: Dialect, e: &str) -> String {
     match d {
         Dialect::Pg => format!("coalesce(round({e}, 2)::text, 'null')"),
-        Dialect::Lite => format!("(CASE WHEN {e} IS NULL THEN 'null' ELSE printf('%.2f', {e}) END)"),
+        // SQLite keeps money as integer cents (ADR 0020): shown as the exact decimal.
+        Dialect::Lite => format!(
+            "(CASE WHEN {e} IS NULL THEN 'null' ELSE printf('%s%d.%02d', CASE WHEN {e} < 0 THEN '-' ELSE '' END, \
+             abs({e}) / 100, abs({e}) % 100) END)"
+        ),
     }
 }
 

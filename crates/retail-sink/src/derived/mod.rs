@@ -173,7 +173,7 @@ pub struct CatalogSnapshot {
 pub enum ColumnType {
     /// `bigint` / `INTEGER`.
     Int,
-    /// `numeric` / `REAL` (SQLite has no exact decimal column).
+    /// `numeric` / `INTEGER` cents (SQLite has no exact decimal column; ADR 0020).
     Decimal,
     /// `text` / `TEXT`.
     Text,

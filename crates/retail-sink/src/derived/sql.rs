@@ -62,7 +62,8 @@ const fn key_type(d: Dialect, t: ColumnType) -> &'static str {
         (Dialect::Postgres, ColumnType::Decimal) => "numeric",
         (Dialect::Postgres, ColumnType::Text) => "text",
         (Dialect::Sqlite, ColumnType::Int) => "INTEGER",
-        (Dialect::Sqlite, ColumnType::Decimal) => "REAL",
+        // Integer cents (ADR 0020).
+        (Dialect::Sqlite, ColumnType::Decimal) => "INTEGER",
         (Dialect::Sqlite, ColumnType::Text) => "TEXT",
     }
 }
@@ -73,9 +74,21 @@ const fn stored_type(d: Dialect, t: StoredType) -> &'static str {
         (Dialect::Postgres, StoredType::Decimal) => "numeric",
         (Dialect::Postgres, StoredType::Text) => "text",
         (Dialect::Postgres, StoredType::Float) => "double precision",
-        (Dialect::Sqlite, StoredType::Int) => "INTEGER",
-        (Dialect::Sqlite, StoredType::Decimal | StoredType::Float) => "REAL",
+        // Decimals are integer cents (ADR 0020); only averages are floating point.
+        (Dialect::Sqlite, StoredType::Int | StoredType::Decimal) => "INTEGER",
+        (Dialect::Sqlite, StoredType::Float) => "REAL",
         (Dialect::Sqlite, StoredType::Text) => "TEXT",
+    }
+}
+
+/// SQLite turns an integer sum that overflows `i64` into a REAL, silently: the check makes such a
+/// write a constraint error instead, which refuses the batch (ADR 0008, 0020). PostgreSQL
+/// raises `bigint out of range` by itself and keeps `numeric` exact.
+fn integer_only(d: Dialect, ty: &str, column: &str) -> String {
+    if d == Dialect::Sqlite && ty == "INTEGER" {
+        format!(" CHECK (typeof({column}) IN ('integer', 'null'))")
+    } else {
+        String::new()
     }
 }
 
@@ -115,20 +128,23 @@ impl TableSql {
         }
         for (i, m) in t.measures.iter().enumerate() {
             let ty = stored_type(d, m.stored());
+            let check = integer_only(d, ty, &q(&m.name));
             let decl = match m.merge {
-                Merge::Count | Merge::DistinctCount => format!("{ty} NOT NULL DEFAULT 0"),
-                _ => ty.to_owned(),
+                Merge::Count | Merge::DistinctCount => format!("{ty} NOT NULL DEFAULT 0{check}"),
+                _ => format!("{ty}{check}"),
             };
             cols.push((q(&m.name), decl));
             params.push(Param::Measure(i));
             if m.merge == Merge::Avg {
                 let sum_ty = stored_type(d, StoredType::Decimal);
-                cols.push((q(&format!("{}__sum", m.name)), sum_ty.to_owned()));
+                let sum = q(&format!("{}__sum", m.name));
+                let check = integer_only(d, sum_ty, &sum);
+                cols.push((sum, format!("{sum_ty}{check}")));
                 params.push(Param::AvgSum(i));
-                cols.push((
-                    q(&format!("{}__n", m.name)),
-                    format!("{} NOT NULL DEFAULT 0", stored_type(d, StoredType::Int)),
-                ));
+                let n_ty = stored_type(d, StoredType::Int);
+                let n = q(&format!("{}__n", m.name));
+                let check = integer_only(d, n_ty, &n);
+                cols.push((n, format!("{n_ty} NOT NULL DEFAULT 0{check}")));
                 params.push(Param::AvgCount(i));
             }
         }
@@ -217,8 +233,13 @@ impl TableSql {
                     let (os, ns, ok, nk) =
                         (old(&s), format!("excluded.{s}"), old(&k), format!("excluded.{k}"));
                     let float = stored_type(d, StoredType::Float);
+                    // SQLite's running sum is in cents.
+                    let unit = match d {
+                        Dialect::Postgres => "",
+                        Dialect::Sqlite => " / 100.0",
+                    };
                     sets.push(format!(
-                        "{c} = CAST(COALESCE({os}, 0) + COALESCE({ns}, 0) AS {float}) / NULLIF({ok} + {nk}, 0)"
+                        "{c} = CAST(COALESCE({os}, 0) + COALESCE({ns}, 0) AS {float}){unit} / NULLIF({ok} + {nk}, 0)"
                     ));
                     sets.push(format!("{s} = COALESCE({os} + {ns}, {os}, {ns})"));
                     sets.push(format!("{k} = {ok} + {nk}"));

@@ -172,11 +172,14 @@ impl Reader for PostgresReader {
             .into_iter()
             .map(|r| (Grain::Minute, r))
             .chain(hours.map(|r| (Grain::Hour, r)));
+        // The exact sums of every range are added as decimals; the revenue becomes a float once,
+        // as on SQLite (ADR 0020).
+        let mut revenue = rust_decimal::Decimal::ZERO;
         let mut t = Totals::default();
         for (grain, (a, b)) in ranges {
             let table = grain.table();
             let sql = format!(
-                "SELECT COALESCE(sum(revenue), 0)::float8, COALESCE(sum(units), 0)::bigint, \
+                "SELECT COALESCE(sum(revenue), 0), COALESCE(sum(units), 0)::bigint, \
                  COALESCE(sum(sales), 0)::bigint, COALESCE(sum(returns), 0)::bigint \
                  FROM {table} WHERE window_start >= $1 AND window_start < $2"
             );
@@ -184,12 +187,21 @@ impl Reader for PostgresReader {
                 .query(&format!("SELECT sum FROM {table}"), &sql, &[&a, &b])
                 .await?
             {
-                t.revenue += r.get::<_, f64>(0);
-                t.units += r.get::<_, i64>(1);
-                t.sales += r.get::<_, i64>(2);
-                t.returns += r.get::<_, i64>(3);
+                let what = || format!("SELECT sum FROM {table}");
+                let part = r
+                    .try_get::<_, rust_decimal::Decimal>(0)
+                    .map_err(|e| pg_error(&what(), &e))?;
+                let overflow = || crate::Error::Postgres {
+                    message: format!("{}: a sum overflows 64 bits", what()),
+                    retryable: false,
+                };
+                revenue = revenue.checked_add(part).ok_or_else(overflow)?;
+                t.units = t.units.checked_add(r.get::<_, i64>(1)).ok_or_else(overflow)?;
+                t.sales = t.sales.checked_add(r.get::<_, i64>(2)).ok_or_else(overflow)?;
+                t.returns = t.returns.checked_add(r.get::<_, i64>(3)).ok_or_else(overflow)?;
             }
         }
+        t.revenue = crate::read::decimal_to_f64(revenue);
         Ok(t)
     }
 

@@ -52,6 +52,13 @@ impl Grain {
     }
 }
 
+/// The nearest `f64` of an exact decimal, correctly rounded (from its text, as PostgreSQL's
+/// `numeric::float8` does); `rust_decimal`'s own `to_f64` can be off by an ulp for large values.
+/// Both stores give the API this number for a sum of money (ADR 0020).
+pub fn decimal_to_f64(d: rust_decimal::Decimal) -> f64 {
+    d.to_string().parse().unwrap_or(f64::NAN)
+}
+
 /// Sales of one window, for one store or summed over all stores.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct SalesBucket {

@@ -2,32 +2,67 @@
 //! watermarks and catalog dimensions inside the batch's transaction; plus creating the
 //! aggregate tables and reading watermarks and the catalog back.
 //!
-//! Decimals are stored as REAL (SQLite has no exact decimal type), so sums of money carry
-//! floating-point error far below a cent; PostgreSQL keeps them exact.
+//! Decimals (money) are stored as INTEGER cents and summed by SQLite's integer arithmetic, so
+//! they are as exact as PostgreSQL's `numeric`; a decimal with more than two places, or a sum
+//! past `i64` cents, is refused, never rounded (ADR 0020, [`super::money`]).
 
 use chrono::DateTime;
 use retail_core::TopicPartition;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection};
-use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::error::sqlite_error;
+use super::money::{from_cents, to_cents};
 use super::rows::ts_text;
 use crate::derived::fold::{fold, Acc, DeltaRow};
-use crate::derived::sql::{cell, check_columns, distinct_text, Cell, Dialect, TableSql};
-use crate::derived::{ms_to_time, AggregateTable, CatalogRow, Derived};
+use crate::derived::sql::{cell, check_columns, distinct_text, Cell, Dialect, Param, TableSql};
+use crate::derived::{ms_to_time, AggregateTable, CatalogRow, Derived, Value};
 use crate::{CatalogSnapshot, Error, PartitionWatermark, Result};
 
-fn sql_value(c: Cell) -> SqlValue {
-    match c {
+/// The SQLite value of a cell; `Err` holds a decimal that is not a whole number of cents.
+fn sql_value(c: Cell) -> Result<SqlValue, Decimal> {
+    Ok(match c {
         Cell::Null => SqlValue::Null,
         Cell::Int(i) => SqlValue::Integer(i),
-        Cell::Decimal(d) => d.to_f64().map_or(SqlValue::Null, SqlValue::Real),
+        Cell::Decimal(d) => SqlValue::Integer(to_cents(d).ok_or(d)?),
         Cell::Float(f) => SqlValue::Real(f),
         Cell::Text(t) => SqlValue::Text(t.to_string()),
         Cell::Ts(ms) => SqlValue::Text(ts(ms)),
+    })
+}
+
+/// The values of `cells` (columns named by `column`), or the refusal naming the first decimal
+/// that has no exact place in integer cents.
+fn sql_values(path: &str, table: &str, cells: impl Iterator<Item = (String, Cell)>) -> Result<Vec<SqlValue>> {
+    cells
+        .map(|(column, c)| {
+            sql_value(c).map_err(|d| Error::Refused {
+                message: format!(
+                    "sqlite {path}: aggregate {table}: {column} = {d} is not a whole number of cents \
+                     (SQLite keeps money as integer cents, ADR 0020)"
+                ),
+            })
+        })
+        .collect()
+}
+
+/// The column an upsert parameter writes, for messages.
+fn param_column(t: &AggregateTable, p: Param) -> String {
+    match p {
+        Param::WindowStart => "window_start".to_owned(),
+        Param::WindowEnd => "window_end".to_owned(),
+        Param::Key(i) => t.keys.get(i).map_or_else(String::new, |k| k.name.clone()),
+        Param::Measure(i) => t.measures.get(i).map_or_else(String::new, |m| m.name.clone()),
+        Param::AvgSum(i) => t
+            .measures
+            .get(i)
+            .map_or_else(String::new, |m| format!("{}__sum", m.name)),
+        Param::AvgCount(i) => t
+            .measures
+            .get(i)
+            .map_or_else(String::new, |m| format!("{}__n", m.name)),
     }
 }
 
@@ -89,7 +124,11 @@ pub(super) fn write(
             .prepare_cached(&sql.upsert)
             .map_err(err(format!("prepare upsert into {}", t.name)))?;
         for row in &delta.rows {
-            let values = sql.params.iter().map(|p| sql_value(cell(t, *p, row)));
+            let values = sql_values(
+                path,
+                &t.name,
+                sql.params.iter().map(|p| (param_column(t, *p), cell(t, *p, row))),
+            )?;
             agg_rows += stmt
                 .execute(params_from_iter(values))
                 .map_err(err(format!("upsert into aggregate {}", t.name)))? as u64;
@@ -184,13 +223,25 @@ pub(super) fn write_catalog(conn: &Connection, path: &str, rows: &[CatalogRow]) 
                 name,
                 category,
                 price,
-            } => conn
-                .prepare_cached(
+            } => {
+                let cents = match price.map(|p| to_cents(p).ok_or(p)).transpose() {
+                    Ok(cents) => cents,
+                    Err(p) => {
+                        return Err(Error::Refused {
+                            message: format!(
+                                "sqlite {path}: product_dim: price {p} of sku {sku} is not a whole number \
+                                 of cents (money is stored as integer cents, ADR 0020)"
+                            ),
+                        })
+                    }
+                };
+                conn.prepare_cached(
                     "INSERT INTO product_dim (sku, name, category, price) VALUES (?1, ?2, ?3, ?4) \
                      ON CONFLICT (sku) DO UPDATE SET name = excluded.name, category = excluded.category, \
                      price = excluded.price, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
                 )
-                .and_then(|mut s| s.execute(params![sku, name, category, price.and_then(|p| p.to_f64())])),
+                .and_then(|mut s| s.execute(params![sku, name, category, cents]))
+            }
         }
         .map_err(err)?;
     }
@@ -276,10 +327,7 @@ pub(super) fn catalog(conn: &Connection, path: &str) -> Result<CatalogSnapshot> 
                 sku: r.get(0)?,
                 name: r.get(1)?,
                 category: r.get(2)?,
-                price: r
-                    .get::<_, Option<f64>>(3)?
-                    .and_then(Decimal::from_f64)
-                    .map(|d| d.round_dp(2)),
+                price: r.get::<_, Option<i64>>(3)?.map(from_cents),
             })
         })
         .map_err(err)?
@@ -287,6 +335,14 @@ pub(super) fn catalog(conn: &Connection, path: &str) -> Result<CatalogSnapshot> 
         rows.push(r.map_err(err)?);
     }
     Ok(CatalogSnapshot { rows })
+}
+
+fn key_values(path: &str, t: &AggregateTable, key: &[Value]) -> Result<Vec<SqlValue>> {
+    sql_values(
+        path,
+        &t.name,
+        t.keys.iter().zip(key).map(|(k, v)| (k.name.clone(), Cell::of(v))),
+    )
 }
 
 fn distinct(
@@ -306,7 +362,7 @@ fn distinct(
             let Acc::Distinct(values) = acc else { continue };
             for v in values {
                 let mut p = vec![SqlValue::Text(ts(row.window_start))];
-                p.extend(row.key.iter().map(|k| sql_value(Cell::of(k))));
+                p.extend(key_values(path, t, &row.key)?);
                 p.push(SqlValue::Text(m.name.clone()));
                 p.push(SqlValue::Text(distinct_text(v)));
                 ins.execute(params_from_iter(p))
@@ -315,7 +371,7 @@ fn distinct(
         }
         for (_, stmt) in &sql.distinct_recount {
             let mut p = vec![SqlValue::Text(ts(row.window_start))];
-            p.extend(row.key.iter().map(|k| sql_value(Cell::of(k))));
+            p.extend(key_values(path, t, &row.key)?);
             conn.prepare_cached(stmt)
                 .and_then(|mut s| s.execute(params_from_iter(p)))
                 .map_err(err(format!("recount distinct of {}", t.name)))?;

@@ -1,6 +1,10 @@
 //! Applies `migrations/sqlite/*.sql` at open, in order, each once, inside one `BEGIN
 //! IMMEDIATE` transaction: a second process opening the same file waits for the first (busy
 //! timeout) and then finds the versions already recorded.
+//!
+//! A file an older binary made, with money stored as REAL (before [`MONEY_IN_CENTS`]), is
+//! refused rather than converted: its aggregate sums already carry floating-point error that no
+//! conversion can take out exactly (ADR 0020).
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -26,7 +30,14 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../../migrations/sqlite/0003_dead_letter_resubmitted.sql"),
     },
+    Migration {
+        version: MONEY_IN_CENTS,
+        sql: include_str!("../../migrations/sqlite/0004_money_in_cents.sql"),
+    },
 ];
+
+/// The migration from which money columns hold integer cents.
+const MONEY_IN_CENTS: u32 = 4;
 
 /// Brings the schema up to date.
 pub(super) fn run(conn: &mut Connection, path: &str) -> Result<()> {
@@ -49,6 +60,17 @@ pub(super) fn run(conn: &mut Connection, path: &str) -> Result<()> {
         rows.collect::<rusqlite::Result<_>>()
             .map_err(err("SELECT FROM schema_migrations"))?
     };
+    if !applied.is_empty() && !applied.contains(&MONEY_IN_CENTS) {
+        return Err(Error::Migration {
+            version: MONEY_IN_CENTS,
+            message: format!(
+                "{path} was written by an older retail-etl that stored money as floating point (REAL); \
+                 this version keeps exact integer cents and cannot convert the old sums exactly. Move the \
+                 file away and start with a fresh one: the landing then reads the log again from its \
+                 start and lands every event it still holds once more, exactly once (ADR 0020)"
+            ),
+        });
+    }
     for m in MIGRATIONS {
         if applied.contains(&m.version) {
             continue;

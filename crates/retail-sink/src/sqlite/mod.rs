@@ -15,8 +15,10 @@
 //!
 //! # Differences from PostgreSQL
 //! No partitioning; `event_id` is hyphenated lower-case text; timestamps are RFC 3339 text in
-//! UTC with milliseconds and `Z` (fixed width, so they sort as text); `unit_price` is NUMERIC
-//! affinity (REAL); `raw` is a BLOB. The ledger is written with `INSERT OR IGNORE`, one id at a
+//! UTC with milliseconds and `Z` (fixed width, so they sort as text); money (`unit_price`,
+//! `product_dim.price`, every decimal column of an aggregate) is INTEGER cents, exact like
+//! PostgreSQL's `numeric`, and a value with more than two decimals is refused (ADR 0020);
+//! `raw` is a BLOB. The ledger is written with `INSERT OR IGNORE`, one id at a
 //! time, which is as fast as SQLite inserts get.
 //!
 //! # Layout
@@ -25,12 +27,14 @@
 //! - `rows`: owned compact copies of a batch, text forms of ids and timestamps.
 //! - `read`: the [`crate::Reader`] on its own connection and thread.
 //! - `thread`: a connection owned by one thread, with async calls on it (store and reader).
-//! - `migrate`: `migrations/sqlite/*.sql` at open.
+//! - `migrate`: `migrations/sqlite/*.sql` at open; refuses a file that keeps money as REAL.
+//! - `money`: exact decimals to integer cents and back.
 //! - `error`: rusqlite errors to [`crate::Error`].
 
 mod derived;
 mod error;
 mod migrate;
+mod money;
 mod read;
 mod rows;
 mod store;

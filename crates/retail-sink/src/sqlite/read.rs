@@ -13,13 +13,14 @@ use rusqlite::types::Type;
 use rusqlite::{params_from_iter, Connection, OpenFlags, Row, ToSql};
 
 use super::error::sqlite_error;
+use super::money::cents_to_f64;
 use super::rows::ts_text;
 use super::thread::Owned;
 use crate::read::{
     day_start, split_hours, CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent,
     Page, PageRequest, Reader, SalesBucket, SellerSales, StoreInfo, StoreSummary, Totals,
 };
-use crate::Result;
+use crate::{Error, Result};
 
 /// How long the resubmit mark waits for the landing's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -130,8 +131,12 @@ fn opt_text(t: Option<&str>) -> Param {
     t.map_or(Param::Null, |t| Param::Text(t.to_owned()))
 }
 
-// Revenue is REAL in SQLite: sums are rounded to cents so that 0.1 + 0.2 reads 0.3, as the
-// exact NUMERIC sums of PostgreSQL do.
+/// Reads revenue, stored and summed as integer cents (SQLite's `sum` of integers is exact and
+/// fails on overflow rather than going floating point), as the API's number: the nearest `f64`
+/// of the exact decimal, the same as PostgreSQL's `numeric::float8` (ADR 0020).
+fn money(r: &Row<'_>, i: usize) -> rusqlite::Result<f64> {
+    r.get::<_, i64>(i).map(cents_to_f64)
+}
 
 /// Reads a timestamp stored as RFC 3339 text.
 fn ts(r: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
@@ -160,7 +165,7 @@ const DEAD_LETTER_COLUMNS: &str = "id, reason, kind, source, topic, \"partition\
 
 /// Stores with their sums over `[?1, ?2)`; the caller adds a `WHERE` on `?3`.
 const STORE_SUMMARY: &str = "SELECT d.store_id, d.name, d.city, d.country, \
-     ROUND(COALESCE(sum(a.revenue), 0), 2), CAST(COALESCE(sum(a.units), 0) AS INTEGER), \
+     COALESCE(sum(a.revenue), 0), CAST(COALESCE(sum(a.units), 0) AS INTEGER), \
      CAST(COALESCE(sum(a.sales), 0) AS INTEGER), CAST(COALESCE(sum(a.returns), 0) AS INTEGER) \
      FROM store_dim d LEFT JOIN sales_agg_hour a ON a.store_id = d.store_id \
        AND a.window_start >= ?1 AND a.window_start < ?2";
@@ -175,7 +180,7 @@ fn store_summary(r: &Row<'_>) -> rusqlite::Result<StoreSummary> {
             country: r.get(3)?,
         },
         totals: Totals {
-            revenue: r.get(4)?,
+            revenue: money(r, 4)?,
             units: r.get(5)?,
             sales: r.get(6)?,
             returns: r.get(7)?,
@@ -217,7 +222,7 @@ impl Reader for SqliteReader {
         let table = grain.table();
         let sql = format!(
             "SELECT window_start, CASE WHEN ?1 IS NULL THEN NULL ELSE min(store_id) END, \
-             CAST(COALESCE(sum(units), 0) AS INTEGER), ROUND(COALESCE(sum(revenue), 0), 2), \
+             CAST(COALESCE(sum(units), 0) AS INTEGER), COALESCE(sum(revenue), 0), \
              CAST(COALESCE(sum(sales), 0) AS INTEGER), CAST(COALESCE(sum(returns), 0) AS INTEGER) \
              FROM {table} WHERE window_start >= ?2 AND window_start < ?3 \
              AND (?1 IS NULL OR store_id = ?1) GROUP BY window_start ORDER BY window_start"
@@ -232,7 +237,7 @@ impl Reader for SqliteReader {
                     window_start: ts(r, 0)?,
                     store_id: r.get(1)?,
                     units: r.get(2)?,
-                    revenue: r.get(3)?,
+                    revenue: money(r, 3)?,
                     sales: r.get(4)?,
                     returns: r.get(5)?,
                 })
@@ -247,10 +252,11 @@ impl Reader for SqliteReader {
             .into_iter()
             .map(|r| (Grain::Minute, r))
             .chain(hours.map(|r| (Grain::Hour, r)));
-        let mut t = Totals::default();
+        // Cents and counts of every range, added exactly; the revenue becomes a float once.
+        let mut sum = [0i64; 4];
         for (grain, (a, b)) in ranges {
             let sql = format!(
-                "SELECT ROUND(COALESCE(sum(revenue), 0), 2), CAST(COALESCE(sum(units), 0) AS INTEGER), \
+                "SELECT COALESCE(sum(revenue), 0), CAST(COALESCE(sum(units), 0) AS INTEGER), \
                  CAST(COALESCE(sum(sales), 0) AS INTEGER), CAST(COALESCE(sum(returns), 0) AS INTEGER) \
                  FROM {} WHERE window_start >= ?1 AND window_start < ?2",
                 grain.table()
@@ -260,28 +266,31 @@ impl Reader for SqliteReader {
                     "SELECT sum FROM sales aggregate",
                     sql,
                     vec![ts_param(a), ts_param(b)],
-                    |r| {
-                        Ok(Totals {
-                            revenue: r.get(0)?,
-                            units: r.get(1)?,
-                            sales: r.get(2)?,
-                            returns: r.get(3)?,
-                        })
-                    },
+                    |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
                 )
                 .await?;
             for r in rows {
-                t.revenue += r.revenue;
-                t.units += r.units;
-                t.sales += r.sales;
-                t.returns += r.returns;
+                for (total, part) in sum.iter_mut().zip(r) {
+                    *total = total.checked_add(part).ok_or_else(|| Error::Sqlite {
+                        path: self.conn.path().to_owned(),
+                        message: format!("totals from {from} to {to}: a sum overflows 64 bits"),
+                        retryable: false,
+                    })?;
+                }
             }
         }
+        let [cents, units, sales, returns] = sum;
+        let t = Totals {
+            revenue: cents_to_f64(cents),
+            units,
+            sales,
+            returns,
+        };
         Ok(t)
     }
 
     async fn top_sales_by_city(&self, day: NaiveDate, limit: u32) -> Result<Vec<CitySales>> {
-        let sql = "SELECT rank, country, city, ROUND(COALESCE(revenue, 0), 2), \
+        let sql = "SELECT rank, country, city, COALESCE(revenue, 0), \
              CAST(COALESCE(units, 0) AS INTEGER), sales FROM top_sales_by_city_ranked \
              WHERE window_start = ?1 ORDER BY rank, country, city LIMIT ?2";
         let params = vec![ts_param(day_start(day)), Param::Int(i64::from(limit))];
@@ -294,7 +303,7 @@ impl Reader for SqliteReader {
                     rank: r.get(0)?,
                     country: r.get(1)?,
                     city: r.get(2)?,
-                    revenue: r.get(3)?,
+                    revenue: money(r, 3)?,
                     units: r.get(4)?,
                     sales: r.get(5)?,
                 })
@@ -309,7 +318,7 @@ impl Reader for SqliteReader {
         window_start: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<SellerSales>> {
-        let sql = "SELECT rank, country, seller_id, seller_name, ROUND(COALESCE(revenue, 0), 2), \
+        let sql = "SELECT rank, country, seller_id, seller_name, COALESCE(revenue, 0), \
              CAST(COALESCE(units, 0) AS INTEGER), sales, window_start FROM top_salesman_by_country_ranked \
              WHERE (?1 IS NULL OR country = ?1) AND rank <= ?3 AND window_start = \
                COALESCE(?2, (SELECT max(window_start) FROM top_salesman_by_country \
@@ -330,7 +339,7 @@ impl Reader for SqliteReader {
                     country: r.get(1)?,
                     seller_id: r.get(2)?,
                     seller_name: r.get(3)?,
-                    revenue: r.get(4)?,
+                    revenue: money(r, 4)?,
                     units: r.get(5)?,
                     sales: r.get(6)?,
                     window_start: ts(r, 7)?,

@@ -10,9 +10,10 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use retail_core::DeadLetter;
-use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::money::to_cents;
 use crate::dedup::FirstSeen;
 use crate::derived::SharedDerived;
 use crate::{LandedEvent, LandedSale, LandingBatch, OffsetRange};
@@ -26,8 +27,9 @@ pub(super) struct SaleRow {
     pub store_id: i64,
     pub sku: i64,
     pub qty: i32,
-    /// SQLite has no decimal type: `NUMERIC` affinity keeps it as REAL (or INTEGER if whole).
-    pub unit_price: Option<f64>,
+    /// In whole cents (ADR 0020); `Err` holds a price with more than two decimals (or past
+    /// `i64` cents), which the write refuses.
+    pub unit_price: Option<Result<i64, Decimal>>,
     pub seller_id: Option<i64>,
     /// Index into [`Sales::sources`].
     pub source: usize,
@@ -71,7 +73,7 @@ impl Sales {
                 store_id: s.sale.store_id,
                 sku: s.sale.sku,
                 qty: s.sale.qty,
-                unit_price: s.sale.unit_price.and_then(|p| p.to_f64()),
+                unit_price: s.sale.unit_price.map(|p| to_cents(p).ok_or(p)),
                 seller_id: s.sale.seller_id,
                 source,
             });

@@ -40,7 +40,7 @@ fn insert_sale(
         s.store_id,
         s.sku,
         s.qty,
-        s.unit_price,
+        s.unit_price.and_then(Result::ok),
         s.seller_id,
         ts_buf.as_str(),
         source
@@ -120,6 +120,15 @@ pub(super) fn write_batch(
         }
         for i in b.sales.index_order(new) {
             let Some(s) = b.sales.rows.get(i) else { continue };
+            if let Some(Err(price)) = s.unit_price {
+                return Err(Error::Refused {
+                    message: format!(
+                        "sqlite {path}: INSERT INTO sales_raw: unit_price {price} of event {} is not a \
+                         whole number of cents (money is stored as integer cents, ADR 0020)",
+                        s.event_id
+                    ),
+                });
+            }
             insert_sale(&mut sale, s, b.sales.source(s), &mut id_buf, &mut ts_buf)
                 .map_err(err("INSERT INTO sales_raw"))?;
             outcome.sales_inserted += 1;
@@ -231,11 +240,14 @@ pub(super) fn write_batch(
 
 const BARE_DROP: &str = "DROP TABLE IF EXISTS bench_bare_sales_raw; DROP TABLE IF EXISTS bench_bare_ledger;";
 
-/// Mirrors `sales_raw` and `landed_event_ids` in migrations/sqlite/0001_init.sql.
+/// Mirrors `sales_raw` (migrations/sqlite/0004_money_in_cents.sql) and `landed_event_ids`
+/// (0001_init.sql).
 const BARE_CREATE: &str = "\
     CREATE TABLE bench_bare_sales_raw (
         event_id TEXT NOT NULL, kind TEXT NOT NULL, store_id INTEGER NOT NULL, sku INTEGER NOT NULL,
-        qty INTEGER NOT NULL, unit_price NUMERIC, seller_id INTEGER, ts TEXT NOT NULL,
+        qty INTEGER NOT NULL,
+        unit_price INTEGER CONSTRAINT unit_price_in_cents CHECK (typeof(unit_price) IN ('integer', 'null')),
+        seller_id INTEGER, ts TEXT NOT NULL,
         source TEXT NOT NULL,
         ingested_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));
     CREATE INDEX bench_bare_sales_raw_store_id_ts_idx ON bench_bare_sales_raw (store_id, ts);

@@ -601,3 +601,161 @@ pub async fn named_dead_letters_are_kept_once(f: Fixture) {
     assert_eq!(o.dead_letters, 2, "{o:?}");
     assert_eq!(counts(&*store).await, (0, 0, 4));
 }
+
+/// Money is exact and the same on every store (issue 18, item 4; ADR 0020): the prices land in
+/// `sales_raw` as they came, and the sum of `qty * unit_price` over the raw rows equals the
+/// aggregate's revenue to the cent, as exact decimals read behind the store's back, as do the
+/// minimum, maximum and running average sum of the price. The reader's revenue is the nearest
+/// `f64` of that same decimal. Ten batches of 0.10 must make 1.00 (REAL made
+/// 0.9999999999999999), and 9,999,999,999.99 x 100,000 next to 0.10 needs 18 digits.
+pub async fn money_is_exact_in_raw_rows_and_aggregates(f: Fixture) {
+    use retail_sink::derived::{
+        AggregateTable, ColumnType, Contribution, Derived, KeyColumn, MeasureColumn, Merge, Value,
+    };
+    use retail_sink::read::Grain;
+    use rust_decimal::Decimal;
+    use std::sync::Arc;
+
+    let store = f.open().await;
+    let measure = |name: &str, input, merge| MeasureColumn {
+        name: name.into(),
+        input,
+        merge,
+    };
+    // The built-in hourly table, so that the reader reads it, and the price's statistics.
+    let tables = [
+        AggregateTable {
+            name: "sales_agg_hour".into(),
+            keys: vec![KeyColumn {
+                name: "store_id".into(),
+                ty: ColumnType::Int,
+            }],
+            measures: vec![
+                measure("units", ColumnType::Int, Merge::Sum),
+                measure("revenue", ColumnType::Decimal, Merge::Sum),
+                measure("sales", ColumnType::Int, Merge::Count),
+                measure("returns", ColumnType::Int, Merge::Count),
+            ],
+            rank: None,
+        },
+        AggregateTable {
+            name: "price_stats".into(),
+            keys: vec![KeyColumn {
+                name: "store_id".into(),
+                ty: ColumnType::Int,
+            }],
+            measures: vec![
+                measure("cheapest", ColumnType::Decimal, Merge::Min),
+                measure("dearest", ColumnType::Decimal, Merge::Max),
+                measure("avg_price", ColumnType::Decimal, Merge::Avg),
+            ],
+            rank: None,
+        },
+    ];
+    store.prepare_aggregates(&tables).await.expect("prepare");
+
+    let cents = |c: i64| Decimal::new(c, 2);
+    // (price, qty) per batch: ten batches of one 0.10, then one of everything else.
+    let mut batches: Vec<Vec<(Decimal, i32)>> = (0..10).map(|_| vec![(cents(10), 1)]).collect();
+    batches.push(vec![
+        (cents(20), 3),
+        (cents(1_999_999_999), 1000),
+        (cents(999_999_999_999), 100_000),
+        (cents(10), 1),
+        (cents(1), -1),
+        (cents(7), 7),
+        (cents(19_99), -2),
+    ]);
+    let p = tp("sales", 0);
+    let at = ts("2026-11-21T10:15:00Z");
+    let hour = at.timestamp_millis() - at.timestamp_millis().rem_euclid(3_600_000);
+    let mut offset = 0;
+    let (mut revenue, mut prices) = (Decimal::ZERO, Vec::new());
+    for lines in &batches {
+        let id = ids(lines.len());
+        let mut sales = Vec::new();
+        let mut contributions = Vec::new();
+        for ((price, qty), id) in lines.iter().zip(&id) {
+            let mut s = sale(*id, at, 1, *qty);
+            s.sale.unit_price = Some(*price);
+            sales.push(s);
+            let amount = *price * Decimal::from(*qty);
+            revenue += amount;
+            prices.push(*price);
+            let (sold, returned) = if *qty > 0 {
+                (Value::Int(1), Value::Null)
+            } else {
+                (Value::Null, Value::Int(1))
+            };
+            let c = |table, values| Contribution {
+                event_id: *id,
+                table,
+                window_start: hour,
+                window_end: hour + 3_600_000,
+                key: vec![Value::Int(1)],
+                values,
+            };
+            contributions.push(c(
+                0,
+                vec![
+                    Value::Int(i64::from(*qty)),
+                    Value::Decimal(amount),
+                    sold,
+                    returned,
+                ],
+            ));
+            contributions.push(c(1, vec![Value::Decimal(*price); 3]));
+        }
+        let next = offset + lines.len() as i64;
+        let batch = LandingBatch {
+            group: "landing".into(),
+            sales,
+            offsets: vec![range(&p, offset, next)],
+            derived: Arc::new(Derived {
+                contributions: contributions.into(),
+                ..Derived::default()
+            }),
+            ..Default::default()
+        };
+        store.write_batch(&batch).await.expect("write batch");
+        offset = next;
+    }
+    prices.sort();
+    let one = |v: Decimal| vec![v];
+
+    // Raw rows: every price as it came, and their sum with the quantities.
+    assert_eq!(f.money("SELECT unit_price FROM sales_raw").await, prices);
+    let raw = f.money("SELECT sum(qty * unit_price) FROM sales_raw").await;
+    assert_eq!(raw, one(revenue));
+    assert_eq!(revenue.to_string(), "1000019999998952.20");
+    // Aggregates: the same numbers to the cent.
+    assert_eq!(f.money("SELECT revenue FROM sales_agg_hour").await, one(revenue));
+    let (lo, hi) = (prices[0], prices[prices.len() - 1]);
+    assert_eq!(f.money("SELECT cheapest FROM price_stats").await, one(lo));
+    assert_eq!(f.money("SELECT dearest FROM price_stats").await, one(hi));
+    let price_sum: Decimal = prices.iter().sum();
+    assert_eq!(
+        f.money("SELECT avg_price__sum FROM price_stats").await,
+        one(price_sum)
+    );
+    let avg: f64 = f.texts("SELECT CAST(avg_price AS TEXT) FROM price_stats").await[0]
+        .parse()
+        .expect("avg_price is a number");
+    let expected =
+        rust_decimal::prelude::ToPrimitive::to_f64(&(price_sum / Decimal::from(prices.len()))).expect("f64");
+    assert!(
+        (avg - expected).abs() <= expected * 1e-12,
+        "avg_price {avg}, expected {expected}"
+    );
+
+    // The reader shows the nearest f64 of the exact sum, on every store alike.
+    let reader = retail_sink::open_reader(&f.url).await.expect("open reader");
+    let from = retail_sink::derived::ms_to_time(hour);
+    let to = retail_sink::derived::ms_to_time(hour + 3_600_000);
+    // Correctly rounded, as PostgreSQL's numeric::float8: 1000019999998952.25.
+    let exact: f64 = revenue.to_string().parse().expect("f64");
+    let totals = reader.totals(from, to).await.expect("totals");
+    assert_eq!(totals.revenue, exact, "{totals:?}");
+    let buckets = reader.sales(Grain::Hour, Some(1), from, to).await.expect("sales");
+    assert_eq!(buckets.iter().map(|b| b.revenue).collect::<Vec<_>>(), [exact]);
+}

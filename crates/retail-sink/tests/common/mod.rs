@@ -71,6 +71,40 @@ impl Fixture {
 }
 
 impl Fixture {
+    /// The one money column of each row of `sql`, read behind the store's back as the exact
+    /// decimal the store holds: PostgreSQL's `numeric` as its text, SQLite's integer cents
+    /// (ADR 0020); anything else in SQLite (a REAL) fails the test, naming it. Sorted.
+    pub async fn money(&self, sql: &str) -> Vec<Decimal> {
+        let mut out: Vec<Decimal> = match &self.url {
+            StoreUrl::Postgres(url) => connect(url)
+                .await
+                .query(&format!("SELECT v::text FROM ({sql}) AS q(v)"), &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .iter()
+                .map(|r| {
+                    let text: String = r.get(0);
+                    text.parse().unwrap_or_else(|e| panic!("{sql}: {text:?}: {e}"))
+                })
+                .collect(),
+            StoreUrl::Sqlite(path) => {
+                use rusqlite::types::Value;
+                let conn = rusqlite::Connection::open(path).expect("open sqlite");
+                let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let rows = stmt.query_map([], |r| r.get::<_, Value>(0)).expect("query");
+                rows.map(|r| match r.expect("row") {
+                    Value::Integer(cents) => Decimal::new(cents, 2),
+                    other => panic!("{sql}: money must be integer cents in SQLite, got {other:?}"),
+                })
+                .collect()
+            }
+        };
+        out.sort();
+        out
+    }
+}
+
+impl Fixture {
     /// Makes the store refuse, for its data, every sale of store `store_id`: a trigger behind
     /// the store's back, raising PostgreSQL's numeric_value_out_of_range (class 22) or SQLite's
     /// constraint error, with the message `store <id> is refused`.
