@@ -98,6 +98,13 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     async fn size_bytes(&self, _tp: &TopicPartition) -> Result<Option<u64>> {
         Ok(None)
     }
+
+    /// `(bytes not yet consumed, disk budget)` where the log holds appends back at a budget
+    /// (the embedded log with `disk_budget_bytes` set; [`Error::DiskBudget`]), else `None`.
+    /// Cheap: a counter read, for `/health`.
+    fn disk_budget(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// What a poll returns: a change of assignment (as Kafka's rebalance callbacks) or records.
