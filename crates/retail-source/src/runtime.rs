@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -69,6 +70,9 @@ struct Inner {
     description: OnceLock<String>,
     /// Records acknowledged by the log, per topic (a few topics per source), for lineage.
     per_topic: Mutex<Vec<(String, u64)>>,
+    /// Whether the last [`SourceRuntime::append_once`] was refused (its state shows why until
+    /// one succeeds).
+    refused: AtomicBool,
 }
 
 impl Inner {
@@ -122,6 +126,7 @@ impl SourceRuntime {
                 bounded: OnceLock::new(),
                 description: OnceLock::new(),
                 per_topic: Mutex::new(Vec::new()),
+                refused: AtomicBool::new(false),
             }),
         }
     }
@@ -274,16 +279,32 @@ impl SourceRuntime {
     /// Appends once, without retrying: for sources whose sender waits and can retry itself
     /// (a webhook answers 503 with `Retry-After` rather than hold the request through a log
     /// outage). `accepted` of the records are counted as accepted once the log acknowledged
-    /// them (the rest are rejects carried to the dead letters).
+    /// them (the rest are rejects carried to the dead letters). A retryable refusal shows
+    /// the source as `retrying` with the log's reason (a full disk budget, say) until an
+    /// append succeeds.
     pub async fn append_once(
         &self,
         records: Vec<ProducerRecord>,
         accepted: u64,
     ) -> Result<Vec<RecordMetadata>> {
         let topics = count_topics(&records);
-        let meta = self.inner.log.append(records).await?;
+        let n = records.len();
+        let meta = match self.inner.log.append(records).await {
+            Ok(meta) => meta,
+            Err(error) => {
+                if error.is_retryable() {
+                    self.inner.refused.store(true, Ordering::Relaxed);
+                    self.show(State::Retrying, format!("refusing {n} records for now: {error}"));
+                }
+                return Err(error.into());
+            }
+        };
         self.inner.accepted.inc_by(accepted);
         self.add_topic_counts(topics);
+        if self.inner.refused.swap(false, Ordering::Relaxed) {
+            info!(message = "append succeeded after refusals", source = %self.inner.name);
+            self.recovered();
+        }
         Ok(meta)
     }
 
