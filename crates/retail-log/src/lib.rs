@@ -13,7 +13,8 @@
 //! # Layout
 //! - [`record`]: producer and consumer records, headers, partitioning by key.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
-//! - [`embedded`]: the segment-file backend (segments, recovery, retention, group offsets).
+//! - [`embedded`]: the segment-file backend (segments, recovery, retention, group offsets, the
+//!   disk budget).
 //! - [`metered`]: [`metered::MeteredLog`], any backend with its appended bytes, end offsets and
 //!   sizes on `/metrics`.
 //! - this file: the [`Log`] and [`Consumer`] traits and [`open`].
