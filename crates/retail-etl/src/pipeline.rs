@@ -103,6 +103,13 @@ pub async fn start(
         landing: landing_handle.clone(),
         sources: Vec::new(),
     };
+    if log.disk_budget().is_some() {
+        tokio::spawn(show_disk_budget(
+            log.clone(),
+            health.clone(),
+            landing_stop.clone(),
+        ));
+    }
     let backlog = Backlog::default();
     tokio::spawn(sample_backlog(
         view.clone(),
@@ -189,6 +196,36 @@ async fn sample_backlog(view: View, backlog: Backlog, stop: Shutdown) {
         tokio::select! {
             _ = tick.tick() => backlog.set(view.lag().await),
             () = stop.wait() => return,
+        }
+    }
+}
+
+/// Shows on `/health` (component `log`) while the log's disk budget holds the sources back, and
+/// why, until the landing has caught up enough (the sources show it too, on their next append).
+async fn show_disk_budget(log: Arc<dyn Log>, health: Health, stop: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut held = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.wait() => return,
+        }
+        let Some((backlog, budget)) = log.disk_budget() else {
+            return;
+        };
+        if backlog >= budget {
+            held = true;
+            health.set(
+                "log",
+                State::Retrying,
+                format!(
+                    "disk budget reached: {backlog} bytes not yet landed, log.embedded.disk_budget_bytes = {budget}; \
+                     sources are held back until the landing catches up"
+                ),
+            );
+        } else if held {
+            held = false;
+            health.set("log", State::Running, "");
         }
     }
 }

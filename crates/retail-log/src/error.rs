@@ -104,6 +104,18 @@ pub enum Error {
         /// Whether the same call later may succeed (broker down, leader moving, timeout).
         retryable: bool,
     },
+    /// The embedded log's disk budget is reached: the bytes no consumer group has consumed yet
+    /// are at or over `log.embedded.disk_budget_bytes`. Nothing was appended; the same append
+    /// succeeds once the landing commits past enough of the backlog.
+    #[error("log disk budget reached in {dir}: {backlog} bytes not yet consumed, budget log.embedded.disk_budget_bytes = {budget}; appends are held back until the landing catches up")]
+    DiskBudget {
+        /// The log directory.
+        dir: String,
+        /// Bytes not yet consumed when the append was refused.
+        backlog: u64,
+        /// The budget.
+        budget: u64,
+    },
     /// Bad configuration or URL.
     #[error("{0}")]
     Config(String),
@@ -116,7 +128,10 @@ impl Error {
     /// Whether retrying the same call later may succeed (I/O hiccups), as opposed to errors that
     /// will repeat until something is changed.
     pub const fn is_retryable(&self) -> bool {
-        matches!(self, Self::Io { .. } | Self::Kafka { retryable: true, .. })
+        matches!(
+            self,
+            Self::Io { .. } | Self::DiskBudget { .. } | Self::Kafka { retryable: true, .. }
+        )
     }
 
     /// Wraps an I/O error with the path it concerns.

@@ -13,7 +13,8 @@
 //! # Layout
 //! - [`record`]: producer and consumer records, headers, partitioning by key.
 //! - [`error`]: the crate's error, saying whether a failure is worth retrying.
-//! - [`embedded`]: the segment-file backend (segments, recovery, retention, group offsets).
+//! - [`embedded`]: the segment-file backend (segments, recovery, retention, group offsets, the
+//!   disk budget).
 //! - [`metered`]: [`metered::MeteredLog`], any backend with its appended bytes, end offsets and
 //!   sizes on `/metrics`.
 //! - this file: the [`Log`] and [`Consumer`] traits and [`open`].
@@ -97,6 +98,13 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// Bytes a partition takes on disk, `None` where the backend cannot tell (a broker's).
     async fn size_bytes(&self, _tp: &TopicPartition) -> Result<Option<u64>> {
         Ok(None)
+    }
+
+    /// `(bytes not yet consumed, disk budget)` where the log holds appends back at a budget
+    /// (the embedded log with `disk_budget_bytes` set; [`Error::DiskBudget`]), else `None`.
+    /// Cheap: a counter read, for `/health`.
+    fn disk_budget(&self) -> Option<(u64, u64)> {
+        None
     }
 }
 

@@ -155,6 +155,10 @@ impl Log for MeteredLog {
     async fn size_bytes(&self, tp: &TopicPartition) -> Result<Option<u64>> {
         self.inner.size_bytes(tp).await
     }
+
+    fn disk_budget(&self) -> Option<(u64, u64)> {
+        self.inner.disk_budget()
+    }
 }
 
 #[cfg(test)]

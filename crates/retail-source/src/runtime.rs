@@ -278,7 +278,9 @@ impl SourceRuntime {
     /// Appends once, without retrying: for sources whose sender waits and can retry itself
     /// (a webhook answers 503 with `Retry-After` rather than hold the request through a log
     /// outage). `accepted` of the records are counted as accepted once the log acknowledged
-    /// them (the rest are rejects carried to the dead letters).
+    /// them (the rest are rejects carried to the dead letters). A retryable refusal shows
+    /// the source as `retrying` with the log's reason (a full disk budget, say) until an
+    /// append succeeds.
     pub async fn append_once(
         &self,
         records: Vec<ProducerRecord>,

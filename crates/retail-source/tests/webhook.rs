@@ -21,13 +21,18 @@ struct Server {
     handle: SourceHandle,
     backlog: Backlog,
     shutdown: Shutdown,
+    health: Health,
     _dir: tempfile::TempDir,
 }
 
 async fn start(config: WebhookConfig) -> Server {
+    start_with(config, EmbeddedConfig::default()).await
+}
+
+async fn start_with(config: WebhookConfig, log_config: EmbeddedConfig) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let log: Arc<dyn Log> = Arc::new(
-        EmbeddedLog::open(&dir.path().join("log"), EmbeddedConfig::default())
+        EmbeddedLog::open(&dir.path().join("log"), log_config)
             .await
             .expect("opens"),
     );
@@ -58,6 +63,7 @@ async fn start(config: WebhookConfig) -> Server {
         handle: built.handle,
         backlog: cx.backlog,
         shutdown,
+        health: cx.health,
         _dir: dir,
     }
 }
@@ -467,6 +473,84 @@ async fn a_paused_source_and_a_far_behind_store_ask_senders_to_retry_later() {
     );
     let (code, v) = s.post_to("/ingest/nope").await;
     assert_eq!(code, 404, "{v}");
+}
+
+/// The log's disk budget reached: 503 `disk_budget` with `Retry-After`, nothing appended,
+/// `/health` says why; once a consumer commits past the backlog the same post is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_budget_asks_senders_to_retry_and_health_says_why() {
+    let s = start_with(
+        WebhookConfig::named("pos"),
+        EmbeddedConfig {
+            disk_budget_bytes: 8 * 1024,
+            ..EmbeddedConfig::default()
+        },
+    )
+    .await;
+    let batch = |n: u32| -> String { (0..n).map(|i| sale(None, 1 + i) + "\n").collect() };
+    let mut acked = HashSet::new();
+    let mut key = 0;
+    let refused = loop {
+        key += 1;
+        let (code, v) = s
+            .post(
+                batch(10),
+                "application/x-ndjson",
+                &[("idempotency-key", &format!("k{key}"))],
+            )
+            .await;
+        match code {
+            202 => acked.extend(ids(&v)),
+            _ => break (code, v),
+        }
+        assert!(key < 1000, "the budget never held the webhook back");
+    };
+    let (code, v) = refused;
+    assert_eq!(
+        (
+            code,
+            v["error"]["code"].as_str(),
+            v["retry_after_header"].as_bool()
+        ),
+        (503, Some("disk_budget"), Some(true)),
+        "{v}"
+    );
+    let shown = s.health.snapshot()["pos"].clone();
+    assert_eq!(shown.state.as_str(), "retrying");
+    assert!(
+        shown.detail.contains("disk budget") && shown.detail.contains("8192"),
+        "{}",
+        shown.detail
+    );
+    assert_eq!(
+        s.sales().await.len(),
+        acked.len(),
+        "nothing of the refused post was appended"
+    );
+
+    // A consumer commits everything: the same request is accepted, and the state clears.
+    let mut all = Vec::new();
+    for p in 0..4 {
+        let tp = retail_log::TopicPartition::new("sales", p);
+        let (_, high) = s.log.watermarks(&tp).await.expect("watermarks");
+        all.push((tp, high));
+    }
+    s.log.commit_offsets("landing", &all).await.expect("commit");
+    let (code, v) = s
+        .post(
+            batch(10),
+            "application/x-ndjson",
+            &[("idempotency-key", &format!("k{key}"))],
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    acked.extend(ids(&v));
+    assert_eq!(s.health.snapshot()["pos"].state.as_str(), "running");
+    let read: HashSet<String> = s.sales().await.into_iter().filter_map(|(id, _)| id).collect();
+    assert_eq!(
+        read, acked,
+        "every acknowledged event is on the log, and nothing else"
+    );
 }
 
 impl Server {

@@ -51,6 +51,16 @@ pub struct EmbeddedConfig {
     pub group_idle_expiry_ms: u64,
     /// Largest record (key + value + headers) accepted by append.
     pub max_record_bytes: usize,
+    /// Disk budget: once the bytes no consumer group has consumed yet (from each partition's
+    /// smallest committed offset to its end; a partition no group committed for counts whole)
+    /// reach this, appends are refused with a retryable error and the sources hold back (the
+    /// webhook answers 503 with `Retry-After`; the others retry with backoff). Nothing is
+    /// dropped, and appends are accepted again as soon as the landing commits past enough of
+    /// the backlog. Consumed data still kept by `retention_ms` does not count. Appends to
+    /// `dead-letters` and `alerts` are never refused (the landing writes them). The log may
+    /// pass the budget by the appends already in flight when it is reached. 0 = no budget.
+    /// Default 10 GiB.
+    pub disk_budget_bytes: u64,
 }
 
 impl EmbeddedConfig {
@@ -63,6 +73,7 @@ impl EmbeddedConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             group_idle_expiry_ms: 7 * 24 * 3600 * 1000,
             max_record_bytes: 1024 * 1024,
+            disk_budget_bytes: 10 * 1024 * 1024 * 1024,
         }
     }
 }

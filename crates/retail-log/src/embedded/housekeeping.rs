@@ -92,6 +92,12 @@ pub(crate) fn apply_retention(shared: &Shared, groups: Groups) {
     if bytes == 0 && ms == 0 {
         return;
     }
+    retain(shared, groups, bytes, ms);
+    // Retention may have deleted a partition no group consumes; and groups may have expired.
+    super::budget::recount(shared);
+}
+
+fn retain(shared: &Shared, groups: Groups, bytes: u64, ms: u64) {
     let now = now_ms();
     let expiry = (groups == Groups::IdleExpire).then_some(Expiry {
         now_ms: now,

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
 use tracing::warn;
 
+use super::budget::{self, Budget};
 use super::config::EmbeddedConfig;
 use super::consumer::EmbeddedConsumer;
 use super::files::sync_dir;
@@ -29,6 +30,8 @@ use super::partition::{DamagedSpan, Partition};
 use super::segment::Segment;
 use super::topic::{validate_name, validate_partition_count, Topic, OFFSETS_DIR};
 use super::writer::{AppendRequest, Failure, Msg, Reply, Writer};
+use retail_core::event::topics;
+
 use crate::record::{partition_for_key, ConsumedRecord, ProducerRecord, RecordMetadata};
 use crate::{Consumer, Error, Log, Result, TopicPartition};
 
@@ -52,6 +55,8 @@ pub(crate) struct Shared {
     pub failure: Mutex<Option<Failure>>,
     /// Consumer groups' committed offsets.
     pub offsets: OffsetStore,
+    /// The disk budget and the unconsumed bytes counted against it.
+    pub budget: Budget,
     /// The open lock file, holding the directory's exclusive lock until the log is closed or
     /// dropped (consumers may hold this state longer; they only read).
     lock: Mutex<Option<std::fs::File>>,
@@ -143,6 +148,7 @@ impl Shared {
         }
         let shared = Self {
             offsets: OffsetStore::open(offsets_dir)?,
+            budget: Budget::new(config.disk_budget_bytes),
             dir,
             config,
             topics: RwLock::new(topics),
@@ -154,6 +160,7 @@ impl Shared {
             lock: Mutex::new(Some(lock)),
         };
         apply_retention(&shared, Groups::AllHold);
+        budget::recount(&shared);
         Ok(shared)
     }
 
@@ -347,6 +354,12 @@ impl EmbeddedLog {
         Ok(self.shared.partition(tp)?.size_bytes())
     }
 
+    /// Bytes counted against the disk budget now: what no consumer group has consumed yet
+    /// (see [`EmbeddedConfig::disk_budget_bytes`]).
+    pub fn backlog_bytes(&self) -> u64 {
+        self.shared.budget.backlog()
+    }
+
     /// Applies the retention limits now instead of at the next roll or minute (idle groups
     /// expired, as in the periodic pass).
     pub async fn enforce_retention(&self) -> Result<()> {
@@ -466,6 +479,9 @@ impl Log for EmbeddedLog {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        if records.iter().any(|r| !topics::SIDE.contains(&r.topic.as_str())) {
+            self.shared.budget.check(&self.shared.dir)?;
+        }
         let targets = self.route(&records)?;
         let (reply, rx) = oneshot::channel();
         self.send(Msg::Append(AppendRequest {
@@ -536,6 +552,11 @@ impl Log for EmbeddedLog {
     async fn size_bytes(&self, tp: &TopicPartition) -> Result<Option<u64>> {
         Ok(Some(self.shared.partition(tp)?.size_bytes()))
     }
+
+    fn disk_budget(&self) -> Option<(u64, u64)> {
+        let budget = self.shared.config.disk_budget_bytes;
+        (budget > 0).then(|| (self.shared.budget.backlog(), budget))
+    }
 }
 
 /// Commits a group's offsets after checking the partitions exist.
@@ -555,5 +576,10 @@ pub(crate) async fn commit(
     }
     let shared = Arc::clone(shared);
     let (group, offsets) = (group.to_owned(), offsets.to_vec());
-    blocking(move || shared.offsets.commit(&group, &offsets)).await
+    blocking(move || {
+        shared.offsets.commit(&group, &offsets)?;
+        budget::recount(&shared);
+        Ok(())
+    })
+    .await
 }

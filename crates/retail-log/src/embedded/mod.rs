@@ -45,10 +45,19 @@
 //! anyway gets [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange) from its next poll,
 //! never a silent move forward.
 //!
+//! # Disk budget
+//! The bytes no consumer group has consumed yet (from each partition's smallest committed offset
+//! to its end, a partition no group committed for counting whole) are kept in one counter. Once
+//! they reach `disk_budget_bytes` an append is refused with the retryable
+//! [`Error::DiskBudget`](crate::Error::DiskBudget): sources hold back, nothing is dropped, and
+//! appends are accepted again once the groups commit past enough of it. Appends to the side
+//! topics (`dead-letters`, `alerts`), which the landing writes, are never refused.
+//!
 //! # Layout
 //! - `log.rs`: [`EmbeddedLog`], the [`Log`](crate::Log) implementation; owns the threads.
 //! - `writer.rs`: the writer thread, group commit, segment roll.
 //! - `housekeeping.rs`: the `interval` fsync and retention thread.
+//! - `budget.rs`: the disk budget: the unconsumed-bytes counter and the check an append makes.
 //! - `topic.rs`, `partition.rs`, `segment.rs`: the directory tree, from topic to segment file;
 //!   recovery and the sparse index live in `segment.rs`.
 //! - `format.rs`: a record's bytes. `files.rs`: fsync of directories, atomic file replace.
@@ -59,6 +68,7 @@
 //! publish) -> `partition.rs` (high watermark) -> wakes `consumer.rs`, which reads through
 //! `partition.rs` and `segment.rs`.
 
+mod budget;
 mod config;
 mod consumer;
 mod files;

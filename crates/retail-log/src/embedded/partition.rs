@@ -379,6 +379,33 @@ impl Partition {
         Ok(None)
     }
 
+    /// The segment holding `offset` and the byte position of the index entry at or before it
+    /// (the record itself or up to one index interval earlier); `None` when no segment holds it.
+    pub(crate) fn byte_position(&self, offset: i64) -> Result<Option<(i64, u64)>> {
+        match self.segment_for(offset) {
+            Some(seg) => Ok(Some((seg.base, seg.locate(offset)?.1))),
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes published from the consumed-up-to point `at` on: `(floor offset, where it is)` as
+    /// [`Self::byte_position`] found it, `None` when no group committed (everything counts).
+    /// 0 once the floor is the high watermark. For the disk budget, under its lock.
+    pub(crate) fn unconsumed_bytes(&self, at: Option<(i64, Option<(i64, u64)>)>) -> u64 {
+        let segments = self.segments.read().unwrap_or_else(PoisonError::into_inner);
+        let all = || segments.iter().map(|s| s.visible()).sum::<u64>();
+        match at {
+            None | Some((_, None)) => all(),
+            Some((floor, _)) if floor >= self.high.load(Ordering::Acquire) => 0,
+            Some((_, Some((base, position)))) => segments
+                .iter()
+                .filter(|s| s.base >= base)
+                .map(|s| s.visible())
+                .sum::<u64>()
+                .saturating_sub(position),
+        }
+    }
+
     /// Bytes on disk (published).
     pub(crate) fn size_bytes(&self) -> u64 {
         self.snapshot().iter().map(|s| s.visible()).sum()

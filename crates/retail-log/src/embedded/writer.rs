@@ -29,6 +29,7 @@ use std::sync::{mpsc, Arc, PoisonError};
 use tokio::sync::oneshot;
 use tracing::error;
 
+use super::budget::Budget;
 use super::config::FsyncPolicy;
 use super::format;
 use super::housekeeping::Chore;
@@ -230,10 +231,14 @@ impl WriteState {
         Ok(())
     }
 
-    fn publish(&mut self) {
+    /// Makes the bytes written visible to readers; returns how many became visible (for the
+    /// disk budget, under its lock).
+    fn publish(&mut self) -> u64 {
+        let added = self.size.saturating_sub(self.active.visible());
         self.active.publish(self.size, &self.entries, self.max_ts);
         self.entries.clear();
         self.max_ts = i64::MIN;
+        added
     }
 
     /// Seals the active segment (written, fsynced, published) and starts a new one at the next
@@ -247,10 +252,10 @@ impl WriteState {
     /// later failure of the round, a full disk for instance, only truncates the new segment.
     /// (Before, any failure after a roll stopped the writer until a restart, so a disk that
     /// filled up in a round that rolled kept refusing appends after space was freed.)
-    fn roll(&mut self) -> Result<(), RoundError> {
+    fn roll(&mut self, budget: &Budget) -> Result<(), RoundError> {
         self.write_buffer()?;
         self.sync()?;
-        self.publish();
+        budget.publish(|| self.publish());
         let next = Segment::create(&self.part.dir, self.next_offset).map_err(RoundError::from_error)?;
         self.part.push_segment(Arc::clone(&next));
         self.active = next;
@@ -408,6 +413,7 @@ impl Writer {
         self.round += 1;
         self.touched.clear();
         let now = now_ms();
+        let shared = Arc::clone(&self.shared);
         let segment_bytes = self.shared.config.segment_bytes.max(1);
         let mut rolled = false;
         for req in appends {
@@ -417,7 +423,7 @@ impl Writer {
                 let len = format::encoded_len(rec) as u64;
                 let pending = st.size + st.buf.len() as u64;
                 if pending > 0 && pending + len > segment_bytes {
-                    st.roll()?;
+                    st.roll(&shared.budget)?;
                     rolled = true;
                 }
                 let pos = st.size + st.buf.len() as u64;
@@ -461,12 +467,16 @@ impl Writer {
                 }
             }
         }
-        for &id in &self.touched {
-            if let Some(st) = self.states[id].as_mut() {
-                st.publish();
-                st.part.set_high(st.next_offset);
+        shared.budget.publish(|| {
+            let mut added = 0;
+            for &id in &self.touched {
+                if let Some(st) = self.states[id].as_mut() {
+                    added += st.publish();
+                    st.part.set_high(st.next_offset);
+                }
             }
-        }
+            added
+        });
         self.shared
             .appended
             .send_modify(|generation| *generation = generation.wrapping_add(1));

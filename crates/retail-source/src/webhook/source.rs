@@ -6,7 +6,9 @@
 //! `Content-Encoding` and size (413), framing (400), `Idempotency-Key` (a remembered answer is
 //! sent again), decoding every item (422 listing every problem, or with `partial = true` the
 //! good items land and the bad ones go to the dead letters), then one append. A log that
-//! refuses for now gives 503 and nothing is acknowledged; the sender retries.
+//! refuses for now gives 503 and nothing is acknowledged; the sender retries. A refusal because
+//! the log's disk budget is reached says so (`disk_budget`), and `/health` shows the source
+//! `retrying` with the log's reason until an append succeeds.
 //!
 //! Event ids missing from the input are derived from the `Idempotency-Key` and the item's
 //! position, or without a key from the item's bytes, so a retried request lands once even
@@ -28,7 +30,7 @@ use retail_log::ProducerRecord;
 use serde::Serialize;
 use sha2::Digest;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::auth;
 use super::body::{self, BodyError, Format};
@@ -314,6 +316,15 @@ impl Receiver {
                 status: 202,
                 body: accepted_body(&ids, bad.len(), self.config.partial, &problems),
             },
+            Err(crate::Error::Log(e @ retail_log::Error::DiskBudget { .. })) => {
+                debug!(message = "webhook append held back by the log's disk budget", source = %name, error = %e);
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "disk_budget",
+                    "the log's disk budget is reached until the store catches up; nothing was accepted, retry later",
+                    &[],
+                )
+            }
             Err(e) if e.is_retryable() => {
                 warn!(message = "webhook append refused for now", source = %name, error = %e);
                 error(
