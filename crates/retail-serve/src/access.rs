@@ -181,7 +181,11 @@ impl std::fmt::Debug for Jwt {
             .field("hs256", &self.hs256.is_some())
             .field(
                 "kids",
-                &self.by_kid.iter().map(|(k, p)| (k, p.algorithm)).collect::<Vec<_>>(),
+                &self
+                    .by_kid
+                    .iter()
+                    .map(|(k, p)| (k, p.algorithm))
+                    .collect::<Vec<_>>(),
             )
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
@@ -697,7 +701,10 @@ mod tests {
             let (status, message) = check(token, Role::Read).expect_err(words);
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{message}");
             assert!(message.contains(words), "{message:?} should say {words:?}");
-            assert!(!message.contains(token), "the token must not be echoed: {message}");
+            assert!(
+                !message.contains(token),
+                "the token must not be echoed: {message}"
+            );
         }
 
         #[test]
@@ -712,10 +719,17 @@ mod tests {
             assert_eq!(check(&admin, Role::Admin), Ok(()));
             assert_eq!(check(&admin, Role::Read), Ok(()));
             let none = hs(&claims(json!(["write"])));
-            assert_eq!(check(&none, Role::Read).map_err(|e| e.0), Err(StatusCode::FORBIDDEN));
+            assert_eq!(
+                check(&none, Role::Read).map_err(|e| e.0),
+                Err(StatusCode::FORBIDDEN)
+            );
             // Static tokens still work beside JWTs, and a JWT makes the API not open.
-            assert!(access().check(Some("Bearer static-read-0123456789"), Role::Read).is_ok());
-            assert!(!Access::default().with_jwt(Jwt::new(options()).expect("keys")).is_open());
+            assert!(access()
+                .check(Some("Bearer static-read-0123456789"), Role::Read)
+                .is_ok());
+            assert!(!Access::default()
+                .with_jwt(Jwt::new(options()).expect("keys"))
+                .is_open());
         }
 
         #[test]
@@ -723,15 +737,33 @@ mod tests {
             let rsa = include_str!("../tests/keys/rsa.pem");
             let ec = include_str!("../tests/keys/ec.pem");
             let c = claims(json!(["admin"]));
-            assert_eq!(check(&signed(Algorithm::RS256, Some("rsa-1"), rsa, &c), Role::Admin), Ok(()));
-            assert_eq!(check(&signed(Algorithm::ES256, Some("ec-1"), ec, &c), Role::Admin), Ok(()));
-            refused(&signed(Algorithm::RS256, Some("rsa-9"), rsa, &c), "unknown kid \"rsa-9\"");
+            assert_eq!(
+                check(&signed(Algorithm::RS256, Some("rsa-1"), rsa, &c), Role::Admin),
+                Ok(())
+            );
+            assert_eq!(
+                check(&signed(Algorithm::ES256, Some("ec-1"), ec, &c), Role::Admin),
+                Ok(())
+            );
+            refused(
+                &signed(Algorithm::RS256, Some("rsa-9"), rsa, &c),
+                "unknown kid \"rsa-9\"",
+            );
             refused(&signed(Algorithm::RS256, None, rsa, &c), "no \"kid\"");
             let other = include_str!("../tests/keys/rsa-other.pem");
-            refused(&signed(Algorithm::RS256, Some("rsa-1"), other, &c), "bad signature");
+            refused(
+                &signed(Algorithm::RS256, Some("rsa-1"), other, &c),
+                "bad signature",
+            );
             // The EC key named with an RSA algorithm, the RSA key with PS256: pinned, refused.
-            refused(&signed(Algorithm::RS256, Some("ec-1"), rsa, &c), "pinned to ES256");
-            refused(&signed(Algorithm::PS256, Some("rsa-1"), rsa, &c), "pinned to RS256");
+            refused(
+                &signed(Algorithm::RS256, Some("ec-1"), rsa, &c),
+                "pinned to ES256",
+            );
+            refused(
+                &signed(Algorithm::PS256, Some("rsa-1"), rsa, &c),
+                "pinned to RS256",
+            );
         }
 
         #[test]
@@ -757,7 +789,10 @@ mod tests {
             // alg none: the header of an unsigned token, the payload of a valid one.
             let payload = hs(&claims(json!(["admin"])));
             let payload = payload.split('.').nth(1).expect("payload");
-            refused(&format!("{}.{payload}.", base64_payload(r#"{"alg":"none","typ":"JWT"}"#)), "alg \"none\"");
+            refused(
+                &format!("{}.{payload}.", base64_payload(r#"{"alg":"none","typ":"JWT"}"#)),
+                "alg \"none\"",
+            );
             // An RS256 public key used as an HS256 secret: the HS256 key is the secret only.
             let jwks: serde_json::Value =
                 serde_json::from_str(include_str!("../tests/keys/jwks.json")).expect("jwks");
@@ -775,7 +810,10 @@ mod tests {
             let bytes = s.as_bytes();
             let mut out = String::new();
             for chunk in bytes.chunks(3) {
-                let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
                 for i in 0..=chunk.len() {
                     out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
                 }
@@ -793,7 +831,9 @@ mod tests {
                 .expect_err(jwks)
             };
             assert!(err(r#"{"keys": [{"kty": "oct", "kid": "s", "k": "c2VjcmV0"}]}"#).contains("oct"));
-            assert!(err(r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "", "y": ""}]}"#).contains("no \"kid\""));
+            assert!(
+                err(r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "", "y": ""}]}"#).contains("no \"kid\"")
+            );
             assert!(err(r#"{"keys": []}"#).contains("no keys"));
             assert!(err("[]").contains("not a JWKS"));
             let short = Jwt::new(JwtOptions {
@@ -802,8 +842,15 @@ mod tests {
             })
             .expect_err("short");
             assert!(short.contains("at least 32 bytes"), "{short}");
-            assert!(Jwt::new(JwtOptions { audience: String::new(), ..options() }).is_err());
-            assert!(!format!("{:?}", options()).contains("0123456789abcdef"), "Debug must not print the secret");
+            assert!(Jwt::new(JwtOptions {
+                audience: String::new(),
+                ..options()
+            })
+            .is_err());
+            assert!(
+                !format!("{:?}", options()).contains("0123456789abcdef"),
+                "Debug must not print the secret"
+            );
         }
     }
 }

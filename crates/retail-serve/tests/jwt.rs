@@ -42,13 +42,9 @@ async fn start(access: Access) -> Server {
     let state = ServeState::new(Metrics::new(), Health::new(), access);
     let landing = Arc::new(FakeLanding::default());
     state.controls.register("landing", landing.clone());
-    let (addr, _task) = serve(
-        "127.0.0.1:0".parse().expect("addr"),
-        state,
-        shutdown.clone(),
-    )
-    .await
-    .expect("bind");
+    let (addr, _task) = serve("127.0.0.1:0".parse().expect("addr"), state, shutdown.clone())
+        .await
+        .expect("bind");
     Server {
         addr,
         landing,
@@ -136,10 +132,18 @@ async fn an_hs256_read_token_reads_and_only_an_admin_token_pauses() {
     let s = start(jwt_access()).await;
     let read = hs256(&claims(&["read"], 300, AUD), SECRET);
     let admin = hs256(&claims(&["admin"], 300, AUD), SECRET);
-    assert_eq!(call(s.addr, "GET", STATUS, None).await.0, 401, "a JWT config requires tokens");
+    assert_eq!(
+        call(s.addr, "GET", STATUS, None).await.0,
+        401,
+        "a JWT config requires tokens"
+    );
     assert_eq!(call(s.addr, "GET", STATUS, Some(&read)).await.0, 200);
     let (code, body) = call(s.addr, "POST", PAUSE, Some(&read)).await;
-    assert_eq!((code, &body["error"]["code"]), (403, &json!("forbidden")), "{body}");
+    assert_eq!(
+        (code, &body["error"]["code"]),
+        (403, &json!("forbidden")),
+        "{body}"
+    );
     assert!(!s.landing.is_paused());
     let (code, body) = call(s.addr, "POST", PAUSE, Some(&admin)).await;
     assert_eq!(code, 200, "{body}");
@@ -150,10 +154,18 @@ async fn an_hs256_read_token_reads_and_only_an_admin_token_pauses() {
 async fn bad_jwts_are_401s_that_say_what_was_wrong() {
     let s = start(jwt_access()).await;
     refused(&s, &hs256(&claims(&["admin"], -60, AUD), SECRET), "expired").await;
-    refused(&s, &hs256(&claims(&["admin"], 300, "other-api"), SECRET), "wrong audience").await;
     refused(
         &s,
-        &hs256(&claims(&["admin"], 300, AUD), b"another-secret-of-32-bytes-or-more"),
+        &hs256(&claims(&["admin"], 300, "other-api"), SECRET),
+        "wrong audience",
+    )
+    .await;
+    refused(
+        &s,
+        &hs256(
+            &claims(&["admin"], 300, AUD),
+            b"another-secret-of-32-bytes-or-more",
+        ),
         "bad signature",
     )
     .await;
@@ -185,7 +197,10 @@ async fn rs256_and_es256_tokens_verify_against_the_jwks_file() {
 async fn the_document_requires_the_bearer_scheme_only_when_tokens_are_configured() {
     for (access, secured) in [
         (jwt_access(), true),
-        (Access::new(vec!["read-token-0123456789".into()], Vec::new()), true),
+        (
+            Access::new(vec!["read-token-0123456789".into()], Vec::new()),
+            true,
+        ),
         (Access::default(), false),
     ] {
         let s = start(access).await;
