@@ -371,6 +371,30 @@ async fn control_acts_on_the_registered_controls() {
         error(&got, 400, "invalid_parameter", Some("rate"));
     }
     assert_eq!(source.rate(), Some(250.5), "a refused rate changes nothing");
+    // What the document's oneOf allows besides the plain forms is accepted.
+    for fine in [
+        "{\"rate\": 7, \"unlimited\": false}",
+        "{\"unlimited\": true, \"rate\": null}",
+    ] {
+        let got = json(
+            s.addr,
+            "PUT",
+            "/api/v1/control/sources/pos/rate",
+            None,
+            Some(fine),
+        )
+        .await;
+        assert_eq!(got.0, 200, "{fine}: {}", got.1);
+    }
+    let got = json(
+        s.addr,
+        "PUT",
+        "/api/v1/control/sources/pos/rate",
+        None,
+        Some("{\"rate\": 250.5}"),
+    )
+    .await;
+    assert_eq!(got.0, 200);
     // A well-formed rate for a source without one conflicts with its state: 409, not 400 (the
     // OpenAPI document declares the body valid).
     s.state

@@ -138,7 +138,7 @@ pub struct RateChange {
 
 /// The document's schema of [`RateChange`]: exactly what `set_rate` accepts, `{"rate": r}`
 /// with `0 <= r <= MAX_RATE` (and `"unlimited": false` allowed beside it) or
-/// `{"unlimited": true}`. A derived schema would declare `{}` and `{"rate": 1, "unlimited": true}`
+/// `{"unlimited": true}` (and `"rate": null` beside it). A derived schema would declare `{}` and `{"rate": 1, "unlimited": true}`
 /// valid, which the handler refuses.
 impl utoipa::PartialSchema for RateChange {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -172,6 +172,8 @@ impl utoipa::PartialSchema for RateChange {
                     .description(Some("As fast as the log accepts.")),
             )
             .required("unlimited")
+            // serde reads `"rate": null` as no rate, so the handler takes it here.
+            .property("rate", ObjectBuilder::new().schema_type(Type::Null))
             .additional_properties(closed());
         OneOfBuilder::new().item(rate).item(unlimited).into()
     }
