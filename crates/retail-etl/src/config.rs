@@ -114,6 +114,9 @@ pub struct ServeConfig {
     /// HTTPS (`[serve.tls]`): a certificate chain and its private key, PEM files. Without it
     /// the server speaks plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// `[serve.jwt]`: also accept JWT bearer tokens (ADR 0017). Configured, it makes the API
+    /// require tokens exactly as static tokens do.
+    pub jwt: Option<JwtConfig>,
 }
 
 /// `[serve.tls]`.
@@ -124,6 +127,73 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// PEM file with its private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+}
+
+/// `[serve.jwt]`: JWT bearer tokens signed with HS256 (a shared secret) or with the keys of a
+/// JWKS file (RS256, ES256, ...: each key pinned to one algorithm, picked by the token's `kid`).
+/// Every token must carry `exp` and `aud`; its role claim grants `read` or `admin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The HS256 shared secret, at least 32 bytes; `${VAR}` reads it from the environment
+    /// variable VAR at start. Absent: HS256 tokens are refused.
+    #[serde(default)]
+    pub hs256_secret: Option<String>,
+    /// A JWKS file (`{"keys": [...]}`) with the public keys of asymmetrically signed tokens.
+    /// Every key needs a `kid`; its `alg` (or, without one, its type: RSA RS256, P-256 ES256)
+    /// is the only algorithm it verifies. Read once at start.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// The audience every token's `aud` must name (required).
+    pub audience: String,
+    /// The issuer every token's `iss` must be, if set.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The claim with the roles: an array of strings or a space-separated string (as OAuth's
+    /// `scope`). `read` grants the read endpoints, `admin` every endpoint; other values grant
+    /// nothing. Default `roles`.
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// Seconds of clock skew allowed on `exp` and `nbf`. Default 30.
+    #[serde(default = "default_leeway_secs")]
+    pub leeway_secs: u64,
+}
+
+fn default_role_claim() -> String {
+    "roles".to_owned()
+}
+
+const fn default_leeway_secs() -> u64 {
+    30
+}
+
+impl JwtConfig {
+    /// Reads the secret and the JWKS file and loads the keys; errors name the key.
+    pub fn verifier(&self) -> Result<retail_serve::access::Jwt> {
+        let hs256_secret = self
+            .hs256_secret
+            .as_deref()
+            .map(|v| retail_source::secret::secret(v, "key serve.jwt.hs256_secret"))
+            .transpose()?
+            .map(String::into_bytes);
+        let jwks = self
+            .jwks_file
+            .as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("key serve.jwt.jwks_file: cannot read {}", p.display()))
+            })
+            .transpose()?;
+        retail_serve::access::Jwt::new(retail_serve::access::JwtOptions {
+            hs256_secret,
+            jwks,
+            audience: self.audience.clone(),
+            issuer: self.issuer.clone(),
+            role_claim: self.role_claim.clone(),
+            leeway_secs: self.leeway_secs,
+        })
+        .map_err(|e| anyhow::anyhow!("key serve.jwt.{e}"))
+    }
 }
 
 impl Default for ServeConfig {
@@ -138,6 +208,7 @@ impl Default for ServeConfig {
             idle_timeout_ms: millis(d.idle_timeout),
             request_timeout_ms: millis(d.request_timeout),
             tls: None,
+            jwt: None,
         }
     }
 }
@@ -150,9 +221,18 @@ fn millis(d: std::time::Duration) -> u64 {
 const MIN_TOKEN_CHARS: usize = 16;
 
 impl ServeConfig {
-    /// Whether no token is configured (the API is open, loopback only).
+    /// Whether no token and no JWT is configured (the API is open, loopback only).
     pub fn is_open(&self) -> bool {
-        self.read_tokens.is_empty() && self.admin_tokens.is_empty()
+        self.read_tokens.is_empty() && self.admin_tokens.is_empty() && self.jwt.is_none()
+    }
+
+    /// Who may call the API: the static tokens and, if configured, JWTs.
+    pub fn access(&self) -> Result<retail_serve::Access> {
+        let access = retail_serve::Access::new(self.read_tokens.clone(), self.admin_tokens.clone());
+        Ok(match &self.jwt {
+            Some(jwt) => access.with_jwt(jwt.verifier()?),
+            None => access,
+        })
     }
 
     /// The server's options: the cap, the timeouts, and TLS read from its files.
@@ -213,10 +293,27 @@ impl ServeConfig {
                 }
             }
         }
+        if let Some(jwt) = &self.jwt {
+            if jwt.audience.is_empty() {
+                bail!("key serve.jwt.audience in {file}: must name the audience tokens are issued for");
+            }
+            if jwt.hs256_secret.is_none() && jwt.jwks_file.is_none() {
+                bail!("[serve.jwt] in {file}: set hs256_secret, jwks_file or both");
+            }
+            if let Some(secret) = jwt.hs256_secret.as_deref() {
+                let min = retail_serve::access::MIN_HS256_SECRET_BYTES;
+                if retail_source::secret::env_var(secret).is_none() && secret.len() < min {
+                    bail!(
+                        "key serve.jwt.hs256_secret in {file}: must be at least {min} bytes (got {})",
+                        secret.len()
+                    );
+                }
+            }
+        }
         if self.is_open() && !self.listen.ip().is_loopback() {
             bail!(
-                "key serve.listen in {file}: {} is not a loopback address, and no serve.read_tokens or \
-                 serve.admin_tokens are configured, so the API (including pause and resume) would be open \
+                "key serve.listen in {file}: {} is not a loopback address, and no serve.read_tokens, \
+                 serve.admin_tokens or [serve.jwt] are configured, so the API (including pause and resume) would be open \
                  to the network. Configure tokens, or listen on 127.0.0.1",
                 self.listen
             );
@@ -426,6 +523,11 @@ impl Config {
         {
             *t = "<redacted>".to_owned();
         }
+        if let Some(secret) = shown.serve.jwt.as_mut().and_then(|j| j.hs256_secret.as_mut()) {
+            if retail_source::secret::env_var(secret).is_none() {
+                *secret = "<redacted>".to_owned();
+            }
+        }
         // librdkafka secrets (SASL passwords, key passwords) likewise.
         shown.log.kafka = shown.log.kafka.redacted();
         let mut value = serde_json::to_value(&shown)?;
@@ -594,6 +696,63 @@ mod tests {
         );
         std::fs::write(&file, "[serve]\nlisten = \"[::1]:8080\"\n").expect("write");
         assert!(Config::load(Some(&file)).expect("IPv6 loopback").serve.is_open());
+    }
+
+    #[test]
+    fn a_jwt_section_closes_the_api_needs_an_audience_and_its_keys_load_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("jwt.toml");
+        let jwks = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../retail-serve/tests/keys/jwks.json"
+        );
+        std::fs::write(
+            &file,
+            format!(
+                "[serve]\nlisten = \"0.0.0.0:8080\"\n[serve.jwt]\nhs256_secret = \"0123456789abcdef0123456789abcdef\"\n\
+                 jwks_file = \"{jwks}\"\naudience = \"retail-api\"\n"
+            ),
+        )
+        .expect("write");
+        let c = Config::load(Some(&file)).expect("a JWT config makes every interface fine");
+        assert!(!c.serve.is_open());
+        let jwt = c.serve.jwt.as_ref().expect("jwt");
+        assert_eq!((jwt.role_claim.as_str(), jwt.leeway_secs), ("roles", 30));
+        assert!(!c.serve.access().expect("keys load").is_open());
+        assert!(
+            !c.to_json()
+                .expect("json")
+                .contains("0123456789abcdef0123456789abcdef"),
+            "check-config must not print the HS256 secret"
+        );
+        std::fs::write(
+            &file,
+            "[serve.jwt]\nhs256_secret = \"0123456789abcdef0123456789abcdef\"\n",
+        )
+        .expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("no audience"));
+        assert!(err.contains("audience") && err.contains("jwt.toml"), "{err}");
+        std::fs::write(&file, "[serve.jwt]\nhs256_secret = \"short\"\naudience = \"a\"\n").expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("short secret"));
+        assert!(
+            err.contains("serve.jwt.hs256_secret") && err.contains("32"),
+            "{err}"
+        );
+        std::fs::write(
+            &file,
+            "[serve.jwt]\nhs256_secret = \"${RETAIL_TEST_SURELY_UNSET_JWT_SECRET}\"\njwks_file = \"/nonexistent/jwks.json\"\naudience = \"a\"\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&file)).expect("references are resolved at start");
+        assert!(c
+            .to_json()
+            .expect("json")
+            .contains("${RETAIL_TEST_SURELY_UNSET_JWT_SECRET}"));
+        let err = format!("{:#}", c.serve.access().expect_err("unset variable"));
+        assert!(
+            err.contains("serve.jwt.hs256_secret") && err.contains("RETAIL_TEST_SURELY_UNSET_JWT_SECRET"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub async fn run(config: Config, duration: Option<Duration>) -> Result<()> {
     }
     if config.serve.is_open() {
         eprintln!(
-            "retail-etl: no API tokens configured (serve.read_tokens, serve.admin_tokens): the API, control \
+            "retail-etl: no API tokens configured (serve.read_tokens, serve.admin_tokens, [serve.jwt]): the API, control \
              included, is open to anyone who can connect, so it listens on loopback only ({})",
             p.http
         );

@@ -20,8 +20,7 @@ use retail_log::Log;
 use retail_process::aggregate::{DedupScope, Engine};
 use retail_process::{Landing, LandingConfig, LandingHandle};
 use retail_serve::{
-    Access, ControlKind, Controllable, LandingStatus, LogStatus, PartitionStatus, PipelineStatus, Probe,
-    ServeState,
+    ControlKind, Controllable, LandingStatus, LogStatus, PartitionStatus, PipelineStatus, Probe, ServeState,
 };
 use retail_sink::{Store, StoreUrl};
 use retail_source::{Backlog, Routes, SourceContext, SourceHandle};
@@ -348,10 +347,7 @@ async fn serve(
     health: &Health,
     shutdown: &Shutdown,
 ) -> Result<(SocketAddr, ServeState, JoinHandle<std::io::Result<()>>)> {
-    let access = Access::new(
-        config.serve.read_tokens.clone(),
-        config.serve.admin_tokens.clone(),
-    );
+    let access = config.serve.access()?;
     let state = ServeState::new(metrics.clone(), health.clone(), access);
     let options = config.serve.options()?;
     let (addr, task) =

@@ -523,6 +523,68 @@ async fn tokens_from_the_configuration_guard_the_api() {
     store.drop().await;
 }
 
+/// `[serve.jwt]` through the binary: the HS256 secret and the JWKS file of the config verify
+/// tokens signed with the test keys of `retail-serve/tests/keys/`, mapped to read and admin.
+#[tokio::test(flavor = "multi_thread")]
+async fn jwts_from_the_configured_keys_guard_the_api() {
+    use jsonwebtoken::{encode, get_current_timestamp, Algorithm, EncodingKey, Header};
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/../retail-serve/tests/keys");
+    let secret = "an-hs256-secret-of-at-least-32-bytes";
+    let store = TestStore::sqlite();
+    let config = store.data_dir().join("jwt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[serve.jwt]\nhs256_secret = \"{secret}\"\njwks_file = \"{keys}/jwks.json\"\naudience = \"retail-api\"\n"
+        ),
+    )
+    .expect("write config");
+    let demo = Running::start(&args(&store, &["--config", &config.display().to_string()]));
+    let claims =
+        |role: &str, aud: &str| json!({"aud": aud, "exp": get_current_timestamp() + 300, "roles": [role]});
+    let hs = |c: &Value| {
+        let key = EncodingKey::from_secret(secret.as_bytes()).expect("key");
+        encode(&Header::new(Algorithm::HS256), c, &key).expect("sign")
+    };
+    let pem = std::fs::read(format!("{keys}/rsa.pem")).expect("rsa.pem");
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let rs_admin = encode(
+        &header,
+        &claims("admin", "retail-api"),
+        &EncodingKey::from_rsa_pem(&pem).expect("key"),
+    )
+    .expect("sign");
+    let read = hs(&claims("read", "retail-api"));
+    let (code, _) = demo.json("GET", "/api/v1/status", None, None);
+    assert_eq!(code, 401, "a JWT config closes the API");
+    assert_eq!(demo.json("GET", "/api/v1/status", Some(&read), None).0, 200);
+    let pause = "/api/v1/control/sources/generator/pause";
+    let (code, v) = demo.json("POST", pause, Some(&read), None);
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
+    let (code, v) = demo.json("POST", pause, Some(&rs_admin), None);
+    assert_eq!((code, v["paused"].as_bool()), (200, Some(true)), "{v}");
+    let (code, v) = demo.json("GET", "/api/v1/status", Some(&hs(&claims("read", "other"))), None);
+    assert_eq!(code, 401, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("wrong audience")),
+        "{v}"
+    );
+    let out = demo.interrupt();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("no API tokens"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    store.drop().await;
+}
+
 /// Without tokens the binary refuses to listen beyond loopback, naming the key.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_open_api_refuses_a_non_loopback_address() {

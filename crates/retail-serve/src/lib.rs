@@ -17,7 +17,7 @@
 //! - [`observe`]: HTTP request metrics around the whole router, and `/metrics` itself
 //!   (scrape-time gauges, OpenMetrics or Prometheus text by the `Accept` header).
 //! - [`api`]: the REST API, one module per resource, its error type and parameter checks.
-//! - [`access`]: read and admin bearer tokens.
+//! - [`access`]: read and admin bearer tokens, static or JWT (HS256, or JWKS keys by `kid`).
 //! - [`controls`]: the registry of pausable sources and the landing.
 //! - [`probe`]: the pipeline's report for `/api/v1/status`.
 //! - [`lineage`]: the data lineage graph for `/api/v1/lineage`, which the binary provides.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::{FakeLanding, FakeSource};
+use common::{FakeLanding, FakeReceiver, FakeSource};
 
 const READ: &str = "read-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
@@ -371,6 +371,51 @@ async fn control_acts_on_the_registered_controls() {
         error(&got, 400, "invalid_parameter", Some("rate"));
     }
     assert_eq!(source.rate(), Some(250.5), "a refused rate changes nothing");
+    // What the document's oneOf allows besides the plain forms is accepted.
+    for fine in [
+        "{\"rate\": 7, \"unlimited\": false}",
+        "{\"unlimited\": true, \"rate\": null}",
+    ] {
+        let got = json(
+            s.addr,
+            "PUT",
+            "/api/v1/control/sources/pos/rate",
+            None,
+            Some(fine),
+        )
+        .await;
+        assert_eq!(got.0, 200, "{fine}: {}", got.1);
+    }
+    let got = json(
+        s.addr,
+        "PUT",
+        "/api/v1/control/sources/pos/rate",
+        None,
+        Some("{\"rate\": 250.5}"),
+    )
+    .await;
+    assert_eq!(got.0, 200);
+    // A well-formed rate for a source without one conflicts with its state: 409, not 400 (the
+    // OpenAPI document declares the body valid).
+    s.state
+        .controls
+        .register("hook", Arc::new(FakeReceiver::default()));
+    let got = json(
+        s.addr,
+        "PUT",
+        "/api/v1/control/sources/hook/rate",
+        None,
+        Some("{\"rate\": 5}"),
+    )
+    .await;
+    error(&got, 409, "conflict", None);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has no rate")),
+        "{}",
+        got.1
+    );
     let got = json(
         s.addr,
         "PUT",

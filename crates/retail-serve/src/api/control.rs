@@ -125,7 +125,7 @@ pub async fn resume_source(
 
 /// The body of a rate change: `{"rate": 100}`, `{"rate": 0}` (no events) or
 /// `{"unlimited": true}` (as fast as the log goes).
-#[derive(Debug, serde::Deserialize, ToSchema)]
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateChange {
     /// Events per second; 0 produces no events.
@@ -136,6 +136,51 @@ pub struct RateChange {
     pub unlimited: bool,
 }
 
+/// The document's schema of [`RateChange`]: exactly what `set_rate` accepts, `{"rate": r}`
+/// with `0 <= r <= MAX_RATE` (and `"unlimited": false` allowed beside it) or
+/// `{"unlimited": true}` (and `"rate": null` beside it). A derived schema would declare `{}` and `{"rate": 1, "unlimited": true}`
+/// valid, which the handler refuses.
+impl utoipa::PartialSchema for RateChange {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let closed = || Some(AdditionalProperties::FreeForm(false));
+        let rate = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "rate",
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(0.0))
+                    .maximum(Some(MAX_RATE))
+                    .description(Some("Events per second; 0 produces no events.")),
+            )
+            .required("rate")
+            .property(
+                "unlimited",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([false])),
+            )
+            .additional_properties(closed());
+        let unlimited = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "unlimited",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([true]))
+                    .description(Some("As fast as the log accepts.")),
+            )
+            .required("unlimited")
+            // serde reads `"rate": null` as no rate, so the handler takes it here.
+            .property("rate", ObjectBuilder::new().schema_type(Type::Null))
+            .additional_properties(closed());
+        OneOfBuilder::new().item(rate).item(unlimited).into()
+    }
+}
+
+impl ToSchema for RateChange {}
+
 /// Sets a source's rate.
 #[utoipa::path(
     put,
@@ -145,10 +190,11 @@ pub struct RateChange {
     request_body(content = RateChange, content_type = "application/json"),
     responses(
         (status = 200, description = "The source's state with its new rate", body = ControlStatus),
-        (status = 400, description = "The body or the rate is invalid, or the source has no rate", body = ErrorBody),
+        (status = 400, description = "The body or the rate is invalid", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 403, description = "The token may only read", body = ErrorBody),
         (status = 404, description = "No such source", body = ErrorBody),
+        (status = 409, description = "The source has no rate (it does not generate events)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -178,6 +224,12 @@ pub async fn set_rate(
         }
         _ => return Err(ApiError::invalid("rate", SHAPE)),
     };
+    if control.rate().is_none() {
+        // Not a bad request but one this source's state cannot take: it has no rate.
+        return Err(ApiError::conflict(format!(
+            "source {name:?} has no rate: only generating sources do"
+        )));
+    }
     control.set_rate(rate).map_err(|e| ApiError::invalid("rate", e))?;
     tracing::info!(message = "source rate changed through the API", source = %name, rate);
     state_of(&s, ControlKind::Source, &name)

@@ -23,8 +23,8 @@ use crate::server::ServeState;
     path = "/api/v1/dead-letters",
     tag = "data quality",
     params(
-        ("limit" = Option<u32>, Query, description = "Rows per page, 1..=500; default 50"),
-        ("offset" = Option<u64>, Query, description = "Rows to skip; default 0"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Rows per page, 1..=500; default 50"),
+        ("offset" = Option<u64>, Query, minimum = 0, maximum = 1000000, description = "Rows to skip; default 0"),
     ),
     responses(
         (status = 200, description = "A page of dead letters, without payloads", body = Page<DeadLetterSummary>),
@@ -56,7 +56,7 @@ async fn find(s: &ServeState, id: i64) -> ApiResult<DeadLetterDetail> {
     get,
     path = "/api/v1/dead-letters/{id}",
     tag = "data quality",
-    params(("id" = i64, Path, description = "Dead letter id")),
+    params(("id" = i64, Path, minimum = 1, description = "Dead letter id")),
     responses(
         (status = 200, description = "The dead letter", body = DeadLetterDetail),
         (status = 400, description = "The id is not a positive integer", body = ErrorBody),
@@ -97,7 +97,7 @@ pub struct Resubmitted {
     post,
     path = "/api/v1/dead-letters/{id}/resubmit",
     tag = "data quality",
-    params(("id" = i64, Path, description = "Dead letter id")),
+    params(("id" = i64, Path, minimum = 1, description = "Dead letter id")),
     request_body(
         content = Object,
         content_type = "application/json",

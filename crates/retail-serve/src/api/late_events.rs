@@ -15,9 +15,9 @@ use crate::server::ServeState;
     path = "/api/v1/late-events",
     tag = "data quality",
     params(
-        ("aggregate" = Option<String>, Query, description = "Only this aggregate's, e.g. sales_agg_minute"),
-        ("limit" = Option<u32>, Query, description = "Rows per page, 1..=500; default 50"),
-        ("offset" = Option<u64>, Query, description = "Rows to skip; default 0"),
+        ("aggregate" = Option<String>, Query, pattern = "^[a-z_][a-z0-9_]{0,62}$", description = "Only this aggregate's, e.g. sales_agg_minute"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Rows per page, 1..=500; default 50"),
+        ("offset" = Option<u64>, Query, minimum = 0, maximum = 1000000, description = "Rows to skip; default 0"),
     ),
     responses(
         (status = 200, description = "A page of late events", body = Page<LateEvent>),

@@ -20,6 +20,19 @@ const FRESH_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 /// Where the stream is served; the access check also takes its token from the query here.
 pub const LIVE_STREAM_PATH: &str = "/api/v1/live";
 
+/// One server-sent event of the stream, as the document describes it (each event is checked
+/// against this schema by clients such as Schemathesis).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // Only its schema is used: axum writes the events.
+pub struct LiveEvent {
+    /// `snapshot`.
+    #[schema(pattern = "^snapshot$")]
+    pub event: String,
+    /// The snapshot as JSON: the body of `GET /api/v1/live/snapshot`.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
 /// Snapshots pushed twice a second (`event: snapshot`, data: the JSON of `GET /api/v1/live/snapshot`).
 ///
 /// The first snapshot comes with the next tick, then each new one. The stream ends when the server
@@ -31,7 +44,7 @@ pub const LIVE_STREAM_PATH: &str = "/api/v1/live";
     tag = "live",
     params(("access_token" = Option<String>, Query, description = "A read token, for clients that cannot send headers")),
     responses(
-        (status = 200, description = "text/event-stream of `snapshot` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream of `snapshot` events", content_type = "text/event-stream", body = LiveEvent),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 503, description = "The dashboard's ticker is not running, or too many live streams are open", body = ErrorBody),
     ),

@@ -242,10 +242,10 @@ pub async fn groups(State(s): State<ServeState>, q: RawParams) -> ApiResult<Json
     path = "/api/v1/log/records",
     tag = "log",
     params(
-        ("topic" = String, Query, description = "Topic, e.g. sales"),
+        ("topic" = String, Query, example = "sales", description = "Topic, e.g. sales"),
         ("partition" = i32, Query, minimum = 0, maximum = 1023, description = "Partition"),
         ("offset" = Option<i64>, Query, minimum = 0, description = "First offset to read; default the first in the log"),
-        ("from" = Option<String>, Query, description = "Instead of offset: the first record at or after this time (RFC 3339)"),
+        ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Instead of offset: the first record at or after this time (RFC 3339)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Records, 1..=200; default 50"),
     ),
     responses(

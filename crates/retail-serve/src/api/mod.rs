@@ -124,10 +124,15 @@ pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi:
         .routes(routes!(control::pause_landing))
         .routes(routes!(control::resume_landing))
         .route_layer(from_fn_with_state(state.clone(), require_admin));
-    read.merge(admin)
+    let (router, mut doc) = read
+        .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(limit_body))
-        .split_for_parts()
+        .split_for_parts();
+    if state.access.is_open() {
+        declare_open(&mut doc);
+    }
+    (router, doc)
 }
 
 /// 413 for a declared body over [`MAX_BODY_BYTES`] before any of it is read; a chunked body is
@@ -148,6 +153,30 @@ async fn limit_body(
         ))
         .into_response(),
         _ => next.run(request).await,
+    }
+}
+
+/// The document of an open API (no tokens, loopback only): no operation requires the bearer
+/// scheme and none answers 401, since any token, or none, is accepted. The scheme stays
+/// declared, so a client that always sends a token still reads a valid document.
+fn declare_open(doc: &mut utoipa::openapi::OpenApi) {
+    doc.info.description = Some(format!(
+        "{} This server has no tokens configured: it accepts every request from loopback, with or \
+         without a token.",
+        doc.info.description.as_deref().unwrap_or_default()
+    ));
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation.security = None;
+            operation.responses.responses.remove("401");
+        }
     }
 }
 

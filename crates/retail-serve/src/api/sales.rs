@@ -65,9 +65,9 @@ async fn series(s: ServeState, q: RawParams, grain: Grain) -> ApiResult<Json<Sal
     path = "/api/v1/sales/per-minute",
     tag = "sales",
     params(
-        ("store_id" = Option<i64>, Query, description = "One store; default all stores summed"),
-        ("from" = Option<String>, Query, description = "RFC 3339, inclusive; default `to` minus 1 hour"),
-        ("to" = Option<String>, Query, description = "RFC 3339, exclusive; default now; at most 24 hours after `from`"),
+        ("store_id" = Option<i64>, Query, minimum = 1, description = "One store; default all stores summed"),
+        ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, inclusive; default `to` minus 1 hour"),
+        ("to" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, exclusive; default now; at most 24 hours after `from`"),
     ),
     responses(
         (status = 200, description = "One bucket per minute with sales", body = SalesSeries),
@@ -88,9 +88,9 @@ pub async fn per_minute(State(s): State<ServeState>, q: RawParams) -> ApiResult<
     path = "/api/v1/sales/per-hour",
     tag = "sales",
     params(
-        ("store_id" = Option<i64>, Query, description = "One store; default all stores summed"),
-        ("from" = Option<String>, Query, description = "RFC 3339, inclusive; default `to` minus 24 hours"),
-        ("to" = Option<String>, Query, description = "RFC 3339, exclusive; default now; at most 93 days after `from`"),
+        ("store_id" = Option<i64>, Query, minimum = 1, description = "One store; default all stores summed"),
+        ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, inclusive; default `to` minus 24 hours"),
+        ("to" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, exclusive; default now; at most 93 days after `from`"),
     ),
     responses(
         (status = 200, description = "One bucket per hour with sales", body = SalesSeries),
@@ -123,8 +123,8 @@ pub struct SalesTotals {
     path = "/api/v1/sales/totals",
     tag = "sales",
     params(
-        ("from" = Option<String>, Query, description = "RFC 3339, inclusive; default midnight UTC today"),
-        ("to" = Option<String>, Query, description = "RFC 3339, exclusive; default now; at most 93 days after `from`"),
+        ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, inclusive; default midnight UTC today"),
+        ("to" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, exclusive; default now; at most 93 days after `from`"),
     ),
     responses(
         (status = 200, description = "Sums over the range", body = SalesTotals),

@@ -31,10 +31,10 @@ pub struct StoreList {
     path = "/api/v1/stores",
     tag = "stores",
     params(
-        ("from" = Option<String>, Query, description = "RFC 3339, inclusive; default midnight UTC today"),
-        ("to" = Option<String>, Query, description = "RFC 3339, exclusive; default now; at most 93 days after `from`"),
-        ("limit" = Option<u32>, Query, description = "Stores per page, 1..=500; default 50"),
-        ("offset" = Option<u64>, Query, description = "Stores to skip; default 0"),
+        ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, inclusive; default midnight UTC today"),
+        ("to" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, exclusive; default now; at most 93 days after `from`"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Stores per page, 1..=500; default 50"),
+        ("offset" = Option<u64>, Query, minimum = 0, maximum = 1000000, description = "Stores to skip; default 0"),
     ),
     responses(
         (status = 200, description = "A page of stores", body = StoreList),
@@ -70,9 +70,9 @@ pub struct StoreDetail {
     path = "/api/v1/stores/{store_id}",
     tag = "stores",
     params(
-        ("store_id" = i64, Path, description = "Store id"),
-        ("from" = Option<String>, Query, description = "RFC 3339, inclusive; default midnight UTC today"),
-        ("to" = Option<String>, Query, description = "RFC 3339, exclusive; default now"),
+        ("store_id" = i64, Path, minimum = 1, description = "Store id"),
+        ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, inclusive; default midnight UTC today"),
+        ("to" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339, exclusive; default now"),
     ),
     responses(
         (status = 200, description = "The store", body = StoreDetail),

@@ -31,8 +31,8 @@ pub struct CityRanking {
     path = "/api/v1/top-sales/by-city",
     tag = "rankings",
     params(
-        ("day" = Option<String>, Query, description = "UTC day YYYY-MM-DD; default today", example = "2026-11-21"),
-        ("limit" = Option<u32>, Query, description = "Cities to return, 1..=100; default 10"),
+        ("day" = Option<chrono::NaiveDate>, Query, description = "UTC day YYYY-MM-DD; default today", example = "2026-11-21"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Cities to return, 1..=100; default 10"),
     ),
     responses(
         (status = 200, description = "Cities by rank (ties share a rank)", body = CityRanking),
@@ -82,9 +82,9 @@ fn country(p: &Params) -> ApiResult<Option<String>> {
     path = "/api/v1/top-salesmen/by-country",
     tag = "rankings",
     params(
-        ("country" = Option<String>, Query, description = "ISO 3166-1 alpha-2 code, e.g. DE; default every country"),
-        ("window_start" = Option<String>, Query, description = "RFC 3339 start of the ranking window (30 days); default the latest"),
-        ("limit" = Option<u32>, Query, description = "Ranks per country, 1..=100; default 10"),
+        ("country" = Option<String>, Query, pattern = "^[A-Z]{2}$", description = "ISO 3166-1 alpha-2 code, e.g. DE; default every country"),
+        ("window_start" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339 start of the ranking window (30 days); default the latest"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Ranks per country, 1..=100; default 10"),
     ),
     responses(
         (status = 200, description = "Sellers ranked within each country (ties share a rank)", body = SellerRanking),

@@ -55,3 +55,22 @@ impl Controllable for FakeLanding {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// A source without a rate, like a webhook or a CSV inbox.
+#[derive(Debug, Default)]
+pub struct FakeReceiver(AtomicBool);
+
+impl Controllable for FakeReceiver {
+    fn kind(&self) -> ControlKind {
+        ControlKind::Source
+    }
+    fn pause(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn resume(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+    fn is_paused(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
