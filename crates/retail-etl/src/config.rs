@@ -217,6 +217,31 @@ fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// `serve.max_connections`, lowered to what the open-files limit leaves after a reserve for the
+/// log's segments, the store's connections and the sources: a connection cap the process
+/// cannot hold would fail elsewhere first (a log segment that cannot be created stops the log
+/// writer). The binary raises the soft limit to the hard one at start (`main.rs`).
+fn within_open_files_limit(wanted: usize) -> usize {
+    const RESERVE: u64 = 256;
+    let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return wanted;
+    };
+    let room = soft.saturating_sub(RESERVE).max(soft / 2).max(1);
+    if wanted as u64 <= room {
+        return wanted;
+    }
+    tracing::warn!(
+        message = "serve.max_connections lowered to fit the open files limit",
+        configured = wanted,
+        open_files_limit = soft,
+        max_connections = room,
+    );
+    usize::try_from(room).unwrap_or(wanted)
+}
+
+/// The most clock skew accepted on a JWT's `exp` and `nbf`.
+const MAX_JWT_LEEWAY_SECS: u64 = 300;
+
 /// The shortest token accepted: guessing 16 random characters is out of reach.
 const MIN_TOKEN_CHARS: usize = 16;
 
@@ -237,7 +262,9 @@ impl ServeConfig {
 
     /// The server's options: the cap, the timeouts, and TLS read from its files.
     pub fn options(&self) -> Result<retail_serve::ServeOptions> {
-        self.options_in("the configuration")
+        let mut options = self.options_in("the configuration")?;
+        options.max_connections = within_open_files_limit(options.max_connections);
+        Ok(options)
     }
 
     /// [`ServeConfig::options`], an error naming the key, `file` and the PEM file.
@@ -296,6 +323,15 @@ impl ServeConfig {
         if let Some(jwt) = &self.jwt {
             if jwt.audience.is_empty() {
                 bail!("key serve.jwt.audience in {file}: must name the audience tokens are issued for");
+            }
+            // Seconds, not milliseconds: a leeway in ms by mistake would accept expired tokens
+            // for hours (and one past the epoch underflows the library's subtraction).
+            if jwt.leeway_secs > MAX_JWT_LEEWAY_SECS {
+                bail!(
+                    "key serve.jwt.leeway_secs in {file}: at most {MAX_JWT_LEEWAY_SECS} seconds of clock skew \
+                     (got {}; it is in seconds, not milliseconds)",
+                    jwt.leeway_secs
+                );
             }
             if jwt.hs256_secret.is_none() && jwt.jwks_file.is_none() {
                 bail!("[serve.jwt] in {file}: set hs256_secret, jwks_file or both");
@@ -732,6 +768,16 @@ mod tests {
         .expect("write");
         let err = format!("{:#}", Config::load(Some(&file)).expect_err("no audience"));
         assert!(err.contains("audience") && err.contains("jwt.toml"), "{err}");
+        std::fs::write(
+            &file,
+            "[serve.jwt]\nhs256_secret = \"0123456789abcdef0123456789abcdef\"\naudience = \"a\"\nleeway_secs = 30000\n",
+        )
+        .expect("write");
+        let err = format!("{:#}", Config::load(Some(&file)).expect_err("leeway in ms"));
+        assert!(
+            err.contains("serve.jwt.leeway_secs") && err.contains("300"),
+            "{err}"
+        );
         std::fs::write(&file, "[serve.jwt]\nhs256_secret = \"short\"\naudience = \"a\"\n").expect("write");
         let err = format!("{:#}", Config::load(Some(&file)).expect_err("short secret"));
         assert!(

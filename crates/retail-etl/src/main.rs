@@ -46,6 +46,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -59,5 +60,17 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit. Each HTTP connection and each log
+/// segment holds a descriptor, and the common soft limit of 1024 equals the server's default
+/// connection cap (`serve.max_connections`): at the cap, the next segment the log rolls to could
+/// not be created, and that stops the log writer. `serve.max_connections` is then checked
+/// against what was obtained (see `config::ServeConfig::options`).
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(message = "open files limit", limit),
+        Err(e) => tracing::warn!(message = "could not raise the open files limit", error = %e),
     }
 }

@@ -193,3 +193,46 @@ async fn no_budget_when_it_is_zero() {
     }
     assert!(log.backlog_bytes() > BUDGET);
 }
+
+/// The side topics are written by the landing and consumed by nobody: counted, a burst of dead
+/// letters would hold every source back for good while the landing is caught up.
+#[tokio::test]
+async fn side_topics_bigger_than_the_budget_do_not_hold_the_sources_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config()).await;
+    log.ensure_topic("t", 2).await.unwrap();
+    log.ensure_topic("dead-letters", 1).await.unwrap();
+    log.ensure_topic("alerts", 1).await.unwrap();
+    for i in 0..200 {
+        for topic in ["dead-letters", "alerts"] {
+            log.append(vec![to_partition(
+                topic,
+                0,
+                &format!("{i}-{}", "x".repeat(200)),
+                None,
+            )])
+            .await
+            .unwrap();
+        }
+    }
+    assert!(
+        dir_bytes(&dir.path().join("dead-letters")) > BUDGET,
+        "the dead letters alone exceed the budget"
+    );
+    assert_eq!(log.backlog_bytes(), 0, "side topics are not counted");
+    log.append(vec![to_partition("t", 0, "a sale", None)])
+        .await
+        .unwrap();
+    // Still so after a recount (a commit) and at open.
+    let (_, high) = log.watermarks(&tp("t", 0)).await.unwrap();
+    log.commit_offsets("landing", &[(tp("t", 0), high)])
+        .await
+        .unwrap();
+    assert_eq!(log.backlog_bytes(), 0);
+    log.close().await.unwrap();
+    let log = open(dir.path(), config()).await;
+    assert_eq!(log.backlog_bytes(), 0, "not counted at open either");
+    log.append(vec![to_partition("t", 1, "another sale", None)])
+        .await
+        .unwrap();
+}

@@ -17,8 +17,10 @@
 //! takes once per round (uncontended except during a recount), so no published byte is counted
 //! twice or missed.
 //!
-//! Appends to the side topics (`dead-letters`, `alerts`) are never refused: the landing writes
-//! them, and holding the landing back would stop the only thing that frees the budget.
+//! The side topics (`dead-letters`, `alerts`) are neither held back nor counted: the landing
+//! writes them, and holding the landing back would stop the only thing that frees the budget;
+//! and no group consumes them, so counted they would fill the budget for good (a burst of
+//! poison events) while the landing is caught up. Retention bounds them like consumed data.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -97,6 +99,11 @@ impl Budget {
     }
 }
 
+/// Whether a partition's bytes count against the budget: every topic but the side topics.
+pub(crate) fn counts(tp: &retail_core::TopicPartition) -> bool {
+    !retail_core::event::topics::SIDE.contains(&tp.topic.as_str())
+}
+
 /// Counts the backlog again from the segments and the committed offsets (after a commit, a
 /// retention pass, at open). Groups idle past `group_idle_expiry_ms` do not count, as for
 /// retention. While a group's offsets are unreadable the count is left as it was.
@@ -109,7 +116,7 @@ pub(crate) fn recount(shared: &Shared) {
     // Each partition's floor and the byte position at or before it, found outside the lock: a
     // record's position never changes once written, and an index lookup may scan a segment.
     let mut floors = Vec::new();
-    for part in shared.all_partitions() {
+    for part in shared.all_partitions().into_iter().filter(|p| counts(&p.tp)) {
         let floor = match shared.offsets.floor(&part.tp, expiry) {
             Ok(floor) => floor,
             Err(e) => {

@@ -231,10 +231,14 @@ impl WriteState {
         Ok(())
     }
 
-    /// Makes the bytes written visible to readers; returns how many became visible (for the
-    /// disk budget, under its lock).
+    /// Makes the bytes written visible to readers; returns how many became visible and count
+    /// against the disk budget (under its lock; the side topics do not count).
     fn publish(&mut self) -> u64 {
-        let added = self.size.saturating_sub(self.active.visible());
+        let added = if super::budget::counts(&self.part.tp) {
+            self.size.saturating_sub(self.active.visible())
+        } else {
+            0
+        };
         self.active.publish(self.size, &self.entries, self.max_ts);
         self.entries.clear();
         self.max_ts = i64::MIN;

@@ -779,8 +779,8 @@ impl Writer<'_> {
         Ok(batch.offsets.iter().all(|r| stored.get(&r.tp) == Some(&r.next)))
     }
 
-    /// Mirrors the committed offsets into the log's group offsets for lag tools, at most once a
-    /// second (it costs an fsync). Advisory: the store stays the record.
+    /// Mirrors the committed offsets into the log's group offsets for lag tools, retention and
+    /// the disk budget, at most once a second (it costs an fsync). The store stays the record.
     async fn commit_to_log(&mut self, force: bool) {
         if !force && (!self.unmirrored || self.last_log_commit.elapsed() < Duration::from_secs(1)) {
             return;
@@ -795,7 +795,12 @@ impl Writer<'_> {
             .filter(|(tp, _)| l.config.topics.contains(&tp.topic))
             .collect();
         if let Err(e) = l.log.commit_offsets(&l.config.group, &offsets).await {
-            warn!(message = "could not mirror offsets to the log", error = %e);
+            // Tried again within a second (the idle tick calls this too): the embedded log's
+            // retention and disk budget go by these offsets, so a mirror lost while the disk is
+            // tight would hold the sources back until the next commit, which a held-back
+            // pipeline never makes.
+            self.unmirrored = true;
+            warn!(message = "could not mirror offsets to the log; retrying", error = %e);
         }
     }
 }
