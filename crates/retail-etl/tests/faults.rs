@@ -448,6 +448,13 @@ async fn full_log_disk(segment_bytes: Option<u64>) {
     let (full_at, answer) = refused.expect("400 batches of 200 events cannot fit in about 1.5 MiB");
     assert!(!acked.is_empty(), "the disk filled before the first batch");
     assert_eq!(answer["error"]["code"], "log_unavailable", "{answer}");
+    // Part of a refused request can be in the log (a round that rolled a segment): the answer
+    // must not say nothing was accepted, and must say how to resend.
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("may already be in the log") && message.contains("same Idempotency-Key"),
+        "{answer}"
+    );
     eprintln!(
         "disk full after {} acknowledged events ({full_at} batches)",
         acked.len()

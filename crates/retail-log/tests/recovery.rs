@@ -549,7 +549,11 @@ async fn a_missing_record_is_skipped_alone_and_the_record_at_its_place_is_read()
         .await
         .unwrap()
         .expect("damaged");
-    assert_eq!((span.offset, span.next), (3, 4), "only the missing offset is skipped: {span:?}");
+    assert_eq!(
+        (span.offset, span.next),
+        (3, 4),
+        "only the missing offset is skipped: {span:?}"
+    );
     assert!(span.raw.is_empty(), "nothing of it is on disk: {:?}", span.raw);
     // Where the skip leaves the reader, and a restart from there, and a reader further on.
     for (group, from) in [("d", 4), ("e", 4), ("f", 6)] {
@@ -559,11 +563,7 @@ async fn a_missing_record_is_skipped_alone_and_the_record_at_its_place_is_read()
             "from {from}"
         );
     }
-    assert!(log
-        .damaged_span(&tp("t", 0), 4, 1024)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(log.damaged_span(&tp("t", 0), 4, 1024).await.unwrap().is_none());
 }
 
 /// A stale copy of a record in front of the record that belongs there loses no offset: readers
@@ -582,9 +582,5 @@ async fn a_duplicated_record_is_passed_over_without_losing_a_record() {
         read_from(&log, "d", 3).await.unwrap(),
         (3..100).collect::<Vec<_>>()
     );
-    assert!(log
-        .damaged_span(&tp("t", 0), 3, 1024)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(log.damaged_span(&tp("t", 0), 3, 1024).await.unwrap().is_none());
 }

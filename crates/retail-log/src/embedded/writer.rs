@@ -89,38 +89,35 @@ impl AppendRequest {
 /// Why the writer stopped for good.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
+    op: &'static str,
     path: String,
-    kind: io::ErrorKind,
     message: String,
 }
 
 impl Failure {
-    /// A failure of `path`.
-    pub(crate) fn new(path: &std::path::Path, e: &io::Error) -> Self {
+    /// A failure of `op` on `path`.
+    pub(crate) fn new(op: &'static str, path: &std::path::Path, e: &io::Error) -> Self {
         Self {
+            op,
             path: path.display().to_string(),
-            kind: e.kind(),
             message: e.to_string(),
         }
     }
 
-    /// The error appends get from now on.
+    /// The error appends get from now on: not retryable, naming the file and what failed.
     pub(crate) fn to_error(&self) -> Error {
-        Error::Io {
+        Error::WriterStopped {
+            op: self.op.to_owned(),
             path: self.path.clone(),
-            source: io::Error::new(
-                self.kind,
-                format!(
-                    "log writer stopped after an earlier failure, reopen the log: {}",
-                    self.message
-                ),
-            ),
+            cause: self.message.clone(),
         }
     }
 }
 
 /// An I/O failure during a round.
 struct RoundError {
+    /// What failed, for the error: `write`, `fsync`, `segment creation`, ...
+    op: &'static str,
     path: String,
     source: io::Error,
     /// Cannot be rolled back: the writer must stop.
@@ -128,22 +125,25 @@ struct RoundError {
 }
 
 impl RoundError {
-    fn new(segment: &Segment, source: io::Error, fatal: bool) -> Self {
+    fn new(op: &'static str, segment: &Segment, source: io::Error, fatal: bool) -> Self {
         Self {
+            op,
             path: segment.path.display().to_string(),
             source,
             fatal,
         }
     }
 
-    fn from_error(e: Error) -> Self {
+    fn from_error(op: &'static str, e: Error) -> Self {
         match e {
             Error::Io { path, source } => Self {
+                op,
                 path,
                 source,
                 fatal: true,
             },
             other => Self {
+                op,
                 path: String::new(),
                 source: io::Error::other(other.to_string()),
                 fatal: true,
@@ -152,9 +152,20 @@ impl RoundError {
     }
 
     fn to_error(&self) -> Error {
+        if self.fatal {
+            return self.failure().to_error();
+        }
         Error::Io {
             path: self.path.clone(),
             source: io::Error::new(self.source.kind(), self.source.to_string()),
+        }
+    }
+
+    fn failure(&self) -> Failure {
+        Failure {
+            op: self.op,
+            path: self.path.clone(),
+            message: self.source.to_string(),
         }
     }
 }
@@ -208,7 +219,7 @@ impl WriteState {
         self.active
             .file()
             .write_all_at(&self.buf, self.size)
-            .map_err(|e| RoundError::new(&self.active, e, false))?;
+            .map_err(|e| RoundError::new("write", &self.active, e, false))?;
         self.size += self.buf.len() as u64;
         self.unsynced = true;
         if self.buf.capacity() > KEEP_BUFFER_BYTES {
@@ -224,7 +235,7 @@ impl WriteState {
             self.active
                 .file()
                 .sync_data()
-                .map_err(|e| RoundError::new(&self.active, e, true))?;
+                .map_err(|e| RoundError::new("fsync", &self.active, e, true))?;
             self.unsynced = false;
         }
         Ok(())
@@ -251,7 +262,8 @@ impl WriteState {
         self.write_buffer()?;
         self.sync()?;
         self.publish();
-        let next = Segment::create(&self.part.dir, self.next_offset).map_err(RoundError::from_error)?;
+        let next = Segment::create(&self.part.dir, self.next_offset)
+            .map_err(|e| RoundError::from_error("segment creation", e))?;
         self.part.push_segment(Arc::clone(&next));
         self.active = next;
         self.size = 0;
@@ -270,7 +282,7 @@ impl WriteState {
         self.active
             .file()
             .set_len(size)
-            .map_err(|e| RoundError::new(&self.active, e, true))?;
+            .map_err(|e| RoundError::new("rollback (truncate)", &self.active, e, true))?;
         (self.size, self.next_offset, self.last_indexed) = (size, next, indexed);
         Ok(())
     }
@@ -334,11 +346,7 @@ impl Writer {
 
     fn fail(&self, e: &RoundError) {
         error!(message = "log writer stopped: fsync or rollback failed", file = %e.path, error = %e.source);
-        let failure = Failure {
-            path: e.path.clone(),
-            kind: e.source.kind(),
-            message: e.source.to_string(),
-        };
+        let failure = e.failure();
         *self.shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(failure);
     }
 
@@ -385,9 +393,11 @@ impl Writer {
         }
         let slot = &mut self.states[part.id];
         if slot.is_none() {
-            *slot = Some(WriteState::new(Arc::clone(part)).map_err(RoundError::from_error)?);
+            *slot =
+                Some(WriteState::new(Arc::clone(part)).map_err(|e| RoundError::from_error("index read", e))?);
         }
         let st = slot.as_mut().ok_or_else(|| RoundError {
+            op: "writer state lookup",
             path: part.dir.display().to_string(),
             source: io::Error::other("writer state missing"),
             fatal: true,
@@ -494,23 +504,29 @@ impl Writer {
         result
     }
 
-    /// Rolls back a failed round, and stops the writer when that is impossible.
+    /// Rolls back a failed round, and stops the writer when that is impossible. Returns the
+    /// error the round's appends are answered with: the failed rollback's when one failed.
     fn roll_back(&mut self, e: RoundError) -> RoundError {
-        let mut fatal = e.fatal;
-        if !fatal {
-            for &id in &self.touched {
-                if let Some(st) = self.states[id].as_mut() {
-                    if let Err(rb) = st.roll_back() {
-                        error!(message = "could not roll back failed log write", file = %rb.path, error = %rb.source);
-                        fatal = true;
-                    }
+        if e.fatal {
+            self.fail(&e);
+            return e;
+        }
+        let mut failed = None;
+        for &id in &self.touched {
+            if let Some(st) = self.states[id].as_mut() {
+                if let Err(rb) = st.roll_back() {
+                    error!(message = "could not roll back failed log write", file = %rb.path, error = %rb.source, cause = %e.source);
+                    failed.get_or_insert(rb);
                 }
             }
         }
-        if fatal {
-            self.fail(&e);
+        match failed {
+            Some(rb) => {
+                self.fail(&rb);
+                rb
+            }
+            None => e,
         }
-        e
     }
 }
 
@@ -578,13 +594,14 @@ impl SyncPool {
         let mut result = first.sync();
         for _ in 0..pending {
             let outcome = done_rx.recv().map_err(|_| RoundError {
+                op: "fsync",
                 path: String::new(),
                 source: io::Error::other("fsync thread stopped"),
                 fatal: true,
             });
             let failed = match outcome {
                 Ok((_, Ok(()))) => None,
-                Ok((segment, Err(e))) => Some(RoundError::new(&segment, e, true)),
+                Ok((segment, Err(e))) => Some(RoundError::new("fsync", &segment, e, true)),
                 Err(e) => Some(e),
             };
             if let (Some(e), true) = (failed, result.is_ok()) {

@@ -6,7 +6,10 @@
 //! `Content-Encoding` and size (413), framing (400), `Idempotency-Key` (a remembered answer is
 //! sent again), decoding every item (422 listing every problem, or with `partial = true` the
 //! good items land and the bad ones go to the dead letters), then one append. A log that
-//! refuses for now gives 503 and nothing is acknowledged; the sender retries.
+//! refuses for now gives 503: nothing is acknowledged, but part of the request may be in the log
+//! (a round that rolled a segment keeps what it sealed, ADR 0021), so the sender resends the
+//! identical request with the same `Idempotency-Key` and it lands once. A log writer that
+//! stopped (a failed fsync or segment creation) gives 500: only a restart helps.
 //!
 //! Event ids missing from the input are derived from the `Idempotency-Key` and the item's
 //! position, or without a key from the item's bytes, so a retried request lands once even
@@ -28,7 +31,7 @@ use retail_log::ProducerRecord;
 use serde::Serialize;
 use sha2::Digest;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::auth;
 use super::body::{self, BodyError, Format};
@@ -319,7 +322,20 @@ impl Receiver {
                 error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "log_unavailable",
-                    "the log cannot take events right now; nothing was accepted, retry later",
+                    "the log cannot take events right now; some of the events may already be in \
+                     the log: resend the identical request with the same Idempotency-Key (event \
+                     ids derive from the key and the line), so that it lands once",
+                    &[],
+                )
+            }
+            Err(e) if e.needs_restart() => {
+                error!(message = "webhook append failed: the log writer stopped", source = %name, error = %e);
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "log_writer_stopped",
+                    "the log writer stopped after a failed fsync or segment creation; the server \
+                     must be restarted before it accepts events (its log and /health have the \
+                     detail); resend this request with the same Idempotency-Key after the restart",
                     &[],
                 )
             }
