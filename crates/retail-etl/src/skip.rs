@@ -340,6 +340,83 @@ mod tests {
         log.close().await.unwrap();
     }
 
+    /// Damage covering the tail of record 3 (landed) and the head of record 4: the landing
+    /// stands at 4, and `log skip --offset 4` passes over 4 alone (not the landed 3), after
+    /// which reading goes on at 5 (issue 18 review: it was refused, the read naming 3).
+    #[tokio::test]
+    async fn a_damaged_run_starting_below_the_landing_is_skipped_from_the_landing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let small = EmbeddedConfig {
+            segment_bytes: 1024,
+            ..EmbeddedConfig::default()
+        };
+        let log = EmbeddedLog::open(&log_dir, small.clone()).await.unwrap();
+        log.ensure_topic("sales", 1).await.unwrap();
+        let records = (0..100)
+            .map(|i| ProducerRecord {
+                topic: "sales".to_owned(),
+                partition: Some(0),
+                key: None,
+                value: format!("value-{i:04}").into_bytes(),
+                headers: Vec::new(),
+                timestamp_ms: Some(1_000),
+            })
+            .collect();
+        log.append(records).await.unwrap();
+        log.close().await.unwrap();
+        // Every record has the same size: break 3's length field and 4's checksum.
+        let first = log_dir.join("sales/0/00000000000000000000.log");
+        let mut bytes = std::fs::read(&first).unwrap();
+        let size = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize + 4;
+        bytes[3 * size..3 * size + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        bytes[5 * size - 2] ^= 0x10;
+        std::fs::write(&first, &bytes).unwrap();
+
+        let store_url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let config = Config::load_with_overrides(None, Some(dir.path()), Some(&store_url), None).unwrap();
+        let tp = TopicPartition::new("sales", 0);
+        let store = retail_sink::open(&config.store_url().unwrap()).await.unwrap();
+        // The landing landed 0..=3 and stands at 4.
+        let landed = LandingBatch {
+            group: "g".to_owned(),
+            offsets: vec![OffsetRange {
+                tp: tp.clone(),
+                first: 0,
+                next: 4,
+            }],
+            ..LandingBatch::default()
+        };
+        store.write_batch(&landed).await.unwrap();
+
+        let skipped = skip(&config, &tp, 4, "g", None).await.unwrap();
+        assert_eq!((skipped.first, skipped.next), (4, 5));
+        assert_eq!(store.offsets("g").await.unwrap(), vec![(tp.clone(), 5)]);
+        assert_eq!(store.count(retail_sink::Table::DeadLetters).await.unwrap(), 1);
+
+        let log = EmbeddedLog::open(&log_dir, small).await.unwrap();
+        let mut consumer = log.consumer("check", &["sales"]).await.unwrap();
+        consumer
+            .poll(1, std::time::Duration::from_millis(1))
+            .await
+            .unwrap();
+        consumer.seek(&tp, 5).unwrap();
+        let mut read = Vec::new();
+        while read.len() < 95 {
+            match consumer
+                .poll(100, std::time::Duration::from_millis(100))
+                .await
+                .unwrap()
+            {
+                retail_log::ConsumerEvent::Records(r) if r.is_empty() => break,
+                retail_log::ConsumerEvent::Records(r) => read.extend(r.into_iter().map(|r| r.offset)),
+                _ => {}
+            }
+        }
+        assert_eq!(read, (5..100).collect::<Vec<_>>());
+        log.close().await.unwrap();
+    }
+
     /// A skip committed to the store is reported as done even when closing the log fails:
     /// re-running it would be refused, so an error there would leave the operator guessing.
     #[test]
