@@ -19,7 +19,9 @@
 //! a segment the round rolled to) and the round's appends fail; the next round may succeed (a
 //! full disk emptied). A failed `fsync` cannot be
 //! rolled back (the kernel may have dropped the dirty pages), so the writer stops accepting
-//! appends until the log is reopened and recovery has re-read what is really on disk.
+//! appends until the log is reopened and recovery has re-read what is really on disk; so does a
+//! failed rollback or segment creation. Appends then fail with [`Error::WriterStopped`], which
+//! is not retryable: only a restart helps (ADR 0021).
 
 use std::io;
 use std::os::unix::fs::FileExt;
