@@ -207,3 +207,68 @@ async fn a_full_disk_fails_appends_until_space_is_freed_and_loses_nothing() {
     drop(consumer);
     log.close().await.unwrap();
 }
+
+/// Each append is a small record and then one bigger than a segment, so the round rolls after
+/// the small one and seals it into the older segment; the disk fills almost always in the big
+/// write after that roll. The append that fails must leave nothing of itself in the log, not
+/// even the small record it sealed: a refused request is then refused whole (issue 18 review:
+/// before, the sealed part stayed and a 503 had landed part of its request).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_that_fails_after_a_roll_leaves_nothing_of_itself() {
+    let Some(disk) = SmallDisk::mount("1m") else {
+        return;
+    };
+    let filler = disk.path().join("filler");
+    std::fs::write(&filler, vec![1u8; 600 * 1024]).unwrap();
+    let dir = disk.path().join("log");
+    let config = EmbeddedConfig {
+        segment_bytes: 4096,
+        ..EmbeddedConfig::default()
+    };
+    let log = open(&dir, config.clone()).await;
+    log.ensure_topic("t", 1).await.unwrap();
+    let small = |i: usize| format!("small-{i:06}");
+    let big = |i: usize| format!("big-{i:06}-{}", "y".repeat(60 * 1024));
+    let mut acked: Vec<String> = Vec::new();
+    let mut failed = false;
+    for i in 0..1000 {
+        let batch = vec![
+            to_partition("t", 0, &small(i), None),
+            to_partition("t", 0, &big(i), None),
+        ];
+        match log.append(batch).await {
+            Ok(_) => acked.extend([small(i), big(i)]),
+            Err(e) => {
+                assert!(e.is_retryable(), "{e}");
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "1,000 appends of 60 KiB cannot fit on a 1 MiB tmpfs");
+    let read = |records: Vec<retail_log::ConsumedRecord>| {
+        records
+            .into_iter()
+            .map(|r| String::from_utf8(r.value).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let mut consumer = log.consumer("reader", &["t"]).await.unwrap();
+    let got = read(drain(consumer.as_mut()).await);
+    drop(consumer);
+    assert_eq!(
+        got.len(),
+        acked.len(),
+        "only the acknowledged appends' records are in the log"
+    );
+    assert!(got == acked, "the acknowledged records, in order");
+    log.close().await.unwrap();
+    std::fs::remove_file(&filler).unwrap();
+    let log = open(&dir, config).await;
+    let mut consumer = log.consumer("reader2", &["t"]).await.unwrap();
+    assert!(
+        read(drain(consumer.as_mut()).await) == acked,
+        "the same after a reopen"
+    );
+    drop(consumer);
+    log.close().await.unwrap();
+}

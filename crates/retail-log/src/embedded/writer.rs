@@ -15,9 +15,10 @@
 //! A segment is fsynced before its successor is created, so after any crash only the last
 //! segment of a partition can have a torn tail; recovery relies on that.
 //!
-//! A failed `pwrite` is rolled back (files truncated to where the round began, or to the start of
-//! a segment the round rolled to) and the round's appends fail; the next round may succeed (a
-//! full disk emptied). A failed `fsync` cannot be
+//! A failed `pwrite` is rolled back (files truncated to where the round began, and segments the
+//! round rolled to deleted: a roll is published only with its round) and the round's appends
+//! fail, leaving nothing of themselves in the log; the next round may succeed (a full disk
+//! emptied). A failed `fsync` cannot be
 //! rolled back (the kernel may have dropped the dirty pages), so the writer stops accepting
 //! appends until the log is reopened and recovery has re-read what is really on disk; so does a
 //! failed rollback or segment creation. Appends then fail with [`Error::WriterStopped`], which
@@ -192,6 +193,18 @@ struct WriteState {
     start: (u64, i64, u64),
     /// Written since the last fsync of `active`.
     unsynced: bool,
+    /// Segments this round sealed by rolling, oldest first: written and fsynced but not
+    /// published, and every one after the first (and `active`) created but not yet in the
+    /// partition's list. A failed round undoes all of it; a round that succeeds publishes it.
+    rolled: Vec<Sealed>,
+}
+
+/// A segment a round sealed, with what its publication makes visible.
+struct Sealed {
+    segment: Arc<Segment>,
+    size: u64,
+    entries: Vec<(i64, u64)>,
+    max_ts: i64,
 }
 
 impl WriteState {
@@ -211,6 +224,7 @@ impl WriteState {
             round: 0,
             start: (0, 0, 0),
             unsynced: false,
+            rolled: Vec::new(),
         })
     }
 
@@ -243,48 +257,87 @@ impl WriteState {
         Ok(())
     }
 
+    /// Makes the round visible: each sealed segment's final end before the segment after it
+    /// joins the partition (readers rely on that order), then the active segment's end.
     fn publish(&mut self) {
+        let rolled = std::mem::take(&mut self.rolled);
+        let successors: Vec<Arc<Segment>> = rolled
+            .iter()
+            .skip(1)
+            .map(|s| Arc::clone(&s.segment))
+            .chain(std::iter::once(Arc::clone(&self.active)))
+            .collect();
+        for (sealed, next) in rolled.into_iter().zip(successors) {
+            sealed
+                .segment
+                .publish(sealed.size, &sealed.entries, sealed.max_ts);
+            self.part.push_segment(next);
+        }
         self.active.publish(self.size, &self.entries, self.max_ts);
         self.entries.clear();
         self.max_ts = i64::MIN;
     }
 
-    /// Seals the active segment (written, fsynced, published) and starts a new one at the next
-    /// offset.
+    /// Seals the active segment (written and fsynced) and starts a new one at the next offset.
     ///
-    /// A failed write of the sealed part is undone like any other (nothing of the round is
-    /// published yet); a failed fsync or segment creation stops the writer. Once the new segment
-    /// exists, the round's undo point moves to its start: the records sealed into the old one
-    /// stay in the log even if the round fails later (their appends are answered with the
-    /// error; a retry appends them again and the landing's event ledger lands them once), and a
-    /// later failure of the round, a full disk for instance, only truncates the new segment.
-    /// (Before, any failure after a roll stopped the writer until a restart, so a disk that
-    /// filled up in a round that rolled kept refusing appends after space was freed.)
+    /// The roll is provisional until the round succeeds: the sealed part is not published and
+    /// the new segment not added to the partition, so a failure later in the round (a full
+    /// disk) undoes the whole round, the sealed part included, and an append that fails left
+    /// nothing of itself in the log. A failed fsync or segment creation stops the writer.
     fn roll(&mut self) -> Result<(), RoundError> {
         self.write_buffer()?;
         self.sync()?;
-        self.publish();
         let next = Segment::create(&self.part.dir, self.next_offset)
             .map_err(|e| RoundError::from_error("segment creation", e))?;
-        self.part.push_segment(Arc::clone(&next));
-        self.active = next;
+        self.rolled.push(Sealed {
+            segment: std::mem::replace(&mut self.active, next),
+            size: self.size,
+            entries: std::mem::take(&mut self.entries),
+            max_ts: std::mem::replace(&mut self.max_ts, i64::MIN),
+        });
         self.size = 0;
         self.last_indexed = 0;
-        self.start = (0, self.next_offset, 0);
         Ok(())
     }
 
-    /// Undoes the unpublished part of the round: truncate the active segment to where the
-    /// round began in it (its start, when the round rolled to it).
+    /// Undoes the unpublished part of the round: the segments it created are deleted, and the
+    /// segment it began in is truncated to where it began (and fsynced, so that a crash now
+    /// does not bring the undone records back).
     fn roll_back(&mut self) -> Result<(), RoundError> {
         let (size, next, indexed) = self.start;
         self.buf.clear();
         self.entries.clear();
         self.max_ts = i64::MIN;
-        self.active
-            .file()
-            .set_len(size)
-            .map_err(|e| RoundError::new("rollback (truncate)", &self.active, e, true))?;
+        if !self.rolled.is_empty() {
+            let rolled = std::mem::take(&mut self.rolled);
+            let created = rolled
+                .iter()
+                .skip(1)
+                .map(|s| &s.segment)
+                .chain(std::iter::once(&self.active));
+            for seg in created {
+                std::fs::remove_file(&seg.path)
+                    .map_err(|e| RoundError::new("rollback (delete segment)", seg, e, true))?;
+            }
+            super::files::sync_dir(&self.part.dir)
+                .map_err(|e| RoundError::from_error("rollback (delete segment)", e))?;
+            self.active = rolled
+                .into_iter()
+                .next()
+                .map(|s| s.segment)
+                .unwrap_or_else(|| Arc::clone(&self.active));
+            self.active
+                .file()
+                .set_len(size)
+                .and_then(|()| self.active.file().sync_data())
+                .map_err(|e| RoundError::new("rollback (truncate)", &self.active, e, true))?;
+            self.unsynced = false;
+        } else {
+            self.active
+                .file()
+                .set_len(size)
+                .map_err(|e| RoundError::new("rollback (truncate)", &self.active, e, true))?;
+        }
         (self.size, self.next_offset, self.last_indexed) = (size, next, indexed);
         Ok(())
     }

@@ -6,9 +6,9 @@
 //! `Content-Encoding` and size (413), framing (400), `Idempotency-Key` (a remembered answer is
 //! sent again), decoding every item (422 listing every problem, or with `partial = true` the
 //! good items land and the bad ones go to the dead letters), then one append. A log that
-//! refuses for now gives 503: nothing is acknowledged, but part of the request may be in the log
-//! (a round that rolled a segment keeps what it sealed, ADR 0021), so the sender resends the
-//! identical request with the same `Idempotency-Key` and it lands once. A log writer that
+//! refuses for now gives 503: nothing of the request is kept (a failed round is undone whole,
+//! also one that rolled a segment, ADR 0021); the sender resends the identical request with the
+//! same `Idempotency-Key`, which lands it once even if an earlier attempt's answer was lost. A log writer that
 //! stopped (a failed fsync or segment creation) gives 500: only a restart helps.
 //!
 //! Event ids missing from the input are derived from the `Idempotency-Key` and the item's
@@ -322,9 +322,10 @@ impl Receiver {
                 error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "log_unavailable",
-                    "the log cannot take events right now; some of the events may already be in \
-                     the log: resend the identical request with the same Idempotency-Key (event \
-                     ids derive from the key and the line), so that it lands once",
+                    "the log cannot take events right now and kept none of this request; retry \
+                     later with the identical request and the same Idempotency-Key (event ids \
+                     derive from the key and the line), so that it lands once even if an earlier \
+                     attempt got through",
                     &[],
                 )
             }
