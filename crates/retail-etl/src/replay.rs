@@ -127,7 +127,7 @@ fn check_targets(
 }
 
 /// `--from`: a log offset (every partition) or an RFC 3339 time.
-fn parse_from(from: Option<&str>) -> Result<Option<StartAt>> {
+pub(crate) fn parse_from(from: Option<&str>) -> Result<Option<StartAt>> {
     let Some(text) = from else {
         return Ok(None);
     };

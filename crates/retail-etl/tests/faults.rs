@@ -115,8 +115,9 @@ impl PrivatePg {
             ));
             return None;
         }
-        let dir = tempfile::tempdir().expect("tempdir");
         let root = is_root();
+        Self::remove_stale(root);
+        let dir = common::owned_tempdir(PG_PREFIX);
         if root {
             let chown = Command::new("chown")
                 .args(["postgres:postgres"])
@@ -138,20 +139,23 @@ impl PrivatePg {
         Some(pg)
     }
 
+    /// Stops and removes the clusters of earlier runs that were killed before their `Drop`
+    /// ran (a nextest timeout): `pg_ctl` detaches the postmaster, so it outlives the test.
+    fn remove_stale(root: bool) {
+        for dir in common::stale_tempdirs(PG_PREFIX) {
+            eprintln!("stopping the cluster a killed run left in {}", dir.display());
+            stop_cluster(&dir.join("data"), root);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
     /// `tool args`, as the user `postgres` when this process is root.
     fn command(&self, tool: &str) -> Command {
-        let program = Path::new(PG_BIN).join(tool);
-        if self.root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        }
+        pg_command(tool, self.root)
     }
 
     fn as_postgres(&self, tool: &str, args: &[&str]) {
@@ -199,20 +203,34 @@ impl PrivatePg {
 }
 
 impl Drop for PrivatePg {
+    /// Also on a panic (unwinding runs this).
     fn drop(&mut self) {
-        let _ = self
-            .command("pg_ctl")
-            .args([
-                "-D",
-                &self.data().display().to_string(),
-                "-m",
-                "immediate",
-                "stop",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        stop_cluster(&self.data(), self.root);
     }
+}
+
+/// Prefix of the private clusters' directories, for finding those a killed run left.
+const PG_PREFIX: &str = "retail-faults-pg-";
+
+/// `tool`, as the user `postgres` when this process is root.
+fn pg_command(tool: &str, root: bool) -> Command {
+    let program = Path::new(PG_BIN).join(tool);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// `pg_ctl stop -m immediate` of the cluster in `data`, if one runs there.
+fn stop_cluster(data: &Path, root: bool) {
+    let _ = pg_command("pg_ctl", root)
+        .args(["-D", &data.display().to_string(), "-m", "immediate", "-w", "stop"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// The dead letters the generator's malformed records must become: one per log record that
@@ -257,14 +275,19 @@ async fn postgres_stopped_and_restarted_mid_run_loses_and_doubles_nothing() {
         admin_url: pg.admin_url(),
         db: db.to_owned(),
     };
-    let run = Run {
+    let mut run = Run {
         seed: 21,
-        events: 20_000,
+        events: 0, // set from the summary: the run goes on until it is interrupted
         rate: 1_000.0,
         duplicate_fraction: 0.02,
         malformed_fraction: 0.005,
     };
-    let demo = Running::start(&run.args(&store));
+    // No event limit: a fixed count at this rate (~20 s) could be used up before two outages
+    // with waits of up to ~50 s each are over, and the run would end under the test.
+    let mut args = run.args(&store);
+    let at = args.iter().position(|a| a == "--events").expect("--events");
+    args.drain(at..at + 2);
+    let demo = Running::start(&args);
     for mode in ["fast", "immediate"] {
         let before = sales_landed(&demo);
         wait_until("rows to land", Duration::from_secs(30), || {
@@ -293,14 +316,17 @@ async fn postgres_stopped_and_restarted_mid_run_loses_and_doubles_nothing() {
         let (state, detail) = component(&demo, "landing");
         assert_ne!(state, "failed", "{detail}");
     }
-    let out = wait_exit(demo, Duration::from_secs(90));
-    assert!(
-        out.status.success(),
-        "demo after two server restarts: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let after = sales_landed(&demo);
+    wait_until("rows to land after the restarts", Duration::from_secs(30), || {
+        sales_landed(&demo) > after + 500.0
+    });
+    // Ctrl-C lands everything acknowledged; the expected ids are the seed's first `generated`.
+    let s = demo.interrupt_to_summary();
+    run.events = s["generated"].parse().expect("generated");
+    eprintln!(
+        "generated {} events across two server restarts: {s:?}",
+        run.events
     );
-    assert_eq!(summary(&out)["generated"], run.events.to_string());
 
     let expected = run.expected_sale_ids();
     let landed = store.sales_ids().await;
@@ -320,16 +346,26 @@ async fn postgres_stopped_and_restarted_mid_run_loses_and_doubles_nothing() {
 // ---------------------------------------------------------------------------------------------
 // 2. The log's disk full.
 
-/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped (also on a panic).
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped (also on a panic),
+/// and by the next run when this one was killed first.
 struct SmallDisk {
     path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
+/// Prefix of the tmpfs mount points' parent directories.
+const DISK_PREFIX: &str = "retail-faults-disk-";
+
 impl SmallDisk {
     fn mount(size: &str) -> Option<Self> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().to_path_buf();
+        for stale in common::stale_tempdirs(DISK_PREFIX) {
+            eprintln!("unmounting the tmpfs a killed run left in {}", stale.display());
+            let _ = Command::new("umount").arg("-l").arg(stale.join("mnt")).status();
+            let _ = std::fs::remove_dir_all(&stale);
+        }
+        let dir = common::owned_tempdir(DISK_PREFIX);
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).expect("mount point");
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&path)
@@ -406,9 +442,9 @@ async fn a_full_log_disk_answers_503_until_space_is_freed_and_loses_nothing() {
 
 /// The same with 4 KiB segments, so that every append rolls segments and the disk always fills
 /// in a round that rolled: the log must take appends again without a restart (before ADR 0021
-/// such a failure stopped its writer for good). A roll may already have sealed part of a refused
-/// request into the log, so the test then does what a sender must do with a 503, sends the
-/// refused requests again: each lands once, and nothing that no 202 named lands.
+/// such a failure stopped its writer for good). The test then does what a sender must do with a
+/// 503, sends the refused requests again: each lands once, and nothing that no 202 named lands
+/// (a failed round, one that rolled included, keeps nothing of itself).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_log_disk_at_segment_rolls_takes_appends_again_without_a_restart() {
     full_log_disk(Some(4096)).await;
@@ -448,6 +484,12 @@ async fn full_log_disk(segment_bytes: Option<u64>) {
     let (full_at, answer) = refused.expect("400 batches of 200 events cannot fit in about 1.5 MiB");
     assert!(!acked.is_empty(), "the disk filled before the first batch");
     assert_eq!(answer["error"]["code"], "log_unavailable", "{answer}");
+    // The answer says how to resend so that the request lands once.
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("kept none of this request") && message.contains("same Idempotency-Key"),
+        "{answer}"
+    );
     eprintln!(
         "disk full after {} acknowledged events ({full_at} batches)",
         acked.len()
@@ -821,4 +863,94 @@ async fn a_replay_beside_a_live_run_is_refused_and_the_run_lands_exactly_once() 
         "the live run's sales, once each"
     );
     store.drop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. What a failed or killed test leaves behind.
+
+/// The pid of a process that has exited: what `owner.pid` holds after a run was killed.
+fn a_dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+/// A run killed (a nextest timeout) before its guards ran leaves its private cluster running
+/// (`pg_ctl` detaches the postmaster) and its tmpfs mounted: the next run stops, unmounts and
+/// removes them. Simulated by forgetting the guards and naming a dead owner.
+#[test]
+fn a_cluster_and_a_mount_left_by_a_killed_run_are_removed_by_the_next_run() {
+    let Some(pg) = PrivatePg::create() else {
+        return;
+    };
+    pg.start();
+    let dir = pg.dir.path().to_path_buf();
+    let pid_file = std::fs::read_to_string(pg.data().join("postmaster.pid")).expect("postmaster.pid");
+    let postmaster = pid_file.lines().next().expect("pid line").trim().to_owned();
+    std::fs::write(dir.join("owner.pid"), a_dead_pid().to_string()).expect("owner.pid");
+    std::mem::forget(pg);
+    let next = PrivatePg::create().expect("a new cluster");
+    wait_until(
+        "the left cluster's postmaster to stop",
+        Duration::from_secs(20),
+        || !Path::new(&format!("/proc/{postmaster}")).exists(),
+    );
+    wait_until(
+        &format!("{} to be removed", dir.display()),
+        Duration::from_secs(10),
+        || !dir.exists(),
+    );
+    drop(next);
+
+    let Some(disk) = SmallDisk::mount("1m") else {
+        return;
+    };
+    let (mnt, parent) = (disk.path.clone(), disk._dir.path().to_path_buf());
+    let mounted = || {
+        std::fs::read_to_string("/proc/mounts")
+            .expect("/proc/mounts")
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(mnt.to_str().expect("utf-8")))
+    };
+    // Checked before it is marked stale: a test running beside this one may clean it up.
+    assert!(mounted(), "{} should be mounted", mnt.display());
+    std::fs::write(parent.join("owner.pid"), a_dead_pid().to_string()).expect("owner.pid");
+    std::mem::forget(disk);
+    assert!(
+        mounted(),
+        "{} should be mounted before the next run",
+        mnt.display()
+    );
+    let next = SmallDisk::mount("1m").expect("a new tmpfs");
+    assert!(!mounted(), "{} is still mounted", mnt.display());
+    wait_until(
+        &format!("{} to be removed", parent.display()),
+        Duration::from_secs(10),
+        || !parent.exists(),
+    );
+    drop(next);
+}
+
+/// A test that panics still drops its PostgreSQL database (the store's `Drop` runs while
+/// unwinding), instead of leaving it on the shared server.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_test_drops_its_database() {
+    let store = TestStore::postgres().await;
+    let (admin, db) = match &store {
+        TestStore::Postgres { admin_url, db, .. } => (admin_url.clone(), db.clone()),
+        TestStore::Sqlite { .. } => unreachable!("a PostgreSQL store"),
+    };
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _store = store;
+        panic!("a test failing with its store in scope");
+    }));
+    assert!(panicked.is_err());
+    let left: i64 = pg_admin(&admin)
+        .await
+        .query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&db])
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(left, 0, "database {db} outlived the panicking test");
 }

@@ -116,6 +116,20 @@ pub enum Error {
         /// The budget.
         budget: u64,
     },
+    /// The embedded log's writer stopped for good: an fsync, a rollback or the creation of a
+    /// segment failed, and what is on disk is no longer known to match what was acknowledged
+    /// (after a failed fsync the kernel may have dropped the dirty pages). No append succeeds
+    /// until the process restarts and recovery re-reads the files. Not retryable: retrying the
+    /// same call cannot succeed, so a source shows `failed` and a webhook answers 500.
+    #[error("log writer stopped after a failed {op} of {path}: {cause}; no append is accepted until the process is restarted (recovery at open re-reads what is on disk)")]
+    WriterStopped {
+        /// What failed: `fsync`, `rollback (truncate)`, `segment creation`, ...
+        op: String,
+        /// File or directory involved.
+        path: String,
+        /// The OS error.
+        cause: String,
+    },
     /// Bad configuration or URL.
     #[error("{0}")]
     Config(String),
@@ -132,6 +146,12 @@ impl Error {
             self,
             Self::Io { .. } | Self::DiskBudget { .. } | Self::Kafka { retryable: true, .. }
         )
+    }
+
+    /// Whether only a restart of the process can clear this error (the log writer stopped):
+    /// what a source shows as `failed`, and a webhook answers 500 for rather than 503.
+    pub const fn needs_restart(&self) -> bool {
+        matches!(self, Self::WriterStopped { .. })
     }
 
     /// Wraps an I/O error with the path it concerns.

@@ -669,3 +669,61 @@ async fn consumer_commit_and_seek_rules() {
     assert!(log.commit_offsets("g", &[(tp("zz", 0), 1)]).await.is_err());
     assert!(log.consumer("g", &["zz"]).await.is_err());
 }
+
+/// A segment that cannot be created (here: a stray file already has its name, so the writer's
+/// `create_new` fails for real) stops the writer for good. Its appends then fail with
+/// `WriterStopped`, not retryable, naming what failed and the file: retrying cannot help,
+/// only a restart does, so a source shows `failed` and a webhook answers 500 (issue 18 review).
+#[tokio::test]
+async fn a_stopped_writer_is_not_retryable_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmbeddedConfig {
+        segment_bytes: 1024,
+        ..small_config()
+    };
+    let log = open(dir.path(), config.clone()).await;
+    log.ensure_topic("t", 1).await.unwrap();
+    let first: Vec<_> = (0..3)
+        .map(|i| to_partition("t", 0, &format!("v{i}"), None))
+        .collect();
+    log.append(first).await.unwrap();
+    let part_dir = dir.path().join("t/0");
+    let strays: Vec<_> = (1..400)
+        .map(|base| part_dir.join(format!("{base:020}.log")))
+        .collect();
+    for stray in &strays {
+        std::fs::write(stray, b"").unwrap();
+    }
+    let many: Vec<_> = (0..300)
+        .map(|i| to_partition("t", 0, &format!("value-{i:06}"), None))
+        .collect();
+    let err = log.append(many).await.unwrap_err();
+    let check = |err: &Error| {
+        assert!(
+            matches!(err, Error::WriterStopped { op, path, .. }
+                if op == "segment creation" && path.starts_with(&part_dir.display().to_string())),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable() && err.needs_restart(), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("restart") && text.contains(".log"), "{text}");
+    };
+    check(&err);
+    // And every later append, however small: the writer does not come back on its own.
+    let again = log
+        .append(vec![to_partition("t", 0, "later", None)])
+        .await
+        .unwrap_err();
+    check(&again);
+    let _ = log.close().await;
+    for stray in &strays {
+        let _ = std::fs::remove_file(stray);
+    }
+    // A restart recovers: what was acknowledged is there, and appends work again.
+    let log = open(dir.path(), config).await;
+    let (_, high) = log.watermarks(&TopicPartition::new("t", 0)).await.unwrap();
+    assert!(high >= 3, "acknowledged records survive: high {high}");
+    log.append(vec![to_partition("t", 0, "after restart", None)])
+        .await
+        .unwrap();
+}

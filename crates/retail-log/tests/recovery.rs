@@ -465,11 +465,18 @@ async fn a_start_inside_a_damaged_run_is_refused_not_moved_forward() {
     damage(&first, 3, size, Damage::Length);
     damage(&first, 4, size, Damage::Checksum);
     let log = open(dir.path(), sealed_config()).await;
+    // Reported as the offset asked for (what the reader's owner can skip), at the byte where
+    // the unreadable run starts, naming the whole run.
     let got = read_from(&log, "c", 4).await;
     assert!(
-        matches!(&got, Err(Error::DamagedRecord { offset: 3, .. })),
+        matches!(&got, Err(Error::DamagedRecord { offset: 4, position, reason, .. })
+            if *position == 3 * size as u64 && reason.contains("offsets 3..4 cannot be read")),
         "{got:?}"
     );
+    assert!(matches!(
+        read_from(&log, "c2", 4).await,
+        Err(Error::DamagedRecord { offset: 4, .. })
+    ));
     let span = log
         .damaged_span(&tp("t", 0), 3, 1 << 20)
         .await
@@ -481,4 +488,99 @@ async fn a_start_inside_a_damaged_run_is_refused_not_moved_forward() {
         read_from(&log, "d", 5).await.unwrap(),
         (5..100).collect::<Vec<_>>()
     );
+}
+
+/// A reader that landed record 3 (whose tail is damaged together with the head of 4) stands at
+/// 4: the span from 4 is what a skip passes over, and reading goes on at 5 (issue 18 review).
+#[tokio::test]
+async fn a_damaged_run_starting_below_the_reader_is_skipped_from_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, size) = sealed_segments(dir.path()).await;
+    damage(&first, 3, size, Damage::Length);
+    damage(&first, 4, size, Damage::Checksum);
+    let log = open(dir.path(), sealed_config()).await;
+    let span = log
+        .damaged_span(&tp("t", 0), 4, 1 << 20)
+        .await
+        .unwrap()
+        .expect("damaged");
+    assert_eq!((span.offset, span.next), (4, 5), "{span:?}");
+    assert_eq!(span.position, 3 * size as u64);
+    assert!(span.reason.contains("offsets 3..4"), "{}", span.reason);
+    assert_eq!(
+        read_from(&log, "d", span.next).await.unwrap(),
+        (5..100).collect::<Vec<_>>()
+    );
+}
+
+/// Record `index` of the segment at `path` cut out: the next record sits where it belonged.
+fn delete_record(path: &std::path::Path, index: usize, size: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.drain(index * size..(index + 1) * size);
+    std::fs::write(path, &bytes).unwrap();
+}
+
+/// A copy of record `index` inserted right after it, before the record that belongs there.
+fn duplicate_record(path: &std::path::Path, index: usize, size: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let copy = bytes[index * size..(index + 1) * size].to_vec();
+    let at = (index + 1) * size;
+    bytes.splice(at..at, copy);
+    std::fs::write(path, &bytes).unwrap();
+}
+
+/// A record missing from a sealed segment: the good record after it, at its place, is where a
+/// skip resumes, never dead-lettered with it, and every reader from there (with or without an
+/// index entry before the gap) reads on (issue 18 review).
+#[tokio::test]
+async fn a_missing_record_is_skipped_alone_and_the_record_at_its_place_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, size) = sealed_segments(dir.path()).await;
+    delete_record(&first, 3, size);
+    let log = open(dir.path(), sealed_config()).await;
+    let got = read_from(&log, "c", 0).await;
+    assert!(
+        matches!(&got, Err(Error::DamagedRecord { offset: 3, position, reason, .. })
+            if *position == 3 * size as u64 && reason.contains("offset 4 where 3 belongs")),
+        "{got:?}"
+    );
+    let span = log
+        .damaged_span(&tp("t", 0), 3, 1 << 20)
+        .await
+        .unwrap()
+        .expect("damaged");
+    assert_eq!(
+        (span.offset, span.next),
+        (3, 4),
+        "only the missing offset is skipped: {span:?}"
+    );
+    assert!(span.raw.is_empty(), "nothing of it is on disk: {:?}", span.raw);
+    // Where the skip leaves the reader, and a restart from there, and a reader further on.
+    for (group, from) in [("d", 4), ("e", 4), ("f", 6)] {
+        assert_eq!(
+            read_from(&log, group, from).await.unwrap(),
+            (from..100).collect::<Vec<_>>(),
+            "from {from}"
+        );
+    }
+    assert!(log.damaged_span(&tp("t", 0), 4, 1024).await.unwrap().is_none());
+}
+
+/// A stale copy of a record in front of the record that belongs there loses no offset: readers
+/// pass over it, every record once, in order, and there is nothing to skip.
+#[tokio::test]
+async fn a_duplicated_record_is_passed_over_without_losing_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, size) = sealed_segments(dir.path()).await;
+    duplicate_record(&first, 2, size);
+    let log = open(dir.path(), sealed_config()).await;
+    assert_eq!(
+        read_from(&log, "c", 0).await.unwrap(),
+        (0..100).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        read_from(&log, "d", 3).await.unwrap(),
+        (3..100).collect::<Vec<_>>()
+    );
+    assert!(log.damaged_span(&tp("t", 0), 3, 1024).await.unwrap().is_none());
 }

@@ -34,6 +34,11 @@ impl Error {
         }
     }
 
+    /// Whether only a restart of the process clears it (the embedded log's writer stopped).
+    pub const fn needs_restart(&self) -> bool {
+        matches!(self, Self::Log(e) if e.needs_restart())
+    }
+
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {

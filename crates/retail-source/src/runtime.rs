@@ -294,6 +294,9 @@ impl SourceRuntime {
                     // The sender is answered "retry later"; /health says why (a full disk, say).
                     self.inner.append_failing.store(true, Ordering::Relaxed);
                     self.show(State::Retrying, format!("appending to the log: {error}"));
+                } else if error.needs_restart() {
+                    // No later request can succeed: /health shows it failed, with the cause.
+                    self.show(State::Failed, format!("appending to the log: {error}"));
                 }
                 return Err(Error::Log(error));
             }

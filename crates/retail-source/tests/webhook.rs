@@ -18,6 +18,7 @@ use serde_json::Value;
 struct Server {
     addr: SocketAddr,
     log: Arc<dyn Log>,
+    health: Health,
     handle: SourceHandle,
     backlog: Backlog,
     shutdown: Shutdown,
@@ -60,6 +61,7 @@ async fn start_with(config: WebhookConfig, log_config: EmbeddedConfig) -> Server
     Server {
         addr,
         log,
+        health: cx.health,
         handle: built.handle,
         backlog: cx.backlog,
         shutdown,
@@ -596,4 +598,39 @@ async fn curl_posts_ndjson_like_a_till_would() {
     let v: Value = serde_json::from_str(body).expect("json");
     assert_eq!(v["accepted"].as_u64(), Some(2), "{v}");
     assert_eq!(s.sales().await.len(), 2);
+}
+
+/// A log writer that stopped for good (here a segment that cannot be created: a stray file
+/// already has its name) is not "retry later": the answer is 500 saying a restart is needed,
+/// and /health shows the source failed with the cause, instead of 503 and `retrying` forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_log_writer_answers_500_and_the_source_shows_failed() {
+    let log_config = EmbeddedConfig {
+        segment_bytes: 1024,
+        ..EmbeddedConfig::default()
+    };
+    let server = start_with(WebhookConfig::named("pos"), log_config).await;
+    let (code, v) = server.post(sale(None, 1), "application/json", &[]).await;
+    assert_eq!(code, 202, "{v}");
+    let sales_dir = server._dir.path().join("log/sales");
+    for partition in 0..4 {
+        for base in 1..300 {
+            std::fs::write(sales_dir.join(format!("{partition}/{base:020}.log")), b"").expect("stray");
+        }
+    }
+    let batch: Vec<String> = (1..=200).map(|i| sale(None, i)).collect();
+    let key = [("idempotency-key", "stopped-writer")];
+    let (code, v) = server.post(batch.join("\n"), "application/x-ndjson", &key).await;
+    assert_eq!(code, 500, "{v}");
+    assert_eq!(v["error"]["code"], "log_writer_stopped", "{v}");
+    let message = v["error"]["message"].as_str().expect("message");
+    assert!(message.contains("restarted"), "{message}");
+    let status = server.health.snapshot();
+    let component = status.values().find(|c| c.detail.contains("log writer stopped"));
+    let component = component.unwrap_or_else(|| panic!("no component names the stopped writer: {status:?}"));
+    assert_eq!(component.state, retail_core::health::State::Failed, "{status:?}");
+    assert!(
+        component.detail.contains("segment creation") && component.detail.contains(".log"),
+        "{component:?}"
+    );
 }

@@ -140,6 +140,54 @@ impl TestStore {
     }
 }
 
+impl Drop for TestStore {
+    /// Drops the test's database also when the test panicked before `drop().await` (unwinding
+    /// runs this), with `psql` because no runtime can be awaited here. After `drop().await` it
+    /// is a no-op (`IF EXISTS`); a server already gone fails fast and is ignored.
+    fn drop(&mut self) {
+        if let Self::Postgres { admin_url, db, .. } = self {
+            let _ = Command::new("psql")
+                .arg(admin_url.as_str())
+                .args(["-q", "-c", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")])
+                .env("PGCONNECT_TIMEOUT", "3")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A temporary directory `<tmp>/<prefix>XXXX` holding this process's pid in `owner.pid`, so that
+/// a later run can find what a run killed before its `Drop` guards ran left behind
+/// ([`stale_tempdirs`]).
+pub fn owned_tempdir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("tempdir");
+    std::fs::write(dir.path().join("owner.pid"), std::process::id().to_string()).expect("owner.pid");
+    dir
+}
+
+/// Directories [`owned_tempdir`] made with `prefix` for processes that no longer run.
+pub fn stale_tempdirs(prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .filter(|dir| {
+            std::fs::read_to_string(dir.join("owner.pid"))
+                .ok()
+                .and_then(|pid| pid.trim().parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .collect()
+}
+
 /// The generator settings a `demo` run with these flags uses.
 pub struct Run {
     pub seed: u64,

@@ -70,7 +70,7 @@ fn sync_dirty(shared: &Shared) {
         if let Err(e) = seg.file().sync_data() {
             error!(message = "background fsync failed, log stops accepting appends", file = %seg.path.display(), error = %e);
             *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some(Failure::new(&seg.path, &e));
+                Some(Failure::new("background fsync", &seg.path, &e));
         }
     }
 }

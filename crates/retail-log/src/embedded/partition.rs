@@ -254,8 +254,9 @@ impl Partition {
     /// The damaged record at `offset`, if reading it fails with [`Error::DamagedRecord`] naming
     /// that offset: where it is, why, the next offset a reader can resume at, and up to
     /// `max_raw` of its bytes. `None` when the record reads fine (or `offset` is the high
-    /// watermark). A damaged record *before* `offset` is not this one's: it is reported as the
-    /// error it is.
+    /// watermark). A damaged run that starts before `offset` and reaches it is this one's too:
+    /// the span then starts at `offset` (records before it are not skipped), at the byte where
+    /// the run starts. A damaged record whose run ends before `offset` is read past.
     pub(crate) fn damaged_span(&self, offset: i64, max_raw: usize) -> Result<Option<DamagedSpan>> {
         let (mut position, mut cursor) = (offset, None);
         let (mut buf, mut out) = (Vec::new(), Vec::new());
@@ -267,7 +268,7 @@ impl Partition {
                 position,
                 reason,
                 ..
-            }) if damaged == offset => (path, position, reason),
+            }) if damaged <= offset => (path, position, reason),
             Err(e) => return Err(e),
         };
         let Some(seg) = self.segment_for(offset) else {

@@ -362,7 +362,11 @@ impl Segment {
     /// *before* `from` is stepped over, because the caller asked to start past it: the read
     /// resyncs on the next record that passes every check ([`Self::resync`]), or, when none
     /// follows in this segment, continues at `end` in the next one. If the records it cannot read
-    /// reach `from` itself, that is an error too: nothing at or after `from` is ever passed over.
+    /// reach `from` itself, that is an error too, reported as offset `from` (the reason names the
+    /// whole run): nothing at or after `from` is ever passed over. A whole record with a later
+    /// offset where `*at` belongs (the one before it missing) is resumed at, and stray bytes
+    /// followed by the very record that belongs at `*at` are passed over with a warning, as no
+    /// offset is lost.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn read(
         &self,
@@ -389,55 +393,70 @@ impl Segment {
         };
         let mut emitted = 0;
         while emitted < max && *pos < limit {
-            let size = match reader.frame(*pos)? {
-                Frame::Good { bytes, checked } => {
-                    if checked.offset != *at {
-                        let reason = format!("offset {} where {at} belongs", checked.offset);
-                        return Err(damaged(*at, *pos, reason));
-                    }
+            let reason = match reader.frame(*pos)? {
+                Frame::Good { bytes, checked } if checked.offset == *at => {
                     if *at >= from {
                         out.push(format::decode(bytes, topic, partition).map_err(|r| damaged(*at, *pos, r))?);
                         emitted += 1;
                     }
-                    bytes.len()
-                }
-                Frame::Bad { reason, .. } | Frame::Torn { reason } if *at >= from => {
-                    return Err(damaged(*at, *pos, reason));
-                }
-                Frame::Bad { reason, .. } | Frame::Torn { reason } => {
-                    let (next_pos, next) = match self.resync(*pos, *at, end)? {
-                        Some(found) => found,
-                        None => (limit, end),
-                    };
-                    if next > from {
-                        let reason = format!(
-                            "{reason}; offsets {at}..{} cannot be read, and offset {from} was asked for",
-                            next - 1
-                        );
-                        return Err(damaged(*at, *pos, reason));
-                    }
-                    warn!(
-                        message = "stepped over damaged log records below the offset asked for",
-                        file = %self.path.display(),
-                        position = *pos,
-                        offsets = %format!("{at}..{}", next - 1),
-                        reason = %reason,
-                    );
-                    *pos = next_pos;
-                    *at = next;
+                    *pos += bytes.len() as u64;
+                    *at += 1;
                     continue;
                 }
+                // A whole record at the wrong place (one missing before it, or a stale copy):
+                // damage like a bad checksum, but the record itself may be the one to resume at.
+                Frame::Good { checked, .. } => format!("offset {} where {at} belongs", checked.offset),
+                Frame::Bad { reason, .. } | Frame::Torn { reason } => reason,
             };
-            *pos += size as u64;
-            *at += 1;
+            let (next_pos, next) = match self.resync(*pos, *at, end)? {
+                Some(found) => found,
+                None => (limit, end),
+            };
+            if next == *at {
+                // Stray bytes (a stale copy of an earlier record, say) before the record that
+                // belongs here, whole and in sequence: no offset is lost by passing over them.
+                warn!(
+                    message = "passed over stray bytes in a log segment; no record is lost",
+                    file = %self.path.display(),
+                    position = *pos,
+                    resumed_at = next_pos,
+                    offset = next,
+                    reason = %reason,
+                );
+                *pos = next_pos;
+                continue;
+            }
+            if *at >= from {
+                return Err(damaged(*at, *pos, reason));
+            }
+            if next > from {
+                // The run that cannot be read starts below `from` and reaches it: reported as
+                // `from`, the offset asked for, which is what the reader's owner can act on.
+                let reason = format!(
+                    "{reason}; offsets {at}..{} cannot be read, and offset {from} was asked for",
+                    next - 1
+                );
+                return Err(damaged(from, *pos, reason));
+            }
+            warn!(
+                message = "stepped over damaged log records below the offset asked for",
+                file = %self.path.display(),
+                position = *pos,
+                offsets = %format!("{at}..{}", next - 1),
+                reason = %reason,
+            );
+            *pos = next_pos;
+            *at = next;
         }
         Ok(())
     }
 
     /// Where reading can go on after the damaged record at byte `pos` (offset `at`): the first
-    /// later byte position where a whole record with an offset in `at + 1..end` passes its
+    /// byte position from `pos` on where a whole record with an offset in `at..end` passes its
     /// checksum and layout checks, as `(position, offset)`, or `None` when no such record follows
-    /// in the visible data. The length and offset fields are checked before the checksum, so
+    /// in the visible data. `pos` itself counts: a whole record there with a later offset (the
+    /// one before it missing) is where reading goes on, not damage to pass over. An offset of
+    /// `at` itself means the bytes at `pos` are stray and nothing is lost. The length and offset fields are checked before the checksum, so
     /// the scan costs a few comparisons per byte and reads each byte about once; it never looks
     /// past the segment's visible end.
     pub(crate) fn resync(&self, pos: u64, at: i64, end: i64) -> Result<Option<(u64, i64)>> {
@@ -446,7 +465,7 @@ impl Segment {
         let limit = self.visible();
         let mut window = Vec::new();
         let mut record = Vec::new();
-        let mut start = pos + 1;
+        let mut start = pos;
         while start + HEAD <= limit {
             let want = (limit - start).min(SCAN_CHUNK as u64 + HEAD) as usize;
             window.resize(want, 0);
@@ -464,7 +483,7 @@ impl Segment {
                     continue;
                 };
                 let offset = i64::from_le_bytes(offset_bytes);
-                if offset <= at || offset >= end {
+                if offset < at || offset >= end || (p == pos && offset == at) {
                     continue;
                 }
                 let Ok(len_bytes) = <[u8; 4]>::try_from(&window[i..i + 4]) else {

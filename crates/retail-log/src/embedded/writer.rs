@@ -15,11 +15,14 @@
 //! A segment is fsynced before its successor is created, so after any crash only the last
 //! segment of a partition can have a torn tail; recovery relies on that.
 //!
-//! A failed `pwrite` is rolled back (files truncated to where the round began, or to the start of
-//! a segment the round rolled to) and the round's appends fail; the next round may succeed (a
-//! full disk emptied). A failed `fsync` cannot be
+//! A failed `pwrite` is rolled back (files truncated to where the round began, and segments the
+//! round rolled to deleted: a roll is published only with its round) and the round's appends
+//! fail, leaving nothing of themselves in the log; the next round may succeed (a full disk
+//! emptied). A failed `fsync` cannot be
 //! rolled back (the kernel may have dropped the dirty pages), so the writer stops accepting
-//! appends until the log is reopened and recovery has re-read what is really on disk.
+//! appends until the log is reopened and recovery has re-read what is really on disk; so does a
+//! failed rollback or segment creation. Appends then fail with [`Error::WriterStopped`], which
+//! is not retryable: only a restart helps (ADR 0021).
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -90,38 +93,35 @@ impl AppendRequest {
 /// Why the writer stopped for good.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
+    op: &'static str,
     path: String,
-    kind: io::ErrorKind,
     message: String,
 }
 
 impl Failure {
-    /// A failure of `path`.
-    pub(crate) fn new(path: &std::path::Path, e: &io::Error) -> Self {
+    /// A failure of `op` on `path`.
+    pub(crate) fn new(op: &'static str, path: &std::path::Path, e: &io::Error) -> Self {
         Self {
+            op,
             path: path.display().to_string(),
-            kind: e.kind(),
             message: e.to_string(),
         }
     }
 
-    /// The error appends get from now on.
+    /// The error appends get from now on: not retryable, naming the file and what failed.
     pub(crate) fn to_error(&self) -> Error {
-        Error::Io {
+        Error::WriterStopped {
+            op: self.op.to_owned(),
             path: self.path.clone(),
-            source: io::Error::new(
-                self.kind,
-                format!(
-                    "log writer stopped after an earlier failure, reopen the log: {}",
-                    self.message
-                ),
-            ),
+            cause: self.message.clone(),
         }
     }
 }
 
 /// An I/O failure during a round.
 struct RoundError {
+    /// What failed, for the error: `write`, `fsync`, `segment creation`, ...
+    op: &'static str,
     path: String,
     source: io::Error,
     /// Cannot be rolled back: the writer must stop.
@@ -129,22 +129,25 @@ struct RoundError {
 }
 
 impl RoundError {
-    fn new(segment: &Segment, source: io::Error, fatal: bool) -> Self {
+    fn new(op: &'static str, segment: &Segment, source: io::Error, fatal: bool) -> Self {
         Self {
+            op,
             path: segment.path.display().to_string(),
             source,
             fatal,
         }
     }
 
-    fn from_error(e: Error) -> Self {
+    fn from_error(op: &'static str, e: Error) -> Self {
         match e {
             Error::Io { path, source } => Self {
+                op,
                 path,
                 source,
                 fatal: true,
             },
             other => Self {
+                op,
                 path: String::new(),
                 source: io::Error::other(other.to_string()),
                 fatal: true,
@@ -153,9 +156,20 @@ impl RoundError {
     }
 
     fn to_error(&self) -> Error {
+        if self.fatal {
+            return self.failure().to_error();
+        }
         Error::Io {
             path: self.path.clone(),
             source: io::Error::new(self.source.kind(), self.source.to_string()),
+        }
+    }
+
+    fn failure(&self) -> Failure {
+        Failure {
+            op: self.op,
+            path: self.path.clone(),
+            message: self.source.to_string(),
         }
     }
 }
@@ -180,6 +194,18 @@ struct WriteState {
     start: (u64, i64, u64),
     /// Written since the last fsync of `active`.
     unsynced: bool,
+    /// Segments this round sealed by rolling, oldest first: written and fsynced but not
+    /// published, and every one after the first (and `active`) created but not yet in the
+    /// partition's list. A failed round undoes all of it; a round that succeeds publishes it.
+    rolled: Vec<Sealed>,
+}
+
+/// A segment a round sealed, with what its publication makes visible.
+struct Sealed {
+    segment: Arc<Segment>,
+    size: u64,
+    entries: Vec<(i64, u64)>,
+    max_ts: i64,
 }
 
 impl WriteState {
@@ -199,6 +225,7 @@ impl WriteState {
             round: 0,
             start: (0, 0, 0),
             unsynced: false,
+            rolled: Vec::new(),
         })
     }
 
@@ -209,7 +236,7 @@ impl WriteState {
         self.active
             .file()
             .write_all_at(&self.buf, self.size)
-            .map_err(|e| RoundError::new(&self.active, e, false))?;
+            .map_err(|e| RoundError::new("write", &self.active, e, false))?;
         self.size += self.buf.len() as u64;
         self.unsynced = true;
         if self.buf.capacity() > KEEP_BUFFER_BYTES {
@@ -225,61 +252,104 @@ impl WriteState {
             self.active
                 .file()
                 .sync_data()
-                .map_err(|e| RoundError::new(&self.active, e, true))?;
+                .map_err(|e| RoundError::new("fsync", &self.active, e, true))?;
             self.unsynced = false;
         }
         Ok(())
     }
 
-    /// Makes the bytes written visible to readers; returns how many became visible and count
-    /// against the disk budget (under its lock; the side topics do not count).
+    /// Makes the round visible: each sealed segment's final end before the segment after it
+    /// joins the partition (readers rely on that order), then the active segment's end. Returns
+    /// how many bytes became visible and count against the disk budget (called under its lock;
+    /// the side topics do not count).
     fn publish(&mut self) -> u64 {
-        let added = if super::budget::counts(&self.part.tp) {
-            self.size.saturating_sub(self.active.visible())
-        } else {
-            0
-        };
+        let counts = super::budget::counts(&self.part.tp);
+        let mut added = 0;
+        let rolled = std::mem::take(&mut self.rolled);
+        let successors: Vec<Arc<Segment>> = rolled
+            .iter()
+            .skip(1)
+            .map(|s| Arc::clone(&s.segment))
+            .chain(std::iter::once(Arc::clone(&self.active)))
+            .collect();
+        for (sealed, next) in rolled.into_iter().zip(successors) {
+            if counts {
+                added += sealed.size.saturating_sub(sealed.segment.visible());
+            }
+            sealed
+                .segment
+                .publish(sealed.size, &sealed.entries, sealed.max_ts);
+            self.part.push_segment(next);
+        }
+        if counts {
+            added += self.size.saturating_sub(self.active.visible());
+        }
         self.active.publish(self.size, &self.entries, self.max_ts);
         self.entries.clear();
         self.max_ts = i64::MIN;
         added
     }
 
-    /// Seals the active segment (written, fsynced, published) and starts a new one at the next
-    /// offset.
+    /// Seals the active segment (written and fsynced) and starts a new one at the next offset.
     ///
-    /// A failed write of the sealed part is undone like any other (nothing of the round is
-    /// published yet); a failed fsync or segment creation stops the writer. Once the new segment
-    /// exists, the round's undo point moves to its start: the records sealed into the old one
-    /// stay in the log even if the round fails later (their appends are answered with the
-    /// error; a retry appends them again and the landing's event ledger lands them once), and a
-    /// later failure of the round, a full disk for instance, only truncates the new segment.
-    /// (Before, any failure after a roll stopped the writer until a restart, so a disk that
-    /// filled up in a round that rolled kept refusing appends after space was freed.)
-    fn roll(&mut self, budget: &Budget) -> Result<(), RoundError> {
+    /// The roll is provisional until the round succeeds: the sealed part is not published and
+    /// the new segment not added to the partition, so a failure later in the round (a full
+    /// disk) undoes the whole round, the sealed part included, and an append that fails left
+    /// nothing of itself in the log. A failed fsync or segment creation stops the writer.
+    fn roll(&mut self) -> Result<(), RoundError> {
         self.write_buffer()?;
         self.sync()?;
-        budget.publish(|| self.publish());
-        let next = Segment::create(&self.part.dir, self.next_offset).map_err(RoundError::from_error)?;
-        self.part.push_segment(Arc::clone(&next));
-        self.active = next;
+        let next = Segment::create(&self.part.dir, self.next_offset)
+            .map_err(|e| RoundError::from_error("segment creation", e))?;
+        self.rolled.push(Sealed {
+            segment: std::mem::replace(&mut self.active, next),
+            size: self.size,
+            entries: std::mem::take(&mut self.entries),
+            max_ts: std::mem::replace(&mut self.max_ts, i64::MIN),
+        });
         self.size = 0;
         self.last_indexed = 0;
-        self.start = (0, self.next_offset, 0);
         Ok(())
     }
 
-    /// Undoes the unpublished part of the round: truncate the active segment to where the
-    /// round began in it (its start, when the round rolled to it).
+    /// Undoes the unpublished part of the round: the segments it created are deleted, and the
+    /// segment it began in is truncated to where it began (and fsynced, so that a crash now
+    /// does not bring the undone records back).
     fn roll_back(&mut self) -> Result<(), RoundError> {
         let (size, next, indexed) = self.start;
         self.buf.clear();
         self.entries.clear();
         self.max_ts = i64::MIN;
-        self.active
-            .file()
-            .set_len(size)
-            .map_err(|e| RoundError::new(&self.active, e, true))?;
+        if !self.rolled.is_empty() {
+            let rolled = std::mem::take(&mut self.rolled);
+            let created = rolled
+                .iter()
+                .skip(1)
+                .map(|s| &s.segment)
+                .chain(std::iter::once(&self.active));
+            for seg in created {
+                std::fs::remove_file(&seg.path)
+                    .map_err(|e| RoundError::new("rollback (delete segment)", seg, e, true))?;
+            }
+            super::files::sync_dir(&self.part.dir)
+                .map_err(|e| RoundError::from_error("rollback (delete segment)", e))?;
+            self.active = rolled
+                .into_iter()
+                .next()
+                .map(|s| s.segment)
+                .unwrap_or_else(|| Arc::clone(&self.active));
+            self.active
+                .file()
+                .set_len(size)
+                .and_then(|()| self.active.file().sync_data())
+                .map_err(|e| RoundError::new("rollback (truncate)", &self.active, e, true))?;
+            self.unsynced = false;
+        } else {
+            self.active
+                .file()
+                .set_len(size)
+                .map_err(|e| RoundError::new("rollback (truncate)", &self.active, e, true))?;
+        }
         (self.size, self.next_offset, self.last_indexed) = (size, next, indexed);
         Ok(())
     }
@@ -343,11 +413,7 @@ impl Writer {
 
     fn fail(&self, e: &RoundError) {
         error!(message = "log writer stopped: fsync or rollback failed", file = %e.path, error = %e.source);
-        let failure = Failure {
-            path: e.path.clone(),
-            kind: e.source.kind(),
-            message: e.source.to_string(),
-        };
+        let failure = e.failure();
         *self.shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(failure);
     }
 
@@ -394,9 +460,11 @@ impl Writer {
         }
         let slot = &mut self.states[part.id];
         if slot.is_none() {
-            *slot = Some(WriteState::new(Arc::clone(part)).map_err(RoundError::from_error)?);
+            *slot =
+                Some(WriteState::new(Arc::clone(part)).map_err(|e| RoundError::from_error("index read", e))?);
         }
         let st = slot.as_mut().ok_or_else(|| RoundError {
+            op: "writer state lookup",
             path: part.dir.display().to_string(),
             source: io::Error::other("writer state missing"),
             fatal: true,
@@ -427,7 +495,7 @@ impl Writer {
                 let len = format::encoded_len(rec) as u64;
                 let pending = st.size + st.buf.len() as u64;
                 if pending > 0 && pending + len > segment_bytes {
-                    st.roll(&shared.budget)?;
+                    st.roll()?;
                     rolled = true;
                 }
                 let pos = st.size + st.buf.len() as u64;
@@ -508,23 +576,29 @@ impl Writer {
         result
     }
 
-    /// Rolls back a failed round, and stops the writer when that is impossible.
+    /// Rolls back a failed round, and stops the writer when that is impossible. Returns the
+    /// error the round's appends are answered with: the failed rollback's when one failed.
     fn roll_back(&mut self, e: RoundError) -> RoundError {
-        let mut fatal = e.fatal;
-        if !fatal {
-            for &id in &self.touched {
-                if let Some(st) = self.states[id].as_mut() {
-                    if let Err(rb) = st.roll_back() {
-                        error!(message = "could not roll back failed log write", file = %rb.path, error = %rb.source);
-                        fatal = true;
-                    }
+        if e.fatal {
+            self.fail(&e);
+            return e;
+        }
+        let mut failed = None;
+        for &id in &self.touched {
+            if let Some(st) = self.states[id].as_mut() {
+                if let Err(rb) = st.roll_back() {
+                    error!(message = "could not roll back failed log write", file = %rb.path, error = %rb.source, cause = %e.source);
+                    failed.get_or_insert(rb);
                 }
             }
         }
-        if fatal {
-            self.fail(&e);
+        match failed {
+            Some(rb) => {
+                self.fail(&rb);
+                rb
+            }
+            None => e,
         }
-        e
     }
 }
 
@@ -592,13 +666,14 @@ impl SyncPool {
         let mut result = first.sync();
         for _ in 0..pending {
             let outcome = done_rx.recv().map_err(|_| RoundError {
+                op: "fsync",
                 path: String::new(),
                 source: io::Error::other("fsync thread stopped"),
                 fatal: true,
             });
             let failed = match outcome {
                 Ok((_, Ok(()))) => None,
-                Ok((segment, Err(e))) => Some(RoundError::new(&segment, e, true)),
+                Ok((segment, Err(e))) => Some(RoundError::new("fsync", &segment, e, true)),
                 Err(e) => Some(e),
             };
             if let (Some(e), true) = (failed, result.is_ok()) {

@@ -6,9 +6,12 @@
 //! `Content-Encoding` and size (413), framing (400), `Idempotency-Key` (a remembered answer is
 //! sent again), decoding every item (422 listing every problem, or with `partial = true` the
 //! good items land and the bad ones go to the dead letters), then one append. A log that
-//! refuses for now gives 503 and nothing is acknowledged; the sender retries. A refusal because
-//! the log's disk budget is reached says so (`disk_budget`), and `/health` shows the source
-//! `retrying` with the log's reason until an append succeeds.
+//! refuses for now gives 503: nothing of the request is kept (a failed round is undone whole,
+//! also one that rolled a segment, ADR 0021); the sender resends the identical request with the
+//! same `Idempotency-Key`, which lands it once even if an earlier attempt's answer was lost. A
+//! refusal because the log's disk budget is reached says so (`disk_budget`), and `/health`
+//! shows the source `retrying` with the log's reason until an append succeeds. A log writer
+//! that stopped (a failed fsync or segment creation) gives 500: only a restart helps.
 //!
 //! Event ids missing from the input are derived from the `Idempotency-Key` and the item's
 //! position, or without a key from the item's bytes, so a retried request lands once even
@@ -30,7 +33,7 @@ use retail_log::ProducerRecord;
 use serde::Serialize;
 use sha2::Digest;
 use tokio::sync::Semaphore;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::auth;
 use super::body::{self, BodyError, Format};
@@ -330,7 +333,21 @@ impl Receiver {
                 error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "log_unavailable",
-                    "the log cannot take events right now; nothing was accepted, retry later",
+                    "the log cannot take events right now and kept none of this request; retry \
+                     later with the identical request and the same Idempotency-Key (event ids \
+                     derive from the key and the line), so that it lands once even if an earlier \
+                     attempt got through",
+                    &[],
+                )
+            }
+            Err(e) if e.needs_restart() => {
+                error!(message = "webhook append failed: the log writer stopped", source = %name, error = %e);
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "log_writer_stopped",
+                    "the log writer stopped after a failed fsync or segment creation; the server \
+                     must be restarted before it accepts events (its log and /health have the \
+                     detail); resend this request with the same Idempotency-Key after the restart",
                     &[],
                 )
             }
