@@ -138,16 +138,30 @@ async fn a_paused_landing_holds_the_sources_at_the_budget_and_everything_lands_o
                 && d.contains(&format!("log.embedded.disk_budget_bytes = {BUDGET}"))),
         "{log}"
     );
-    let held = segment_bytes(&log_dir);
+    // A batch the landing had read before the pause still commits after it, and its mirrored
+    // offsets free its bytes: the generator's next retry (backoff up to 5 s) may then pass once
+    // more. Wait until the log has not grown for longer than that before measuring the hold.
+    let mut held = segment_bytes(&log_dir);
+    let settle = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_secs(7));
+        let now = segment_bytes(&log_dir);
+        if now == held {
+            break;
+        }
+        assert!(std::time::Instant::now() < settle, "the log kept growing: {now} bytes");
+        held = now;
+    }
     eprintln!("log segments: {at_pause} bytes at the pause, {held} held back, budget {BUDGET}");
     assert!(
         held >= BUDGET,
         "held back at {held} bytes, under the {BUDGET}-byte budget"
     );
     // The landed part (mirrored about once a second) does not count; one generator batch
-    // (2,000 events of a few hundred bytes) may be in flight when the budget is reached.
+    // (2,000 events of a few hundred bytes) may be in flight when the budget is reached, and one
+    // more may pass once the batch the landing had in flight at the pause is committed.
     assert!(
-        held - at_pause <= BUDGET + 1024 * 1024,
+        held - at_pause <= BUDGET + 2 * 1024 * 1024,
         "the log grew {} bytes after the pause for a {BUDGET}-byte budget",
         held - at_pause
     );

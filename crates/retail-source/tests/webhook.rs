@@ -22,7 +22,6 @@ struct Server {
     handle: SourceHandle,
     backlog: Backlog,
     shutdown: Shutdown,
-    health: Health,
     _dir: tempfile::TempDir,
 }
 
@@ -65,7 +64,6 @@ async fn start_with(config: WebhookConfig, log_config: EmbeddedConfig) -> Server
         handle: built.handle,
         backlog: cx.backlog,
         shutdown,
-        health: cx.health,
         _dir: dir,
     }
 }

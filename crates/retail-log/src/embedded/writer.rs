@@ -32,7 +32,6 @@ use std::sync::{mpsc, Arc, PoisonError};
 use tokio::sync::oneshot;
 use tracing::error;
 
-use super::budget::Budget;
 use super::config::FsyncPolicy;
 use super::format;
 use super::housekeeping::Chore;
