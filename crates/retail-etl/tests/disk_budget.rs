@@ -149,7 +149,10 @@ async fn a_paused_landing_holds_the_sources_at_the_budget_and_everything_lands_o
         if now == held {
             break;
         }
-        assert!(std::time::Instant::now() < settle, "the log kept growing: {now} bytes");
+        assert!(
+            std::time::Instant::now() < settle,
+            "the log kept growing: {now} bytes"
+        );
         held = now;
     }
     eprintln!("log segments: {at_pause} bytes at the pause, {held} held back, budget {BUDGET}");

@@ -632,3 +632,156 @@ async fn a_stopped_log_writer_answers_500_and_the_source_shows_failed() {
         "{component:?}"
     );
 }
+
+/// A raw HTTP/1.1 client on a real socket: sends `head` (and `body`, maybe short of what the
+/// head declares) and keeps the connection open, as a slow or hostile sender does.
+async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(body).await.expect("body");
+    stream.flush().await.expect("flush");
+    stream
+}
+
+fn head(content_length: usize, extra: &str) -> String {
+    format!(
+        "POST /ingest/pos HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n{extra}\r\n"
+    )
+}
+
+/// Everything the server sends until it closes the connection, or what came within `within`
+/// (then `closed` is false).
+async fn answer(stream: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_arrive_in_time_gets_408_closes_the_connection_and_frees_its_slot() {
+    let s = start(WebhookConfig {
+        body_timeout_ms: 500,
+        max_in_flight: 1,
+        ..WebhookConfig::named("pos")
+    })
+    .await;
+    let started = std::time::Instant::now();
+    // The head declares 1,000 bytes; two arrive, then nothing.
+    let mut slow = raw(s.addr, &head(1000, ""), b"[{").await;
+    let (text, closed) = answer(&mut slow, Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+    assert!(
+        text.contains("body_timeout_ms"),
+        "the answer names the setting: {text}"
+    );
+    assert!(closed, "the server closes the connection after 408: {text}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "408 at about the body timeout (500 ms), took {took:?}"
+    );
+    assert_eq!(
+        s.handle.counts().rejected,
+        1,
+        "a timed-out body counts as rejected"
+    );
+    // The one in-flight slot is free again: a normal post goes through.
+    let (code, v) = s.post(sale(None, 1), "application/json", &[]).await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(s.sales().await.len(), 1, "only the normal post is on the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_oversize_body_or_a_missing_token_is_refused_before_the_body_is_sent() {
+    let token = "till-token-0123456789";
+    let s = start(WebhookConfig {
+        max_body_bytes: 2000,
+        body_timeout_ms: 60_000,
+        bearer_tokens: vec![token.to_owned()],
+        ..WebhookConfig::named("pos")
+    })
+    .await;
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let mut big = raw(s.addr, &head(100_000, &auth), b"").await;
+    let (text, _) = answer(&mut big, Duration::from_secs(2)).await;
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "413 without the body being sent: {text}"
+    );
+    assert!(text.contains("too_large") && text.contains("2000"), "{text}");
+
+    let mut anonymous = raw(s.addr, &head(1000, ""), b"").await;
+    let (text, _) = answer(&mut anonymous, Duration::from_secs(2)).await;
+    assert!(
+        text.starts_with("HTTP/1.1 401"),
+        "401 without the body being sent: {text}"
+    );
+
+    let mut plain = raw(
+        s.addr,
+        &head(1000, &auth).replace("application/json", "text/plain"),
+        b"",
+    )
+    .await;
+    let (text, _) = answer(&mut plain, Duration::from_secs(2)).await;
+    assert!(
+        text.starts_with("HTTP/1.1 415"),
+        "415 without the body being sent: {text}"
+    );
+    assert!(s.sales().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_slot_held_by_a_slow_body_the_next_request_is_refused_at_once() {
+    let s = start(WebhookConfig {
+        body_timeout_ms: 60_000,
+        max_in_flight: 2,
+        ..WebhookConfig::named("pos")
+    })
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        slow.push(raw(s.addr, &head(1000, ""), b"[").await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let (code, v) = tokio::time::timeout(
+        Duration::from_secs(5),
+        s.post(sale(None, 1), "application/json", &[]),
+    )
+    .await
+    .expect("an answer, not a wait");
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (429, Some("too_many_requests")),
+        "{v}"
+    );
+    assert!(v["retry_after_header"].as_bool() == Some(true), "{v}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, took {:?}",
+        started.elapsed()
+    );
+    // A sender that hangs up gives its slot back.
+    drop(slow);
+    let mut code = 0;
+    for _ in 0..50 {
+        code = s.post(sale(None, 2), "application/json", &[]).await.0;
+        if code == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(code, 202, "the slots come back when the slow senders leave");
+    assert_eq!(s.sales().await.len(), 1);
+}

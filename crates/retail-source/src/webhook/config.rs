@@ -19,6 +19,14 @@ pub struct WebhookConfig {
     pub path: Option<String>,
     /// Largest request body accepted, in bytes (after gzip decompression too); larger gets 413.
     pub max_body_bytes: usize,
+    /// How long a request's body may take to arrive once its head is in, in milliseconds. A
+    /// body not complete in time gets 408 and the connection is closed, so a sender trickling
+    /// bytes holds an in-flight slot and a connection at most this long.
+    pub body_timeout_ms: u64,
+    /// Requests this receiver reads and processes at once; more get 429 with `Retry-After`.
+    /// With `max_body_bytes` it bounds the memory bodies take: at most `max_in_flight` x
+    /// `max_body_bytes`, twice that for gzip bodies (the compressed and the inflated copy).
+    pub max_in_flight: u32,
     /// Whether the good lines of a batch with bad lines are accepted (202, the bad lines listed
     /// and sent to the dead letters), or the whole batch refused (422, nothing written).
     pub partial: bool,
@@ -48,6 +56,17 @@ impl WebhookConfig {
     /// Default `max_body_bytes`: 10 MiB.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
+    /// Default `body_timeout_ms`: 10 s. A till's batch (well under 1 MiB) arrives in far less
+    /// even on a 1 Mbit/s uplink (1 MiB takes about 8 s there), while a sender trickling bytes
+    /// holds a slot for at most this long; senders of larger bodies on slow links raise it.
+    pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+
+    /// Default `max_in_flight`: 128. The webhook benchmark reached its best single-event rate
+    /// with 128 connections (each request waits for its group commit; 500 gave no more), and
+    /// 128 x 10 MiB bounds bodies to 1.25 GiB (2.5 GiB if all are gzip); the earlier 512
+    /// allowed 5 (10) GiB.
+    pub const DEFAULT_MAX_IN_FLIGHT: u32 = 128;
+
     /// A receiver called `name` with the defaults.
     pub fn named(name: &str) -> Self {
         Self {
@@ -68,6 +87,8 @@ impl Default for WebhookConfig {
             name: "webhook".to_owned(),
             path: None,
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            body_timeout_ms: Self::DEFAULT_BODY_TIMEOUT_MS,
+            max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
             partial: false,
             bearer_tokens: Vec::new(),
             hmac_secret: None,
@@ -109,6 +130,15 @@ impl BuildSource for WebhookConfig {
         }
         if self.max_body_bytes == 0 {
             return bad("max_body_bytes", "must be at least 1".to_owned());
+        }
+        if self.body_timeout_ms == 0 {
+            return bad(
+                "body_timeout_ms",
+                "must be at least 1 (milliseconds a request's body may take to arrive)".to_owned(),
+            );
+        }
+        if self.max_in_flight == 0 {
+            return bad("max_in_flight", "must be at least 1".to_owned());
         }
         for (i, t) in self.bearer_tokens.iter().enumerate() {
             if is_env(t) {
@@ -182,4 +212,28 @@ impl BuildSource for WebhookConfig {
 /// Whether a secret is written as `${VAR}`.
 fn is_env(value: &str) -> bool {
     crate::secret::env_var(value).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_body_timeout_or_in_flight_limit_is_refused_naming_the_key() {
+        let zero_timeout = WebhookConfig {
+            body_timeout_ms: 0,
+            ..WebhookConfig::named("pos")
+        };
+        let e = zero_timeout.validate().expect_err("refused").to_string();
+        assert!(e.contains("webhook.body_timeout_ms"), "{e}");
+        let zero_in_flight = WebhookConfig {
+            max_in_flight: 0,
+            ..WebhookConfig::named("pos")
+        };
+        let e = zero_in_flight.validate().expect_err("refused").to_string();
+        assert!(e.contains("webhook.max_in_flight"), "{e}");
+        let defaults = WebhookConfig::named("pos");
+        assert!(defaults.validate().is_ok());
+        assert_eq!((defaults.body_timeout_ms, defaults.max_in_flight), (10_000, 128));
+    }
 }

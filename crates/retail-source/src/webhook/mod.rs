@@ -15,4 +15,4 @@ mod idempotency;
 mod source;
 
 pub use config::WebhookConfig;
-pub use source::{Problem, Receiver, MAX_IN_FLIGHT};
+pub use source::{Problem, Receiver};

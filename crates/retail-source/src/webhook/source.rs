@@ -2,9 +2,11 @@
 //! after the events are durably in the log.
 //!
 //! A request goes through, in order: the in-flight limit (429), pause, shutdown and the
-//! landing's backlog (503, with `Retry-After`), authentication (401), `Content-Type` (415),
-//! `Content-Encoding` and size (413), framing (400), `Idempotency-Key` (a remembered answer is
-//! sent again), decoding every item (422 listing every problem, or with `partial = true` the
+//! landing's backlog (503, with `Retry-After`), the bearer token (401), `Content-Type` and
+//! `Content-Encoding` (415), a declared `Content-Length` over `max_body_bytes` (413), all from
+//! the head before a byte of the body is read; then the body, within `body_timeout_ms` (408,
+//! connection closed) and `max_body_bytes` (413); then the HMAC signature over it (401), gzip
+//! and size again (413), framing (400), `Idempotency-Key` (a remembered answer is sent again), decoding every item (422 listing every problem, or with `partial = true` the
 //! good items land and the bad ones go to the dead letters), then one append. A log that
 //! refuses for now gives 503: nothing of the request is kept (a failed round is undone whole,
 //! also one that rolled a segment, ADR 0021); the sender resends the identical request with the
@@ -21,13 +23,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use retail_core::event::topics;
 use retail_log::ProducerRecord;
 use serde::Serialize;
@@ -43,9 +45,6 @@ use crate::context::Backlog;
 use crate::headers;
 use crate::record::{self, event_record_with_value, reject};
 use crate::runtime::SourceRuntime;
-
-/// Requests processed at once per receiver; more get 429. Bounds the memory bodies take.
-pub const MAX_IN_FLIGHT: u32 = 512;
 
 /// One webhook receiver's shared state.
 #[derive(Debug)]
@@ -89,45 +88,45 @@ impl Receiver {
             Duration::from_secs(config.idempotency_ttl_s),
             config.idempotency_capacity,
         );
+        let in_flight = Arc::new(Semaphore::new(config.max_in_flight as usize));
         Self {
             config,
             runtime,
             backlog,
             answers,
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize)),
+            in_flight,
             stopping: AtomicBool::new(false),
         }
     }
 
-    /// The route, with the body limit (gzip bodies are limited again once inflated).
+    /// The route. The handler reads the body itself, after the checks the head allows, within
+    /// `max_body_bytes` (gzip bodies are limited again once inflated) and `body_timeout_ms`.
     pub fn router(self: Arc<Self>) -> Router {
         let path = format!("/ingest/{}", self.config.path());
-        let limit = self.config.max_body_bytes;
-        Router::new()
-            .route(&path, post(receive))
-            .layer(DefaultBodyLimit::max(limit))
-            .with_state(self)
+        Router::new().route(&path, post(receive)).with_state(self)
     }
 
     /// Refuses new requests (503) and waits until those in flight have their answer, so that
     /// everything acknowledged is on the log before the landing drains it.
     pub async fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        let _all = self.in_flight.acquire_many(MAX_IN_FLIGHT).await;
+        let _all = self.in_flight.acquire_many(self.config.max_in_flight).await;
         info!(message = "webhook stopped", source = %self.runtime.name());
     }
 
-    async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Answer {
+    /// Everything that can be checked from the head, before any of the body is read: the
+    /// answer to send at once, or the body's format.
+    fn check_head(&self, headers: &HeaderMap) -> Result<Format, Answer> {
         if self.stopping.load(Ordering::SeqCst) {
-            return error(
+            return Err(error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "stopping",
                 "the pipeline is stopping; retry later",
                 &[],
-            );
+            ));
         }
         if self.runtime.is_paused() {
-            return error(
+            return Err(error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "paused",
                 &format!(
@@ -135,11 +134,11 @@ impl Receiver {
                     self.runtime.name()
                 ),
                 &[],
-            );
+            ));
         }
         let behind = self.backlog.records();
         if self.config.max_backlog_records > 0 && behind > self.config.max_backlog_records {
-            return error(
+            return Err(error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "backlog",
                 &format!(
@@ -147,17 +146,18 @@ impl Receiver {
                     self.config.max_backlog_records
                 ),
                 &[],
-            );
+            ));
         }
-        if let Err(e) = self.authenticate(headers, body) {
-            return error(StatusCode::UNAUTHORIZED, "unauthorized", &e.0, &[]);
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Err(e) = auth::check_bearer(&self.config.bearer_tokens, get(header::AUTHORIZATION.as_str())) {
+            return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", &e.0, &[]));
         }
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let Some(format) = Format::from_content_type(content_type) else {
-            return error(
+            return Err(error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 &format!(
@@ -165,30 +165,77 @@ impl Receiver {
                      or application/x-ndjson (one event per line)"
                 ),
                 &[],
-            );
+            ));
         };
+        match get(header::CONTENT_ENCODING.as_str()) {
+            None | Some("identity") => {}
+            Some(e) if e.eq_ignore_ascii_case("gzip") => {}
+            Some(other) => {
+                return Err(error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_encoding",
+                    &format!("Content-Encoding {other:?} is not accepted: send gzip or nothing"),
+                    &[],
+                ))
+            }
+        }
+        let declared = get(header::CONTENT_LENGTH.as_str()).and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.config.max_body_bytes as u64) {
+            return Err(body_error(&BodyError::TooLarge(self.config.max_body_bytes)));
+        }
+        Ok(format)
+    }
+
+    /// Reads the body within `max_body_bytes` and `body_timeout_ms`.
+    async fn read_body(&self, body: Body) -> Result<Bytes, Answer> {
+        let limit = self.config.max_body_bytes;
+        let deadline = Duration::from_millis(self.config.body_timeout_ms);
+        match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => Err(body_error(&BodyError::TooLarge(limit))),
+            Ok(Err(e)) => Err(error(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                &format!("the body could not be read: {e}"),
+                &[],
+            )),
+            Err(_) => {
+                self.runtime.rejected(1);
+                debug!(message = "webhook body too slow", source = %self.runtime.name(), timeout_ms = self.config.body_timeout_ms);
+                Err(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    &format!(
+                        "the body did not arrive within {} ms (body_timeout_ms); nothing was accepted",
+                        self.config.body_timeout_ms
+                    ),
+                    &[],
+                ))
+            }
+        }
+    }
+
+    /// The request once its body is in: the signature over it, gzip, framing, the
+    /// `Idempotency-Key`, decoding and the append.
+    async fn handle(&self, headers: &HeaderMap, format: Format, body: &[u8]) -> Answer {
+        if let Err(e) = self.check_signature(headers, body) {
+            return error(StatusCode::UNAUTHORIZED, "unauthorized", &e.0, &[]);
+        }
         let inflated;
-        let body = match headers
+        let gzip = headers
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
-        {
-            None | Some("identity") => body,
-            Some(e) if e.eq_ignore_ascii_case("gzip") => match body::gunzip(body, self.config.max_body_bytes)
-            {
+            .is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+        let body = if gzip {
+            match body::gunzip(body, self.config.max_body_bytes) {
                 Ok(b) => {
                     inflated = b;
                     &inflated[..]
                 }
                 Err(e) => return body_error(&e),
-            },
-            Some(other) => {
-                return error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_encoding",
-                    &format!("Content-Encoding {other:?} is not accepted: send gzip or nothing"),
-                    &[],
-                )
             }
+        } else {
+            body
         };
         let items = match body::items(body, format) {
             Ok(items) => items,
@@ -224,14 +271,14 @@ impl Receiver {
         answer
     }
 
-    fn authenticate(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), auth::Unauthorized> {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        auth::check_bearer(&self.config.bearer_tokens, get(header::AUTHORIZATION.as_str()))?;
+    fn check_signature(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), auth::Unauthorized> {
         if let Some(secret) = &self.config.hmac_secret {
             auth::check_signature(
                 secret.as_bytes(),
                 &self.config.signature_header,
-                get(&self.config.signature_header),
+                headers
+                    .get(&self.config.signature_header)
+                    .and_then(|v| v.to_str().ok()),
                 body,
                 chrono::Utc::now().timestamp(),
                 self.config.replay_window_s,
@@ -385,34 +432,31 @@ impl Receiver {
     }
 }
 
-async fn receive(
-    State(r): State<Arc<Receiver>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+/// The in-flight permit comes first, so that at most `max_in_flight` bodies are read at once
+/// (their memory bounded), and a request over it is refused at once rather than queued; then
+/// the head is checked and only then the body read, within its deadline.
+async fn receive(State(r): State<Arc<Receiver>>, request: Request) -> Response {
     let Ok(_permit) = r.in_flight.clone().try_acquire_owned() else {
         return respond(error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
-            &format!("more than {MAX_IN_FLIGHT} requests in flight on this source; retry shortly"),
+            &format!(
+                "more than {} requests in flight on this source (max_in_flight); retry shortly",
+                r.config.max_in_flight
+            ),
             &[],
         ));
     };
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return respond(body_error(&BodyError::TooLarge(r.config.max_body_bytes)))
-        }
-        Err(rejection) => {
-            return respond(error(
-                StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                &format!("the body could not be read: {rejection}"),
-                &[],
-            ))
-        }
+    let (parts, body) = request.into_parts();
+    let format = match r.check_head(&parts.headers) {
+        Ok(format) => format,
+        Err(answer) => return respond(answer),
     };
-    respond(r.handle(&headers, &body).await)
+    let body = match r.read_body(body).await {
+        Ok(body) => body,
+        Err(answer) => return respond(answer),
+    };
+    respond(r.handle(&parts.headers, format, &body).await)
 }
 
 /// The id of the refused line at `position` of a request with `key`, as text: a UUIDv7 of the
@@ -490,6 +534,11 @@ fn respond(answer: Answer) -> Response {
         }
         StatusCode::UNAUTHORIZED => {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // The rest of a body that did not arrive in time is not read: the connection cannot
+        // carry another request, and closing it frees its slot.
+        StatusCode::REQUEST_TIMEOUT => {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         _ => {}
     }
