@@ -145,16 +145,11 @@ fn after_close(result: Result<Skipped>, closed: retail_log::Result<()>) -> Resul
     result
 }
 
-/// Where the landing of a group with no stored offset for `tp` starts, exactly as the landing's
-/// assignment computes it: the partition's first offset, or the replay's `--from` (an offset,
-/// never below the first one left; or the first record at or after a time, the end when none).
+/// Where the landing of a group with no stored offset for `tp` starts, as its assignment
+/// computes it ([`StartAt::first_offset`]).
 async fn landing_start(log: &EmbeddedLog, tp: &TopicPartition, start: Option<StartAt>) -> Result<i64> {
-    let (low, high) = log.watermarks(tp).await?;
-    Ok(match start {
-        None => low,
-        Some(StartAt::Offset(n)) => n.max(low),
-        Some(StartAt::Timestamp(ms)) => log.offset_for_timestamp(tp, ms).await?.unwrap_or(high),
-    })
+    let (low, _) = log.watermarks(tp).await?;
+    Ok(StartAt::first_offset(start, log, tp, low).await?)
 }
 
 async fn skip_in(

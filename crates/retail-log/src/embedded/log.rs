@@ -187,6 +187,22 @@ impl Shared {
             })
     }
 
+    /// The partition, if `offset` lies within its watermarks (the high one included: reading
+    /// there returns nothing yet); `OffsetOutOfRange` otherwise.
+    pub(crate) fn partition_holding(&self, tp: &TopicPartition, offset: i64) -> Result<Arc<Partition>> {
+        let part = self.partition(tp)?;
+        let (low, high) = part.watermarks();
+        if offset < low || offset > high {
+            return Err(Error::OffsetOutOfRange {
+                tp: tp.clone(),
+                offset,
+                low,
+                high,
+            });
+        }
+        Ok(part)
+    }
+
     /// Every topic with its partition count, sorted by name.
     pub(crate) fn topic_list(&self) -> Vec<(String, i32)> {
         let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
@@ -380,16 +396,7 @@ impl EmbeddedLog {
         offset: i64,
         max_raw: usize,
     ) -> Result<Option<DamagedSpan>> {
-        let part = self.shared.partition(tp)?;
-        let (low, high) = part.watermarks();
-        if offset < low || offset > high {
-            return Err(Error::OffsetOutOfRange {
-                tp: tp.clone(),
-                offset,
-                low,
-                high,
-            });
-        }
+        let part = self.shared.partition_holding(tp, offset)?;
         blocking(move || part.damaged_span(offset, max_raw)).await
     }
 
@@ -530,16 +537,7 @@ impl Log for EmbeddedLog {
     }
 
     async fn read(&self, tp: &TopicPartition, offset: i64, max: usize) -> Result<Vec<ConsumedRecord>> {
-        let part = self.shared.partition(tp)?;
-        let (low, high) = part.watermarks();
-        if offset < low || offset > high {
-            return Err(Error::OffsetOutOfRange {
-                tp: tp.clone(),
-                offset,
-                low,
-                high,
-            });
-        }
+        let part = self.shared.partition_holding(tp, offset)?;
         blocking(move || {
             let (mut position, mut cursor) = (offset, None);
             let (mut buf, mut out) = (Vec::new(), Vec::new());

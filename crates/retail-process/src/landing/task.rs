@@ -59,6 +59,28 @@ pub enum StartAt {
     Timestamp(i64),
 }
 
+impl StartAt {
+    /// The offset a group with no stored offset for `tp` starts at, given the partition's first
+    /// offset `low`: `low` without a start, an offset never below `low`, or the first record at
+    /// or after a time (the end when there is none). The landing's assignment and the operator's
+    /// `log skip` both go by it, so they agree on where a group stands.
+    pub async fn first_offset(
+        start: Option<Self>,
+        log: &dyn Log,
+        tp: &TopicPartition,
+        low: i64,
+    ) -> Result<i64> {
+        Ok(match start {
+            None => low,
+            Some(Self::Offset(n)) => n.max(low),
+            Some(Self::Timestamp(ms)) => match log.offset_for_timestamp(tp, ms).await? {
+                Some(offset) => offset,
+                None => log.watermarks(tp).await?.1,
+            },
+        })
+    }
+}
+
 impl Landing {
     /// A landing reading `config.topics` from `log` into `store`.
     pub fn new(
@@ -334,20 +356,15 @@ impl Reader<'_> {
                     next
                 }
                 None => {
-                    let start = match l.start {
-                        None => OFFSET_BEGINNING,
-                        Some(StartAt::Offset(n)) => n.max(low),
-                        Some(StartAt::Timestamp(ms)) => match l.log.offset_for_timestamp(&tp, ms).await? {
-                            Some(offset) => offset,
-                            None => l.log.watermarks(&tp).await?.1,
-                        },
-                    };
-                    self.consumer.seek(&tp, start)?;
-                    if start == OFFSET_BEGINNING {
-                        low
+                    let start = StartAt::first_offset(l.start, l.log.as_ref(), &tp, low).await?;
+                    // Without a start, from the beginning as the log sees it when reading.
+                    let seek = if l.start.is_none() {
+                        OFFSET_BEGINNING
                     } else {
                         start
-                    }
+                    };
+                    self.consumer.seek(&tp, seek)?;
+                    start
                 }
             };
             self.positions.insert(tp, start);
