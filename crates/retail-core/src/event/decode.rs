@@ -270,12 +270,14 @@ fn order(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let store_id = raw.store_id.and_then(|v| c.id("store_id", Some(v)));
     let amount = raw.amount.and_then(|v| c.money("amount", v));
     let currency = raw.currency.and_then(|v| c.currency("currency", v));
+    let customer_id = raw.customer_id.and_then(|v| c.nonempty("customer_id", v));
     Some(EventBody::Order(Order {
         order_id: order_id?,
         status: status?,
         store_id,
         amount,
         currency,
+        customer_id,
     }))
 }
 
@@ -296,12 +298,20 @@ fn payment(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
             ],
         )
     });
+    let card_id = raw.card_id.and_then(|v| c.nonempty("card_id", v));
+    let customer_id = raw.customer_id.and_then(|v| c.nonempty("customer_id", v));
+    let ip_country = raw.ip_country.and_then(|v| c.country("ip_country", v));
+    let billing_country = raw.billing_country.and_then(|v| c.country("billing_country", v));
     Some(EventBody::Payment(Payment {
         payment_id: payment_id?,
         order_id: order_id?,
         amount: amount?,
         currency: currency?,
         status: status?,
+        card_id,
+        customer_id,
+        ip_country,
+        billing_country,
     }))
 }
 
@@ -309,10 +319,14 @@ fn inventory(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
     let sku = c.id("sku", raw.sku);
     let on_hand = c.req(raw.on_hand, "on_hand", Checker::non_negative);
+    let reason = raw.reason.and_then(|v| c.nonempty("reason", v));
+    let lead_time_days = raw.lead_time_days.and_then(|v| c.non_negative("lead_time_days", v));
     Some(EventBody::Inventory(Inventory {
         store_id: store_id?,
         sku: sku?,
         on_hand: on_hand?,
+        reason,
+        lead_time_days,
     }))
 }
 
@@ -344,18 +358,7 @@ fn store(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let store_id = c.id("store_id", raw.store_id);
     let name = c.req(raw.name, "name", Checker::nonempty);
     let city = c.req(raw.city, "city", Checker::nonempty);
-    let country = c.req(raw.country, "country", |c, p, v| {
-        let s = c.string(p, v)?;
-        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
-            Some(s)
-        } else {
-            c.fail(
-                p,
-                format!("must be an ISO 3166-1 alpha-2 code like \"DE\", got {}", v),
-            );
-            None
-        }
-    });
+    let country = c.req(raw.country, "country", Checker::country);
     Some(EventBody::Store(StoreInfo {
         store_id: store_id?,
         name: name?,
@@ -446,6 +449,20 @@ impl Checker {
             Some(s)
         } else {
             self.fail(path, format!("must be an ISO 4217 code like \"EUR\", got {}", v));
+            None
+        }
+    }
+
+    /// An ISO 3166-1 alpha-2 country code.
+    fn country(&mut self, path: &str, v: &str) -> Option<String> {
+        let s = self.string(path, v)?;
+        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            Some(s)
+        } else {
+            self.fail(
+                path,
+                format!("must be an ISO 3166-1 alpha-2 code like \"DE\", got {}", v),
+            );
             None
         }
     }

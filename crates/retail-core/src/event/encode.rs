@@ -50,6 +50,18 @@ struct Wire<'a> {
     device_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    billing_country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lead_time_days: Option<i64>,
 }
 
 /// Amounts go out as JSON numbers written with the decimal's own digits (`19.99`, `1.125`,
@@ -111,6 +123,7 @@ impl Event {
                 w.store_id = o.store_id;
                 w.amount = o.amount;
                 w.currency = o.currency.as_deref();
+                w.customer_id = o.customer_id.as_deref();
             }
             EventBody::Payment(p) => {
                 w.payment_id = Some(&p.payment_id);
@@ -118,11 +131,17 @@ impl Event {
                 w.amount = Some(p.amount);
                 w.currency = Some(&p.currency);
                 w.status = Some(payment_status(p.status));
+                w.card_id = p.card_id.as_deref();
+                w.customer_id = p.customer_id.as_deref();
+                w.ip_country = p.ip_country.as_deref();
+                w.billing_country = p.billing_country.as_deref();
             }
             EventBody::Inventory(i) => {
                 w.store_id = Some(i.store_id);
                 w.sku = Some(i.sku);
                 w.on_hand = Some(i.on_hand);
+                w.reason = i.reason.as_deref();
+                w.lead_time_days = i.lead_time_days;
             }
             EventBody::Store(s) => {
                 w.store_id = Some(s.store_id);

@@ -85,6 +85,12 @@ fields! {
     price = "price" b"price",
     device_id = "device_id" b"device_id",
     detail = "detail" b"detail",
+    customer_id = "customer_id" b"customer_id",
+    card_id = "card_id" b"card_id",
+    ip_country = "ip_country" b"ip_country",
+    billing_country = "billing_country" b"billing_country",
+    reason = "reason" b"reason",
+    lead_time_days = "lead_time_days" b"lead_time_days",
 }
 
 /// Splits `text` into its fields; the error is serde's, for the decoder to word.

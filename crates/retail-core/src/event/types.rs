@@ -113,6 +113,8 @@ pub struct Order {
     pub amount: Option<Decimal>,
     /// ISO 4217 currency code.
     pub currency: Option<String>,
+    /// Customer who placed it, if the shop sends it.
+    pub customer_id: Option<String>,
 }
 
 /// States of a payment.
@@ -141,6 +143,14 @@ pub struct Payment {
     pub currency: String,
     /// New state.
     pub status: PaymentStatus,
+    /// The card (a token, never the number), for fraud rules keyed by card.
+    pub card_id: Option<String>,
+    /// Paying customer, for fraud rules keyed by customer.
+    pub customer_id: Option<String>,
+    /// ISO 3166-1 alpha-2 country of the payer's IP address.
+    pub ip_country: Option<String>,
+    /// ISO 3166-1 alpha-2 country of the card's billing address.
+    pub billing_country: Option<String>,
 }
 
 /// Stock level of a SKU in a store.
@@ -152,6 +162,11 @@ pub struct Inventory {
     pub sku: i64,
     /// Units on hand after this event.
     pub on_hand: i64,
+    /// Why the level changed: `snapshot` (a count, the default), `receipt`, `shrinkage`,
+    /// `correction`. Every kind states the absolute level, so the last one wins.
+    pub reason: Option<String>,
+    /// Days a reorder takes to arrive for this SKU and store, if the ERP knows.
+    pub lead_time_days: Option<i64>,
 }
 
 /// Catalog: a store and where it is.
