@@ -8,11 +8,16 @@
 //! - [`landing`]: consumes the data topics, decodes and validates every record, and writes each
 //!   batch with its offsets in one store transaction (the exactly-once protocol). Bad records
 //!   become dead letters in that same transaction.
+//! - [`aggregate`]: the declarative aggregates' engine: windows, per-partition watermarks,
+//!   late events, the catalog join; its contributions land with the batch.
+//! - [`pipelines`]: the retail pipelines beyond aggregates; [`pipelines::orders`] hands the
+//!   order facts and the pipeline time to the store, which keeps the rows (ADR 0022).
 //! - [`error`]: the crate's error.
 
 pub mod aggregate;
 mod error;
 pub mod landing;
+pub mod pipelines;
 
 pub use error::{Error, Result};
 pub use landing::{AggregateProgress, Landing, LandingConfig, LandingHandle, LandingProgress, StartAt};

@@ -18,6 +18,7 @@ use chrono::Utc;
 use retail_core::{DeadLetter, Origin};
 use uuid::Uuid;
 
+use crate::derived::orders::OrderBatch;
 use crate::derived::Derived;
 use crate::{BatchOutcome, Error, LandingBatch, Result, Store};
 
@@ -120,6 +121,16 @@ fn subset(batch: &LandingBatch, rows: &[Row], offsets: bool) -> LandingBatch {
             .collect(),
         watermarks: d.watermarks.clone(),
         catalog: d.catalog.clone(),
+        orders: d.orders.as_ref().map(|o| OrderBatch {
+            rules: o.rules.clone(),
+            facts: o
+                .facts
+                .iter()
+                .filter(|f| ids.contains(&f.event_id))
+                .cloned()
+                .collect(),
+            time: o.time,
+        }),
     });
     if offsets {
         out.offsets = batch.offsets.clone();

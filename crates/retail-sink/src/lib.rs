@@ -80,6 +80,9 @@ pub const STORE_TABLES: &[&str] = &[
     "store_dim",
     "schema_migrations",
     "retail_batch_ids",
+    "order_lifecycle",
+    "alerts",
+    "pipeline_clock",
 ];
 
 /// Whether `name` is a table the store owns: one of [`STORE_TABLES`], or a day partition of

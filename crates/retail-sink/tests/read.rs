@@ -242,6 +242,7 @@ async fn landed(f: &Fixture) -> (Arc<dyn Store>, Arc<dyn Reader>) {
                 store_row(2, "Paris", "FR"),
                 store_row(3, "Lyon", "FR"),
             ],
+            orders: None,
         }),
         ..Default::default()
     };

@@ -52,6 +52,10 @@ macro_rules! suite {
             crate::behaviour::money_is_exact_in_raw_rows_and_aggregates($fixture).await
         }
         #[tokio::test]
+        async fn order_lifecycle_joins_payments_and_alerts_once() {
+            crate::behaviour::order_lifecycle_joins_payments_and_alerts_once($fixture).await
+        }
+        #[tokio::test]
         async fn named_dead_letters_are_kept_once() {
             crate::behaviour::named_dead_letters_are_kept_once($fixture).await
         }

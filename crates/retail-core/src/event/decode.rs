@@ -320,7 +320,9 @@ fn inventory(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let sku = c.id("sku", raw.sku);
     let on_hand = c.req(raw.on_hand, "on_hand", Checker::non_negative);
     let reason = raw.reason.and_then(|v| c.nonempty("reason", v));
-    let lead_time_days = raw.lead_time_days.and_then(|v| c.non_negative("lead_time_days", v));
+    let lead_time_days = raw
+        .lead_time_days
+        .and_then(|v| c.non_negative("lead_time_days", v));
     Some(EventBody::Inventory(Inventory {
         store_id: store_id?,
         sku: sku?,

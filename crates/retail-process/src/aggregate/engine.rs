@@ -19,8 +19,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use retail_core::event::topics;
 use retail_core::{Event, TopicPartition};
 use retail_sink::derived::fast_hash::{FastMap, FastSet};
+use retail_sink::derived::orders::OrderBatch;
 use retail_sink::derived::{AggregateTable, Derived, LateEvent, PartitionWatermark, Value};
 use uuid::Uuid;
 
@@ -28,6 +30,11 @@ use super::catalog::{row_of, Catalog};
 use super::compile::{Compiled, Filter};
 use super::field::{Dimension, Field};
 use super::spec::{LatePolicy, ProcessingConfig};
+use crate::pipelines::orders::{fact_of, idle_advance, OrderPipeline};
+
+/// How much an idle pipeline time must advance before a batch with no records carries it to the
+/// store (the store then sweeps for verdicts due).
+const TICK_STEP_MS: i64 = 1_000;
 
 /// How long the engine remembers event ids to skip duplicates before the store's ledger does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +73,11 @@ pub struct Engine {
     /// Reused per event for the group key and measure inputs, so computing them allocates
     /// nothing once the buffers have grown.
     scratch: Scratch,
+    /// The order-lifecycle pipeline, when on (its rows live in the store).
+    orders: Option<OrderPipeline>,
+    idle_timeout: Duration,
+    /// The `now` of the last event processed: the batch's.
+    last_now: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -93,7 +105,13 @@ impl Scratch {
 impl Engine {
     /// An engine running `aggregates`.
     pub fn new(aggregates: Vec<Compiled>, config: &ProcessingConfig, scope: DedupScope) -> Self {
-        let topics = aggregates.iter().map(|a| a.topic.clone()).collect();
+        let mut topics: FastSet<String> = aggregates.iter().map(|a| a.topic.clone()).collect();
+        let orders = config.orders.enabled.then(|| OrderPipeline::new(&config.orders));
+        if orders.is_some() {
+            // Their partitions keep a watermark: the pipeline time is made of them.
+            topics.insert(topics::ORDERS.to_owned());
+            topics.insert(topics::PAYMENTS.to_owned());
+        }
         let mut dimensions: HashMap<String, HashSet<Dimension>> = HashMap::new();
         for a in &aggregates {
             dimensions
@@ -113,6 +131,9 @@ impl Engine {
             scope,
             late: HashMap::new(),
             scratch: Scratch::default(),
+            orders,
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+            last_now: None,
         }
     }
 
@@ -183,6 +204,10 @@ impl Engine {
         if !self.topics.contains(&tp.topic) {
             return;
         }
+        self.last_now = Some(now);
+        if let Some(p) = self.orders.as_mut() {
+            p.facts.extend(fact_of(event));
+        }
         let ts = event.ts.timestamp_millis();
         let watermark = self
             .clocks
@@ -247,6 +272,53 @@ impl Engine {
         if self.scope == DedupScope::Batch {
             self.seen.clear();
         }
+        let time = self.last_now.and_then(|now| self.order_time(now));
+        if let Some(p) = self.orders.as_mut() {
+            let moved = p.advance(time);
+            if moved || !p.facts.is_empty() {
+                out.orders = Some(OrderBatch {
+                    rules: p.rules.clone(),
+                    facts: std::mem::take(&mut p.facts),
+                    time: p.time,
+                });
+            }
+        }
+    }
+
+    /// The order pipeline's time at `now` (see `pipelines::orders`): the smallest watermark
+    /// of the `orders` and `payments` partitions, idle ones advancing with the wall clock.
+    pub fn order_time(&self, now: Instant) -> Option<i64> {
+        self.orders.as_ref()?;
+        self.clocks
+            .iter()
+            .filter(|(tp, _)| tp.topic == topics::ORDERS || tp.topic == topics::PAYMENTS)
+            .map(|(_, c)| {
+                let idle = idle_advance(now.saturating_duration_since(c.last_record), self.idle_timeout);
+                c.max_event_ts
+                    .saturating_sub(self.out_of_orderness)
+                    .saturating_add(idle)
+            })
+            .min()
+    }
+
+    /// With no records arriving: the derived data of an empty batch that carries the order
+    /// pipeline's time forward, when idleness moved it by a second or more (so verdicts of a
+    /// quiet stream still fall due). `None`: nothing to hand over.
+    pub fn tick(&mut self, now: Instant) -> Option<Derived> {
+        let time = self.order_time(now)?;
+        let p = self.orders.as_mut()?;
+        if p.time.is_some_and(|t| time < t.saturating_add(TICK_STEP_MS)) {
+            return None;
+        }
+        p.advance(Some(time));
+        Some(Derived {
+            orders: Some(OrderBatch {
+                rules: p.rules.clone(),
+                facts: Vec::new(),
+                time: p.time,
+            }),
+            ..Derived::default()
+        })
     }
 
     /// Late events counted since the last call, by aggregate and outcome (`recorded`, `applied`).

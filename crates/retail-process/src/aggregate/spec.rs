@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pipelines::orders::OrderPipelineConfig;
+
 /// `[processing]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +24,8 @@ pub struct ProcessingConfig {
     /// Whether the four built-in aggregates (sales_agg_minute, sales_agg_hour,
     /// top_sales_by_city, top_salesman_by_country) run besides `[[aggregates]]`.
     pub builtin_aggregates: bool,
+    /// The order-lifecycle pipeline (`[processing.orders]`, ADR 0022).
+    pub orders: OrderPipelineConfig,
 }
 
 impl Default for ProcessingConfig {
@@ -31,6 +35,7 @@ impl Default for ProcessingConfig {
             idle_timeout_ms: 30_000,
             join_wait_ms: 2_000,
             builtin_aggregates: true,
+            orders: OrderPipelineConfig::default(),
         }
     }
 }

@@ -314,7 +314,20 @@ impl Reader<'_> {
                         self.positions.remove(&tp);
                     }
                 }
-                ConsumerEvent::Records(records) if records.is_empty() => {}
+                ConsumerEvent::Records(records) if records.is_empty() => {
+                    // Nothing arrived: the order pipeline's time may still move (idle
+                    // partitions advance with the wall clock), and verdicts fall due with it.
+                    if let Some(derived) = self.engine.as_mut().and_then(|e| e.tick(Instant::now())) {
+                        let batch = LandingBatch {
+                            group: l.config.group.clone(),
+                            derived: std::sync::Arc::new(derived),
+                            ..LandingBatch::default()
+                        };
+                        if self.tx.send(ToWriter::Batch(batch)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
                 ConsumerEvent::Records(records) => {
                     let batch = self.batch(records).await;
                     if self.tx.send(ToWriter::Batch(batch)).await.is_err() {
@@ -612,6 +625,9 @@ impl Writer<'_> {
                     return Ok(());
                 }
             };
+            if batch.offsets.is_empty() && batch.is_empty() {
+                continue; // a tick of the order pipeline's time: no records, nothing to count
+            }
             txn_seconds.observe(started.elapsed().as_secs_f64());
             let now_ms = Utc::now().timestamp_millis();
             let lat = || {

@@ -15,10 +15,13 @@
 //! - [`fast_hash`]: the hasher of the per-event maps (processor and fold).
 //! - [`fold`]: contributions of new events -> one delta row per table, window and group.
 //! - [`sql`]: the DDL and upsert statements of an aggregate table, per dialect.
+//! - [`orders`]: the order-lifecycle pipeline (payment join, timeouts, stuck orders), run by
+//!   the store on the rows it keeps (ADR 0022).
 
 pub mod contributions;
 pub mod fast_hash;
 pub mod fold;
+pub mod orders;
 pub mod sql;
 
 pub use contributions::{Contributions, Entry, Group};
@@ -43,6 +46,8 @@ pub struct Derived {
     pub watermarks: Vec<PartitionWatermark>,
     /// Catalog rows seen in the batch, in log order (last one wins).
     pub catalog: Vec<CatalogRow>,
+    /// The order-lifecycle pipeline's input, when it runs.
+    pub orders: Option<orders::OrderBatch>,
 }
 
 impl Derived {
@@ -52,6 +57,7 @@ impl Derived {
             && self.late.is_empty()
             && self.watermarks.is_empty()
             && self.catalog.is_empty()
+            && self.orders.is_none()
     }
 }
 

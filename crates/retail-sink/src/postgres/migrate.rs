@@ -28,6 +28,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../../migrations/postgres/0003_dead_letter_resubmitted.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/postgres/0004_order_lifecycle.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations (any constant no one else uses).

@@ -20,6 +20,7 @@
 //! - `copy`: binary COPY encoders of each table.
 //! - `partition`: day partitions, created on demand and cached.
 //! - `read`: the [`crate::Reader`] on its own session.
+//! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
 //! - `migrate`: `migrations/postgres/*.sql` at open, under an advisory lock.
 //! - `conn`: one session with its prepared statements and temp table.
 //! - `bare`: the bulk-load baseline of the benchmark.
@@ -31,6 +32,7 @@ mod copy;
 mod derived;
 mod error;
 mod migrate;
+mod orders;
 mod partition;
 mod read;
 mod store;

@@ -8,6 +8,7 @@
 //!        COPY ids -> temp table; INSERT .. ON CONFLICT DO NOTHING RETURNING   (slow path)
 //!   -> COPY new sales -> sales_raw; COPY new events -> events_raw; COPY dead letters
 //!   -> aggregate upserts, late events, watermarks, catalog (derived.rs)
+//!   -> order rows, alerts and the pipeline time (orders.rs)
 //!   -> upsert offsets (re-checked) -> COMMIT
 //! ```
 //! The fast path is what a healthy pipeline takes: duplicates only appear after a source
@@ -29,6 +30,7 @@ use super::conn::Conn;
 use super::copy;
 use super::derived;
 use super::error::{is_unique_violation, pg_error};
+use super::orders;
 use super::partition;
 use super::store::Aggregates;
 use crate::dedup::FirstSeen;
@@ -177,6 +179,9 @@ async fn in_transaction(
     }
     derived::write_watermarks(c, &batch.group, &d.watermarks).await?;
     derived::write_catalog(c, &d.catalog).await?;
+    if let Some(o) = &d.orders {
+        orders::write(c, &batch.group, o, is_new).await?;
+    }
 
     // 5. Offsets, re-checked for partitions another writer created meanwhile.
     if !batch.offsets.is_empty() {

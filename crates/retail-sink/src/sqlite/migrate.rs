@@ -34,6 +34,10 @@ const MIGRATIONS: &[Migration] = &[
         version: MONEY_IN_CENTS,
         sql: include_str!("../../migrations/sqlite/0004_money_in_cents.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/sqlite/0005_order_lifecycle.sql"),
+    },
 ];
 
 /// The migration from which money columns hold integer cents.

@@ -28,6 +28,7 @@
 //! - `read`: the [`crate::Reader`] on its own connection and thread.
 //! - `thread`: a connection owned by one thread, with async calls on it (store and reader).
 //! - `migrate`: `migrations/sqlite/*.sql` at open; refuses a file that keeps money as REAL.
+//! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
 //! - `money`: exact decimals to integer cents and back.
 //! - `error`: rusqlite errors to [`crate::Error`].
 
@@ -35,6 +36,7 @@ mod derived;
 mod error;
 mod migrate;
 mod money;
+mod orders;
 mod read;
 mod rows;
 mod store;

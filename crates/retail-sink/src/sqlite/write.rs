@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::derived;
 use super::error::sqlite_error;
+use super::orders;
 use super::rows::{ts_text, OwnedBatch, SaleRow, Sales};
 use super::store::Aggregates;
 use crate::{BatchOutcome, Error, Result};
@@ -213,6 +214,9 @@ pub(super) fn write_batch(
     }
     derived::write_watermarks(&tx, path, &b.group, &d.watermarks)?;
     derived::write_catalog(&tx, path, &d.catalog)?;
+    if let Some(o) = &d.orders {
+        orders::write(&tx, path, &b.group, o, |id| !landed_before.contains(id))?;
+    }
 
     // 5. Offsets.
     {

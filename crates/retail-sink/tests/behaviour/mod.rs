@@ -455,6 +455,7 @@ pub async fn aggregates_take_each_event_once(f: Fixture) {
                 city: "Berlin".into(),
                 country: "DE".into(),
             }],
+            orders: None,
         }),
         ..Default::default()
     };
@@ -758,4 +759,176 @@ pub async fn money_is_exact_in_raw_rows_and_aggregates(f: Fixture) {
     assert_eq!(totals.revenue, exact, "{totals:?}");
     let buckets = reader.sales(Grain::Hour, Some(1), from, to).await.expect("sales");
     assert_eq!(buckets.iter().map(|b| b.revenue).collect::<Vec<_>>(), [exact]);
+}
+
+/// The order-lifecycle pipeline in the store (ADR 0022): facts of new events fold into one row
+/// per order, whatever their order; a payment timeout and a stuck order alert once each, only
+/// when the pipeline time passes deadline + grace; a late payment resolves its alert; a
+/// re-sent event and a reopened store change nothing.
+pub async fn order_lifecycle_joins_payments_and_alerts_once(f: Fixture) {
+    use retail_core::event::{OrderStatus, PaymentStatus};
+    use retail_sink::derived::orders::{OrderBatch, OrderFact, OrderFactKind, OrderRules};
+    use retail_sink::derived::Derived;
+    use rust_decimal::Decimal;
+    use std::sync::Arc;
+
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+    let rules = Arc::new(OrderRules {
+        payment_window_ms: 30 * MIN,
+        grace_ms: MIN,
+        stuck_after_ms: [Some(12 * HOUR), Some(24 * HOUR), Some(96 * HOUR)],
+    });
+    let t0 = ts("2026-11-21T10:00:00Z");
+    let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+    let status = |id, order: &str, ms: i64, status| OrderFact {
+        event_id: id,
+        order_id: order.into(),
+        ts: t0.timestamp_millis() + ms,
+        kind: OrderFactKind::Status {
+            status,
+            store_id: Some(3),
+            amount: Some(Decimal::new(4250, 2)),
+            currency: Some("EUR".into()),
+            customer_id: Some("C-1".into()),
+        },
+    };
+    let payment = |id, order: &str, ms: i64| OrderFact {
+        event_id: id,
+        order_id: order.into(),
+        ts: t0.timestamp_millis() + ms,
+        kind: OrderFactKind::Payment {
+            payment_id: format!("P-{order}"),
+            status: PaymentStatus::Captured,
+            amount: Decimal::new(4250, 2),
+            currency: "EUR".into(),
+        },
+    };
+    let store = f.open().await;
+    let p = tp("orders", 0);
+    let mut next = 0;
+    let batch = |facts: Vec<OrderFact>, time: i64, next: &mut i64| {
+        let first = *next;
+        *next += facts.len() as i64;
+        LandingBatch {
+            group: "landing".into(),
+            events: facts
+                .iter()
+                .map(|f| order(f.event_id, at(f.ts - t0.timestamp_millis())))
+                .collect(),
+            offsets: if facts.is_empty() {
+                Vec::new()
+            } else {
+                vec![range(&p, first, *next)]
+            },
+            derived: Arc::new(Derived {
+                orders: Some(OrderBatch {
+                    rules: rules.clone(),
+                    facts,
+                    time: Some(t0.timestamp_millis() + time),
+                }),
+                ..Derived::default()
+            }),
+            ..Default::default()
+        }
+    };
+    let id = ids(8);
+    // O-2 paid in the window, its payment before its creation in the batch; O-3 only a payment.
+    let first = batch(
+        vec![
+            status(id[0], "O-1", 0, OrderStatus::Created),
+            payment(id[1], "O-2", 5 * MIN),
+            status(id[2], "O-2", 0, OrderStatus::Created),
+            status(id[3], "O-2", 6 * MIN, OrderStatus::Paid),
+            payment(id[4], "O-3", MIN),
+        ],
+        10 * MIN,
+        &mut next,
+    );
+    store.write_batch(&first).await.expect("first batch");
+    let rows = "SELECT order_id || ':' || coalesce(state, '-') || ':' || \
+                CASE WHEN payment_timeout THEN 'timeout' ELSE 'ok' END || ':' || \
+                CASE WHEN payment_late THEN 'late' ELSE 'on-time' END || ':' || coalesce(stuck_state, '-') \
+                FROM order_lifecycle";
+    let alerts = "SELECT kind || ':' || subject || ':' || CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END \
+                  FROM alerts";
+    assert_eq!(
+        f.texts(rows).await,
+        [
+            "O-1:created:ok:on-time:-",
+            "O-2:paid:ok:on-time:-",
+            "O-3:-:ok:on-time:-"
+        ]
+    );
+    assert!(f.texts(alerts).await.is_empty());
+
+    // Just before window + grace: nothing; at it: O-1 times out, once.
+    store
+        .write_batch(&batch(Vec::new(), 31 * MIN - 1, &mut next))
+        .await
+        .expect("tick");
+    assert!(f.texts(alerts).await.is_empty());
+    store
+        .write_batch(&batch(Vec::new(), 31 * MIN, &mut next))
+        .await
+        .expect("tick");
+    store
+        .write_batch(&batch(Vec::new(), 2 * HOUR, &mut next))
+        .await
+        .expect("tick");
+    assert_eq!(f.texts(alerts).await, ["payment_timeout:O-1:open"]);
+
+    // A re-sent event (same id) after a reopen changes nothing.
+    drop(store);
+    let store = f.open().await;
+    let resent = batch(
+        vec![status(id[0], "O-1", 0, OrderStatus::Created)],
+        2 * HOUR,
+        &mut next,
+    );
+    store.write_batch(&resent).await.expect("re-sent");
+    assert_eq!(
+        f.texts(rows).await,
+        [
+            "O-1:created:timeout:on-time:-",
+            "O-2:paid:ok:on-time:-",
+            "O-3:-:ok:on-time:-"
+        ]
+    );
+
+    // O-1's payment comes late: resolved, and says so. O-2 sits in `paid` past 12 h: stuck.
+    let late = batch(vec![payment(id[5], "O-1", 40 * MIN)], 13 * HOUR, &mut next);
+    store.write_batch(&late).await.expect("late payment");
+    assert_eq!(
+        f.texts(rows).await,
+        [
+            "O-1:created:timeout:late:-",
+            "O-2:paid:ok:on-time:paid",
+            "O-3:-:ok:on-time:-"
+        ]
+    );
+    assert_eq!(
+        f.texts(alerts).await,
+        ["order_stuck:O-2:open", "payment_timeout:O-1:resolved"]
+    );
+    // O-2 moves on: no longer stuck, its alert resolved at the event time it moved.
+    let moved = batch(
+        vec![status(id[6], "O-2", 14 * HOUR, OrderStatus::Packed)],
+        14 * HOUR,
+        &mut next,
+    );
+    store.write_batch(&moved).await.expect("packed");
+    assert_eq!(
+        f.texts(rows).await,
+        [
+            "O-1:created:timeout:late:-",
+            "O-2:packed:ok:on-time:-",
+            "O-3:-:ok:on-time:-"
+        ]
+    );
+    assert_eq!(
+        f.texts(alerts).await,
+        ["order_stuck:O-2:resolved", "payment_timeout:O-1:resolved"]
+    );
+    assert_eq!(store.offsets("landing").await.expect("offsets"), vec![(p, next)]);
 }
