@@ -46,7 +46,12 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
     let (metrics, health) = (Metrics::new(), Health::new());
     let log = pipeline::log(&config, &metrics, &health).await?;
     let store = pipeline::sink(&config, &health, &Shutdown::new()).await?;
-    let engine = Engine::new(aggregates, &config.processing, DedupScope::Run);
+    // A replay rebuilds aggregates only: the retail pipelines keep their rows in the live
+    // tables, and folding their facts in again would count sales twice.
+    let mut processing = config.processing.clone();
+    processing.orders.enabled = false;
+    processing.stock.enabled = false;
+    let engine = Engine::new(aggregates, &processing, DedupScope::Run);
     store
         .reset_aggregates(&engine.tables(), &group)
         .await
@@ -63,7 +68,7 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
         metrics,
         health,
     )
-    .with_engine(engine, config.processing.clone())
+    .with_engine(engine, processing)
     .as_replay(start);
     let handle = landing.handle();
     landing.run(Shutdown::new()).await.context("replay")?;

@@ -11,7 +11,7 @@
 //! - [`aggregate`]: the declarative aggregates' engine: windows, per-partition watermarks,
 //!   late events, the catalog join; its contributions land with the batch.
 //! - [`pipelines`]: the retail pipelines beyond aggregates; [`pipelines::orders`] hands the
-//!   order facts and the pipeline time to the store, which keeps the rows (ADR 0022).
+//!   order facts and the pipeline time to the store, which keeps the rows (ADR 0023).
 //! - [`error`]: the crate's error.
 
 pub mod aggregate;

@@ -19,6 +19,7 @@ use retail_core::{DeadLetter, Origin};
 use uuid::Uuid;
 
 use crate::derived::orders::OrderBatch;
+use crate::derived::stock::StockBatch;
 use crate::derived::Derived;
 use crate::{BatchOutcome, Error, LandingBatch, Result, Store};
 
@@ -130,6 +131,16 @@ fn subset(batch: &LandingBatch, rows: &[Row], offsets: bool) -> LandingBatch {
                 .cloned()
                 .collect(),
             time: o.time,
+        }),
+        stock: d.stock.as_ref().map(|st| StockBatch {
+            rules: st.rules.clone(),
+            facts: st
+                .facts
+                .iter()
+                .filter(|f| ids.contains(&f.event_id))
+                .copied()
+                .collect(),
+            time: st.time,
         }),
     });
     if offsets {

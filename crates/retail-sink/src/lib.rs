@@ -83,6 +83,7 @@ pub const STORE_TABLES: &[&str] = &[
     "order_lifecycle",
     "alerts",
     "pipeline_clock",
+    "inventory_risks",
 ];
 
 /// Whether `name` is a table the store owns: one of [`STORE_TABLES`], or a day partition of

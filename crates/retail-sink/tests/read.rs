@@ -243,6 +243,7 @@ async fn landed(f: &Fixture) -> (Arc<dyn Store>, Arc<dyn Reader>) {
                 store_row(3, "Lyon", "FR"),
             ],
             orders: None,
+            stock: None,
         }),
         ..Default::default()
     };

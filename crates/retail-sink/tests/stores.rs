@@ -56,6 +56,10 @@ macro_rules! suite {
             crate::behaviour::order_lifecycle_joins_payments_and_alerts_once($fixture).await
         }
         #[tokio::test]
+        async fn inventory_risks_backfill_order_and_alert_once() {
+            crate::behaviour::inventory_risks_backfill_order_and_alert_once($fixture).await
+        }
+        #[tokio::test]
         async fn named_dead_letters_are_kept_once() {
             crate::behaviour::named_dead_letters_are_kept_once($fixture).await
         }
@@ -188,8 +192,8 @@ mod pg {
             .expect("migrations")
             .get(0);
         assert_eq!(
-            versions, 3,
-            "0001_init, 0002_processing and 0003_dead_letter_resubmitted, each recorded once"
+            versions, 4,
+            "0001_init, 0002_processing, 0003_dead_letter_resubmitted and 0004_retail_pipelines, each recorded once"
         );
         let ledger: i64 = client
             .query_one("SELECT count(*) FROM landed_event_ids", &[])

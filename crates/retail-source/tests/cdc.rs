@@ -1091,7 +1091,24 @@ async fn cdc_a_snapshot_taken_again_gives_equal_rows_and_rows_without_ts_the_sam
     let src = env.start(&cfg, env.log.clone()).await;
     env.wait_events(3, "first snapshot").await;
     src.stop().await;
-    // The slot is gone (dropped by hand): the next start makes one and snapshots again.
+    // The slot is gone (dropped by hand): the next start makes one and snapshots again. The
+    // server's walsender lets go of the slot a moment after the source's connection closed.
+    let slot = cfg.slot_name();
+    for _ in 0..100 {
+        let active: bool = db
+            .client
+            .query_one(
+                "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .expect("slot state")
+            .get(0);
+        if !active {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     db.client
         .batch_execute(&format!("SELECT pg_drop_replication_slot('{}')", cfg.slot_name()))
         .await

@@ -110,6 +110,28 @@ impl TestStore {
         set
     }
 
+    /// Rows of a one-text-column query, sorted, read with an independent client.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        let mut rows: Vec<String> = match self {
+            Self::Sqlite { dir } => {
+                let conn = rusqlite::Connection::open(dir.path().join("retail.db")).expect("open sqlite");
+                let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("query");
+                rows.map(|r| r.expect("row")).collect()
+            }
+            Self::Postgres { .. } => pg_admin(&self.url())
+                .await
+                .query(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect(),
+        };
+        rows.sort();
+        rows
+    }
+
     /// `(count, distinct (topic, partition, offset))` of `dead_letters`.
     pub async fn dead_letters(&self) -> (i64, i64) {
         let sql = "SELECT count(*), count(DISTINCT topic || '/' || \"partition\" || '/' || \"offset\") FROM dead_letters";

@@ -30,7 +30,9 @@ use super::catalog::{row_of, Catalog};
 use super::compile::{Compiled, Filter};
 use super::field::{Dimension, Field};
 use super::spec::{LatePolicy, ProcessingConfig};
-use crate::pipelines::orders::{fact_of, idle_advance, OrderPipeline};
+use crate::pipelines::orders::{self, idle_advance, OrderPipeline};
+use crate::pipelines::stock::{self, StockPipeline};
+use retail_sink::derived::stock::StockBatch;
 
 /// How much an idle pipeline time must advance before a batch with no records carries it to the
 /// store (the store then sweeps for verdicts due).
@@ -75,6 +77,8 @@ pub struct Engine {
     scratch: Scratch,
     /// The order-lifecycle pipeline, when on (its rows live in the store).
     orders: Option<OrderPipeline>,
+    /// The inventory-at-risk pipeline, when on (its rows live in the store).
+    stock: Option<StockPipeline>,
     idle_timeout: Duration,
     /// The `now` of the last event processed: the batch's.
     last_now: Option<Instant>,
@@ -112,6 +116,11 @@ impl Engine {
             topics.insert(topics::ORDERS.to_owned());
             topics.insert(topics::PAYMENTS.to_owned());
         }
+        let stock = config.stock.enabled.then(|| StockPipeline::new(&config.stock));
+        if stock.is_some() {
+            topics.insert(topics::SALES.to_owned());
+            topics.insert(topics::INVENTORY.to_owned());
+        }
         let mut dimensions: HashMap<String, HashSet<Dimension>> = HashMap::new();
         for a in &aggregates {
             dimensions
@@ -132,6 +141,7 @@ impl Engine {
             late: HashMap::new(),
             scratch: Scratch::default(),
             orders,
+            stock,
             idle_timeout: Duration::from_millis(config.idle_timeout_ms),
             last_now: None,
         }
@@ -206,7 +216,10 @@ impl Engine {
         }
         self.last_now = Some(now);
         if let Some(p) = self.orders.as_mut() {
-            p.facts.extend(fact_of(event));
+            p.facts.extend(orders::fact_of(event));
+        }
+        if let Some(p) = self.stock.as_mut() {
+            p.facts.extend(stock::fact_of(event));
         }
         let ts = event.ts.timestamp_millis();
         let watermark = self
@@ -283,15 +296,30 @@ impl Engine {
                 });
             }
         }
+        let time = self.last_now.and_then(|now| self.stock_time(now));
+        if let Some(p) = self.stock.as_mut() {
+            let moved = advance(&mut p.time, time);
+            if moved || !p.facts.is_empty() {
+                out.stock = Some(StockBatch {
+                    rules: p.rules.clone(),
+                    facts: std::mem::take(&mut p.facts),
+                    time: p.time,
+                });
+            }
+        }
     }
 
-    /// The order pipeline's time at `now` (see `pipelines::orders`): the smallest watermark
-    /// of the `orders` and `payments` partitions, idle ones advancing with the wall clock.
-    pub fn order_time(&self, now: Instant) -> Option<i64> {
-        self.orders.as_ref()?;
+    /// The stock pipeline's time at `now`: the smallest watermark of the `sales` and
+    /// `inventory` partitions, idle ones advancing with the wall clock.
+    pub fn stock_time(&self, now: Instant) -> Option<i64> {
+        self.stock.as_ref()?;
+        self.pipeline_time(&[topics::SALES, topics::INVENTORY], now)
+    }
+
+    fn pipeline_time(&self, of: &[&str], now: Instant) -> Option<i64> {
         self.clocks
             .iter()
-            .filter(|(tp, _)| tp.topic == topics::ORDERS || tp.topic == topics::PAYMENTS)
+            .filter(|(tp, _)| of.contains(&tp.topic.as_str()))
             .map(|(_, c)| {
                 let idle = idle_advance(now.saturating_duration_since(c.last_record), self.idle_timeout);
                 c.max_event_ts
@@ -301,24 +329,41 @@ impl Engine {
             .min()
     }
 
-    /// With no records arriving: the derived data of an empty batch that carries the order
-    /// pipeline's time forward, when idleness moved it by a second or more (so verdicts of a
+    /// The order pipeline's time at `now` (see `pipelines::orders`): the smallest watermark
+    /// of the `orders` and `payments` partitions, idle ones advancing with the wall clock.
+    pub fn order_time(&self, now: Instant) -> Option<i64> {
+        self.orders.as_ref()?;
+        self.pipeline_time(&[topics::ORDERS, topics::PAYMENTS], now)
+    }
+
+    /// With no records arriving: the derived data of an empty batch that carries the retail
+    /// pipelines' times forward, when idleness moved one by a second or more (so verdicts of a
     /// quiet stream still fall due). `None`: nothing to hand over.
     pub fn tick(&mut self, now: Instant) -> Option<Derived> {
-        let time = self.order_time(now)?;
-        let p = self.orders.as_mut()?;
-        if p.time.is_some_and(|t| time < t.saturating_add(TICK_STEP_MS)) {
-            return None;
+        let mut out = Derived::default();
+        let order_time = self.order_time(now);
+        if let (Some(p), Some(t)) = (self.orders.as_mut(), order_time) {
+            if p.time.is_none_or(|last| t >= last.saturating_add(TICK_STEP_MS)) {
+                p.advance(Some(t));
+                out.orders = Some(OrderBatch {
+                    rules: p.rules.clone(),
+                    facts: Vec::new(),
+                    time: p.time,
+                });
+            }
         }
-        p.advance(Some(time));
-        Some(Derived {
-            orders: Some(OrderBatch {
-                rules: p.rules.clone(),
-                facts: Vec::new(),
-                time: p.time,
-            }),
-            ..Derived::default()
-        })
+        let stock_time = self.stock_time(now);
+        if let (Some(p), Some(t)) = (self.stock.as_mut(), stock_time) {
+            if p.time.is_none_or(|last| t >= last.saturating_add(TICK_STEP_MS)) {
+                advance(&mut p.time, Some(t));
+                out.stock = Some(StockBatch {
+                    rules: p.rules.clone(),
+                    facts: Vec::new(),
+                    time: p.time,
+                });
+            }
+        }
+        (!out.is_empty()).then_some(out)
     }
 
     /// Late events counted since the last call, by aggregate and outcome (`recorded`, `applied`).
@@ -346,6 +391,18 @@ impl Engine {
         active
             .or_else(|| self.clocks.values().map(|c| c.max_event_ts).max())
             .map(|m| m.saturating_sub(self.out_of_orderness))
+    }
+}
+
+/// Moves `time` forward to `candidate` (never back); whether it moved.
+fn advance(time: &mut Option<i64>, candidate: Option<i64>) -> bool {
+    match (candidate, *time) {
+        (Some(c), Some(t)) if c <= t => false,
+        (Some(c), _) => {
+            *time = Some(c);
+            true
+        }
+        (None, _) => false,
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::pipelines::orders::OrderPipelineConfig;
+use crate::pipelines::stock::StockPipelineConfig;
 
 /// `[processing]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,8 +25,10 @@ pub struct ProcessingConfig {
     /// Whether the four built-in aggregates (sales_agg_minute, sales_agg_hour,
     /// top_sales_by_city, top_salesman_by_country) run besides `[[aggregates]]`.
     pub builtin_aggregates: bool,
-    /// The order-lifecycle pipeline (`[processing.orders]`, ADR 0022).
+    /// The order-lifecycle pipeline (`[processing.orders]`, ADR 0023).
     pub orders: OrderPipelineConfig,
+    /// The inventory-at-risk pipeline (`[processing.stock]`, ADR 0024).
+    pub stock: StockPipelineConfig,
 }
 
 impl Default for ProcessingConfig {
@@ -36,6 +39,7 @@ impl Default for ProcessingConfig {
             join_wait_ms: 2_000,
             builtin_aggregates: true,
             orders: OrderPipelineConfig::default(),
+            stock: StockPipelineConfig::default(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The processor's half of the order-lifecycle pipeline (ADR 0022): `[processing.orders]`, the
+//! The processor's half of the order-lifecycle pipeline (ADR 0023): `[processing.orders]`, the
 //! fact each `order` and `payment` event contributes, and the pipeline time the store's sweep
 //! runs at. The rows themselves live in the store (`retail_sink::derived::orders`), which folds
 //! the facts of new events in the landing transaction.

@@ -16,13 +16,16 @@
 //! - [`fold`]: contributions of new events -> one delta row per table, window and group.
 //! - [`sql`]: the DDL and upsert statements of an aggregate table, per dialect.
 //! - [`orders`]: the order-lifecycle pipeline (payment join, timeouts, stuck orders), run by
-//!   the store on the rows it keeps (ADR 0022).
+//!   the store on the rows it keeps (ADR 0023).
+//! - [`stock`]: the inventory-at-risk pipeline (snapshots, sales after them, velocity, risk
+//!   levels), applied in event-time order on the rows the store keeps (ADR 0024).
 
 pub mod contributions;
 pub mod fast_hash;
 pub mod fold;
 pub mod orders;
 pub mod sql;
+pub mod stock;
 
 pub use contributions::{Contributions, Entry, Group};
 
@@ -48,6 +51,8 @@ pub struct Derived {
     pub catalog: Vec<CatalogRow>,
     /// The order-lifecycle pipeline's input, when it runs.
     pub orders: Option<orders::OrderBatch>,
+    /// The inventory-at-risk pipeline's input, when it runs.
+    pub stock: Option<stock::StockBatch>,
 }
 
 impl Derived {
@@ -58,6 +63,7 @@ impl Derived {
             && self.watermarks.is_empty()
             && self.catalog.is_empty()
             && self.orders.is_none()
+            && self.stock.is_none()
     }
 }
 

@@ -1,5 +1,5 @@
 //! The order-lifecycle pipeline: one row per order, its milestones, the order-payment join on
-//! event time, payment timeouts and stuck orders (ADR 0022).
+//! event time, payment timeouts and stuck orders (ADR 0023).
 //!
 //! Pure logic, run by the store inside the landing transaction: the store loads the rows of
 //! the orders a batch touches (and of those with a check due), [`OrderState::apply`]s the facts

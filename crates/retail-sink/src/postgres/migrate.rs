@@ -30,7 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
-        sql: include_str!("../../migrations/postgres/0004_order_lifecycle.sql"),
+        sql: include_str!("../../migrations/postgres/0004_retail_pipelines.sql"),
     },
 ];
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::error::pg_error;
 use crate::derived::ms_to_time;
-use crate::derived::orders::{OrderBatch, OrderState, STATES};
+use crate::derived::orders::{Alert, OrderBatch, OrderState, Resolution, STATES};
 use crate::{Error, Result};
 
 /// Key of the advisory lock serialising batches that may create order rows.
@@ -58,13 +58,27 @@ pub(super) async fn write(
     }
     let changes = batch.run(loaded, &is_new);
     upsert_rows(client, batch, &changes.rows).await?;
-    if !changes.alerts.is_empty() {
-        let ids: Vec<Uuid> = changes.alerts.iter().map(|a| a.alert_id).collect();
-        let kinds: Vec<&str> = changes.alerts.iter().map(|a| a.kind).collect();
-        let severities: Vec<&str> = changes.alerts.iter().map(|a| a.severity).collect();
-        let subjects: Vec<&str> = changes.alerts.iter().map(|a| a.subject.as_str()).collect();
-        let ats: Vec<DateTime<Utc>> = changes.alerts.iter().map(|a| ms_to_time(a.at)).collect();
-        let messages: Vec<&str> = changes.alerts.iter().map(|a| a.message.as_str()).collect();
+    write_alerts(client, &changes.alerts, &changes.resolutions).await?;
+    if let Some(now) = now {
+        write_clock(client, group, "orders", now).await?;
+    }
+    Ok((changes.rows.len() as u64, changes.alerts.len() as u64))
+}
+
+/// Inserts `alerts` (each once: its id is deterministic) and sets `resolved_at` of those
+/// `resolutions` end; one statement each.
+pub(super) async fn write_alerts(
+    client: &Client,
+    alerts: &[Alert],
+    resolutions: &[Resolution],
+) -> Result<()> {
+    if !alerts.is_empty() {
+        let ids: Vec<Uuid> = alerts.iter().map(|a| a.alert_id).collect();
+        let kinds: Vec<&str> = alerts.iter().map(|a| a.kind).collect();
+        let severities: Vec<&str> = alerts.iter().map(|a| a.severity).collect();
+        let subjects: Vec<&str> = alerts.iter().map(|a| a.subject.as_str()).collect();
+        let ats: Vec<DateTime<Utc>> = alerts.iter().map(|a| ms_to_time(a.at)).collect();
+        let messages: Vec<&str> = alerts.iter().map(|a| a.message.as_str()).collect();
         client
             .execute(
                 "INSERT INTO alerts (alert_id, kind, severity, subject, at, message) \
@@ -75,9 +89,9 @@ pub(super) async fn write(
             .await
             .map_err(|e| pg_error("INSERT INTO alerts", &e))?;
     }
-    if !changes.resolutions.is_empty() {
-        let ids: Vec<Uuid> = changes.resolutions.iter().map(|r| r.alert_id).collect();
-        let ats: Vec<DateTime<Utc>> = changes.resolutions.iter().map(|r| ms_to_time(r.at)).collect();
+    if !resolutions.is_empty() {
+        let ids: Vec<Uuid> = resolutions.iter().map(|r| r.alert_id).collect();
+        let ats: Vec<DateTime<Utc>> = resolutions.iter().map(|r| ms_to_time(r.at)).collect();
         client
             .execute(
                 "UPDATE alerts a SET resolved_at = u.at FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at) \
@@ -87,18 +101,26 @@ pub(super) async fn write(
             .await
             .map_err(|e| pg_error("UPDATE alerts SET resolved_at", &e))?;
     }
-    if let Some(now) = now {
-        client
-            .execute(
-                "INSERT INTO pipeline_clock (group_id, pipeline, time) VALUES ($1, 'orders', $2) \
-                 ON CONFLICT (group_id, pipeline) DO UPDATE \
-                 SET time = GREATEST(pipeline_clock.time, excluded.time), updated_at = now()",
-                &[&group, &now],
-            )
-            .await
-            .map_err(|e| pg_error("INSERT INTO pipeline_clock", &e))?;
-    }
-    Ok((changes.rows.len() as u64, changes.alerts.len() as u64))
+    Ok(())
+}
+
+/// Records the time `pipeline` of `group` ran at (never moving it back).
+pub(super) async fn write_clock(
+    client: &Client,
+    group: &str,
+    pipeline: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO pipeline_clock (group_id, pipeline, time) VALUES ($1, $2, $3) \
+             ON CONFLICT (group_id, pipeline) DO UPDATE \
+             SET time = GREATEST(pipeline_clock.time, excluded.time), updated_at = now()",
+            &[&group, &pipeline, &now],
+        )
+        .await
+        .map_err(|e| pg_error("INSERT INTO pipeline_clock", &e))?;
+    Ok(())
 }
 
 /// Writes `rows` with their reader columns, one statement.

@@ -8,7 +8,7 @@
 //!        COPY ids -> temp table; INSERT .. ON CONFLICT DO NOTHING RETURNING   (slow path)
 //!   -> COPY new sales -> sales_raw; COPY new events -> events_raw; COPY dead letters
 //!   -> aggregate upserts, late events, watermarks, catalog (derived.rs)
-//!   -> order rows, alerts and the pipeline time (orders.rs)
+//!   -> order rows, stock rows, alerts and the pipelines' time (orders.rs, stock.rs)
 //!   -> upsert offsets (re-checked) -> COMMIT
 //! ```
 //! The fast path is what a healthy pipeline takes: duplicates only appear after a source
@@ -32,6 +32,7 @@ use super::derived;
 use super::error::{is_unique_violation, pg_error};
 use super::orders;
 use super::partition;
+use super::stock;
 use super::store::Aggregates;
 use crate::dedup::FirstSeen;
 use crate::{BatchOutcome, Error, LandedSale, LandingBatch, Result};
@@ -181,6 +182,9 @@ async fn in_transaction(
     derived::write_catalog(c, &d.catalog).await?;
     if let Some(o) = &d.orders {
         orders::write(c, &batch.group, o, is_new).await?;
+    }
+    if let Some(st) = &d.stock {
+        stock::write(c, &batch.group, st, is_new).await?;
     }
 
     // 5. Offsets, re-checked for partitions another writer created meanwhile.

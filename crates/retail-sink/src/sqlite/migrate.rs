@@ -36,7 +36,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
-        sql: include_str!("../../migrations/sqlite/0005_order_lifecycle.sql"),
+        sql: include_str!("../../migrations/sqlite/0005_retail_pipelines.sql"),
     },
 ];
 

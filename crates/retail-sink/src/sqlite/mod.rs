@@ -29,6 +29,7 @@
 //! - `thread`: a connection owned by one thread, with async calls on it (store and reader).
 //! - `migrate`: `migrations/sqlite/*.sql` at open; refuses a file that keeps money as REAL.
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
+//! - `stock`: the inventory-at-risk pipeline's rows and alerts, in the batch's transaction.
 //! - `money`: exact decimals to integer cents and back.
 //! - `error`: rusqlite errors to [`crate::Error`].
 
@@ -39,6 +40,7 @@ mod money;
 mod orders;
 mod read;
 mod rows;
+mod stock;
 mod store;
 mod thread;
 mod write;

@@ -15,10 +15,10 @@ use super::error::sqlite_error;
 use super::money::to_cents;
 use super::rows::ts_text;
 use crate::derived::ms_to_time;
-use crate::derived::orders::{OrderBatch, OrderState, STATES};
+use crate::derived::orders::{Alert, OrderBatch, OrderState, Resolution, STATES};
 use crate::{Error, Result};
 
-fn ts(ms: i64) -> String {
+pub(super) fn ts(ms: i64) -> String {
     let mut out = String::with_capacity(24);
     ts_text(&ms_to_time(ms), &mut out);
     out
@@ -148,14 +148,30 @@ pub(super) fn write(
             .map_err(err("INSERT INTO order_lifecycle"))?;
         }
     }
-    {
+    write_alerts(conn, path, &changes.alerts, &changes.resolutions)?;
+    if let Some(now) = batch.time {
+        write_clock(conn, path, group, "orders", now)?;
+    }
+    Ok((changes.rows.len() as u64, changes.alerts.len() as u64))
+}
+
+/// Inserts `alerts` (each once: its id is deterministic) and sets `resolved_at` of those
+/// `resolutions` end.
+pub(super) fn write_alerts(
+    conn: &Connection,
+    path: &str,
+    alerts: &[Alert],
+    resolutions: &[Resolution],
+) -> Result<()> {
+    let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
+    if !alerts.is_empty() {
         let mut stmt = conn
             .prepare_cached(
                 "INSERT INTO alerts (alert_id, kind, severity, subject, at, message) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (alert_id) DO NOTHING",
             )
             .map_err(err("prepare INSERT INTO alerts"))?;
-        for a in &changes.alerts {
+        for a in alerts {
             stmt.execute(params![
                 a.alert_id.hyphenated().to_string(),
                 a.kind,
@@ -167,24 +183,33 @@ pub(super) fn write(
             .map_err(err("INSERT INTO alerts"))?;
         }
     }
-    {
+    if !resolutions.is_empty() {
         let mut stmt = conn
             .prepare_cached("UPDATE alerts SET resolved_at = ?2 WHERE alert_id = ?1 AND resolved_at IS NULL")
             .map_err(err("prepare UPDATE alerts"))?;
-        for res in &changes.resolutions {
+        for res in resolutions {
             stmt.execute(params![res.alert_id.hyphenated().to_string(), ts(res.at)])
                 .map_err(err("UPDATE alerts SET resolved_at"))?;
         }
     }
-    if let Some(now) = batch.time {
-        conn.prepare_cached(
-            "INSERT INTO pipeline_clock (group_id, pipeline, time) VALUES (?1, 'orders', ?2) \
-             ON CONFLICT (group_id, pipeline) DO UPDATE SET time = max(pipeline_clock.time, excluded.time), \
-             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        )
-        .map_err(err("prepare INSERT INTO pipeline_clock"))?
-        .execute(params![group, ts(now)])
-        .map_err(err("INSERT INTO pipeline_clock"))?;
-    }
-    Ok((changes.rows.len() as u64, changes.alerts.len() as u64))
+    Ok(())
+}
+
+/// Records the time `pipeline` of `group` ran at (never moving it back).
+pub(super) fn write_clock(
+    conn: &Connection,
+    path: &str,
+    group: &str,
+    pipeline: &str,
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO pipeline_clock (group_id, pipeline, time) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (group_id, pipeline) DO UPDATE SET time = max(pipeline_clock.time, excluded.time), \
+         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    )
+    .map_err(|e| sqlite_error(path, "prepare INSERT INTO pipeline_clock", &e))?
+    .execute(params![group, pipeline, ts(now)])
+    .map_err(|e| sqlite_error(path, "INSERT INTO pipeline_clock", &e))?;
+    Ok(())
 }

@@ -18,6 +18,7 @@ use super::derived;
 use super::error::sqlite_error;
 use super::orders;
 use super::rows::{ts_text, OwnedBatch, SaleRow, Sales};
+use super::stock;
 use super::store::Aggregates;
 use crate::{BatchOutcome, Error, Result};
 
@@ -216,6 +217,9 @@ pub(super) fn write_batch(
     derived::write_catalog(&tx, path, &d.catalog)?;
     if let Some(o) = &d.orders {
         orders::write(&tx, path, &b.group, o, |id| !landed_before.contains(id))?;
+    }
+    if let Some(st) = &d.stock {
+        stock::write(&tx, path, &b.group, st, |id| !landed_before.contains(id))?;
     }
 
     // 5. Offsets.

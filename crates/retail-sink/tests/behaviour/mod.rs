@@ -456,6 +456,7 @@ pub async fn aggregates_take_each_event_once(f: Fixture) {
                 country: "DE".into(),
             }],
             orders: None,
+            stock: None,
         }),
         ..Default::default()
     };
@@ -761,7 +762,7 @@ pub async fn money_is_exact_in_raw_rows_and_aggregates(f: Fixture) {
     assert_eq!(buckets.iter().map(|b| b.revenue).collect::<Vec<_>>(), [exact]);
 }
 
-/// The order-lifecycle pipeline in the store (ADR 0022): facts of new events fold into one row
+/// The order-lifecycle pipeline in the store (ADR 0023): facts of new events fold into one row
 /// per order, whatever their order; a payment timeout and a stuck order alert once each, only
 /// when the pipeline time passes deadline + grace; a late payment resolves its alert; a
 /// re-sent event and a reopened store change nothing.
@@ -931,4 +932,126 @@ pub async fn order_lifecycle_joins_payments_and_alerts_once(f: Fixture) {
         ["order_stuck:O-2:resolved", "payment_timeout:O-1:resolved"]
     );
     assert_eq!(store.offsets("landing").await.expect("offsets"), vec![(p, next)]);
+}
+
+/// The inventory-at-risk pipeline in the store (ADR 0024): a sale that lands before its
+/// series' first snapshot is taken in by the backfill from `sales_raw`; events newer than the
+/// pipeline time wait and are applied in event-time order; the level alerts once per level and
+/// snapshot; a re-sent sale after a reopen changes nothing.
+pub async fn inventory_risks_backfill_order_and_alert_once(f: Fixture) {
+    use retail_sink::derived::stock::{StockBatch, StockFact, StockFactKind, StockRules};
+    use retail_sink::derived::Derived;
+    use std::sync::Arc;
+
+    const HOUR: i64 = 3_600_000;
+    let rules = Arc::new(StockRules {
+        velocity_days: 7,
+        default_lead_time_days: 3,
+        safety_days: 3,
+    });
+    let t0 = ts("2026-11-21T00:00:00Z");
+    let base = t0.timestamp_millis();
+    let store = f.open().await;
+    let (sales_tp, inv_tp) = (tp("sales", 0), tp("inventory", 0));
+    let (mut next_sale, mut next_inv) = (0, 0);
+    let id = ids(10);
+    // One batch: sales (rows of sales_raw, facts) and snapshots (events, facts), with a time.
+    let mut batch = |sales: Vec<(usize, i64, i32)>, snaps: Vec<(usize, i64, i64)>, time: i64| {
+        let mut facts = Vec::new();
+        let mut b = LandingBatch {
+            group: "landing".into(),
+            ..Default::default()
+        };
+        for &(i, at, qty) in &sales {
+            b.sales
+                .push(sale(id[i], t0 + chrono::Duration::milliseconds(at), 1, qty));
+            facts.push(StockFact {
+                event_id: id[i],
+                store_id: 1,
+                sku: 42, // common::sale's SKU
+                ts: base + at,
+                kind: StockFactKind::Sale { qty: i64::from(qty) },
+            });
+        }
+        for &(i, at, on_hand) in &snaps {
+            b.events
+                .push(order(id[i], t0 + chrono::Duration::milliseconds(at)));
+            facts.push(StockFact {
+                event_id: id[i],
+                store_id: 1,
+                sku: 42,
+                ts: base + at,
+                kind: StockFactKind::Snapshot {
+                    on_hand,
+                    lead_time_days: Some(2),
+                },
+            });
+        }
+        if !sales.is_empty() {
+            b.offsets
+                .push(range(&sales_tp, next_sale, next_sale + sales.len() as i64));
+            next_sale += sales.len() as i64;
+        }
+        if !snaps.is_empty() {
+            b.offsets
+                .push(range(&inv_tp, next_inv, next_inv + snaps.len() as i64));
+            next_inv += snaps.len() as i64;
+        }
+        b.derived = Arc::new(Derived {
+            stock: Some(StockBatch {
+                rules: rules.clone(),
+                facts,
+                time: Some(base + time),
+            }),
+            ..Derived::default()
+        });
+        b
+    };
+    let row = "SELECT store_id || ':' || sku || ':' || coalesce(snapshot_on_hand, -1) || ':' || units_sold_after \
+               || ':' || coalesce(projected_on_hand, -1) || ':' || units_7d || ':' || risk_level FROM inventory_risks";
+    let alerts = "SELECT kind || ':' || subject || ':' || severity FROM alerts";
+
+    // A sale lands before any snapshot: no row. Its series' first snapshot (earlier in event
+    // time than the sale) comes next: the backfill takes the sale in, after the snapshot.
+    store
+        .write_batch(&batch(vec![(0, 2 * HOUR, 3)], vec![], 2 * HOUR))
+        .await
+        .expect("sale");
+    assert!(f.texts(row).await.is_empty());
+    store
+        .write_batch(&batch(vec![], vec![(1, HOUR, 20)], 2 * HOUR))
+        .await
+        .expect("snapshot");
+    assert_eq!(f.texts(row).await, ["1:42:20:3:17:3:ok"]);
+
+    // Sales newer than the pipeline time wait; applied when it passes them, in event-time order.
+    let b = batch(vec![(2, 5 * HOUR, 10), (3, 4 * HOUR, 4)], vec![], 3 * HOUR);
+    store.write_batch(&b).await.expect("pending sales");
+    assert_eq!(f.texts(row).await, ["1:42:20:3:17:3:ok"]);
+    store
+        .write_batch(&batch(vec![], vec![], 6 * HOUR))
+        .await
+        .expect("tick");
+    // In event-time order: after the sale at 4 h, 13 left at 1 a day (13 days): ok; after the
+    // one at 5 h, 3 left at 17/7 a day (1.2 days, within the 2-day lead time): critical.
+    assert_eq!(f.texts(row).await, ["1:42:20:17:3:17:critical"]);
+    assert_eq!(f.texts(alerts).await, ["stock_risk:1:42:critical"]);
+
+    // Reopened, the same sale again: nothing changes; a sale to zero: stockout, one more alert.
+    drop(store);
+    let store = f.open().await;
+    store
+        .write_batch(&batch(vec![(2, 5 * HOUR, 10)], vec![], 6 * HOUR))
+        .await
+        .expect("re-sent");
+    assert_eq!(f.texts(row).await, ["1:42:20:17:3:17:critical"]);
+    store
+        .write_batch(&batch(vec![(4, 7 * HOUR, 3)], vec![], 8 * HOUR))
+        .await
+        .expect("last units");
+    assert_eq!(f.texts(row).await, ["1:42:20:20:0:20:stockout"]);
+    assert_eq!(
+        f.texts(alerts).await,
+        ["stock_risk:1:42:critical", "stock_risk:1:42:critical"]
+    );
 }

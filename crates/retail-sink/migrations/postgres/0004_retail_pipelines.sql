@@ -1,4 +1,4 @@
--- The order-lifecycle pipeline (ADR 0022): one row per order, and the alerts every pipeline
+-- The order-lifecycle pipeline (ADR 0023): one row per order, and the alerts every pipeline
 -- raises. `fold` holds the pipeline's own fold of the order's events (src/derived/orders.rs);
 -- the other columns are derived from it for readers and are rewritten with it.
 
@@ -56,3 +56,30 @@ CREATE TABLE IF NOT EXISTS pipeline_clock (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (group_id, pipeline)
 );
+
+-- The inventory-at-risk pipeline (ADR 0024): one row per store and SKU the ERP reports on.
+-- `fold` holds the pipeline's state (src/derived/stock.rs); the other columns are derived.
+CREATE TABLE IF NOT EXISTS inventory_risks (
+    store_id           bigint      NOT NULL,
+    sku                bigint      NOT NULL,
+    snapshot_at        timestamptz,
+    snapshot_on_hand   bigint,
+    units_sold_after   bigint      NOT NULL,
+    projected_on_hand  bigint,
+    units_7d           bigint      NOT NULL,      -- over the velocity window ending at as_of
+    velocity_per_day   double precision NOT NULL,
+    days_of_cover      double precision,          -- NULL when nothing sold: unknown, not zero
+    reorder_point      bigint      NOT NULL,
+    lead_time_days     bigint      NOT NULL,
+    risk_level         text        NOT NULL,      -- ok, low, critical, stockout
+    first_flagged_at   timestamptz,
+    as_of              timestamptz,               -- event time of the latest event applied
+    next_check_at      timestamptz,               -- pipeline time at which pending events fall due
+    fold               jsonb       NOT NULL,
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (store_id, sku)
+);
+
+CREATE INDEX IF NOT EXISTS inventory_risks_next_check_idx
+    ON inventory_risks (next_check_at) WHERE next_check_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS inventory_risks_level_idx ON inventory_risks (risk_level);

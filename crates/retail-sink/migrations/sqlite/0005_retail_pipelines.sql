@@ -1,4 +1,4 @@
--- The order-lifecycle pipeline (ADR 0022; SQLite: money in INTEGER cents, ADR 0020): one row per order, and the alerts every pipeline
+-- The order-lifecycle pipeline (ADR 0023; SQLite: money in INTEGER cents, ADR 0020): one row per order, and the alerts every pipeline
 -- raises. `fold` holds the pipeline's own fold of the order's events (src/derived/orders.rs);
 -- the other columns are derived from it for readers and are rewritten with it.
 
@@ -56,3 +56,30 @@ CREATE TABLE IF NOT EXISTS pipeline_clock (
     updated_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     PRIMARY KEY (group_id, pipeline)
 );
+
+-- The inventory-at-risk pipeline (ADR 0024): one row per store and SKU the ERP reports on.
+-- `fold` holds the pipeline's state (src/derived/stock.rs); the other columns are derived.
+CREATE TABLE IF NOT EXISTS inventory_risks (
+    store_id           INTEGER     NOT NULL,
+    sku                INTEGER     NOT NULL,
+    snapshot_at        TEXT,
+    snapshot_on_hand   INTEGER,
+    units_sold_after   INTEGER     NOT NULL,
+    projected_on_hand  INTEGER,
+    units_7d           INTEGER     NOT NULL,      -- over the velocity window ending at as_of
+    velocity_per_day   REAL        NOT NULL,
+    days_of_cover      REAL,                      -- NULL when nothing sold: unknown, not zero
+    reorder_point      INTEGER     NOT NULL,
+    lead_time_days     INTEGER     NOT NULL,
+    risk_level         TEXT        NOT NULL,      -- ok, low, critical, stockout
+    first_flagged_at   TEXT,
+    as_of              TEXT,                      -- event time of the latest event applied
+    next_check_at      TEXT,                      -- pipeline time at which pending events fall due
+    fold               TEXT        NOT NULL,
+    updated_at         TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (store_id, sku)
+);
+
+CREATE INDEX IF NOT EXISTS inventory_risks_next_check_idx
+    ON inventory_risks (next_check_at) WHERE next_check_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS inventory_risks_level_idx ON inventory_risks (risk_level);
