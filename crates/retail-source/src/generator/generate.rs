@@ -343,7 +343,7 @@ impl EventGenerator {
 
     /// [`Self::fill_data`] at wall-clock time `now_ms`. From a clone of the generator, the same
     /// call gives the same records byte for byte, which is how the source retries a failed
-    /// append without keeping a copy of every batch.
+    /// append without keeping a copy of every batch (while [`Self::rewinds_cheaply`]).
     pub fn fill_data_at(&mut self, out: &mut Vec<ProducerRecord>, max: usize, now_ms: i64) -> usize {
         let n = self
             .data_remaining()
@@ -358,8 +358,8 @@ impl EventGenerator {
         self.catalog_at(self.now_ms())
     }
 
-    /// The next data record (a sale or return, possibly faulty), `None` once `events` records
-    /// were produced.
+    /// The next data record (a sale or return, an order, payment or stock level, possibly
+    /// faulty), `None` once `events` records were produced.
     pub fn next_data(&mut self) -> Option<Generated> {
         self.data_at(self.now_ms())
     }
