@@ -18,8 +18,10 @@
 //! - [`demo`]: the sources `demo` runs without configuration, and its flags.
 //! - [`record`]: the one record builder (topic, key, headers) for sources and resubmits.
 //! - [`generator`]: the load and chaos generator. A simulated retail world (`model.rs`) feeds a
-//!   deterministic event stream with fault injection (`generate.rs`, no I/O), which a paced
-//!   task appends to the log (`source.rs`).
+//!   deterministic event stream with fault injection (`generate.rs`, no I/O): sales, and on
+//!   demand web orders with payments, anomalies and fraud patterns (`commerce.rs`) and ERP
+//!   stock levels (`stock.rs`), their future steps queued by due time (`schedule.rs`); a paced
+//!   task appends it to the log (`source.rs`).
 //! - [`webhook`]: the HTTP webhook receiver at `POST /ingest/<path>` (tills, e-commerce,
 //!   payment providers): formats, auth, idempotency, backpressure.
 //! - [`csv`]: the CSV drop folder (ERP exports): readiness, mapping, a checksum ledger that

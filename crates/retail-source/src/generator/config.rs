@@ -62,8 +62,9 @@ pub struct GeneratorConfig {
     /// them. Changeable at runtime through the control API.
     #[serde(with = "rate_serde")]
     pub rate: f64,
-    /// Stop after exactly this many data events (sales, returns, duplicates and malformed
-    /// records; the catalog is not counted). Unset runs until shutdown.
+    /// Stop after exactly this many data events (sales, returns, orders, payments, stock
+    /// levels, duplicates and malformed records; the catalog is not counted). Unset runs until
+    /// shutdown.
     pub events: Option<u64>,
     /// Number of stores, spread round-robin over every city of `countries`.
     pub stores: u32,
@@ -98,6 +99,18 @@ pub struct GeneratorConfig {
     /// evening, by each store's local hour). It changes which stores sell, not how many events
     /// per second are produced, so `rate` holds exactly.
     pub time_of_day_curve: bool,
+    /// E-commerce orders, their payments and injected order and fraud anomalies (`[commerce]`).
+    /// Off by default: `commerce.order_fraction = 0`.
+    pub commerce: CommerceConfig,
+    /// ERP stock levels of each store's bestsellers (`[stock]`). Off by default:
+    /// `stock.series_per_store = 0`.
+    pub stock: StockConfig,
+    /// Simulated hours a run of `events` covers. When set (it needs `events`), data event
+    /// times sweep evenly from (run start - span) to run start, so a short run covers hours or
+    /// days of event time: payment timeouts, stuck orders and stock running out happen within
+    /// it. Unset, event time is the wall clock. The out-of-order and late shifts still apply
+    /// on top.
+    pub simulated_span_hours: Option<f64>,
     /// Partition count used when creating the `sales` and `catalog` topics: in a pipeline,
     /// always the log's `log.partitions` (one number, one place), so not a key of its own.
     #[serde(skip)]
@@ -131,6 +144,19 @@ impl GeneratorConfig {
     pub const DEFAULT_PARTITIONS: i32 = 4;
     /// Default `name`.
     pub const DEFAULT_NAME: &'static str = "generator";
+
+    /// Longest `simulated_span_hours`: ten years.
+    const MAX_SPAN_HOURS: f64 = 10.0 * 365.0 * 24.0;
+
+    /// Whether the generator produces order and payment events.
+    pub fn commerce_on(&self) -> bool {
+        self.commerce.order_fraction > 0.0
+    }
+
+    /// Whether the generator produces ERP stock levels.
+    pub const fn stock_on(&self) -> bool {
+        self.stock.series_per_store > 0
+    }
 
     /// Upper bounds that keep the simulated world in memory comfortably.
     const MAX_STORES: u32 = 1_000_000;
@@ -234,6 +260,25 @@ impl GeneratorConfig {
                 format!("must be 1..=one year in milliseconds, got {}", self.late_by_ms),
             );
         }
+        self.commerce.validate()?;
+        self.stock.validate(self)?;
+        if let Some(span) = self.simulated_span_hours {
+            if !(span.is_finite() && span > 0.0 && span <= Self::MAX_SPAN_HOURS) {
+                return bad(
+                    "simulated_span_hours",
+                    format!(
+                        "must be a number of hours in (0, {}], got {span}",
+                        Self::MAX_SPAN_HOURS
+                    ),
+                );
+            }
+            if self.events.is_none() {
+                return bad(
+                    "simulated_span_hours",
+                    "needs `events`: the span is spread over that many events".to_owned(),
+                );
+            }
+        }
         if self.partitions < 1 {
             return bad("partitions", format!("must be >= 1, got {}", self.partitions));
         }
@@ -282,6 +327,178 @@ impl BuildSource for GeneratorConfig {
         let handle = runtime.handle();
         let task = Box::pin(async move { source.run_in(runtime).await.map(|_| ()) });
         Ok(BuiltSource { handle, task })
+    }
+}
+
+/// E-commerce orders and their payments, with anomalies injected into some of them. Every
+/// order is in EUR, so that amount thresholds (fraud rules) mean one thing across countries.
+///
+/// An order flow is `created`, then payment `authorized` 10 s to 10 min later and `captured`
+/// within a minute, order `paid` right after, `packed` 1-10 h after that, `shipped` 1-20 h
+/// later and `delivered` 1-3 days later: inside the pipeline's limits (payment within 30 min,
+/// at most 12 h in `paid`, 24 h in `packed`, 96 h in `shipped`), so only the injected
+/// anomalies raise alerts. The anomaly fractions are of order flows, drawn once per flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommerceConfig {
+    /// Fraction of data events that belong to order flows (order and payment events); 0 turns
+    /// orders off.
+    pub order_fraction: f64,
+    /// Fraction of flows whose order never gets a payment.
+    pub payment_missing_fraction: f64,
+    /// Fraction of flows whose payment comes 45-180 min after the order was created, past the
+    /// 30 min payment window.
+    pub payment_late_fraction: f64,
+    /// Fraction of flows that stop in `paid`, `packed` or `shipped` and never move again.
+    pub stuck_fraction: f64,
+    /// Fraction of flows cancelled, either before payment (1-20 min after `created`) or after
+    /// it (10 min-6 h after `paid`, the payment then `refunded`).
+    pub cancel_fraction: f64,
+    /// Fraction of flows replaced by a fraud pattern, rotating through five: one card paying
+    /// 6-8 times within 10 minutes; a payment of 0.50-1.00 then one over 500 on the same card
+    /// within a minute; after five ordinary payments, one of just over 20 times the customer's average;
+    /// the IP address in another country than the card's billing address; three orders of
+    /// 700-900 within an hour (over 2,000 per hour). Each pattern has a customer and card of
+    /// its own, and trips only its rule.
+    pub fraud_fraction: f64,
+    /// Customers of the shop (`C-00001`...), each with a home country of the world, one or two
+    /// cards and a usual spend; fraud patterns use customers numbered after them.
+    pub customers: u32,
+    /// Most orders in flight (created, not yet delivered or abandoned). At the cap no new flow
+    /// starts until one completes, so memory stays bounded (about 200 bytes an order) however
+    /// long the generator runs; sales fill the slots meanwhile.
+    pub max_in_flight: u32,
+}
+
+impl CommerceConfig {
+    /// Default `customers`.
+    pub const DEFAULT_CUSTOMERS: u32 = 20_000;
+    /// Default `max_in_flight`.
+    pub const DEFAULT_MAX_IN_FLIGHT: u32 = 100_000;
+    const MAX_CUSTOMERS: u32 = 100_000_000;
+    const MAX_IN_FLIGHT: u32 = 10_000_000;
+
+    fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: String| Err(Error::Config(format!("generator.commerce.{key}: {why}")));
+        let fractions = [
+            ("order_fraction", self.order_fraction),
+            ("payment_missing_fraction", self.payment_missing_fraction),
+            ("payment_late_fraction", self.payment_late_fraction),
+            ("stuck_fraction", self.stuck_fraction),
+            ("cancel_fraction", self.cancel_fraction),
+            ("fraud_fraction", self.fraud_fraction),
+        ];
+        for (key, f) in fractions {
+            if !(0.0..=1.0).contains(&f) {
+                return bad(key, format!("must be between 0 and 1, got {f}"));
+            }
+        }
+        let anomalies = self.payment_missing_fraction
+            + self.payment_late_fraction
+            + self.stuck_fraction
+            + self.cancel_fraction;
+        if anomalies > 1.0 {
+            return bad(
+                "payment_missing_fraction",
+                format!(
+                    "payment_missing + payment_late + stuck + cancel fractions must add up to <= 1, got {anomalies}"
+                ),
+            );
+        }
+        if self.customers == 0 || self.customers > Self::MAX_CUSTOMERS {
+            return bad(
+                "customers",
+                format!("must be 1..={}, got {}", Self::MAX_CUSTOMERS, self.customers),
+            );
+        }
+        if self.max_in_flight < 16 || self.max_in_flight > Self::MAX_IN_FLIGHT {
+            // 16: room for the largest fraud pattern (eight orders) twice over.
+            return bad(
+                "max_in_flight",
+                format!("must be 16..={}, got {}", Self::MAX_IN_FLIGHT, self.max_in_flight),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for CommerceConfig {
+    fn default() -> Self {
+        Self {
+            order_fraction: 0.0,
+            payment_missing_fraction: 0.0,
+            payment_late_fraction: 0.0,
+            stuck_fraction: 0.0,
+            cancel_fraction: 0.0,
+            fraud_fraction: 0.0,
+            customers: Self::DEFAULT_CUSTOMERS,
+            max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+/// ERP stock levels: per store, its most popular SKUs are tracked series. Each series loses what
+/// that store sells of it (returns add back), is counted (`inventory` event, reason `snapshot`)
+/// every `interval_hours` of event time, and is reordered when it falls under its reorder
+/// level; the delivery (reason `receipt`) comes after the series' lead time of 2-7 days. Levels
+/// and reorder points are sized from the expected demand of the series, so ordinary series do
+/// not run out; `stockout_fraction` of them are never reordered and run to 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StockConfig {
+    /// SKUs per store whose stock the ERP reports, the most popular ones; 0 turns stock off.
+    pub series_per_store: u32,
+    /// Simulated hours between two snapshots of a series.
+    pub interval_hours: f64,
+    /// Fraction of series that are never reordered, so they run to 0.
+    pub stockout_fraction: f64,
+}
+
+impl StockConfig {
+    /// Default `interval_hours`.
+    pub const DEFAULT_INTERVAL_HOURS: f64 = 6.0;
+    const MAX_SERIES: u64 = 1_000_000;
+
+    fn validate(&self, config: &GeneratorConfig) -> Result<()> {
+        let bad = |key: &str, why: String| Err(Error::Config(format!("generator.stock.{key}: {why}")));
+        let series = u64::from(config.stores) * u64::from(self.series_per_store);
+        if self.series_per_store > config.skus || series > Self::MAX_SERIES {
+            return bad(
+                "series_per_store",
+                format!(
+                    "must be <= skus with stores x series_per_store <= {}, got {}",
+                    Self::MAX_SERIES,
+                    self.series_per_store
+                ),
+            );
+        }
+        if !(self.interval_hours.is_finite() && self.interval_hours >= 0.01 && self.interval_hours <= 8760.0)
+        {
+            return bad(
+                "interval_hours",
+                format!(
+                    "must be a number of hours in [0.01, 8760], got {}",
+                    self.interval_hours
+                ),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.stockout_fraction) {
+            return bad(
+                "stockout_fraction",
+                format!("must be between 0 and 1, got {}", self.stockout_fraction),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for StockConfig {
+    fn default() -> Self {
+        Self {
+            series_per_store: 0,
+            interval_hours: Self::DEFAULT_INTERVAL_HOURS,
+            stockout_fraction: 0.0,
+        }
     }
 }
 
@@ -334,6 +551,9 @@ impl Default for GeneratorConfig {
             out_of_order_max_ms: Self::DEFAULT_OUT_OF_ORDER_MAX_MS,
             late_by_ms: Self::DEFAULT_LATE_BY_MS,
             time_of_day_curve: true,
+            commerce: CommerceConfig::default(),
+            stock: StockConfig::default(),
+            simulated_span_hours: None,
             partitions: Self::DEFAULT_PARTITIONS,
             name: Self::DEFAULT_NAME.to_owned(),
         }
@@ -341,118 +561,5 @@ impl Default for GeneratorConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_empty_table_is_the_default_and_valid() {
-        let c: GeneratorConfig = serde_json::from_str("{}").expect("parses");
-        assert_eq!(c, GeneratorConfig::default());
-        c.validate().expect("defaults are valid");
-        assert_eq!(c.seed, 42);
-        assert_eq!(c.rate, 50.0);
-        assert_eq!(c.stores, 50);
-        assert!(c.countries.len() >= 10);
-        assert!(c.countries.iter().all(|c| (2..=5).contains(&c.cities.len())));
-    }
-
-    #[test]
-    fn unknown_keys_are_rejected() {
-        let e = serde_json::from_str::<GeneratorConfig>(r#"{"rate": 10, "ratee": 5}"#).expect_err("typo");
-        assert!(e.to_string().contains("ratee"), "{e}");
-        let e = serde_json::from_str::<GeneratorConfig>(r#"{"countries": [{"code": "DE", "city": []}]}"#)
-            .expect_err("typo in a country");
-        assert!(e.to_string().contains("city"), "{e}");
-    }
-
-    #[test]
-    fn partial_settings_keep_the_other_defaults() {
-        let c: GeneratorConfig =
-            serde_json::from_str(r#"{"seed": 7, "events": 1000, "malformed_fraction": 0.01}"#)
-                .expect("parses");
-        assert_eq!((c.seed, c.events, c.malformed_fraction), (7, Some(1000), 0.01));
-        assert_eq!(c.skus, GeneratorConfig::DEFAULT_SKUS);
-    }
-
-    #[test]
-    fn invalid_values_name_their_key() {
-        let cases: Vec<(&str, GeneratorConfig)> = vec![
-            (
-                "rate",
-                GeneratorConfig {
-                    rate: -1.0,
-                    ..Default::default()
-                },
-            ),
-            (
-                "rate",
-                GeneratorConfig {
-                    rate: f64::NAN,
-                    ..Default::default()
-                },
-            ),
-            (
-                "stores",
-                GeneratorConfig {
-                    stores: 0,
-                    ..Default::default()
-                },
-            ),
-            (
-                "skus",
-                GeneratorConfig {
-                    skus: 0,
-                    ..Default::default()
-                },
-            ),
-            (
-                "late_fraction",
-                GeneratorConfig {
-                    late_fraction: 1.5,
-                    ..Default::default()
-                },
-            ),
-            (
-                "duplicate_fraction",
-                GeneratorConfig {
-                    duplicate_fraction: 0.6,
-                    malformed_fraction: 0.6,
-                    ..Default::default()
-                },
-            ),
-            (
-                "countries",
-                GeneratorConfig {
-                    countries: vec![],
-                    ..Default::default()
-                },
-            ),
-            (
-                "countries[0].code",
-                GeneratorConfig {
-                    countries: vec![CountryConfig::new("de", 0, &["Berlin"])],
-                    ..Default::default()
-                },
-            ),
-            (
-                "partitions",
-                GeneratorConfig {
-                    partitions: 0,
-                    ..Default::default()
-                },
-            ),
-            (
-                "name",
-                GeneratorConfig {
-                    name: " ".into(),
-                    ..Default::default()
-                },
-            ),
-        ];
-        for (key, config) in cases {
-            let e = config.validate().expect_err(key);
-            assert!(e.to_string().contains(&format!("generator.{key}:")), "{key}: {e}");
-            assert!(!e.is_retryable());
-        }
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,134 +1,50 @@
 //! The deterministic event stream: the catalog of the simulated world, then sales and returns
 //! with injected faults (duplicates, out-of-order and late event times, malformed records),
-//! each already encoded as the [`ProducerRecord`] the log stores. No I/O and no pacing, so it
-//! is tested and benchmarked on its own; `source.rs` paces it onto the log.
+//! and, when switched on, the web shop's orders and payments (`commerce.rs`) and the ERP's
+//! stock levels (`stock.rs`), each already encoded as the [`ProducerRecord`] the log stores.
+//! No I/O and no pacing, so it is tested and benchmarked on its own; `source.rs` paces it onto
+//! the log.
+//!
+//! Each data record fills one slot. A fault (malformed, duplicate, late) takes the slot first;
+//! otherwise an order, payment or stock event that is due takes it (the `schedule.rs` queue),
+//! or a new order flow starts while order and payment events are below `order_fraction` of the
+//! slots; otherwise it is a sale. Duplicates copy any recent valid record and out-of-order
+//! shifts apply to every event; late shifts and malformed records stay on sales, since a
+//! payment behind the watermark would make the payment-timeout verdict depend on arrival
+//! order (the pipeline treats such payments as late).
+//!
+//! Event time is the clock's `now`, or with `simulated_span_hours` an even sweep over the span
+//! before the run's start, so a short run covers days of order lifecycles.
 //!
 //! Determinism: the same seed and settings give the same sequence of event ids and payloads.
 //! Only `ts` is the wall clock (read through a [`Clock`]), so event-time-to-store latency
 //! means something. With `time_of_day_curve` on, the clock's hour also decides which stores
-//! are busy; for byte-exact reproducibility use a [`ManualClock`] or turn the curve off. The
-//! draws come from separate ChaCha8 streams of the seed (world, ids, sales, faults), so the
-//! world depends on the seed and the world settings alone, never on the rate, the fault
-//! fractions or the clock.
+//! are busy; for byte-exact reproducibility use a [`ManualClock`](super::ManualClock) or turn
+//! the curve off. The draws come from separate ChaCha8 streams of the seed (world, ids, sales,
+//! faults, commerce, stock), so the world depends on the seed and the world settings alone,
+//! never on the rate, the fault fractions or the clock, and the default stream (orders and
+//! stock off) is what it was before they existed.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use retail_core::event::{Event, EventBody, Sale, SaleKind, MAX_EVENT_BYTES, SCHEMA_VERSION};
+use retail_core::event::{topics, Event, EventBody, Sale, SaleKind, SCHEMA_VERSION};
 use retail_log::ProducerRecord;
 use rust_decimal::Decimal;
-use serde::Serialize;
 use uuid::Uuid;
 
+use super::clock::{Clock, SystemClock};
+use super::commerce::{Anomaly, Commerce};
 use super::config::GeneratorConfig;
-use super::model::{below, unit, StoreMix, World};
+use super::fault::break_record;
+use super::fault::{Fault, MalformedKind};
+use super::model::{below, mix64, unit, StoreMix, World};
+use super::schedule::{Due, Schedule};
+use super::stats::GeneratorStats;
+use super::stock::Stock;
 use crate::Result;
-
-/// Where event time comes from. [`SystemClock`] in production; tests inject a
-/// [`ManualClock`] to make every byte reproducible.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Now, in epoch milliseconds.
-    fn now_ms(&self) -> i64;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        Utc::now().timestamp_millis()
-    }
-}
-
-/// A clock that shows what it was set to.
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    ms: AtomicI64,
-}
-
-impl ManualClock {
-    /// A clock stopped at `ms` (epoch milliseconds).
-    pub const fn new(ms: i64) -> Self {
-        Self {
-            ms: AtomicI64::new(ms),
-        }
-    }
-
-    /// Moves the clock to `ms`.
-    pub fn set(&self, ms: i64) {
-        self.ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Moves the clock forward by `ms`.
-    pub fn advance(&self, ms: i64) {
-        self.ms.fetch_add(ms, Ordering::Relaxed);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.ms.load(Ordering::Relaxed)
-    }
-}
-
-/// The ways a malformed record is broken, produced in rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MalformedKind {
-    /// A valid event cut in half: not JSON.
-    BrokenJson,
-    /// `"qty":"two"`: a field of the wrong type.
-    WrongType,
-    /// `"type":"refund_request"`: a type no decoder knows.
-    UnknownType,
-    /// A sale without its `store_id`.
-    MissingStoreId,
-    /// A valid sale padded past [`MAX_EVENT_BYTES`].
-    Oversized,
-}
-
-impl MalformedKind {
-    /// Every kind, in the order they rotate.
-    pub const ALL: [Self; 5] = [
-        Self::BrokenJson,
-        Self::WrongType,
-        Self::UnknownType,
-        Self::MissingStoreId,
-        Self::Oversized,
-    ];
-
-    /// The [`retail_core::DecodeError::kind`] the landing reports for it.
-    pub const fn decode_error_kind(self) -> &'static str {
-        match self {
-            Self::BrokenJson => "malformed_json",
-            Self::WrongType | Self::MissingStoreId => "invalid_field",
-            Self::UnknownType => "unknown_type",
-            Self::Oversized => "oversized",
-        }
-    }
-}
-
-/// A fault injected into one data record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// An exact copy (same bytes, same `event_id`) of an earlier record.
-    Duplicate,
-    /// Event time moved back by `by_ms` (at most `out_of_order_max_ms`).
-    OutOfOrder {
-        /// Shift, milliseconds.
-        by_ms: i64,
-    },
-    /// Event time moved back by `late_by_ms`.
-    Late {
-        /// Shift, milliseconds.
-        by_ms: i64,
-    },
-    /// Bytes that are not a valid event.
-    Malformed(MalformedKind),
-}
 
 /// One produced record and what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,34 +55,8 @@ pub struct Generated {
     pub catalog: bool,
     /// The fault injected, if any.
     pub fault: Option<Fault>,
-}
-
-/// Counts of what was produced. The generator fills everything but `appended`, which the
-/// source sets once the log has the records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct GeneratorStats {
-    /// Catalog records (stores, sellers, products) produced.
-    pub catalog: u64,
-    /// Data records produced: sales, returns, duplicates and malformed records. This is what
-    /// `events` limits.
-    pub generated: u64,
-    /// Records (catalog and data) durably appended to the log.
-    pub appended: u64,
-    /// Valid sales (not counting duplicates).
-    pub sales: u64,
-    /// Valid returns (not counting duplicates).
-    pub returns: u64,
-    /// Exact re-sends of an earlier record.
-    pub duplicates: u64,
-    /// Records that fail decoding.
-    pub malformed: u64,
-    /// Valid events with an event time moved back a little.
-    pub out_of_order: u64,
-    /// Valid events with an event time moved back by `late_by_ms`.
-    pub late: u64,
-    /// Distinct valid `event_id`s among the data records (= sales + returns): the row count a
-    /// correct landing leaves in `sales_raw`, whatever it does with duplicates and garbage.
-    pub distinct: u64,
+    /// The anomaly of the order flow an order or payment event belongs to, if any.
+    pub anomaly: Option<Anomaly>,
 }
 
 /// The ChaCha8 stream of each kind of draw (see the module docs).
@@ -174,19 +64,13 @@ const WORLD_STREAM: u64 = 0;
 const ID_STREAM: u64 = 1;
 const SALE_STREAM: u64 = 2;
 const FAULT_STREAM: u64 = 3;
+const COMMERCE_STREAM: u64 = 4;
+const STOCK_STREAM: u64 = 5;
 
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     rng
-}
-
-/// SplitMix64's finaliser: spreads a seed over 64 bits.
-const fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// 2024-01-01T00:00:00Z, the earliest time an event id's timestamp field shows.
@@ -252,7 +136,19 @@ struct SaleDraw {
     seller_id: i64,
 }
 
-/// How many recent sales a duplicate is copied from.
+/// A recent valid record a duplicate may copy: a sale is kept as its draw (no copy of the
+/// record), any other event as its record.
+#[derive(Debug, Clone)]
+enum Recent {
+    Sale(SaleDraw),
+    Other(ProducerRecord),
+}
+
+/// Longest a due flow step or stock event may wait for a slot and still carry its due time
+/// (see `commerce_at`).
+const MAX_STEP_LAG_MS: i64 = 30_000;
+
+/// How many recent records a duplicate is copied from.
 const RECENT: usize = 1024;
 
 /// Cumulative fault probabilities: one uniform draw per data record picks at most one fault.
@@ -285,9 +181,17 @@ pub struct EventGenerator {
     fault_rng: ChaCha8Rng,
     mix: StoreMix,
     catalog_next: usize,
-    recent: Vec<SaleDraw>,
+    recent: Vec<Recent>,
     recent_next: usize,
     stats: GeneratorStats,
+    /// What comes due later: order flow steps, stock counts and deliveries.
+    schedule: Schedule,
+    commerce: Option<Commerce>,
+    stock: Option<Stock>,
+    /// `simulated_span_hours` in milliseconds, with `events` set.
+    span_ms: Option<i64>,
+    /// The clock at the first data event, where a simulated span ends.
+    run_start: Option<i64>,
 }
 
 /// A summary: RNG states and the recent-sales ring say nothing to a reader.
@@ -317,6 +221,21 @@ impl EventGenerator {
         let duplicate = malformed + config.duplicate_fraction;
         let late = duplicate + config.late_fraction;
         let out_of_order = late + config.out_of_order_fraction;
+        let span_ms = config
+            .simulated_span_hours
+            .filter(|_| config.events.is_some())
+            .map(|h| (h * 3_600_000.0).round() as i64);
+        // Data events per hour of event time, to size stock levels.
+        let events_per_hour = match (config.simulated_span_hours, config.events) {
+            (Some(h), Some(n)) => n as f64 / h,
+            _ if config.rate.is_finite() && config.rate > 0.0 => config.rate * 3600.0,
+            _ => GeneratorConfig::DEFAULT_RATE * 3600.0,
+        };
+        let stock = Stock::new(config, &world, events_per_hour, stream(config.seed, STOCK_STREAM));
+        let mut stats = GeneratorStats::default();
+        if let Some(stock) = &stock {
+            (stats.stock_series, stats.stockout_series) = stock.counts();
+        }
         Ok(Self {
             world: Arc::new(world),
             clock,
@@ -338,8 +257,32 @@ impl EventGenerator {
             catalog_next: 0,
             recent: Vec::with_capacity(RECENT),
             recent_next: 0,
-            stats: GeneratorStats::default(),
+            stats,
+            schedule: Schedule::default(),
+            commerce: Commerce::new(config, stream(config.seed, COMMERCE_STREAM)),
+            stock,
+            span_ms,
+            run_start: None,
         })
+    }
+
+    /// The topics its records go to: `catalog` and `sales`, and `orders`, `payments` and
+    /// `inventory` when those are on.
+    pub fn topics(&self) -> Vec<&'static str> {
+        let mut t = vec![topics::CATALOG, topics::SALES];
+        if self.commerce.is_some() {
+            t.extend([topics::ORDERS, topics::PAYMENTS]);
+        }
+        if self.stock.is_some() {
+            t.push(topics::INVENTORY);
+        }
+        t
+    }
+
+    /// Whether a clone (to rewind a batch) costs a few RNG states only: not with orders in
+    /// flight or stock series, whose state grows with the world.
+    pub fn rewinds_cheaply(&self) -> bool {
+        self.commerce.is_none() && self.stock.is_none()
     }
 
     /// The simulated world the events come from.
@@ -400,7 +343,7 @@ impl EventGenerator {
 
     /// [`Self::fill_data`] at wall-clock time `now_ms`. From a clone of the generator, the same
     /// call gives the same records byte for byte, which is how the source retries a failed
-    /// append without keeping a copy of every batch.
+    /// append without keeping a copy of every batch (while [`Self::rewinds_cheaply`]).
     pub fn fill_data_at(&mut self, out: &mut Vec<ProducerRecord>, max: usize, now_ms: i64) -> usize {
         let n = self
             .data_remaining()
@@ -415,8 +358,8 @@ impl EventGenerator {
         self.catalog_at(self.now_ms())
     }
 
-    /// The next data record (a sale or return, possibly faulty), `None` once `events` records
-    /// were produced.
+    /// The next data record (a sale or return, an order, payment or stock level, possibly
+    /// faulty), `None` once `events` records were produced.
     pub fn next_data(&mut self) -> Option<Generated> {
         self.data_at(self.now_ms())
     }
@@ -444,6 +387,7 @@ impl EventGenerator {
             record: self.record(&event),
             catalog: true,
             fault: None,
+            anomaly: None,
         })
     }
 
@@ -451,6 +395,7 @@ impl EventGenerator {
         if self.data_remaining() == Some(0) {
             return None;
         }
+        let now = self.event_time(now);
         self.stats.generated += 1;
         let u = unit(&mut self.fault_rng);
         let cuts = self.cuts;
@@ -463,15 +408,20 @@ impl EventGenerator {
                 record,
                 catalog: false,
                 fault: Some(Fault::Malformed(kind)),
+                anomaly: None,
             });
         }
         if u < cuts.duplicate && !self.recent.is_empty() {
-            let draw = self.recent[below(&mut self.fault_rng, self.recent.len())];
+            let record = match &self.recent[below(&mut self.fault_rng, self.recent.len())] {
+                Recent::Sale(draw) => self.encode_sale(draw),
+                Recent::Other(record) => record.clone(),
+            };
             self.stats.duplicates += 1;
             return Some(Generated {
-                record: self.encode_sale(&draw),
+                record,
                 catalog: false,
                 fault: Some(Fault::Duplicate),
+                anomaly: None,
             });
         }
         let fault = if u < cuts.duplicate {
@@ -492,22 +442,117 @@ impl EventGenerator {
             Some(Fault::Late { by_ms } | Fault::OutOfOrder { by_ms }) => now.saturating_sub(by_ms),
             _ => now,
         };
+        // Late shifts stay on sales: a payment behind the watermark would make the
+        // payment-timeout verdict depend on arrival order.
+        if !matches!(fault, Some(Fault::Late { .. })) {
+            if let Some(generated) = self.commerce_at(now, fault) {
+                return Some(generated);
+            }
+        }
         let draw = self.draw_sale(now, ts);
         match draw.kind {
             SaleKind::Sale => self.stats.sales += 1,
             SaleKind::Return | SaleKind::Void => self.stats.returns += 1,
         }
-        self.stats.distinct += 1;
-        if self.recent.len() < RECENT {
-            self.recent.push(draw);
-        } else {
-            self.recent[self.recent_next] = draw;
-            self.recent_next = (self.recent_next + 1) % RECENT;
+        if let Some(stock) = &mut self.stock {
+            stock.on_sale(draw.store_id, draw.sku, draw.qty, now, &mut self.schedule);
         }
+        self.stats.distinct += 1;
+        self.remember(Recent::Sale(draw));
         Some(Generated {
             record: self.encode_sale(&draw),
             catalog: false,
             fault,
+            anomaly: None,
+        })
+    }
+
+    /// Event time of the next data event: the clock's `now`, or with a simulated span its
+    /// even share of the span before the run's start.
+    fn event_time(&mut self, now: i64) -> i64 {
+        let (Some(span), Some(n)) = (self.span_ms, self.events) else {
+            return now;
+        };
+        let start = *self.run_start.get_or_insert(now);
+        let swept = i128::from(span) * i128::from(self.stats.generated) / i128::from(n.max(1));
+        start.saturating_sub(span).saturating_add(swept as i64)
+    }
+
+    fn remember(&mut self, recent: Recent) {
+        if self.recent.len() < RECENT {
+            self.recent.push(recent);
+        } else {
+            self.recent[self.recent_next] = recent;
+            self.recent_next = (self.recent_next + 1) % RECENT;
+        }
+    }
+
+    /// An order, payment or inventory event for this slot at event time `now`, if one is due
+    /// or an order flow should start: due steps come first, and a new flow starts while order
+    /// events are below `commerce.order_fraction` of the data events. `None` leaves the slot
+    /// to a sale.
+    ///
+    /// A due step happened when it was due, not when the slot reached it (a few slots later
+    /// when several come due together), so flow timings are exact; only after a stall of more
+    /// than [`MAX_STEP_LAG_MS`] (a paused generator) does it happen now, and its flow stretches.
+    fn commerce_at(&mut self, now: i64, fault: Option<Fault>) -> Option<Generated> {
+        if let Some(stock) = &mut self.stock {
+            stock.start(now, &mut self.schedule);
+        }
+        let (at, due) = match self.schedule.pop_due(now) {
+            Some((at, due)) if now.saturating_sub(at) <= MAX_STEP_LAG_MS => (at, due),
+            Some((_, due)) => (now, due),
+            None => {
+                let commerce = self.commerce.as_mut()?;
+                let flow_events = (self.stats.orders + self.stats.payments) as f64;
+                if flow_events >= commerce.order_fraction() * self.stats.generated as f64
+                    || !commerce.can_start()
+                {
+                    return None;
+                }
+                commerce.start(now, &self.world, &mut self.schedule, &mut self.stats);
+                self.schedule.pop_due(now)?
+            }
+        };
+        let (body, anomaly) = match due {
+            Due::Flow(slot) => self.commerce.as_mut()?.step(slot, at, &mut self.schedule)?,
+            Due::Snapshot(i) => (
+                EventBody::Inventory(self.stock.as_mut()?.snapshot(i, at, &mut self.schedule)?),
+                None,
+            ),
+            Due::Receipt(i) => {
+                self.stats.restocks += 1;
+                (EventBody::Inventory(self.stock.as_mut()?.receipt(i)?), None)
+            }
+        };
+        match &body {
+            EventBody::Order(_) => self.stats.orders += 1,
+            EventBody::Payment(_) => self.stats.payments += 1,
+            _ => self.stats.inventory += 1,
+        }
+        if let Some(commerce) = &self.commerce {
+            self.stats.in_flight_orders = commerce.in_flight() as u64;
+            self.stats.in_flight_peak = self.stats.in_flight_peak.max(self.stats.in_flight_orders);
+        }
+        self.stats.distinct += 1;
+        let ts = match fault {
+            Some(Fault::OutOfOrder { by_ms }) => at.saturating_sub(by_ms),
+            _ => at,
+        };
+        let event = Event {
+            event_id: self.ids.next(),
+            ts: timestamp(ts),
+            source: self.source.clone(),
+            schema_version: SCHEMA_VERSION,
+            body,
+        };
+        let record = self.record(&event);
+        self.remember(Recent::Other(record.clone()));
+        Some(Generated {
+            record,
+            catalog: false,
+            fault,
+            anomaly,
         })
     }
 
@@ -558,34 +603,9 @@ impl EventGenerator {
         self.record(&event)
     }
 
-    /// A sale broken as `kind` says; it stays on the sales topic with the sale's key, as a
-    /// buggy till would send it.
+    /// A sale broken as `kind` says (see [`break_record`]).
     fn malformed(&self, d: &SaleDraw, kind: MalformedKind) -> ProducerRecord {
-        let mut record = self.encode_sale(d);
-        let v = &mut record.value;
-        let done = match kind {
-            MalformedKind::BrokenJson => false,
-            MalformedKind::WrongType => replace_field(v, "qty", Some(b"\"two\"")),
-            MalformedKind::UnknownType => {
-                let unknown = "refund_request";
-                record.headers[0].value = unknown.as_bytes().to_vec();
-                replace_field(v, "type", Some(format!("\"{unknown}\"").as_bytes()))
-            }
-            MalformedKind::MissingStoreId => replace_field(v, "store_id", None),
-            MalformedKind::Oversized => {
-                let mut padding = Vec::with_capacity(MAX_EVENT_BYTES + 32);
-                padding.extend_from_slice(b"\"comment\":\"");
-                padding.resize(padding.len() + MAX_EVENT_BYTES, b'x');
-                padding.extend_from_slice(b"\",");
-                v.splice(1..1, padding);
-                true
-            }
-        };
-        if !done {
-            // A strict prefix of a JSON object is never valid JSON.
-            v.truncate(v.len() / 2);
-        }
-        record
+        break_record(self.encode_sale(d), kind)
     }
 
     /// Through the one record builder, so generated records are exactly what any source
@@ -609,43 +629,10 @@ fn timestamp(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
-/// Replaces the value of the top-level field `name` of a flat JSON object we encoded (values
-/// are numbers or strings without escapes), or removes the field when `value` is `None`.
-/// Returns false when the field is not there.
-fn replace_field(json: &mut Vec<u8>, name: &str, value: Option<&[u8]>) -> bool {
-    let pattern = format!("\"{name}\":");
-    let Some(start) = json.windows(pattern.len()).position(|w| w == pattern.as_bytes()) else {
-        return false;
-    };
-    let value_start = start + pattern.len();
-    let value_end = if json.get(value_start) == Some(&b'"') {
-        match json[value_start + 1..].iter().position(|&b| b == b'"') {
-            Some(i) => value_start + 1 + i + 1,
-            None => return false,
-        }
-    } else {
-        match json[value_start..].iter().position(|&b| b == b',' || b == b'}') {
-            Some(i) => value_start + i,
-            None => return false,
-        }
-    };
-    match value {
-        Some(v) => {
-            json.splice(value_start..value_end, v.iter().copied());
-        }
-        None if json.get(value_end) == Some(&b',') => {
-            json.drain(start..=value_end);
-        }
-        None if start > 0 && json[start - 1] == b',' => {
-            json.drain(start - 1..value_end);
-        }
-        None => {
-            json.drain(start..value_end);
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 #[path = "generate_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "commerce_tests.rs"]
+mod commerce_tests;

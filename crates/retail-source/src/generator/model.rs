@@ -26,6 +26,15 @@ pub(crate) fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
     ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
 }
 
+/// SplitMix64's finaliser: spreads a seed over 64 bits. Also derives per-customer traits from
+/// the customer number, so customers cost no memory.
+pub(crate) const fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Relative shopping activity by local hour: quiet at night, a lunchtime and an
 /// after-work peak. Multiplies a store's base popularity.
 const ACTIVITY_BY_HOUR: [f64; 24] = [
@@ -260,6 +269,11 @@ impl World {
     /// The sellers of the store at `store_index`.
     pub fn sellers_of(&self, store_index: usize) -> &[Seller] {
         &self.sellers[self.stores[store_index].sellers.clone()]
+    }
+
+    /// The product of popularity rank `rank` (0 is the bestseller), if there is one.
+    pub fn product_at_rank(&self, rank: usize) -> Option<&Product> {
+        self.by_rank.get(rank).map(|&i| &self.products[i])
     }
 
     /// A product drawn by popularity: rank r (from 1) is chosen with probability

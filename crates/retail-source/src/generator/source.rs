@@ -14,11 +14,9 @@
 //! ([`SourceRuntime::append_with`]), and stats count a record only after the append that holds
 //! it returned, so the stats describe exactly what is on the log.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use retail_core::event::topics;
 use retail_core::health::State;
 use retail_core::{Health, Metrics, Shutdown};
 use retail_log::Log;
@@ -26,8 +24,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::info;
 
+use super::clock::{Clock, SystemClock};
 use super::config::GeneratorConfig;
-use super::generate::{Clock, EventGenerator, GeneratorStats, SystemClock};
+use super::generate::EventGenerator;
+use super::stats::GeneratorStats;
 use crate::runtime::{RateControl, SourceRuntime};
 use crate::{Error, Result};
 
@@ -46,44 +46,18 @@ struct Control {
     paused: bool,
 }
 
-/// The stats as the handle reads them; written after every durable append.
+/// The stats as the handle reads them; written after every durable append (a lock taken once
+/// per batch, never contended for long).
 #[derive(Debug, Default)]
-struct LiveStats([AtomicU64; 10]);
+struct LiveStats(Mutex<GeneratorStats>);
 
 impl LiveStats {
     fn publish(&self, s: &GeneratorStats) {
-        let values = [
-            s.catalog,
-            s.generated,
-            s.appended,
-            s.sales,
-            s.returns,
-            s.duplicates,
-            s.malformed,
-            s.out_of_order,
-            s.late,
-            s.distinct,
-        ];
-        for (slot, v) in self.0.iter().zip(values) {
-            slot.store(v, Ordering::Relaxed);
-        }
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = *s;
     }
 
     fn snapshot(&self) -> GeneratorStats {
-        let v = self.0.each_ref().map(|a| a.load(Ordering::Relaxed));
-        // The order of publish().
-        GeneratorStats {
-            catalog: v[0],
-            generated: v[1],
-            appended: v[2],
-            sales: v[3],
-            returns: v[4],
-            duplicates: v[5],
-            malformed: v[6],
-            out_of_order: v[7],
-            late: v[8],
-            distinct: v[9],
-        }
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -280,7 +254,7 @@ impl GeneratorSource {
     async fn run_inner(&mut self, runtime: &SourceRuntime) -> Result<GeneratorStats> {
         runtime.set_state(State::Starting, "creating topics and appending the catalog");
         if !runtime
-            .ensure_topics(&[topics::CATALOG, topics::SALES], self.partitions)
+            .ensure_topics(&self.generator.topics(), self.partitions)
             .await?
         {
             return Ok(self.stats());
@@ -364,23 +338,31 @@ impl GeneratorSource {
     /// state before the batch and refills it at the same clock reading, which reproduces it
     /// byte for byte. That is cheaper than keeping a copy of every batch in case the append
     /// fails (`append` consumes its records): a rewind point is a few RNG states, not
-    /// thousands of allocations.
+    /// thousands of allocations. Not so with orders in flight and stock series, whose state
+    /// grows with the world: then the batch is generated once and a copy appended each try.
     async fn produce(&mut self, runtime: &SourceRuntime, phase: Phase) -> Result<Option<usize>> {
-        let rewind = self.generator.clone();
         let now_ms = self.generator.now_ms();
         let mut n = 0;
         let generator = &mut self.generator;
-        let appended = runtime
-            .append_with(|| {
-                *generator = rewind.clone();
-                let mut batch = Vec::new();
-                n = match phase {
-                    Phase::Catalog => generator.fill_catalog_at(&mut batch, MAX_BATCH, now_ms),
-                    Phase::Data(max) => generator.fill_data_at(&mut batch, max, now_ms),
-                };
-                batch
-            })
-            .await?;
+        let fill = |generator: &mut EventGenerator, batch: &mut Vec<_>| match phase {
+            Phase::Catalog => generator.fill_catalog_at(batch, MAX_BATCH, now_ms),
+            Phase::Data(max) => generator.fill_data_at(batch, max, now_ms),
+        };
+        let appended = if generator.rewinds_cheaply() {
+            let rewind = generator.clone();
+            runtime
+                .append_with(|| {
+                    *generator = rewind.clone();
+                    let mut batch = Vec::new();
+                    n = fill(generator, &mut batch);
+                    batch
+                })
+                .await?
+        } else {
+            let mut batch = Vec::new();
+            n = fill(generator, &mut batch);
+            runtime.append_with(|| batch.clone()).await?
+        };
         if appended.is_none() {
             return Ok(None);
         }

@@ -2,11 +2,12 @@
 //! timings) and against an in-memory `Log`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use retail_core::decode;
+use retail_core::event::topics;
 use retail_log::{Consumer, ProducerRecord, RecordMetadata, TopicPartition};
 use uuid::Uuid;
 
@@ -330,6 +331,10 @@ fn live_stats_read_back_what_was_published() {
         out_of_order: 8,
         late: 9,
         distinct: 10,
+        orders: 11,
+        fraud_hourly_total: 12,
+        restocks: 13,
+        ..GeneratorStats::default()
     };
     let live = LiveStats::default();
     live.publish(&stats);
@@ -469,36 +474,63 @@ async fn a_retried_batch_is_byte_identical_even_on_a_moving_clock() {
         }
     }
 
-    let c = GeneratorConfig {
+    let plain = GeneratorConfig {
         duplicate_fraction: 0.1,
         malformed_fraction: 0.05,
         ..config(1000.0, Some(3000))
     };
-    let flaky = Arc::new(Flaky::default());
-    let clock = Arc::new(TickingClock(1_740_830_400_000.into()));
-    let source = GeneratorSource::with_clock(&c, clock).expect("valid");
-    let stats = source
-        .run(flaky.clone(), Shutdown::new(), Metrics::new())
-        .await
-        .expect("runs");
-    let offered = flaky.offered.lock().expect("lock").clone();
-    assert!(offered.len() > 100);
-    for (i, pair) in offered.windows(2).enumerate().filter(|(i, _)| i % 2 == 1) {
-        assert!(pair[0] == pair[1], "attempt {i} and its retry differ");
+    // With orders and stock the batch is kept and resent, not regenerated from a rewind.
+    let shop = GeneratorConfig {
+        commerce: crate::generator::CommerceConfig {
+            order_fraction: 0.3,
+            fraud_fraction: 0.05,
+            ..Default::default()
+        },
+        stock: crate::generator::StockConfig {
+            series_per_store: 5,
+            ..Default::default()
+        },
+        simulated_span_hours: Some(72.0),
+        ..plain.clone()
+    };
+    for c in [plain, shop] {
+        let flaky = Arc::new(Flaky::default());
+        let clock = Arc::new(TickingClock(1_740_830_400_000.into()));
+        let source = GeneratorSource::with_clock(&c, clock).expect("valid");
+        let stats = source
+            .run(flaky.clone(), Shutdown::new(), Metrics::new())
+            .await
+            .expect("runs");
+        let offered = flaky.offered.lock().expect("lock").clone();
+        assert!(offered.len() > 100);
+        for (i, pair) in offered.windows(2).enumerate().filter(|(i, _)| i % 2 == 1) {
+            assert!(pair[0] == pair[1], "attempt {i} and its retry differ");
+        }
+        let data: Vec<ProducerRecord> = [topics::SALES, topics::ORDERS, topics::PAYMENTS, topics::INVENTORY]
+            .into_iter()
+            .flat_map(|t| flaky.inner.records(t))
+            .collect();
+        assert_eq!(data.len(), 3000);
+        assert_eq!(stats.generated, 3000);
+        if c.commerce_on() {
+            assert!(
+                stats.orders > 0 && stats.payments > 0 && stats.inventory > 0,
+                "{stats:?}"
+            );
+            let orders = flaky.inner.records(topics::ORDERS).len() as u64;
+            assert!(orders >= stats.orders, "duplicates come on top");
+        }
+        let ids: Vec<Uuid> = data
+            .iter()
+            .filter_map(|r| decode(&r.value).ok())
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len() as u64,
+            stats.distinct,
+            "nothing doubled by the retries"
+        );
     }
-    let sales = flaky.inner.records("sales");
-    assert_eq!(sales.len(), 3000);
-    assert_eq!(stats.generated, 3000);
-    let ids: Vec<Uuid> = sales
-        .iter()
-        .filter_map(|r| decode(&r.value).ok())
-        .map(|e| e.event_id)
-        .collect();
-    assert_eq!(
-        ids.iter().collect::<HashSet<_>>().len() as u64,
-        stats.distinct,
-        "nothing doubled by the retries"
-    );
 }
 
 #[tokio::test(start_paused = true)]
