@@ -97,6 +97,11 @@ pub struct DemoArgs {
     /// Fraction of late events.
     #[arg(long)]
     pub late_fraction: Option<f64>,
+    /// Generate sales only, on the wall clock: no e-commerce orders, payments or ERP stock,
+    /// and no simulated span of event time (`demo` otherwise runs the whole retail world, and
+    /// with `--events` covers 72 hours of event time).
+    #[arg(long)]
+    pub sales_only: bool,
 }
 
 /// Flags of `bench`.

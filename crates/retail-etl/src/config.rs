@@ -447,6 +447,7 @@ impl Config {
                 malformed_fraction: args.malformed_fraction,
                 out_of_order_fraction: args.out_of_order_fraction,
                 late_fraction: args.late_fraction,
+                sales_only: args.sales_only,
             },
         );
         config.validate()?;

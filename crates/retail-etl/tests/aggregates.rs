@@ -34,6 +34,7 @@ async fn aggregates_equal_sql_over_a_million_events(store: TestStore) {
         &store.data_dir().display().to_string(),
         "--listen",
         "127.0.0.1:0",
+        "--sales-only",
     ]
     .iter()
     .map(|s| (*s).to_owned())

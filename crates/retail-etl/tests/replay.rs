@@ -43,6 +43,7 @@ async fn replay_rebuilds_the_same_numbers(store: TestStore) {
         &dir,
         "--listen",
         "127.0.0.1:0",
+        "--sales-only",
     ]);
     assert_eq!(summary(&out)["generated"], "150000");
 

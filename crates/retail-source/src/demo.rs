@@ -57,6 +57,10 @@ pub struct DemoFlags {
     pub out_of_order_fraction: Option<f64>,
     /// Fraction of late events.
     pub late_fraction: Option<f64>,
+    /// Sales only, on the wall clock: the generator as it was before the retail pipelines
+    /// (no orders, payments or stock, no simulated span). Tests and figures of the sales path
+    /// use it.
+    pub sales_only: bool,
 }
 
 /// Completes `sources` for `demo`: a generator unless one is configured or `--rate 0`
@@ -105,14 +109,20 @@ fn apply(g: &mut GeneratorConfig, flags: &DemoFlags) {
     if flags.events.is_some() {
         g.events = flags.events;
     }
-    if g.commerce == CommerceConfig::default() {
-        g.commerce = demo_commerce();
-    }
-    if g.stock == StockConfig::default() {
-        g.stock = demo_stock();
-    }
-    if g.events.is_some() && g.simulated_span_hours.is_none() {
-        g.simulated_span_hours = Some(DEMO_SPAN_HOURS);
+    if flags.sales_only {
+        g.commerce = CommerceConfig::default();
+        g.stock = StockConfig::default();
+        g.simulated_span_hours = None;
+    } else {
+        if g.commerce == CommerceConfig::default() {
+            g.commerce = demo_commerce();
+        }
+        if g.stock == StockConfig::default() {
+            g.stock = demo_stock();
+        }
+        if g.events.is_some() && g.simulated_span_hours.is_none() {
+            g.simulated_span_hours = Some(DEMO_SPAN_HOURS);
+        }
     }
     if let Some(v) = flags.seed {
         g.seed = v;

@@ -240,6 +240,8 @@ impl Run {
             store.data_dir().display().to_string(),
             "--listen".into(),
             "127.0.0.1:0".into(),
+            // The sales path alone: what `expected_sale_ids` computes.
+            "--sales-only".into(),
         ];
         if self.rate > 0.0 {
             a.extend(["--rate".into(), self.rate.to_string()]);
@@ -547,6 +549,7 @@ pub fn demo_args(store: &TestStore, rate: u32, seed: u64) -> Vec<String> {
         &store.data_dir().display().to_string(),
         "--listen",
         "127.0.0.1:0",
+        "--sales-only",
     ]
     .iter()
     .map(|s| (*s).to_owned())
