@@ -487,6 +487,10 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("key {e:#} in {file}"))?;
         self.aggregates()
             .with_context(|| format!("[[aggregates]] in {file}"))?;
+        self.processing
+            .fraud
+            .compile()
+            .map_err(|e| anyhow::anyhow!("{e} in {file}"))?;
         Ok(())
     }
 

@@ -51,6 +51,7 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
     let mut processing = config.processing.clone();
     processing.orders.enabled = false;
     processing.stock.enabled = false;
+    processing.fraud.enabled = false;
     let engine = Engine::new(aggregates, &processing, DedupScope::Run);
     store
         .reset_aggregates(&engine.tables(), &group)

@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{summary, TestStore, BIN};
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 const MIN: i64 = 60_000;
@@ -275,6 +276,83 @@ fn expected_stock(
     (rows, alerts)
 }
 
+/// The built-in fraud rules, as the README states them: (name, key, window, measure, threshold).
+const FRAUD_RULES: [(&str, &str, i64, &str, i64); 5] = [
+    ("card_velocity", "card_id", 10 * MIN, "count", 5),
+    ("customer_hourly_total", "customer_id", HOUR, "sum", 2000),
+    ("tiny_then_large", "card_id", MIN, "tiny_then_large", 500),
+    (
+        "far_above_history",
+        "customer_id",
+        24 * HOUR,
+        "amount_over_history",
+        20,
+    ),
+    ("ip_billing_mismatch", "card_id", HOUR, "country_mismatch", 0),
+];
+
+/// Every fraud alert a scan of the authorised payments sorted by event time raises, as
+/// `rule|key|payment ids`.
+fn expected_fraud(events: &[Value], t: i64) -> BTreeSet<String> {
+    let amount =
+        |e: &Value| -> Decimal { e["amount"].to_string().trim_matches('"').parse().expect("amount") };
+    let mut pays: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "payment" && e["status"] == "authorized" && ts_of(e) <= t)
+        .collect();
+    pays.sort_by_key(|p| (ts_of(p), text(p, "payment_id")));
+    let mut out = BTreeSet::new();
+    for (name, key, w, measure, thr) in FRAUD_RULES {
+        let thr = Decimal::from(thr);
+        let mut by_key: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+        for p in &pays {
+            if let Some(k) = p[key].as_str() {
+                by_key.entry(k.to_owned()).or_default().push(p);
+            }
+        }
+        for (k, ps) in by_key {
+            let mut last: Option<i64> = None;
+            for (i, p) in ps.iter().enumerate() {
+                let ts = ts_of(p);
+                let earlier_in_window = || ps[..i].iter().filter(|q| ts_of(q) > ts - w);
+                let tripped: Option<Vec<String>> = match measure {
+                    "count" | "sum" => {
+                        let win: Vec<&&Value> = earlier_in_window().chain(std::iter::once(p)).collect();
+                        let value = if measure == "count" {
+                            Decimal::from(win.len())
+                        } else {
+                            win.iter().map(|q| amount(q)).sum()
+                        };
+                        (value > thr).then(|| win.iter().map(|q| text(q, "payment_id")).collect())
+                    }
+                    "tiny_then_large" => earlier_in_window()
+                        .find(|q| amount(q) < Decimal::ONE)
+                        .filter(|_| amount(p) > thr)
+                        .map(|q| vec![text(q, "payment_id"), text(p, "payment_id")]),
+                    "amount_over_history" => {
+                        let n = Decimal::from(i);
+                        let sum: Decimal = ps[..i].iter().map(|q| amount(q)).sum();
+                        (i >= 5 && !sum.is_zero() && amount(p) * n > thr * sum)
+                            .then(|| vec![text(p, "payment_id")])
+                    }
+                    _ => {
+                        let (ip, bill) = (text(p, "ip_country"), text(p, "billing_country"));
+                        (!ip.is_empty() && !bill.is_empty() && ip != bill)
+                            .then(|| vec![text(p, "payment_id")])
+                    }
+                };
+                if let Some(ids) = tripped {
+                    if last.is_none_or(|l| ts - l >= w) {
+                        last = Some(ts);
+                        out.insert(format!("{name}|{k}|{}", ids.join(",")));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 async fn pipelines_equal_the_oracle(store: TestStore) {
     // kill -9 in the middle, then run to the end with the same seed.
     let mut child = Command::new(BIN)
@@ -422,6 +500,50 @@ async fn pipelines_equal_the_oracle(store: TestStore) {
         "stock: {} series, {raised} alerts, pipeline time {stock_t}",
         want_rows.len()
     );
+
+    // Fraud: every alert of every rule, with the payments that tripped it.
+    let fraud_t = clock(&store, "fraud").await;
+    let want_fraud = expected_fraud(&evs, fraud_t);
+    let payment_ids = if is_pg(&store) {
+        "payment_ids::text"
+    } else {
+        "payment_ids"
+    };
+    let got_fraud: BTreeSet<String> = store
+        .texts(&format!(
+            "SELECT rule || '|' || key || '|' || {payment_ids} FROM fraud_alerts"
+        ))
+        .await
+        .into_iter()
+        .map(|r| {
+            let mut p = r.splitn(3, '|');
+            let (rule, key, ids) = (
+                p.next().unwrap_or(""),
+                p.next().unwrap_or(""),
+                p.next().unwrap_or("[]"),
+            );
+            let ids: Vec<String> = serde_json::from_str(ids).expect("payment_ids JSON");
+            format!("{rule}|{key}|{}", ids.join(","))
+        })
+        .collect();
+    for (name, ..) in FRAUD_RULES {
+        assert!(
+            want_fraud.iter().any(|a| a.starts_with(&format!("{name}|"))),
+            "the generated fraud patterns must trip {name}"
+        );
+    }
+    let diff: Vec<_> = got_fraud.symmetric_difference(&want_fraud).take(6).collect();
+    assert!(diff.is_empty(), "fraud alerts differ from the oracle: {diff:#?}");
+    let in_alerts = store
+        .texts("SELECT alert_id || '' FROM alerts WHERE kind = 'fraud'")
+        .await
+        .len();
+    assert_eq!(
+        in_alerts,
+        want_fraud.len(),
+        "each fraud alert is a row of alerts too"
+    );
+    eprintln!("fraud: {} alerts, pipeline time {fraud_t}", want_fraud.len());
 
     // The same seed again changes nothing.
     let before = store.texts("SELECT alert_id || '' FROM alerts").await;

@@ -18,6 +18,7 @@ use chrono::Utc;
 use retail_core::{DeadLetter, Origin};
 use uuid::Uuid;
 
+use crate::derived::fraud::FraudBatch;
 use crate::derived::orders::OrderBatch;
 use crate::derived::stock::StockBatch;
 use crate::derived::Derived;
@@ -141,6 +142,16 @@ fn subset(batch: &LandingBatch, rows: &[Row], offsets: bool) -> LandingBatch {
                 .copied()
                 .collect(),
             time: st.time,
+        }),
+        fraud: d.fraud.as_ref().map(|fr| FraudBatch {
+            rules: fr.rules.clone(),
+            facts: fr
+                .facts
+                .iter()
+                .filter(|f| ids.contains(&f.event_id))
+                .cloned()
+                .collect(),
+            time: fr.time,
         }),
     });
     if offsets {

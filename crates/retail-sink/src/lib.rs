@@ -84,6 +84,8 @@ pub const STORE_TABLES: &[&str] = &[
     "alerts",
     "pipeline_clock",
     "inventory_risks",
+    "fraud_state",
+    "fraud_alerts",
 ];
 
 /// Whether `name` is a table the store owns: one of [`STORE_TABLES`], or a day partition of

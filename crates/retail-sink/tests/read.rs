@@ -244,6 +244,7 @@ async fn landed(f: &Fixture) -> (Arc<dyn Store>, Arc<dyn Reader>) {
             ],
             orders: None,
             stock: None,
+            fraud: None,
         }),
         ..Default::default()
     };

@@ -30,8 +30,10 @@ use super::catalog::{row_of, Catalog};
 use super::compile::{Compiled, Filter};
 use super::field::{Dimension, Field};
 use super::spec::{LatePolicy, ProcessingConfig};
+use crate::pipelines::fraud::{self, FraudPipeline};
 use crate::pipelines::orders::{self, idle_advance, OrderPipeline};
 use crate::pipelines::stock::{self, StockPipeline};
+use retail_sink::derived::fraud::FraudBatch;
 use retail_sink::derived::stock::StockBatch;
 
 /// How much an idle pipeline time must advance before a batch with no records carries it to the
@@ -79,6 +81,8 @@ pub struct Engine {
     orders: Option<OrderPipeline>,
     /// The inventory-at-risk pipeline, when on (its rows live in the store).
     stock: Option<StockPipeline>,
+    /// The fraud rules, when on (their rows live in the store).
+    fraud: Option<FraudPipeline>,
     idle_timeout: Duration,
     /// The `now` of the last event processed: the batch's.
     last_now: Option<Instant>,
@@ -121,6 +125,14 @@ impl Engine {
             topics.insert(topics::SALES.to_owned());
             topics.insert(topics::INVENTORY.to_owned());
         }
+        // The rules were checked when the configuration was loaded (`check-config`, start).
+        let fraud = config
+            .fraud
+            .enabled
+            .then(|| FraudPipeline::new(config.fraud.compile().unwrap_or_default()));
+        if fraud.is_some() {
+            topics.insert(topics::PAYMENTS.to_owned());
+        }
         let mut dimensions: HashMap<String, HashSet<Dimension>> = HashMap::new();
         for a in &aggregates {
             dimensions
@@ -142,6 +154,7 @@ impl Engine {
             scratch: Scratch::default(),
             orders,
             stock,
+            fraud,
             idle_timeout: Duration::from_millis(config.idle_timeout_ms),
             last_now: None,
         }
@@ -221,6 +234,9 @@ impl Engine {
         if let Some(p) = self.stock.as_mut() {
             p.facts.extend(stock::fact_of(event));
         }
+        if let Some(p) = self.fraud.as_mut() {
+            p.facts.extend(fraud::fact_of(event));
+        }
         let ts = event.ts.timestamp_millis();
         let watermark = self
             .clocks
@@ -296,6 +312,17 @@ impl Engine {
                 });
             }
         }
+        let time = self.last_now.and_then(|now| self.fraud_time(now));
+        if let Some(p) = self.fraud.as_mut() {
+            let moved = advance(&mut p.time, time);
+            if moved || !p.facts.is_empty() {
+                out.fraud = Some(FraudBatch {
+                    rules: p.rules.clone(),
+                    facts: std::mem::take(&mut p.facts),
+                    time: p.time,
+                });
+            }
+        }
         let time = self.last_now.and_then(|now| self.stock_time(now));
         if let Some(p) = self.stock.as_mut() {
             let moved = advance(&mut p.time, time);
@@ -307,6 +334,12 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// The fraud rules' time at `now`: the smallest watermark of the `payments` partitions.
+    pub fn fraud_time(&self, now: Instant) -> Option<i64> {
+        self.fraud.as_ref()?;
+        self.pipeline_time(&[topics::PAYMENTS], now)
     }
 
     /// The stock pipeline's time at `now`: the smallest watermark of the `sales` and
@@ -357,6 +390,17 @@ impl Engine {
             if p.time.is_none_or(|last| t >= last.saturating_add(TICK_STEP_MS)) {
                 advance(&mut p.time, Some(t));
                 out.stock = Some(StockBatch {
+                    rules: p.rules.clone(),
+                    facts: Vec::new(),
+                    time: p.time,
+                });
+            }
+        }
+        let fraud_time = self.fraud_time(now);
+        if let (Some(p), Some(t)) = (self.fraud.as_mut(), fraud_time) {
+            if p.time.is_none_or(|last| t >= last.saturating_add(TICK_STEP_MS)) {
+                advance(&mut p.time, Some(t));
+                out.fraud = Some(FraudBatch {
                     rules: p.rules.clone(),
                     facts: Vec::new(),
                     time: p.time,

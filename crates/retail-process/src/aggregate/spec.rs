@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pipelines::fraud::FraudConfig;
 use crate::pipelines::orders::OrderPipelineConfig;
 use crate::pipelines::stock::StockPipelineConfig;
 
 /// `[processing]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessingConfig {
     /// How far behind the newest event of a partition an event may be and still count as on
@@ -29,6 +30,8 @@ pub struct ProcessingConfig {
     pub orders: OrderPipelineConfig,
     /// The inventory-at-risk pipeline (`[processing.stock]`, ADR 0024).
     pub stock: StockPipelineConfig,
+    /// Fraud rules as data (`[processing.fraud]`, ADR 0025).
+    pub fraud: FraudConfig,
 }
 
 impl Default for ProcessingConfig {
@@ -40,6 +43,7 @@ impl Default for ProcessingConfig {
             builtin_aggregates: true,
             orders: OrderPipelineConfig::default(),
             stock: StockPipelineConfig::default(),
+            fraud: FraudConfig::default(),
         }
     }
 }

@@ -83,3 +83,30 @@ CREATE TABLE IF NOT EXISTS inventory_risks (
 CREATE INDEX IF NOT EXISTS inventory_risks_next_check_idx
     ON inventory_risks (next_check_at) WHERE next_check_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS inventory_risks_level_idx ON inventory_risks (risk_level);
+
+-- Fraud rules (ADR 0025): one row per rule and key (card or customer) with the pipeline's state,
+-- and one row per alert with the payments that tripped it (also a row of `alerts`).
+CREATE TABLE IF NOT EXISTS fraud_state (
+    rule           text        NOT NULL,
+    key            text        NOT NULL,
+    next_check_at  timestamptz,
+    fold           jsonb       NOT NULL,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (rule, key)
+);
+
+CREATE INDEX IF NOT EXISTS fraud_state_next_check_idx
+    ON fraud_state (next_check_at) WHERE next_check_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS fraud_alerts (
+    alert_id     uuid        PRIMARY KEY,
+    rule         text        NOT NULL,
+    key          text        NOT NULL,
+    at           timestamptz NOT NULL,       -- event time of the payment that tripped it
+    severity     text        NOT NULL,
+    payment_ids  jsonb       NOT NULL,       -- the payments that tripped it
+    message      text        NOT NULL,
+    raised_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX IF NOT EXISTS fraud_alerts_at_idx ON fraud_alerts (at);

@@ -83,3 +83,30 @@ CREATE TABLE IF NOT EXISTS inventory_risks (
 CREATE INDEX IF NOT EXISTS inventory_risks_next_check_idx
     ON inventory_risks (next_check_at) WHERE next_check_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS inventory_risks_level_idx ON inventory_risks (risk_level);
+
+-- Fraud rules (ADR 0025): one row per rule and key (card or customer) with the pipeline's state,
+-- and one row per alert with the payments that tripped it (also a row of `alerts`).
+CREATE TABLE IF NOT EXISTS fraud_state (
+    rule           TEXT        NOT NULL,
+    key            TEXT        NOT NULL,
+    next_check_at  TEXT,
+    fold           TEXT        NOT NULL,
+    updated_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (rule, key)
+);
+
+CREATE INDEX IF NOT EXISTS fraud_state_next_check_idx
+    ON fraud_state (next_check_at) WHERE next_check_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS fraud_alerts (
+    alert_id     TEXT        PRIMARY KEY,
+    rule         TEXT        NOT NULL,
+    key          TEXT        NOT NULL,
+    at           TEXT        NOT NULL,       -- event time of the payment that tripped it
+    severity     TEXT        NOT NULL,
+    payment_ids  TEXT        NOT NULL,       -- JSON array: the payments that tripped it
+    message      TEXT        NOT NULL,
+    raised_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+CREATE INDEX IF NOT EXISTS fraud_alerts_at_idx ON fraud_alerts (at);

@@ -19,10 +19,12 @@
 //!   the store on the rows it keeps (ADR 0023).
 //! - [`stock`]: the inventory-at-risk pipeline (snapshots, sales after them, velocity, risk
 //!   levels), applied in event-time order on the rows the store keeps (ADR 0024).
+//! - [`fraud`]: fraud rules as data over payments per card or customer (ADR 0025).
 
 pub mod contributions;
 pub mod fast_hash;
 pub mod fold;
+pub mod fraud;
 pub mod orders;
 pub mod sql;
 pub mod stock;
@@ -53,6 +55,8 @@ pub struct Derived {
     pub orders: Option<orders::OrderBatch>,
     /// The inventory-at-risk pipeline's input, when it runs.
     pub stock: Option<stock::StockBatch>,
+    /// The fraud rules' input, when they run.
+    pub fraud: Option<fraud::FraudBatch>,
 }
 
 impl Derived {
@@ -64,6 +68,7 @@ impl Derived {
             && self.catalog.is_empty()
             && self.orders.is_none()
             && self.stock.is_none()
+            && self.fraud.is_none()
     }
 }
 

@@ -21,6 +21,7 @@
 //! - `partition`: day partitions, created on demand and cached.
 //! - `read`: the [`crate::Reader`] on its own session.
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
+//! - `fraud`: the fraud rules' rows and alerts, in the batch's transaction.
 //! - `stock`: the inventory-at-risk pipeline's rows and alerts, in the batch's transaction.
 //! - `migrate`: `migrations/postgres/*.sql` at open, under an advisory lock.
 //! - `conn`: one session with its prepared statements and temp table.
@@ -32,6 +33,7 @@ mod conn;
 mod copy;
 mod derived;
 mod error;
+mod fraud;
 mod migrate;
 mod orders;
 mod partition;

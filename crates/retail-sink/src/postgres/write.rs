@@ -8,7 +8,7 @@
 //!        COPY ids -> temp table; INSERT .. ON CONFLICT DO NOTHING RETURNING   (slow path)
 //!   -> COPY new sales -> sales_raw; COPY new events -> events_raw; COPY dead letters
 //!   -> aggregate upserts, late events, watermarks, catalog (derived.rs)
-//!   -> order rows, stock rows, alerts and the pipelines' time (orders.rs, stock.rs)
+//!   -> order, stock and fraud rows, alerts and the pipelines' time (orders.rs, stock.rs, fraud.rs)
 //!   -> upsert offsets (re-checked) -> COMMIT
 //! ```
 //! The fast path is what a healthy pipeline takes: duplicates only appear after a source
@@ -30,6 +30,7 @@ use super::conn::Conn;
 use super::copy;
 use super::derived;
 use super::error::{is_unique_violation, pg_error};
+use super::fraud;
 use super::orders;
 use super::partition;
 use super::stock;
@@ -185,6 +186,9 @@ async fn in_transaction(
     }
     if let Some(st) = &d.stock {
         stock::write(c, &batch.group, st, is_new).await?;
+    }
+    if let Some(fr) = &d.fraud {
+        fraud::write(c, &batch.group, fr, is_new).await?;
     }
 
     // 5. Offsets, re-checked for partitions another writer created meanwhile.

@@ -29,12 +29,14 @@
 //! - `thread`: a connection owned by one thread, with async calls on it (store and reader).
 //! - `migrate`: `migrations/sqlite/*.sql` at open; refuses a file that keeps money as REAL.
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
+//! - `fraud`: the fraud rules' rows and alerts, in the batch's transaction.
 //! - `stock`: the inventory-at-risk pipeline's rows and alerts, in the batch's transaction.
 //! - `money`: exact decimals to integer cents and back.
 //! - `error`: rusqlite errors to [`crate::Error`].
 
 mod derived;
 mod error;
+mod fraud;
 mod migrate;
 mod money;
 mod orders;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::derived;
 use super::error::sqlite_error;
+use super::fraud;
 use super::orders;
 use super::rows::{ts_text, OwnedBatch, SaleRow, Sales};
 use super::stock;
@@ -220,6 +221,9 @@ pub(super) fn write_batch(
     }
     if let Some(st) = &d.stock {
         stock::write(&tx, path, &b.group, st, |id| !landed_before.contains(id))?;
+    }
+    if let Some(fr) = &d.fraud {
+        fraud::write(&tx, path, &b.group, fr, |id| !landed_before.contains(id))?;
     }
 
     // 5. Offsets.

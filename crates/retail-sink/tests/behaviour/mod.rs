@@ -457,6 +457,7 @@ pub async fn aggregates_take_each_event_once(f: Fixture) {
             }],
             orders: None,
             stock: None,
+            fraud: None,
         }),
         ..Default::default()
     };
