@@ -165,9 +165,16 @@ impl Engine {
         self.aggregates.iter().map(|a| a.table_def.clone()).collect()
     }
 
-    /// Whether any aggregate runs.
+    /// Whether no aggregate runs (then the landing prepares no tables: the store's list of
+    /// aggregate tables is another landing's).
     pub fn is_idle(&self) -> bool {
         self.aggregates.is_empty()
+    }
+
+    /// Whether partition watermarks matter: an aggregate or a retail pipeline runs, so the
+    /// landing restores them on assignment.
+    pub fn keeps_watermarks(&self) -> bool {
+        !self.aggregates.is_empty() || self.orders.is_some() || self.stock.is_some() || self.fraud.is_some()
     }
 
     /// The catalog (for refreshes after a join miss).

@@ -383,7 +383,7 @@ impl Reader<'_> {
             self.positions.insert(tp, start);
         }
         l.handle.set_committed(&known);
-        if let Some(engine) = self.engine.as_mut().filter(|e| !e.is_idle()) {
+        if let Some(engine) = self.engine.as_mut().filter(|e| e.keeps_watermarks()) {
             let marks = retry(l, "read partition watermarks", || {
                 l.store.watermarks(&l.config.group)
             })
