@@ -107,6 +107,26 @@ struct Comparison {
     aggregates_ratio: f64,
 }
 
+/// One round of `--compare-pipelines`.
+#[derive(Debug, Serialize)]
+struct PipelinesRound {
+    sales_only_events_per_s: f64,
+    retail_world_events_per_s: f64,
+    ratio: f64,
+    sales_only_peak_rss_mb: f64,
+    retail_world_peak_rss_mb: f64,
+}
+
+/// The figures of `--compare-pipelines`.
+#[derive(Debug, Serialize)]
+struct PipelinesComparison {
+    store: &'static str,
+    events: u64,
+    rounds: Vec<PipelinesRound>,
+    /// Median of the rounds' ratios (retail world / sales only).
+    pipelines_ratio: f64,
+}
+
 /// The figures of `--log kafka://...`: the same events through both logs.
 #[derive(Debug, Serialize)]
 struct LogComparison {
@@ -124,6 +144,9 @@ struct LogComparison {
 pub async fn run(args: BenchArgs) -> Result<()> {
     if args.compare_aggregates {
         return compare(&args).await;
+    }
+    if args.compare_pipelines {
+        return compare_pipelines(&args).await;
     }
     if args.log.as_deref().is_some_and(|u| u.starts_with("kafka://")) {
         return compare_logs(&args).await;
@@ -350,6 +373,83 @@ async fn compare(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--compare-pipelines`: sales alone against the whole retail world, same event count.
+async fn compare_pipelines(args: &BenchArgs) -> Result<()> {
+    let mut rounds = Vec::new();
+    let mut store = "";
+    for round in 0..args.rounds.max(1) {
+        let (mut sales, mut world) = (None, None);
+        let order = if round.is_multiple_of(2) {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for retail_world in order {
+            let one = BenchArgs {
+                retail_world,
+                compare_pipelines: false,
+                log: None,
+                store: args.store.clone(),
+                data_dir: args.data_dir.clone(),
+                json: None,
+                ..*args
+            };
+            let report = once(&one, false).await?;
+            eprintln!(
+                "  round {}  {:<14} {:>8.0} events/s  peak RSS {:.0} MB",
+                round + 1,
+                if retail_world {
+                    "retail world"
+                } else {
+                    "sales only"
+                },
+                report.events_per_s,
+                report.peak_rss_mb
+            );
+            store = report.store;
+            if retail_world {
+                world = Some(report);
+            } else {
+                sales = Some(report);
+            }
+        }
+        let (Some(sales), Some(world)) = (sales, world) else {
+            anyhow::bail!("a compare round ran only one side");
+        };
+        rounds.push(PipelinesRound {
+            sales_only_events_per_s: sales.events_per_s,
+            retail_world_events_per_s: world.events_per_s,
+            ratio: world.events_per_s / sales.events_per_s.max(1e-9),
+            sales_only_peak_rss_mb: sales.peak_rss_mb,
+            retail_world_peak_rss_mb: world.peak_rss_mb,
+        });
+    }
+    let mut ratios: Vec<f64> = rounds.iter().map(|r| r.ratio).collect();
+    ratios.sort_by(f64::total_cmp);
+    let mid = ratios.len() / 2;
+    let median = if ratios.len().is_multiple_of(2) {
+        (ratios[mid - 1] + ratios[mid]) / 2.0
+    } else {
+        ratios[mid]
+    };
+    let comparison = PipelinesComparison {
+        store,
+        events: args.events,
+        rounds,
+        pipelines_ratio: median,
+    };
+    let json = serde_json::to_string_pretty(&comparison)?;
+    println!("{json}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "\n  store           {}\n  events          {}\n  pipelines ratio {:.2} (median: retail world / sales only)",
+        comparison.store, comparison.events, comparison.pipelines_ratio
+    );
+    Ok(())
+}
+
 async fn measure(
     args: &BenchArgs,
     scratch: &std::path::Path,
@@ -362,6 +462,16 @@ async fn measure(
         events: Some(args.events),
         seed: 7,
         ..GeneratorConfig::default()
+    };
+    let generator = if args.retail_world {
+        GeneratorConfig {
+            commerce: retail_source::demo::demo_commerce(),
+            stock: retail_source::demo::demo_stock(),
+            simulated_span_hours: Some(retail_source::demo::DEMO_SPAN_HOURS),
+            ..generator
+        }
+    } else {
+        generator
     };
     let mut config = Config {
         data_dir: scratch.to_path_buf(),
@@ -428,9 +538,10 @@ async fn measure(
     let peak_rss_mb = peak_rss_mb();
     p.stop().await?;
     anyhow::ensure!(
-        landed.sales_landed + landed.duplicates_skipped + landed.dead_letters >= args.events,
+        landed.sales_landed + landed.events_landed + landed.duplicates_skipped + landed.dead_letters
+            >= args.events,
         "only {} of {} events landed",
-        landed.sales_landed,
+        landed.sales_landed + landed.events_landed + landed.duplicates_skipped + landed.dead_letters,
         args.events
     );
 
@@ -485,7 +596,7 @@ async fn sample_progress(
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let p = landing.progress();
-        let landed = p.sales_landed + p.duplicates_skipped + p.dead_letters;
+        let landed = p.sales_landed + p.events_landed + p.duplicates_skipped + p.dead_letters;
         if let Ok(mut s) = samples.lock() {
             s.push((started.elapsed().as_secs_f64(), landed));
         }
@@ -503,7 +614,7 @@ async fn sample_soak(
 ) {
     let landed = || {
         let p = landing.progress();
-        p.sales_landed + p.duplicates_skipped + p.dead_letters
+        p.sales_landed + p.events_landed + p.duplicates_skipped + p.dead_letters
     };
     let (mut last_at, mut last_landed) = (0.0, landed());
     loop {

@@ -163,9 +163,20 @@ pub struct BenchArgs {
     /// bare bulk load.
     #[arg(long, conflicts_with = "no_aggregates")]
     pub compare_aggregates: bool,
-    /// Rounds of `--compare-aggregates`.
-    #[arg(long, default_value_t = 1, requires = "compare_aggregates")]
+    /// Rounds of `--compare-aggregates` or `--compare-pipelines`.
+    #[arg(long, default_value_t = 1)]
     pub rounds: u32,
+    /// Generate the whole retail world (web orders with their payments and anomalies, ERP
+    /// stock, as `demo` does, over 72 hours of event time) instead of sales alone, so the order,
+    /// stock and fraud pipelines have work.
+    #[arg(long)]
+    pub retail_world: bool,
+    /// Measure what the retail pipelines cost in one invocation: for each round, land the same
+    /// number of events once as sales alone and once as the whole retail world (alternating
+    /// which goes first), both with the built-in aggregates, each into its own scratch store,
+    /// and print the throughput ratio. Skips the bare bulk load.
+    #[arg(long, conflicts_with_all = ["compare_aggregates", "retail_world"])]
+    pub compare_pipelines: bool,
     /// Land through this log too: with `kafka://host:port` the same events are landed once
     /// through the embedded log and once through Kafka, back to back in one invocation, and
     /// both figures are reported with their ratio. The Kafka topics must be empty (a fresh
