@@ -88,6 +88,8 @@ pub async fn start(
         .await
         .context("opening the store's reader for the API")?;
     serve_state.set_reader(reader);
+    // The order endpoints report time in state on this group's pipeline clock.
+    serve_state.set_landing_group(config.landing.group.clone());
     let (landing_handle, landing_task) = process(config, &log, &store, &metrics, &health, &landing_stop)?;
     let landing_task = Some(landing_task);
     let mut partitions = Vec::new();

@@ -30,6 +30,7 @@ struct Slots {
     live: OnceLock<watch::Receiver<Arc<Snapshot>>>,
     ingest: OnceLock<axum::Router>,
     lineage: OnceLock<Arc<dyn LineageView>>,
+    landing_group: OnceLock<String>,
 }
 
 /// What the handlers read. Cheap to clone.
@@ -108,6 +109,16 @@ impl ServeState {
     /// Fills the lineage slot (later calls are ignored).
     pub fn set_lineage(&self, view: Arc<dyn LineageView>) {
         let _ = self.slots.lineage.set(view);
+    }
+
+    /// The landing's consumer group, whose pipeline clock the order endpoints report.
+    pub fn landing_group(&self) -> Option<String> {
+        self.slots.landing_group.get().cloned()
+    }
+
+    /// Fills the landing group slot (later calls are ignored).
+    pub fn set_landing_group(&self, group: impl Into<String>) {
+        let _ = self.slots.landing_group.set(group.into());
     }
 
     /// The sources' routes under `/ingest/` (webhooks), once every source is built.

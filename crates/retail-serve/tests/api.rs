@@ -12,7 +12,9 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
+use common::reader::{t, FakeReader};
 use common::{FakeLanding, FakeReceiver, FakeSource};
+use retail_sink::read::orders::{AlertFilter, OrderFilter};
 
 const READ: &str = "read-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
@@ -181,6 +183,32 @@ async fn every_bad_parameter_is_a_400_naming_it() {
         ("/api/v1/status?verbose=1", "verbose"),
         ("/api/v1/control?x=1", "x"),
         ("/api/v1/top-sales/by-city?day=%ZZ", "day"),
+        ("/api/v1/orders?state=lost", "state"),
+        ("/api/v1/orders?state=PAID", "state"),
+        ("/api/v1/orders?stuck=yes", "stuck"),
+        ("/api/v1/orders?payment_timeout=1", "payment_timeout"),
+        ("/api/v1/orders?store_id=0", "store_id"),
+        ("/api/v1/orders?customer_id=", "customer_id"),
+        ("/api/v1/orders?customer_id=C%01", "customer_id"),
+        (
+            "/api/v1/orders?from=2026-11-21T10:00:00Z&to=2026-11-21T09:00:00Z",
+            "from",
+        ),
+        ("/api/v1/orders?to=tomorrow", "to"),
+        ("/api/v1/orders?limit=0", "limit"),
+        ("/api/v1/orders?offset=1000001", "offset"),
+        ("/api/v1/orders?status=paid", "status"),
+        ("/api/v1/orders/by-state?state=paid", "state"),
+        ("/api/v1/orders/O%0A1", "order_id"),
+        ("/api/v1/alerts?severity=high", "severity"),
+        ("/api/v1/alerts?kind=Order-Stuck", "kind"),
+        ("/api/v1/alerts?open=maybe", "open"),
+        ("/api/v1/alerts?subject=", "subject"),
+        (
+            "/api/v1/alerts?from=2026-11-21T10:00:00Z&to=2026-11-21T10:00:00Z",
+            "from",
+        ),
+        ("/api/v1/alerts?limit=501", "limit"),
     ];
     for (path, parameter) in cases {
         let got = json(s.addr, "GET", path, None, None).await;
@@ -200,6 +228,16 @@ async fn every_bad_parameter_is_a_400_naming_it() {
     )
     .await;
     error(&got, 400, "invalid_parameter", Some("id"));
+    let long = format!("/api/v1/orders/{}", "x".repeat(257));
+    let got = json(s.addr, "GET", &long, None, None).await;
+    error(&got, 400, "invalid_parameter", Some("order_id"));
+    let fine = format!("/api/v1/orders/{}", "x".repeat(256));
+    error(
+        &json(s.addr, "GET", &fine, None, None).await,
+        503,
+        "unavailable",
+        None,
+    );
 }
 
 #[tokio::test]
@@ -216,6 +254,10 @@ async fn the_api_is_503_until_the_store_is_open_and_404_off_the_map() {
         "/api/v1/late-events",
         "/api/v1/dead-letters",
         "/api/v1/dead-letters/1",
+        "/api/v1/orders",
+        "/api/v1/orders/O-1",
+        "/api/v1/orders/by-state",
+        "/api/v1/alerts?open=true",
     ] {
         let got = json(s.addr, "GET", path, None, None).await;
         error(&got, 503, "unavailable", None);
@@ -469,7 +511,8 @@ async fn the_openapi_document_covers_every_route() {
             let concrete = path
                 .replace("{id}", "1")
                 .replace("{store_id}", "1")
-                .replace("{name}", "x");
+                .replace("{name}", "x")
+                .replace("{order_id}", "O-1");
             if concrete == retail_serve::api::LIVE_STREAM_PATH {
                 // A stream that does not end: routed is all this test can ask of it
                 // (tests/live.rs reads it).
@@ -513,6 +556,10 @@ async fn the_openapi_document_covers_every_route() {
         "/api/v1/control/landing/pause",
         "/api/v1/control/landing/resume",
         "/api/v1/lineage",
+        "/api/v1/orders",
+        "/api/v1/orders/{order_id}",
+        "/api/v1/orders/by-state",
+        "/api/v1/alerts",
     ] {
         assert!(paths.contains_key(expected), "{expected} is not documented");
     }
@@ -654,4 +701,224 @@ async fn an_open_api_refuses_cross_site_control_and_foreign_host_names() {
     let own = format!("Origin: http://127.0.0.1:{}\r\n", s.addr.port());
     let (code, out) = raw(pause(&format!("127.0.0.1:{}", s.addr.port()), &own)).await;
     assert_eq!(code, 503, "the dashboard's own origin: {out}");
+}
+
+fn keys(v: &Value) -> std::collections::BTreeSet<String> {
+    v.as_object().expect("an object").keys().cloned().collect()
+}
+
+/// The properties the OpenAPI document declares for a schema.
+fn schema_keys(doc: &Value, name: &str) -> std::collections::BTreeSet<String> {
+    keys(&doc["components"]["schemas"][name]["properties"])
+}
+
+/// Orders: the query parameters become the reader's filter, the page has the document's
+/// shape, money is a JSON number, time in state is pipeline time minus `state_since`, and an
+/// order's events keep their payload's own digits; an unknown order is a 404 naming it.
+#[tokio::test]
+async fn orders_answer_with_the_filters_shapes_and_pipeline_time() {
+    let s = start(Access::default()).await;
+    let fake = Arc::new(FakeReader::default());
+    s.state.set_reader(fake.clone());
+    s.state.set_landing_group("landing");
+    let (_, doc) = json(s.addr, "GET", "/api/openapi.json", None, None).await;
+
+    let (code, page) = json(
+        s.addr,
+        "GET",
+        "/api/v1/orders?state=paid&customer_id=C-2&store_id=3&stuck=true&payment_timeout=false\
+         &from=2026-11-21T00:00:00Z&to=2026-11-22T01:00:00%2B01:00&limit=1",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(
+        fake.order_filters.lock().expect("lock").last(),
+        Some(&OrderFilter {
+            state: Some("paid".into()),
+            customer_id: Some("C-2".into()),
+            store_id: Some(3),
+            stuck: Some(true),
+            payment_timeout: Some(false),
+            from: Some(t("2026-11-21T00:00:00Z")),
+            to: Some(t("2026-11-22T00:00:00Z")),
+        })
+    );
+    assert_eq!(keys(&page), schema_keys(&doc, "OrderPage"));
+    assert_eq!(page["pipeline_time"], "2026-11-22T00:00:00Z");
+    assert_eq!(
+        (
+            page["limit"].as_u64(),
+            page["offset"].as_u64(),
+            page["next_offset"].as_u64()
+        ),
+        (Some(1), Some(0), Some(1))
+    );
+    let o = &page["items"][0];
+    assert_eq!(keys(o), schema_keys(&doc, "Order"), "{o}");
+    assert_eq!(o["order_id"], "O-5");
+    assert!(
+        o["amount"].is_number() && o["amount"].as_f64() == Some(19.99),
+        "{o}"
+    );
+    assert_eq!(o["created_at"], "2026-11-21T10:01:00Z");
+    assert_eq!(o["state_since"], "2026-11-21T10:01:00Z");
+    assert_eq!(o["packed_at"], Value::Null);
+    assert_eq!(o["stuck_state"], "paid");
+    assert_eq!(o["payment_timeout"], false);
+    // 2026-11-22T00:00 (pipeline time) - 2026-11-21T10:01 = 13 h 59 min.
+    assert_eq!(o["time_in_state_ms"].as_i64(), Some((13 * 60 + 59) * 60_000));
+
+    let (code, last) = json(s.addr, "GET", "/api/v1/orders?limit=1&offset=1", None, None).await;
+    assert_eq!(code, 200, "{last}");
+    assert_eq!(
+        fake.order_filters.lock().expect("lock").last(),
+        Some(&OrderFilter::default()),
+        "no parameter, no filter"
+    );
+    let o = &last["items"][0];
+    assert_eq!(
+        (o["order_id"].as_str(), o["state"].is_null()),
+        (Some("O-3"), true)
+    );
+    assert!(o["time_in_state_ms"].is_null(), "no state, no time in it: {o}");
+    assert!(last["next_offset"].is_null(), "{last}");
+
+    let (code, content_type, body) = call(s.addr, "GET", "/api/v1/orders/O%2D5", None, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(content_type.starts_with("application/json"), "{content_type}");
+    assert!(
+        body.contains(r#""amount":19.990"#),
+        "the payload keeps its digits: {body}"
+    );
+    let detail: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(detail["order_id"], "O-5");
+    assert_eq!(detail["pipeline_time"], "2026-11-22T00:00:00Z");
+    assert_eq!(detail["time_in_state_ms"].as_i64(), Some((13 * 60 + 59) * 60_000));
+    let events = detail["events"].as_array().expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(keys(&events[0]), schema_keys(&doc, "OrderEvent"));
+    assert_eq!(
+        (events[0]["type"].as_str(), events[1]["type"].as_str()),
+        (Some("order"), Some("payment"))
+    );
+    assert_eq!(events[1]["payload"]["status"], "captured");
+    assert_eq!(events[0]["ts"], "2026-11-21T10:01:00Z");
+
+    let got = json(s.addr, "GET", "/api/v1/orders/O-9", None, None).await;
+    error(&got, 404, "not_found", Some("order_id"));
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("O-9")),
+        "{}",
+        got.1
+    );
+
+    let (code, by_state) = json(s.addr, "GET", "/api/v1/orders/by-state", None, None).await;
+    assert_eq!(code, 200, "{by_state}");
+    assert_eq!(keys(&by_state), schema_keys(&doc, "OrdersByState"));
+    let states: Vec<(&str, i64, i64)> = by_state["states"]
+        .as_array()
+        .expect("states")
+        .iter()
+        .map(|s| {
+            (
+                s["state"].as_str().unwrap_or_default(),
+                s["orders"].as_i64().unwrap_or(-1),
+                s["stuck"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("created", 4, 0),
+            ("paid", 2, 1),
+            ("packed", 0, 0),
+            ("shipped", 0, 0),
+            ("delivered", 0, 0),
+            ("cancelled", 0, 0),
+        ],
+        "every state in lifecycle order, zero included"
+    );
+    assert_eq!(
+        (by_state["payment_only"].as_i64(), by_state["total"].as_i64()),
+        (Some(1), Some(7))
+    );
+    assert!(fake
+        .clock_asks
+        .lock()
+        .expect("lock")
+        .iter()
+        .all(|(g, p)| g == "landing" && p == "orders"));
+}
+
+/// Before the binary says which group's pipeline clock to read, orders still answer, without
+/// a time in state.
+#[tokio::test]
+async fn without_the_landing_group_there_is_no_time_in_state() {
+    let s = start(Access::default()).await;
+    s.state.set_reader(Arc::new(FakeReader::default()));
+    let (code, page) = json(s.addr, "GET", "/api/v1/orders", None, None).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page["pipeline_time"].is_null(), "{page}");
+    assert!(page["items"][0]["time_in_state_ms"].is_null(), "{page}");
+    assert_eq!(page["items"][0]["state"], "paid");
+}
+
+/// Alerts: filters reach the reader, `open` says whether `resolved_at` is null, the shape is
+/// the document's.
+#[tokio::test]
+async fn alerts_answer_with_the_filters_and_shapes() {
+    let s = start(Access::new(vec![READ.into()], vec![ADMIN.into()])).await;
+    let fake = Arc::new(FakeReader::default());
+    s.state.set_reader(fake.clone());
+    let (_, doc) = json(s.addr, "GET", "/api/openapi.json", None, None).await;
+    let path = "/api/v1/alerts?kind=order_stuck&severity=warning&subject=O-5&open=true\
+                &from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z&limit=5&offset=0";
+    error(
+        &json(s.addr, "GET", path, None, None).await,
+        401,
+        "unauthorized",
+        None,
+    );
+    let (code, page) = json(s.addr, "GET", path, Some(READ), None).await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(
+        fake.alert_filters.lock().expect("lock").last(),
+        Some(&AlertFilter {
+            kind: Some("order_stuck".into()),
+            severity: Some("warning".into()),
+            subject: Some("O-5".into()),
+            open: Some(true),
+            from: Some(t("2026-11-21T00:00:00Z")),
+            to: Some(t("2026-11-22T00:00:00Z")),
+        })
+    );
+    assert_eq!(keys(&page), schema_keys(&doc, "AlertPage"));
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(keys(&items[0]), schema_keys(&doc, "Alert"));
+    assert_eq!(
+        (items[0]["open"].as_bool(), items[0]["resolved_at"].is_null()),
+        (Some(true), true)
+    );
+    assert_eq!(items[0]["at"], "2026-11-21T22:01:00Z");
+    assert_eq!(
+        (items[1]["open"].as_bool(), items[1]["resolved_at"].as_str()),
+        (Some(false), Some("2026-11-21T10:40:00Z"))
+    );
+    assert!(page["next_offset"].is_null(), "{page}");
+    let (code, _) = json(s.addr, "GET", "/api/v1/alerts?open=false", Some(READ), None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        fake.alert_filters
+            .lock()
+            .expect("lock")
+            .last()
+            .and_then(|f| f.open),
+        Some(false)
+    );
 }

@@ -11,6 +11,7 @@ use retail_serve::{serve, ServeState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 mod common;
+use common::reader::FakeReader;
 use common::FakeSource;
 
 /// A server whose store is not open yet (the store's figures are checked end to end, against
@@ -225,4 +226,50 @@ async fn live_streams_are_bounded_and_a_closed_one_frees_its_place() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     shutdown.trigger();
+}
+
+/// The page's order panels come with the snapshot: every state in lifecycle order with its
+/// count, and the latest alerts with the open ones marked.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_snapshot_carries_orders_by_state_and_the_alert_feed() {
+    let (metrics, shutdown) = (Metrics::new(), Shutdown::new());
+    let (addr, state, task) = start(&metrics, Access::default(), &shutdown).await;
+    state.set_reader(Arc::new(FakeReader::default()));
+    let (code, body) = get(addr, "/api/v1/live/snapshot").await;
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let store = &v["store"];
+    let states: Vec<&str> = store["orders_by_state"]
+        .as_array()
+        .expect("orders_by_state")
+        .iter()
+        .filter_map(|s| s["state"].as_str())
+        .collect();
+    assert_eq!(
+        states,
+        ["created", "paid", "packed", "shipped", "delivered", "cancelled"],
+        "{v}"
+    );
+    assert_eq!(store["orders_by_state"][1]["orders"], 2);
+    assert_eq!(store["orders_by_state"][1]["stuck"], 1);
+    assert_eq!(store["orders_payment_only"], 1);
+    let alerts = store["alerts"].as_array().expect("alerts");
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(
+        (alerts[0]["open"].as_bool(), alerts[1]["open"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(alerts[0]["subject"], "O-5");
+    let (_, js) = get(addr, "/assets/dashboard.js").await;
+    assert!(
+        js.contains("orders_by_state") && js.contains("store.alerts"),
+        "the page draws them"
+    );
+    let (_, html) = get(addr, "/").await;
+    assert!(
+        html.contains("id=\"orders-by-state\"") && html.contains("id=\"alerts\""),
+        "{html}"
+    );
+    shutdown.trigger();
+    task.await.expect("join").expect("serve");
 }

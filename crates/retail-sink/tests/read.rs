@@ -9,13 +9,16 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use retail_core::event::{OrderStatus, PaymentStatus};
 use retail_core::TopicPartition;
+use retail_sink::derived::orders::{OrderBatch, OrderFact, OrderFactKind, OrderRules};
 use retail_sink::derived::{
     AggregateTable, CatalogRow, ColumnType, Contribution, Derived, KeyColumn, LateEvent, MeasureColumn,
     Merge, Rank, Value,
 };
-use retail_sink::read::{Claim, Grain, PageRequest};
-use retail_sink::{open_reader, LandingBatch, Reader, Store};
+use retail_sink::read::orders::{AlertFilter, OrderFilter, OrderRow, ORDERS_PIPELINE};
+use retail_sink::read::{Claim, Grain, Page, PageRequest};
+use retail_sink::{open_reader, LandedEvent, LandingBatch, Reader, Store};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -519,6 +522,387 @@ async fn missing_tables_read_empty(f: Fixture) {
     let page = PageRequest { limit: 5, offset: 0 };
     assert!(r.stores(from, to, page).await.expect("stores").items.is_empty());
     assert!(r.dead_letters(page).await.expect("dead letters").items.is_empty());
+    assert!(r
+        .orders(&OrderFilter::default(), page)
+        .await
+        .expect("orders")
+        .items
+        .is_empty());
+    assert!(r.order("O-1").await.expect("order").is_none());
+    assert!(r.orders_by_state().await.expect("by state").is_empty());
+    assert!(r
+        .alerts(&AlertFilter::default(), page)
+        .await
+        .expect("alerts")
+        .items
+        .is_empty());
+    assert_eq!(
+        r.pipeline_time("landing", ORDERS_PIPELINE).await.expect("clock"),
+        None
+    );
+}
+
+const T0: &str = "2026-11-21T10:00:00Z";
+
+/// `ms` after [`T0`].
+fn at(ms: i64) -> DateTime<Utc> {
+    t(T0) + chrono::TimeDelta::milliseconds(ms)
+}
+
+/// One order or payment event: its `events_raw` row (keyed by the order id, as the sources
+/// key them) and the pipeline's fact about it.
+fn order_event(order_id: &str, ms: i64, kind: OrderFactKind) -> (LandedEvent, OrderFact) {
+    let event_id = Uuid::now_v7();
+    let (event_type, payload) = match &kind {
+        OrderFactKind::Status { status, .. } => (
+            "order",
+            format!(
+                r#"{{"type":"order","order_id":"{order_id}","status":"{}","amount":19.99}}"#,
+                format!("{status:?}").to_lowercase()
+            ),
+        ),
+        OrderFactKind::Payment { status, .. } => (
+            "payment",
+            format!(
+                r#"{{"type":"payment","order_id":"{order_id}","status":"{}","amount":19.99}}"#,
+                format!("{status:?}").to_lowercase()
+            ),
+        ),
+    };
+    let event = LandedEvent {
+        event_id,
+        ts: at(ms),
+        source: "web".into(),
+        event_type,
+        key: order_id.into(),
+        payload,
+    };
+    let fact = OrderFact {
+        event_id,
+        order_id: order_id.into(),
+        ts: at(ms).timestamp_millis(),
+        kind,
+    };
+    (event, fact)
+}
+
+fn status(
+    order_id: &str,
+    ms: i64,
+    status: OrderStatus,
+    store: i64,
+    customer: &str,
+) -> (LandedEvent, OrderFact) {
+    order_event(
+        order_id,
+        ms,
+        OrderFactKind::Status {
+            status,
+            store_id: Some(store),
+            amount: Some(Decimal::new(1999, 2)),
+            currency: Some("EUR".into()),
+            customer_id: Some(customer.into()),
+        },
+    )
+}
+
+fn paid(order_id: &str, ms: i64) -> (LandedEvent, OrderFact) {
+    order_event(
+        order_id,
+        ms,
+        OrderFactKind::Payment {
+            payment_id: format!("P-{order_id}"),
+            status: PaymentStatus::Captured,
+            amount: Decimal::new(1999, 2),
+            currency: "EUR".into(),
+        },
+    )
+}
+
+/// Lands five orders through the store's order pipeline, in three batches at pipeline times
+/// 10 min, 13 h and 14 h after [`T0`] (window 30 min, grace 1 min, stuck in `paid` after 12 h):
+/// - O-1 created at 0, never paid: times out (alert at 30 min, open).
+/// - O-2 created at 0, paid at 5/6 min, stuck in `paid` (alert at 12 h 06), packed at 13 h 30
+///   (resolved then).
+/// - O-3 only a payment (no state, no `created_at`).
+/// - O-4 created at 2 min, cancelled at 3 min.
+/// - O-5 created and paid at 1 min, still stuck in `paid` (alert at 12 h 01, open).
+async fn landed_orders(f: &Fixture) -> (Arc<dyn Store>, Arc<dyn Reader>) {
+    const MIN: i64 = MINUTE;
+    let store = f.open().await;
+    let rules = Arc::new(OrderRules {
+        payment_window_ms: 30 * MIN,
+        grace_ms: MIN,
+        stuck_after_ms: [Some(12 * HOUR), Some(24 * HOUR), Some(96 * HOUR)],
+    });
+    let p = TopicPartition::new("orders", 0);
+    let mut next = 0;
+    let mut land = |events: Vec<(LandedEvent, OrderFact)>, time: i64| {
+        let first = next;
+        next += events.len() as i64 + 1;
+        let (mut events, facts): (Vec<_>, Vec<_>) = events.into_iter().unzip();
+        // Not an order or a payment, though keyed by an order id: never in its history.
+        events.push(LandedEvent {
+            event_id: Uuid::now_v7(),
+            ts: at(time),
+            source: "wms".into(),
+            event_type: "inventory",
+            key: "O-2".into(),
+            payload: r#"{"type":"inventory"}"#.into(),
+        });
+        LandingBatch {
+            group: "landing".into(),
+            events,
+            offsets: vec![range(&p, first, next)],
+            derived: Arc::new(Derived {
+                orders: Some(OrderBatch {
+                    rules: rules.clone(),
+                    facts,
+                    time: Some(at(time).timestamp_millis()),
+                }),
+                ..Derived::default()
+            }),
+            ..Default::default()
+        }
+    };
+    let first = land(
+        vec![
+            status("O-1", 0, OrderStatus::Created, 3, "C-1"),
+            paid("O-2", 5 * MIN),
+            status("O-2", 0, OrderStatus::Created, 4, "C-2"),
+            status("O-2", 6 * MIN, OrderStatus::Paid, 4, "C-2"),
+            paid("O-3", MIN),
+            status("O-4", 2 * MIN, OrderStatus::Created, 3, "C-1"),
+            status("O-4", 3 * MIN, OrderStatus::Cancelled, 3, "C-1"),
+            status("O-5", MIN, OrderStatus::Created, 3, "C-2"),
+            paid("O-5", MIN),
+            status("O-5", MIN, OrderStatus::Paid, 3, "C-2"),
+        ],
+        10 * MIN,
+    );
+    store.write_batch(&first).await.expect("first batch");
+    let verdicts = land(Vec::new(), 13 * HOUR);
+    store.write_batch(&verdicts).await.expect("verdicts");
+    let packed = land(
+        vec![status("O-2", 13 * HOUR + 30 * MIN, OrderStatus::Packed, 4, "C-2")],
+        14 * HOUR,
+    );
+    store.write_batch(&packed).await.expect("packed");
+    let reader = open_reader(&f.url).await.expect("open reader");
+    (store, reader)
+}
+
+fn order_ids(page: &Page<OrderRow>) -> Vec<&str> {
+    page.items.iter().map(|o| o.order_id.as_str()).collect()
+}
+
+/// Orders filtered, newest first and paged; one order with its history; counts by state; the
+/// pipeline time; an unknown order is `None`.
+async fn orders(f: Fixture) {
+    let (_store, r) = landed_orders(&f).await;
+    let all = PageRequest { limit: 10, offset: 0 };
+    let list = |filter: OrderFilter| {
+        let r = r.clone();
+        async move { r.orders(&filter, all).await.expect("orders") }
+    };
+    let page = list(OrderFilter::default()).await;
+    assert_eq!(
+        order_ids(&page),
+        ["O-4", "O-5", "O-1", "O-2", "O-3"],
+        "newest created first, ties by id, none last"
+    );
+    assert_eq!(page.next_offset, None);
+    let first = r
+        .orders(&OrderFilter::default(), PageRequest { limit: 2, offset: 0 })
+        .await
+        .expect("page");
+    assert_eq!(
+        (order_ids(&first), first.next_offset),
+        (vec!["O-4", "O-5"], Some(2))
+    );
+    let last = r
+        .orders(&OrderFilter::default(), PageRequest { limit: 2, offset: 4 })
+        .await
+        .expect("page");
+    assert_eq!((order_ids(&last), last.next_offset), (vec!["O-3"], None));
+
+    let by = |f: fn(&mut OrderFilter)| {
+        let mut filter = OrderFilter::default();
+        f(&mut filter);
+        filter
+    };
+    assert_eq!(
+        order_ids(&list(by(|f| f.state = Some("paid".into()))).await),
+        ["O-5"]
+    );
+    assert_eq!(
+        order_ids(&list(by(|f| f.state = Some("created".into()))).await),
+        ["O-1"]
+    );
+    assert_eq!(
+        order_ids(&list(by(|f| f.customer_id = Some("C-1".into()))).await),
+        ["O-4", "O-1"]
+    );
+    assert_eq!(order_ids(&list(by(|f| f.store_id = Some(4))).await), ["O-2"]);
+    assert_eq!(order_ids(&list(by(|f| f.stuck = Some(true))).await), ["O-5"]);
+    assert_eq!(
+        order_ids(&list(by(|f| f.stuck = Some(false))).await),
+        ["O-4", "O-1", "O-2", "O-3"]
+    );
+    assert_eq!(
+        order_ids(&list(by(|f| f.payment_timeout = Some(true))).await),
+        ["O-1"]
+    );
+    assert_eq!(
+        order_ids(&list(by(|f| f.payment_timeout = Some(false))).await),
+        ["O-4", "O-5", "O-2", "O-3"]
+    );
+    assert_eq!(
+        order_ids(&list(by(|f| f.from = Some(at(MINUTE)))).await),
+        ["O-4", "O-5"]
+    );
+    assert_eq!(
+        order_ids(&list(by(|f| f.to = Some(at(MINUTE)))).await),
+        ["O-1", "O-2"]
+    );
+    let both = by(|f| {
+        f.customer_id = Some("C-2".into());
+        f.stuck = Some(true);
+    });
+    assert_eq!(order_ids(&list(both).await), ["O-5"]);
+
+    let o2 = r.order("O-2").await.expect("order").expect("O-2 exists");
+    assert_eq!(o2.order.state.as_deref(), Some("packed"));
+    assert_eq!(o2.order.state_since, Some(at(13 * HOUR + 30 * MINUTE)));
+    assert_eq!(
+        (o2.order.amount, o2.order.payment_amount),
+        (Some(19.99), Some(19.99))
+    );
+    assert_eq!(o2.order.milestones[0], Some(at(0)));
+    assert_eq!(o2.order.milestones[1], Some(at(6 * MINUTE)));
+    assert_eq!(o2.order.payment_at, Some(at(5 * MINUTE)));
+    assert_eq!(o2.order.payment_id.as_deref(), Some("P-O-2"));
+    assert_eq!(o2.order.last_event_at, at(13 * HOUR + 30 * MINUTE));
+    let history: Vec<(&str, DateTime<Utc>)> =
+        o2.events.iter().map(|e| (e.event_type.as_str(), e.ts)).collect();
+    assert_eq!(
+        history,
+        [
+            ("order", at(0)),
+            ("payment", at(5 * MINUTE)),
+            ("order", at(6 * MINUTE)),
+            ("order", at(13 * HOUR + 30 * MINUTE)),
+        ],
+        "its order and payment events by event time, nothing else with its key"
+    );
+    let payload: serde_json::Value = serde_json::from_str(&o2.events[1].payload).expect("payload is JSON");
+    assert_eq!(
+        (payload["order_id"].as_str(), payload["status"].as_str()),
+        (Some("O-2"), Some("captured"))
+    );
+    let o1 = r.order("O-1").await.expect("order").expect("O-1 exists");
+    assert!(o1.order.payment_timeout && o1.order.stuck_state.is_none());
+    assert_eq!(o1.order.payment_due_at, Some(at(30 * MINUTE)));
+    let o5 = r.order("O-5").await.expect("order").expect("O-5 exists");
+    assert_eq!(o5.order.stuck_state.as_deref(), Some("paid"));
+    let o3 = r.order("O-3").await.expect("order").expect("O-3 exists");
+    assert_eq!((o3.order.state.as_deref(), o3.order.amount), (None, None));
+    assert_eq!(o3.order.payment_status.as_deref(), Some("captured"));
+    assert!(r.order("O-9").await.expect("order").is_none(), "unknown order");
+
+    let by_state = r.orders_by_state().await.expect("by state");
+    let got: Vec<(Option<&str>, i64, i64)> = by_state
+        .iter()
+        .map(|c| (c.state.as_deref(), c.orders, c.stuck))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some("created"), 1, 0),
+            (Some("paid"), 1, 1),
+            (Some("packed"), 1, 0),
+            (Some("cancelled"), 1, 0),
+            (None, 1, 0),
+        ]
+    );
+
+    assert_eq!(
+        r.pipeline_time("landing", ORDERS_PIPELINE).await.expect("clock"),
+        Some(at(14 * HOUR))
+    );
+    assert_eq!(
+        r.pipeline_time("other", ORDERS_PIPELINE).await.expect("clock"),
+        None
+    );
+}
+
+/// Alerts filtered by kind, severity, subject, open and time, newest first and paged.
+async fn alerts(f: Fixture) {
+    let (_store, r) = landed_orders(&f).await;
+    let all = PageRequest { limit: 10, offset: 0 };
+    let list = |filter: AlertFilter| {
+        let r = r.clone();
+        async move {
+            r.alerts(&filter, all)
+                .await
+                .expect("alerts")
+                .items
+                .into_iter()
+                .map(|a| format!("{}:{}", a.kind, a.subject))
+                .collect::<Vec<_>>()
+        }
+    };
+    let by = |f: fn(&mut AlertFilter)| {
+        let mut filter = AlertFilter::default();
+        f(&mut filter);
+        filter
+    };
+    assert_eq!(
+        list(AlertFilter::default()).await,
+        ["order_stuck:O-2", "order_stuck:O-5", "payment_timeout:O-1"],
+        "newest first"
+    );
+    let page = r.alerts(&AlertFilter::default(), all).await.expect("alerts");
+    let stuck = &page.items[0];
+    assert_eq!(
+        (stuck.at, stuck.resolved_at),
+        (at(12 * HOUR + 6 * MINUTE), Some(at(13 * HOUR + 30 * MINUTE)))
+    );
+    assert_eq!(stuck.severity, "warning");
+    assert!(stuck.message.contains("O-2"), "{}", stuck.message);
+    assert_eq!(stuck.alert_id.len(), 36, "{}", stuck.alert_id);
+    assert_eq!(page.items[2].resolved_at, None);
+    assert_eq!(
+        list(by(|f| f.kind = Some("order_stuck".into()))).await,
+        ["order_stuck:O-2", "order_stuck:O-5"]
+    );
+    assert_eq!(list(by(|f| f.severity = Some("warning".into()))).await.len(), 3);
+    assert!(list(by(|f| f.severity = Some("critical".into())))
+        .await
+        .is_empty());
+    assert_eq!(
+        list(by(|f| f.subject = Some("O-1".into()))).await,
+        ["payment_timeout:O-1"]
+    );
+    assert_eq!(
+        list(by(|f| f.open = Some(true))).await,
+        ["order_stuck:O-5", "payment_timeout:O-1"]
+    );
+    assert_eq!(list(by(|f| f.open = Some(false))).await, ["order_stuck:O-2"]);
+    assert_eq!(
+        list(by(|f| f.from = Some(at(12 * HOUR)))).await,
+        ["order_stuck:O-2", "order_stuck:O-5"]
+    );
+    assert_eq!(
+        list(by(|f| f.to = Some(at(12 * HOUR)))).await,
+        ["payment_timeout:O-1"]
+    );
+    let second = r
+        .alerts(&AlertFilter::default(), PageRequest { limit: 1, offset: 1 })
+        .await
+        .expect("page");
+    assert_eq!(second.items[0].subject, "O-5");
+    assert_eq!(second.next_offset, Some(2));
 }
 
 macro_rules! suite {
@@ -546,6 +930,14 @@ macro_rules! suite {
         #[tokio::test]
         async fn missing_tables_read_empty() {
             crate::missing_tables_read_empty($fixture).await
+        }
+        #[tokio::test]
+        async fn orders() {
+            crate::orders($fixture).await
+        }
+        #[tokio::test]
+        async fn alerts() {
+            crate::alerts($fixture).await
         }
     };
 }

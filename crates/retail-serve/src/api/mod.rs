@@ -13,17 +13,20 @@
 //!   `late_events`, `dead_letters` (with resubmit); `status`: the pipeline; `control`;
 //!   `live`: the dashboard's stream (the snapshots come from [`crate::live`]); `log`: topics,
 //!   consumer groups and a record browser; `lineage`: the data lineage graph (its shape is
-//!   [`crate::lineage`]).
+//!   [`crate::lineage`]); `orders`: the order lifecycle (list, one with its events, counts
+//!   by state); `alerts`: the alerts the pipelines raise.
 
 pub mod error;
 pub mod params;
 
+mod alerts;
 mod control;
 mod dead_letters;
 mod late_events;
 mod lineage;
 mod live;
 mod log;
+mod orders;
 mod sales;
 mod status;
 mod stores;
@@ -43,8 +46,11 @@ use self::error::{ApiError, ApiResult};
 use crate::access::{require_admin, require_read};
 use crate::server::ServeState;
 
+pub use alerts::Alert;
 pub use control::MAX_RATE;
 pub use live::LIVE_STREAM_PATH;
+pub(crate) use orders::by_state;
+pub use orders::StateOrders;
 pub use params::{MAX_OFFSET, MAX_PAGE};
 pub use top::MAX_RANK_LIMIT;
 
@@ -53,7 +59,7 @@ pub use top::MAX_RANK_LIMIT;
 #[openapi(
     info(
         title = "retail-etl API",
-        description = "Sales, rankings, data quality and control of a running retail-etl pipeline. \
+        description = "Sales, rankings, orders and alerts, data quality and control of a running retail-etl pipeline. \
             Errors are `{\"error\": {\"code\", \"message\", \"parameter\"}}`. Send `Authorization: Bearer <token>` \
             when the server has tokens configured: read endpoints take a read or admin token, control and \
             resubmit an admin token.",
@@ -69,6 +75,7 @@ pub use top::MAX_RANK_LIMIT;
         (name = "live", description = "What the dashboard shows, pushed once a second"),
         (name = "log", description = "Topics, consumer groups and records of the log"),
         (name = "lineage", description = "Data lineage: jobs, topics and tables, and their OpenLineage runs"),
+        (name = "orders", description = "The order lifecycle (payments joined, timeouts, stuck orders) and the alerts"),
     )
 )]
 struct ApiDoc;
@@ -115,6 +122,10 @@ pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi:
         .routes(routes!(log::groups))
         .routes(routes!(log::records))
         .routes(routes!(lineage::graph))
+        .routes(routes!(orders::list))
+        .routes(routes!(orders::counts))
+        .routes(routes!(orders::one))
+        .routes(routes!(alerts::list))
         .route_layer(from_fn_with_state(state.clone(), require_read));
     let admin = OpenApiRouter::new()
         .routes(routes!(dead_letters::resubmit))

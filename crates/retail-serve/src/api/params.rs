@@ -82,6 +82,78 @@ impl Params {
         self.get(name).map(|v| parse_int(name, v, min, max)).transpose()
     }
 
+    /// `true` or `false`, exactly.
+    pub fn flag(&self, name: &str) -> ApiResult<Option<bool>> {
+        self.get(name)
+            .map(|v| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(ApiError::invalid(
+                    name,
+                    format!("{name} must be true or false, got {v:?}"),
+                )),
+            })
+            .transpose()
+    }
+
+    /// One of `values`, exactly.
+    pub fn one_of(&self, name: &str, values: &[&str]) -> ApiResult<Option<String>> {
+        self.get(name)
+            .map(|v| {
+                if values.contains(&v) {
+                    Ok(v.to_owned())
+                } else {
+                    Err(ApiError::invalid(
+                        name,
+                        format!("{name} must be one of {}, got {v:?}", values.join(", ")),
+                    ))
+                }
+            })
+            .transpose()
+    }
+
+    /// An id as text: [`parse_id`].
+    pub fn id(&self, name: &str) -> ApiResult<Option<String>> {
+        self.get(name).map(|v| parse_id(name, v)).transpose()
+    }
+
+    /// A plain identifier (lower-case letters, digits, `_`, not starting with a digit; at most
+    /// 63 bytes), as aggregate and alert kind names are: [`IDENTIFIER_PATTERN`].
+    pub fn identifier(&self, name: &str, what: &str) -> ApiResult<Option<String>> {
+        self.get(name)
+            .map(|v| {
+                let plain = !v.is_empty()
+                    && v.len() <= 63
+                    && v.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && !v.as_bytes()[0].is_ascii_digit();
+                if plain {
+                    Ok(v.to_owned())
+                } else {
+                    Err(ApiError::invalid(
+                        name,
+                        format!("{name} must be {what} (lower-case letters, digits, _), got {v:?}"),
+                    ))
+                }
+            })
+            .transpose()
+    }
+
+    /// `from` and `to` as filters, each optional; when both are given `from` must be before
+    /// `to`. No span limit: the page bounds what is returned.
+    pub fn optional_range(&self) -> ApiResult<OptionalRange> {
+        let (from, to) = (self.time("from")?, self.time("to")?);
+        if let (Some(f), Some(t)) = (from, to) {
+            if f >= t {
+                return Err(ApiError::invalid(
+                    "from",
+                    format!("from ({}) must be before to ({})", f.to_rfc3339(), t.to_rfc3339()),
+                ));
+            }
+        }
+        Ok((from, to))
+    }
+
     /// `limit`, `1..=max`, `default` when absent.
     pub fn limit(&self, default: u32, max: u32) -> ApiResult<u32> {
         Ok(self
@@ -143,6 +215,34 @@ impl Params {
         }
         Ok((from, to))
     }
+}
+
+/// `from` and `to` of a filter, each optional.
+pub type OptionalRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// The OpenAPI pattern of [`Params::identifier`].
+pub const IDENTIFIER_PATTERN: &str = "^[a-z_][a-z0-9_]{0,62}$";
+/// The longest id [`parse_id`] takes, in characters.
+pub const MAX_ID_CHARS: usize = 256;
+
+/// An id as the sources send it (order, customer, alert subject): 1 to [`MAX_ID_CHARS`]
+/// characters, no control characters (a store cannot hold every one of them, and no source
+/// sends them); OpenAPI pattern `^[^\x00-\x1f\x7f]{1,256}$`.
+pub fn parse_id(name: &str, v: &str) -> ApiResult<String> {
+    let chars = v.chars().count();
+    if chars == 0 || chars > MAX_ID_CHARS {
+        return Err(ApiError::invalid(
+            name,
+            format!("{name} must be 1 to {MAX_ID_CHARS} characters, got {chars}"),
+        ));
+    }
+    if v.chars().any(|c| c <= '\u{1f}' || c == '\u{7f}') {
+        return Err(ApiError::invalid(
+            name,
+            format!("{name} must not contain control characters, got {v:?}"),
+        ));
+    }
+    Ok(v.to_owned())
 }
 
 /// Parses an RFC 3339 instant, naming `name` on failure.

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use retail_sink::read::{Grain, Reader};
+use retail_sink::read::orders::AlertFilter;
+use retail_sink::read::{Grain, PageRequest, Reader};
 
 use super::snapshot::{LiveInputs, MinutePoint, RankedRow, StoreFigures};
 use crate::controls::ControlStatus;
@@ -10,6 +11,8 @@ use crate::server::ServeState;
 
 /// Rows in each top-N table of the page.
 const TOP: u32 = 5;
+/// Alerts in the page's feed.
+const ALERTS: u32 = 20;
 
 #[async_trait]
 impl LiveInputs for ServeState {
@@ -28,7 +31,8 @@ impl LiveInputs for ServeState {
 }
 
 /// The same queries the REST API answers with: today's totals (UTC), the last hour per minute,
-/// today's top cities, and the top sellers of the latest window over every country.
+/// today's top cities, the top sellers of the latest window over every country, orders by
+/// state and the latest alerts.
 async fn store_figures(r: &dyn Reader, now: DateTime<Utc>) -> retail_sink::Result<StoreFigures> {
     let today = now.date_naive();
     let midnight = today.and_time(chrono::NaiveTime::MIN).and_utc();
@@ -46,6 +50,16 @@ async fn store_figures(r: &dyn Reader, now: DateTime<Utc>) -> retail_sink::Resul
     // global top N is always among the per-country top N).
     let mut sellers = r.top_salesmen_by_country(None, None, TOP).await?;
     sellers.sort_by(|a, b| b.revenue.total_cmp(&a.revenue));
+    let (orders_by_state, orders_payment_only) = crate::api::by_state(&r.orders_by_state().await?);
+    let alerts = r
+        .alerts(
+            &AlertFilter::default(),
+            PageRequest {
+                limit: ALERTS,
+                offset: 0,
+            },
+        )
+        .await?;
     Ok(StoreFigures {
         revenue_today: totals.revenue,
         units_today: totals.units,
@@ -79,5 +93,8 @@ async fn store_figures(r: &dyn Reader, now: DateTime<Utc>) -> retail_sink::Resul
                 units: s.units,
             })
             .collect(),
+        orders_by_state,
+        orders_payment_only,
+        alerts: alerts.items.into_iter().map(Into::into).collect(),
     })
 }

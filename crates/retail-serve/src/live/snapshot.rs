@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use utoipa::ToSchema;
 
 use super::figures::{quantile_between, Figures};
+use crate::api::{Alert, StateOrders};
 use crate::controls::ControlStatus;
 
 /// How often a snapshot is published.
@@ -84,6 +85,12 @@ pub struct StoreFigures {
     pub top_cities: Vec<RankedRow>,
     /// Top sellers of the current 30-day window, every country.
     pub top_sellers: Vec<RankedRow>,
+    /// Orders in each state of the order lifecycle, in lifecycle order, zero included.
+    pub orders_by_state: Vec<StateOrders>,
+    /// Orders of which only payments were seen (no state yet).
+    pub orders_payment_only: i64,
+    /// The latest alerts, newest first (`open`: the condition still holds).
+    pub alerts: Vec<Alert>,
 }
 
 /// One minute of the sales chart.

@@ -74,3 +74,5 @@ impl Controllable for FakeReceiver {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+pub mod reader;

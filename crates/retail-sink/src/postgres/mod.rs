@@ -19,7 +19,7 @@
 //! - `write`: the batch transaction (fast path, slow path on duplicates).
 //! - `copy`: binary COPY encoders of each table.
 //! - `partition`: day partitions, created on demand and cached.
-//! - `read`: the [`crate::Reader`] on its own session.
+//! - `read`: the [`crate::Reader`] on its own session; `read/orders`: its order and alert queries.
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
 //! - `fraud`: the fraud rules' rows and alerts, in the batch's transaction.
 //! - `stock`: the inventory-at-risk pipeline's rows and alerts, in the batch's transaction.

@@ -1,6 +1,10 @@
 //! [`PostgresReader`]: the [`Reader`] on its own session, separate from the landing's, so API
 //! queries never wait for a batch transaction. tokio-postgres pipelines concurrent queries on
 //! one session, so one is enough; a failed session is replaced at the next call.
+//!
+//! The order-lifecycle and alert queries are in `read/orders.rs`.
+
+mod orders;
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use tokio_postgres::{Client, Config, NoTls, Row};
 use tracing::warn;
 
 use super::error::{pg_error, url_error};
+use crate::read::orders::{AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, StateCount};
 use crate::read::{
     day_start, split_hours, CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent,
     Page, PageRequest, Reader, SalesBucket, SellerSales, StoreInfo, StoreSummary, Totals,
@@ -427,5 +432,25 @@ impl Reader for PostgresReader {
             dead_letters_resubmitted: dl.first().map_or(0, |r| r.get(1)),
             late_events: late.first().map_or(0, |r| r.get(0)),
         })
+    }
+
+    async fn orders(&self, filter: &OrderFilter, page: PageRequest) -> Result<Page<OrderRow>> {
+        self.order_list(filter, page).await
+    }
+
+    async fn order(&self, order_id: &str) -> Result<Option<OrderDetail>> {
+        self.order_detail(order_id).await
+    }
+
+    async fn orders_by_state(&self) -> Result<Vec<StateCount>> {
+        self.state_counts().await
+    }
+
+    async fn alerts(&self, filter: &AlertFilter, page: PageRequest) -> Result<Page<AlertRow>> {
+        self.alert_list(filter, page).await
+    }
+
+    async fn pipeline_time(&self, group: &str, pipeline: &str) -> Result<Option<DateTime<Utc>>> {
+        self.clock(group, pipeline).await
     }
 }

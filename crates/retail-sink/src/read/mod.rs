@@ -13,7 +13,11 @@
 //!
 //! # Layout
 //! - this file: the [`Reader`] trait, its row types and [`open_reader`].
-//! - `../postgres/read.rs`, `../sqlite/read.rs`: the two implementations.
+//! - [`orders`]: the rows and filters of the order-lifecycle pipeline and the alerts.
+//! - `../postgres/read.rs`, `../sqlite/read.rs`: the two implementations, each with its
+//!   `read/orders.rs` for the order and alert queries.
+
+pub mod orders;
 
 use std::sync::Arc;
 
@@ -22,6 +26,7 @@ use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use self::orders::{AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, StateCount};
 use crate::{Result, StoreUrl};
 
 /// The window size of a sales series.
@@ -350,6 +355,24 @@ pub trait Reader: Send + Sync + std::fmt::Debug + 'static {
 
     /// Row counts of dead letters and late events.
     async fn counts(&self) -> Result<Counts>;
+
+    /// Orders matching `filter`, newest `created_at` first (orders without one last), ties by
+    /// `order_id`.
+    async fn orders(&self, filter: &OrderFilter, page: PageRequest) -> Result<Page<OrderRow>>;
+
+    /// One order with its `order` and `payment` events (`events_raw` rows whose partition key
+    /// is the order id), by event time; `None` if no order has this id.
+    async fn order(&self, order_id: &str) -> Result<Option<OrderDetail>>;
+
+    /// Orders per state, stuck ones counted apart; states without orders are absent.
+    async fn orders_by_state(&self) -> Result<Vec<StateCount>>;
+
+    /// Alerts matching `filter`, newest `at` first, ties by `alert_id`.
+    async fn alerts(&self, filter: &AlertFilter, page: PageRequest) -> Result<Page<AlertRow>>;
+
+    /// The pipeline time `pipeline` of consumer group `group` last ran its verdicts at (the
+    /// smallest watermark of its partitions, ADR 0022); `None` before its first batch.
+    async fn pipeline_time(&self, group: &str, pipeline: &str) -> Result<Option<DateTime<Utc>>>;
 }
 
 /// Opens a reader on the store a URL names. Open the [`crate::Store`] first: it applies the

@@ -25,7 +25,8 @@
 //! - `store`: [`SqliteStore`] and its worker thread.
 //! - `write`: the batch transaction and the bulk-load baseline.
 //! - `rows`: owned compact copies of a batch, text forms of ids and timestamps.
-//! - `read`: the [`crate::Reader`] on its own connection and thread.
+//! - `read`: the [`crate::Reader`] on its own connection and thread; `read/orders`: its order
+//!   and alert queries.
 //! - `thread`: a connection owned by one thread, with async calls on it (store and reader).
 //! - `migrate`: `migrations/sqlite/*.sql` at open; refuses a file that keeps money as REAL.
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.

@@ -2,6 +2,10 @@
 //! thread. WAL mode lets it read while the landing's connection writes, so API queries never
 //! queue behind a batch; its one write (marking a dead letter resubmitted) waits for the write
 //! lock like any writer (busy timeout).
+//!
+//! The order-lifecycle and alert queries are in `read/orders.rs`.
+
+mod orders;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,6 +20,7 @@ use super::error::sqlite_error;
 use super::money::cents_to_f64;
 use super::rows::ts_text;
 use super::thread::Owned;
+use crate::read::orders::{AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, StateCount};
 use crate::read::{
     day_start, split_hours, CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent,
     Page, PageRequest, Reader, SalesBucket, SellerSales, StoreInfo, StoreSummary, Totals,
@@ -521,5 +526,25 @@ impl Reader for SqliteReader {
             })
         })
         .await
+    }
+
+    async fn orders(&self, filter: &OrderFilter, page: PageRequest) -> Result<Page<OrderRow>> {
+        self.order_list(filter, page).await
+    }
+
+    async fn order(&self, order_id: &str) -> Result<Option<OrderDetail>> {
+        self.order_detail(order_id).await
+    }
+
+    async fn orders_by_state(&self) -> Result<Vec<StateCount>> {
+        self.state_counts().await
+    }
+
+    async fn alerts(&self, filter: &AlertFilter, page: PageRequest) -> Result<Page<AlertRow>> {
+        self.alert_list(filter, page).await
+    }
+
+    async fn pipeline_time(&self, group: &str, pipeline: &str) -> Result<Option<DateTime<Utc>>> {
+        self.clock(group, pipeline).await
     }
 }

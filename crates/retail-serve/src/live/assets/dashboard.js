@@ -44,6 +44,8 @@ function render(s) {
   chart(store ? store.per_minute : []);
   ranked("top-cities", store ? store.top_cities : []);
   ranked("top-sellers", store ? store.top_sellers : []);
+  ordersByState(store);
+  alertFeed(store ? store.alerts : []);
   controls(s.controls, s.components);
   components(s.components);
   text("store-error", s.store_error ? "store: " + s.store_error : "");
@@ -79,6 +81,38 @@ function ranked(id, rows) {
     }
     return tr;
   }));
+}
+
+function ordersByState(store) {
+  const rows = store ? store.orders_by_state.map((r) => [r.state, r.orders, r.stuck]) : [];
+  if (store && store.orders_payment_only > 0) rows.push(["payment only", store.orders_payment_only, 0]);
+  $("orders-by-state").replaceChildren(...rows.map(([state, orders, stuck]) => {
+    const tr = document.createElement("tr");
+    cells(tr, [state, count.format(orders), stuck ? count.format(stuck) : ""], [1, 2]);
+    if (stuck) tr.lastChild.classList.add("warn");
+    return tr;
+  }));
+}
+
+// Open alerts are marked; a resolved one says when its condition ended.
+function alertFeed(list) {
+  $("alerts").replaceChildren(...list.map((a) => {
+    const tr = document.createElement("tr");
+    tr.className = "alert " + (a.open ? "open" : "resolved");
+    const badge = document.createElement("td");
+    badge.innerHTML = '<span class="state"></span>';
+    badge.firstChild.textContent = a.open ? "open" : "resolved";
+    badge.firstChild.classList.add(a.open ? "open" : "resolved");
+    const when = document.createElement("td");
+    when.textContent = a.at.slice(5, 16).replace("T", " ");
+    when.title = a.at + (a.resolved_at ? "; resolved " + a.resolved_at : "");
+    const what = document.createElement("td");
+    what.textContent = a.message;
+    what.title = a.kind + " · " + a.severity + " · " + a.subject;
+    tr.append(badge, when, what);
+    return tr;
+  }));
+  text("alerts-note", list.length ? "" : "no alerts");
 }
 
 // Controls are rebuilt only when their shape changes, so a rate being typed is not wiped out.
