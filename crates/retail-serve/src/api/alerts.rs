@@ -1,4 +1,4 @@
-//! Alerts the pipelines raised (payment timeouts, stuck orders; ADR 0022): raised once each,
+//! Alerts the pipelines raised (payment timeouts, stuck orders; ADR 0023): raised once each,
 //! resolved in event time when their condition ends.
 
 use axum::extract::State;

@@ -1,4 +1,4 @@
-//! Orders as the order-lifecycle pipeline keeps them (ADR 0022): a filtered list, one order
+//! Orders as the order-lifecycle pipeline keeps them (ADR 0023): a filtered list, one order
 //! with its events, and counts by state.
 //!
 //! "Time in state" is measured on the **pipeline time**, not the wall clock: the event-time

@@ -371,7 +371,7 @@ pub trait Reader: Send + Sync + std::fmt::Debug + 'static {
     async fn alerts(&self, filter: &AlertFilter, page: PageRequest) -> Result<Page<AlertRow>>;
 
     /// The pipeline time `pipeline` of consumer group `group` last ran its verdicts at (the
-    /// smallest watermark of its partitions, ADR 0022); `None` before its first batch.
+    /// smallest watermark of its partitions, ADR 0023); `None` before its first batch.
     async fn pipeline_time(&self, group: &str, pipeline: &str) -> Result<Option<DateTime<Utc>>>;
 }
 

@@ -1,4 +1,4 @@
-//! What the read side gives of the order-lifecycle pipeline (ADR 0022): the `order_lifecycle`
+//! What the read side gives of the order-lifecycle pipeline (ADR 0023): the `order_lifecycle`
 //! rows, an order's events from `events_raw`, counts by state, the `alerts` and the pipeline
 //! time in `pipeline_clock`. Plain rows: the API's shapes (and their OpenAPI schemas) are
 //! `retail-serve`'s. Money is the nearest `f64` of the exact amount on both stores
