@@ -145,11 +145,50 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Cheap round trip for `/health`.
     async fn ping(&self) -> Result<()>;
 
-    /// Benchmark baseline: loads `rows` into fresh scratch tables of the same shape as
-    /// `sales_raw` and the ledger with the backend's bare bulk path (binary COPY for
-    /// PostgreSQL), `batch_rows` per transaction, and returns the elapsed time. Scratch tables
-    /// are dropped afterwards.
-    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<Duration>;
+    /// Benchmark baseline, step 1 of 3: drops and creates the scratch tables (the same shape
+    /// as `sales_raw` and the ledger) that [`Store::bare_chunk`] fills. Not timed.
+    async fn bare_begin(&self) -> Result<()>;
+
+    /// Benchmark baseline, step 2 (called as often as the caller has chunks): loads `rows`
+    /// into the scratch tables with the backend's bare bulk path (binary COPY for PostgreSQL,
+    /// plain prepared INSERTs for SQLite), `batch_rows` per transaction, in the same row
+    /// orders as the write path, with no dedup, fencing, savepoint or offsets. Times only the
+    /// transactions (ordering, BEGIN, the loads, COMMIT); creating day partitions and
+    /// preparing statements are not timed. Chunks that are whole multiples of `batch_rows`
+    /// give exactly the transactions one call with all the rows would, so a caller can
+    /// stream millions of rows in bounded memory and measure the same thing.
+    async fn bare_chunk(&self, rows: &[LandedSale], batch_rows: usize) -> Result<BareLoad>;
+
+    /// Benchmark baseline, step 3: drops the scratch tables. Not timed.
+    async fn bare_finish(&self) -> Result<()>;
+
+    /// The whole baseline in one call: [`Store::bare_begin`], one [`Store::bare_chunk`] of
+    /// `rows`, [`Store::bare_finish`]. The scratch tables are dropped even if the load failed.
+    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<BareLoad> {
+        self.bare_begin().await?;
+        let loaded = self.bare_chunk(rows, batch_rows).await;
+        let finished = self.bare_finish().await;
+        let loaded = loaded?;
+        finished?;
+        Ok(loaded)
+    }
+}
+
+/// What a bare load (or one chunk of it) did: rows the store reported loaded into the scratch
+/// copy of `sales_raw`, and the time its transactions took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BareLoad {
+    /// Rows loaded (as the COPY or the INSERTs reported them).
+    pub rows: u64,
+    /// Time spent in the load transactions.
+    pub elapsed: Duration,
+}
+
+impl std::ops::AddAssign for BareLoad {
+    fn add_assign(&mut self, other: Self) {
+        self.rows += other.rows;
+        self.elapsed += other.elapsed;
+    }
 }
 
 /// A store chosen by URL scheme. `Display` (and `Debug`) show the URL with its credentials

@@ -52,6 +52,10 @@ macro_rules! suite {
             crate::behaviour::money_is_exact_in_raw_rows_and_aggregates($fixture).await
         }
         #[tokio::test]
+        async fn bare_load_in_chunks_loads_what_one_call_loads() {
+            crate::behaviour::bare_load_in_chunks_loads_what_one_call_loads($fixture).await
+        }
+        #[tokio::test]
         async fn named_dead_letters_are_kept_once() {
             crate::behaviour::named_dead_letters_are_kept_once($fixture).await
         }

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use retail_core::TopicPartition;
@@ -17,7 +16,7 @@ use super::error::{pg_error, url_error};
 use super::{bare, derived, write};
 use crate::derived::sql::TableSql;
 use crate::{
-    AggregateTable, BatchOutcome, CatalogSnapshot, Error, LandedSale, LandingBatch, PartitionWatermark,
+    AggregateTable, BareLoad, BatchOutcome, CatalogSnapshot, Error, LandedSale, LandingBatch, PartitionWatermark,
     Result, Store, Table,
 };
 
@@ -37,6 +36,8 @@ struct State {
     known_days: HashSet<i64>,
     /// The prepared aggregate tables.
     aggregates: Aggregates,
+    /// Days of the benchmark's scratch `bench_bare_sales_raw` known to have a partition.
+    bare_days: HashSet<i64>,
 }
 
 /// The aggregate tables given to `prepare_aggregates` and their statements.
@@ -71,6 +72,7 @@ impl PostgresStore {
                 conn: Some(conn),
                 known_days: HashSet::new(),
                 aggregates: Aggregates::default(),
+                bare_days: HashSet::new(),
             }),
         })
     }
@@ -107,6 +109,7 @@ impl PostgresStore {
             conn,
             known_days,
             aggregates,
+            ..
         } = &mut *guard;
         let result = match session(&self.config, conn).await {
             Ok(c) => write::write_batch(c, known_days, aggregates, batch, commit).await,
@@ -221,13 +224,34 @@ impl Store for PostgresStore {
         settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
     }
 
-    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<Duration> {
+    async fn bare_begin(&self) -> Result<()> {
         let mut guard = self.state.lock().await;
-        let result = match session(&self.config, &mut guard.conn).await {
-            Ok(c) => bare::bare_load(c, rows, batch_rows).await,
+        let State { conn, bare_days, .. } = &mut *guard;
+        let result = match session(&self.config, conn).await {
+            Ok(c) => bare::begin(c, bare_days).await,
             Err(e) => Err(e),
         };
-        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+        settle(conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn bare_chunk(&self, rows: &[LandedSale], batch_rows: usize) -> Result<BareLoad> {
+        let mut guard = self.state.lock().await;
+        let State { conn, bare_days, .. } = &mut *guard;
+        let result = match session(&self.config, conn).await {
+            Ok(c) => bare::chunk(c, bare_days, rows, batch_rows).await,
+            Err(e) => Err(e),
+        };
+        settle(conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn bare_finish(&self) -> Result<()> {
+        let mut guard = self.state.lock().await;
+        let State { conn, bare_days, .. } = &mut *guard;
+        let result = match session(&self.config, conn).await {
+            Ok(c) => bare::finish(c, bare_days).await,
+            Err(e) => Err(e),
+        };
+        settle(conn, result).map_err(|e| with_target(e, &self.target))
     }
 }
 

@@ -15,7 +15,7 @@ use super::thread::Owned;
 use super::{derived, migrate, write};
 use crate::derived::sql::TableSql;
 use crate::{
-    AggregateTable, BatchOutcome, CatalogSnapshot, LandedSale, LandingBatch, PartitionWatermark, Result,
+    AggregateTable, BareLoad, BatchOutcome, CatalogSnapshot, LandedSale, LandingBatch, PartitionWatermark, Result,
     Store, Table,
 };
 
@@ -211,11 +211,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<Duration> {
+    async fn bare_begin(&self) -> Result<()> {
+        self.call("bare_begin", |w| write::bare_begin(&w.conn, &w.path))
+            .await
+    }
+
+    async fn bare_chunk(&self, rows: &[LandedSale], batch_rows: usize) -> Result<BareLoad> {
         let sales = Sales::collect(rows.iter());
-        self.call("bare_load", move |w| {
-            write::bare_load(&mut w.conn, &w.path, &sales, batch_rows)
+        self.call("bare_chunk", move |w| {
+            write::bare_chunks(&mut w.conn, &w.path, &sales, batch_rows)
         })
         .await
+    }
+
+    async fn bare_finish(&self) -> Result<()> {
+        self.call("bare_finish", |w| write::bare_finish(&w.conn, &w.path))
+            .await
     }
 }

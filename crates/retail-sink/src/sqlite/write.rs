@@ -6,7 +6,7 @@
 //! means the id is new and its row is inserted, 0 means it landed before. Statements come from
 //! the connection's prepared-statement cache, so a batch prepares nothing after the first.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -18,7 +18,7 @@ use super::derived;
 use super::error::sqlite_error;
 use super::rows::{ts_text, OwnedBatch, SaleRow, Sales};
 use super::store::Aggregates;
-use crate::{BatchOutcome, Error, Result};
+use crate::{BareLoad, BatchOutcome, Error, Result};
 
 const INSERT_SALE: &str = "INSERT INTO sales_raw (event_id, kind, store_id, sku, qty, unit_price, \
      seller_id, ts, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -253,33 +253,34 @@ const BARE_CREATE: &str = "\
     CREATE INDEX bench_bare_sales_raw_store_id_ts_idx ON bench_bare_sales_raw (store_id, ts);
     CREATE TABLE bench_bare_ledger (event_id TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;";
 
-/// The benchmark baseline: plain prepared INSERTs into scratch tables of the same shape,
-/// `batch_rows` per transaction; returns the time spent in the transactions.
-pub(super) fn bare_load(
-    conn: &mut Connection,
-    path: &str,
-    sales: &Sales,
-    batch_rows: usize,
-) -> Result<Duration> {
+/// The benchmark baseline, step 1: drops and creates the scratch tables.
+pub(super) fn bare_begin(conn: &Connection, path: &str) -> Result<()> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
     conn.execute_batch(BARE_DROP)
         .map_err(err("DROP TABLE bench_bare_*"))?;
     conn.execute_batch(BARE_CREATE)
-        .map_err(err("CREATE TABLE bench_bare_*"))?;
-    let loaded = bare_chunks(conn, path, sales, batch_rows);
-    let dropped = conn
-        .execute_batch(BARE_DROP)
-        .map_err(err("DROP TABLE bench_bare_*"));
-    let elapsed = loaded?;
-    dropped?;
-    Ok(elapsed)
+        .map_err(err("CREATE TABLE bench_bare_*"))
 }
 
-fn bare_chunks(conn: &mut Connection, path: &str, sales: &Sales, batch_rows: usize) -> Result<Duration> {
+/// The benchmark baseline, step 3: drops the scratch tables.
+pub(super) fn bare_finish(conn: &Connection, path: &str) -> Result<()> {
+    conn.execute_batch(BARE_DROP)
+        .map_err(|e| sqlite_error(path, "DROP TABLE bench_bare_*", &e))
+}
+
+/// The benchmark baseline, step 2: plain prepared INSERTs into the scratch tables,
+/// `batch_rows` per transaction; returns the rows inserted and the time spent in the
+/// transactions.
+pub(super) fn bare_chunks(
+    conn: &mut Connection,
+    path: &str,
+    sales: &Sales,
+    batch_rows: usize,
+) -> Result<BareLoad> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
     let mut id_buf = [0u8; 36];
     let mut ts_buf = String::with_capacity(32);
-    let mut elapsed = Duration::ZERO;
+    let mut done = BareLoad::default();
     let all: Vec<usize> = (0..sales.rows.len()).collect();
     for chunk in all.chunks(batch_rows.max(1)) {
         let start = Instant::now();
@@ -288,6 +289,7 @@ fn bare_chunks(conn: &mut Connection, path: &str, sales: &Sales, batch_rows: usi
             rows: chunk.iter().filter_map(|&i| sales.rows.get(i).cloned()).collect(),
             sources: Vec::new(),
         };
+        let mut inserted = 0u64;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err("BEGIN IMMEDIATE"))?;
@@ -311,12 +313,15 @@ fn bare_chunks(conn: &mut Connection, path: &str, sales: &Sales, batch_rows: usi
             }
             for i in chunk_rows.index_order(ids) {
                 let Some(s) = chunk_rows.rows.get(i) else { continue };
-                insert_sale(&mut sale, s, sales.source(s), &mut id_buf, &mut ts_buf)
-                    .map_err(err("INSERT INTO bench_bare_sales_raw"))?;
+                inserted += insert_sale(&mut sale, s, sales.source(s), &mut id_buf, &mut ts_buf)
+                    .map_err(err("INSERT INTO bench_bare_sales_raw"))? as u64;
             }
         }
         tx.commit().map_err(err("COMMIT"))?;
-        elapsed += start.elapsed();
+        done += BareLoad {
+            rows: inserted,
+            elapsed: start.elapsed(),
+        };
     }
-    Ok(elapsed)
+    Ok(done)
 }

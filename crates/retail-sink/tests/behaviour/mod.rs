@@ -759,3 +759,42 @@ pub async fn money_is_exact_in_raw_rows_and_aggregates(f: Fixture) {
     let buckets = reader.sales(Grain::Hour, Some(1), from, to).await.expect("sales");
     assert_eq!(buckets.iter().map(|b| b.revenue).collect::<Vec<_>>(), [exact]);
 }
+
+/// The benchmark's baseline streamed in chunks (`bare_begin`, `bare_chunk`s, `bare_finish`)
+/// loads what one `bare_load` of the same rows loads, so streaming it in bounded memory
+/// measures the same thing; and its scratch tables are gone afterwards.
+pub async fn bare_load_in_chunks_loads_what_one_call_loads(f: Fixture) {
+    let store = f.open().await;
+    let start = ts("2026-11-21T23:59:00Z");
+    let rows: Vec<_> = ids(250)
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            sale(
+                id,
+                start + chrono::TimeDelta::seconds(i as i64),
+                (i % 7) as i64,
+                1,
+            )
+        })
+        .collect();
+    let one = store.bare_load(&rows, 40).await.expect("one bare_load");
+    assert_eq!(one.rows, 250);
+
+    store.bare_begin().await.expect("bare_begin");
+    let mut chunked = retail_sink::BareLoad::default();
+    for chunk in rows.chunks(80) {
+        chunked += store.bare_chunk(chunk, 40).await.expect("bare_chunk");
+    }
+    store.bare_finish().await.expect("bare_finish");
+    assert_eq!(chunked.rows, one.rows);
+    // The scratch tables are dropped, and the real ones were never touched.
+    assert_eq!(store.count(Table::SalesRaw).await.expect("count"), 0);
+    let scratch = match &f.url {
+        retail_sink::StoreUrl::Postgres(_) => {
+            "SELECT CAST(relname AS text) FROM pg_class WHERE relname LIKE 'bench_bare%'"
+        }
+        retail_sink::StoreUrl::Sqlite(_) => "SELECT name FROM sqlite_master WHERE name LIKE 'bench_bare%'",
+    };
+    assert_eq!(f.texts(scratch).await, Vec::<String>::new());
+}
