@@ -6,7 +6,9 @@
 //! transaction is the whole exactly-once protocol: after a crash the consumer seeks to the
 //! offsets in the store, so a batch is either entirely applied or entirely re-read. Events are
 //! de-duplicated by `event_id` through the `landed_event_ids` ledger, so a source re-sending an
-//! event, or a generator re-run with the same seed, lands it once.
+//! event, or a generator re-run with the same seed, lands it once. The ledger keeps event-time
+//! days within a horizon ([`StoreOptions::dedup_horizon_days`]) and drops older days whole; an
+//! event older than the horizon becomes a `too_old` dead letter (ADR 0022).
 //!
 //! # Layout
 //! - [`batch`]: what the landing hands over and what the store reports back.
@@ -17,6 +19,8 @@
 //! - [`isolate`]: when the store refuses a batch for its data, finds the rows at fault,
 //!   dead-letters them and lands the rest in one transaction.
 //! - `dedup`: in-batch de-duplication by `event_id`, shared by both backends.
+//! - [`horizon`]: the dedup horizon (ADR 0022): ledger days kept, dropped, and events too old
+//!   to land, shared by both backends.
 //! - `migrations/<backend>/*.sql`: the schema, applied at open.
 //! - this file: the [`Store`] trait and [`open`] by URL ([`StoreUrl`]).
 
@@ -24,6 +28,7 @@ pub mod batch;
 mod dedup;
 pub mod derived;
 mod error;
+pub mod horizon;
 pub mod isolate;
 pub mod postgres;
 pub mod read;
@@ -80,20 +85,22 @@ pub const STORE_TABLES: &[&str] = &[
     "store_dim",
     "schema_migrations",
     "retail_batch_ids",
+    "landed_event_ids_legacy",
+    "ledger_horizon",
 ];
 
 /// Whether `name` is a table the store owns: one of [`STORE_TABLES`], or a day partition of
-/// `sales_raw` (`sales_raw_YYYYMMDD` on PostgreSQL). Returns the table it belongs to.
+/// `sales_raw` (`sales_raw_YYYYMMDD` on PostgreSQL) or of the ledger (`landed_event_ids_YYYYMMDD`,
+/// both backends). Returns the table it belongs to.
 pub fn store_table(name: &str) -> Option<&'static str> {
     let day_partition = |parent: &str| {
         name.strip_prefix(parent)
             .and_then(|rest| rest.strip_prefix('_'))
             .is_some_and(|day| day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit()))
     };
-    STORE_TABLES
-        .iter()
-        .copied()
-        .find(|t| *t == name || (*t == Table::SalesRaw.name() && day_partition(t)))
+    STORE_TABLES.iter().copied().find(|t| {
+        *t == name || ((*t == Table::SalesRaw.name() || *t == "landed_event_ids") && day_partition(t))
+    })
 }
 
 /// A store. Shared by the tasks of a process (`Arc<dyn Store>`); a backend serialises its own
@@ -245,11 +252,39 @@ impl std::fmt::Debug for StoreUrl {
     }
 }
 
-/// Opens the store a URL names and applies its migrations.
+/// How a store keeps its dedup ledger (ADR 0022).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Days of event time the `landed_event_ids` ledger remembers behind the newest event day
+    /// landed; older days are dropped whole, and an event older than that becomes a `too_old`
+    /// dead letter. `0`: the ledger is kept forever and no event is too old.
+    pub dedup_horizon_days: u32,
+}
+
+impl StoreOptions {
+    /// The default horizon, the same as `landing.dedup_horizon_days`'s.
+    pub const DEFAULT_DEDUP_HORIZON_DAYS: u32 = 7;
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            dedup_horizon_days: Self::DEFAULT_DEDUP_HORIZON_DAYS,
+        }
+    }
+}
+
+/// Opens the store a URL names and applies its migrations, with the default
+/// [`StoreOptions`].
 pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>> {
+    open_with(url, StoreOptions::default()).await
+}
+
+/// Opens the store a URL names with `options` and applies its migrations.
+pub async fn open_with(url: &StoreUrl, options: StoreOptions) -> Result<Arc<dyn Store>> {
     match url {
-        StoreUrl::Postgres(u) => Ok(Arc::new(postgres::PostgresStore::connect(u).await?)),
-        StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        StoreUrl::Postgres(u) => Ok(Arc::new(postgres::PostgresStore::connect_with(u, options).await?)),
+        StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open_with(path, options).await?)),
     }
 }
 
@@ -262,6 +297,10 @@ mod tests {
         assert_eq!(super::store_table("sales_raw"), Some("sales_raw"));
         assert_eq!(super::store_table("sales_raw_20261130"), Some("sales_raw"));
         assert_eq!(super::store_table("landed_event_ids"), Some("landed_event_ids"));
+        assert_eq!(
+            super::store_table("landed_event_ids_20261130"),
+            Some("landed_event_ids")
+        );
         assert_eq!(super::store_table("sales_raw_by_city"), None);
         assert_eq!(super::store_table("sales_agg_minute"), None);
     }

@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../../migrations/postgres/0003_dead_letter_resubmitted.sql"),
     },
+    // 4 is another change's (reserved).
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/postgres/0005_ledger_by_event_day.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations (any constant no one else uses).

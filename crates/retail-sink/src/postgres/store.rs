@@ -13,11 +13,12 @@ use tokio_postgres::Config;
 
 use super::conn::{self, Conn};
 use super::error::{pg_error, url_error};
+use super::ledger::Ledger;
 use super::{bare, derived, write};
 use crate::derived::sql::TableSql;
 use crate::{
-    AggregateTable, BareLoad, BatchOutcome, CatalogSnapshot, Error, LandedSale, LandingBatch, PartitionWatermark,
-    Result, Store, Table,
+    AggregateTable, BareLoad, BatchOutcome, CatalogSnapshot, Error, LandedSale, LandingBatch,
+    PartitionWatermark, Result, Store, StoreOptions, Table,
 };
 
 /// A PostgreSQL store. Writes are serialised on one session (PostgreSQL gains nothing from
@@ -36,6 +37,8 @@ struct State {
     known_days: HashSet<i64>,
     /// The prepared aggregate tables.
     aggregates: Aggregates,
+    /// The dedup horizon of the ledger (ADR 0022).
+    ledger: Ledger,
     /// Days of the benchmark's scratch `bench_bare_sales_raw` known to have a partition.
     bare_days: HashSet<i64>,
 }
@@ -56,13 +59,25 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to a libpq-style URL (`postgres://user@host:port/db`), applies the migrations
-    /// and prepares the write path. TLS is not supported (`sslmode=require` fails to connect).
+    /// Connects to a libpq-style URL (`postgres://user@host:port/db`) with the default
+    /// [`StoreOptions`]; see [`PostgresStore::connect_with`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Connects to a libpq-style URL (`postgres://user@host:port/db`), applies the migrations,
+    /// prepares the write path and drops ledger days older than the dedup horizon. TLS is not
+    /// supported (`sslmode=require` fails to connect).
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self> {
         let mut config: Config = url.parse().map_err(|e| url_error(url, &e))?;
         conn::tune(&mut config);
         let target = target_of(&config);
         let conn = Conn::connect(&config, true)
+            .await
+            .map_err(|e| with_target(e, &target))?;
+        let mut ledger = Ledger::new(options);
+        ledger
+            .load(&conn.client)
             .await
             .map_err(|e| with_target(e, &target))?;
         Ok(Self {
@@ -72,6 +87,7 @@ impl PostgresStore {
                 conn: Some(conn),
                 known_days: HashSet::new(),
                 aggregates: Aggregates::default(),
+                ledger,
                 bare_days: HashSet::new(),
             }),
         })
@@ -109,10 +125,11 @@ impl PostgresStore {
             conn,
             known_days,
             aggregates,
+            ledger,
             ..
         } = &mut *guard;
         let result = match session(&self.config, conn).await {
-            Ok(c) => write::write_batch(c, known_days, aggregates, batch, commit).await,
+            Ok(c) => write::write_batch(c, known_days, ledger, aggregates, batch, commit).await,
             Err(e) => Err(e),
         };
         settle(conn, result).map_err(|e| with_target(e, &self.target))

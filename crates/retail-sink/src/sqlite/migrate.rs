@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         version: MONEY_IN_CENTS,
         sql: include_str!("../../migrations/sqlite/0004_money_in_cents.sql"),
     },
+    // 5 is another change's (reserved).
+    Migration {
+        version: 6,
+        sql: include_str!("../../migrations/sqlite/0006_ledger_by_event_day.sql"),
+    },
 ];
 
 /// The migration from which money columns hold integer cents.

@@ -2,8 +2,10 @@
 //! batch. `IMMEDIATE` takes the write lock before the fencing read, so no other writer (another
 //! process on the same file) can move an offset between our check and our commit.
 //!
-//! Every event id goes through `INSERT OR IGNORE INTO landed_event_ids`; a change count of 1
-//! means the id is new and its row is inserted, 0 means it landed before. Statements come from
+//! Every event id goes through `INSERT OR IGNORE INTO landed_event_ids_YYYYMMDD`, the ledger
+//! table of its event day (`ledger`, ADR 0022); a change count of 1 means the id is new and
+//! its row is inserted, 0 means it landed before. Events older than the dedup horizon were
+//! turned into dead letters before the batch got here (`rows`). Statements come from
 //! the connection's prepared-statement cache, so a batch prepares nothing after the first.
 
 use std::time::Instant;
@@ -16,8 +18,10 @@ use uuid::Uuid;
 
 use super::derived;
 use super::error::sqlite_error;
+use super::ledger::{self, DayLedger};
 use super::rows::{ts_text, OwnedBatch, SaleRow, Sales};
 use super::store::Aggregates;
+use crate::horizon;
 use crate::{BareLoad, BatchOutcome, Error, Result};
 
 const INSERT_SALE: &str = "INSERT INTO sales_raw (event_id, kind, store_id, sku, qty, unit_price, \
@@ -47,12 +51,14 @@ fn insert_sale(
     ])
 }
 
-/// Writes `b` in one transaction; with `commit` false, rolls it back (a probe).
+/// Writes `b` in one transaction; with `commit` false, rolls it back (a probe). `legacy`:
+/// whether the ledger from before migration 0006 is still consulted.
 pub(super) fn write_batch(
     conn: &mut Connection,
     path: &str,
     aggregates: &Aggregates,
     b: &OwnedBatch,
+    legacy: bool,
     commit: bool,
 ) -> Result<BatchOutcome> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
@@ -84,6 +90,7 @@ pub(super) fn write_batch(
     }
 
     let mut outcome = BatchOutcome {
+        too_old: b.verdict.dead_letters.len() as u64,
         sales_duplicates: b.sales_duplicates,
         events_duplicates: b.events_duplicates,
         ..BatchOutcome::default()
@@ -94,10 +101,13 @@ pub(super) fn write_batch(
     let mut landed_before: HashSet<Uuid> = HashSet::new();
 
     // 2. Ledger and rows.
+    if b.verdict.advances {
+        if let Some(newest) = b.verdict.newest {
+            ledger::record_newest(&tx, path, newest)?;
+        }
+    }
+    let mut ledger = DayLedger::new(&tx, path, legacy)?;
     {
-        let mut ledger = tx
-            .prepare_cached("INSERT OR IGNORE INTO landed_event_ids (event_id) VALUES (?1)")
-            .map_err(err("prepare INSERT INTO landed_event_ids"))?;
         let mut sale = tx
             .prepare_cached(INSERT_SALE)
             .map_err(err("prepare INSERT INTO sales_raw"))?;
@@ -107,15 +117,11 @@ pub(super) fn write_batch(
         for i in b.sales.ledger_order() {
             let Some(s) = b.sales.rows.get(i) else { continue };
             let id = &*s.event_id.hyphenated().encode_lower(&mut id_buf);
-            if ledger
-                .execute([id])
-                .map_err(err("INSERT INTO landed_event_ids"))?
-                == 0
-            {
+            if ledger.insert(id, horizon::day_of(&s.ts))? {
+                new.push(i);
+            } else {
                 outcome.sales_duplicates += 1;
                 landed_before.insert(s.event_id);
-            } else {
-                new.push(i);
             }
         }
         for i in b.sales.index_order(new) {
@@ -141,11 +147,7 @@ pub(super) fn write_batch(
             .map_err(err("prepare INSERT INTO events_raw"))?;
         for e in &b.events {
             let id = &*e.event_id.hyphenated().encode_lower(&mut id_buf);
-            if ledger
-                .execute([id])
-                .map_err(err("INSERT INTO landed_event_ids"))?
-                == 0
-            {
+            if !ledger.insert(id, horizon::day_of(&e.ts))? {
                 outcome.events_duplicates += 1;
                 landed_before.insert(e.event_id);
                 continue;
@@ -158,26 +160,19 @@ pub(super) fn write_batch(
         }
     }
 
-    // 3. Dead letters.
-    if !b.dead_letters.is_empty() {
+    // 3. Dead letters, the horizon's too-old events among them.
+    if !b.dead_letters.is_empty() || !b.verdict.dead_letters.is_empty() {
         let mut stmt = tx
             .prepare_cached(
                 "INSERT INTO dead_letters (raw, reason, kind, source, topic, \"partition\", \"offset\", \
                  file, line, rejected_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(err("prepare INSERT INTO dead_letters"))?;
-        let mut ledger = tx
-            .prepare_cached("INSERT OR IGNORE INTO landed_event_ids (event_id) VALUES (?1)")
-            .map_err(err("prepare INSERT INTO landed_event_ids"))?;
-        for d in &b.dead_letters {
+        for d in b.dead_letters.iter().chain(&b.verdict.dead_letters) {
             // Input its source named (a retried webhook line) is dead-lettered once per id.
             if let Some(id) = &d.id {
                 let id = &*id.hyphenated().encode_lower(&mut id_buf);
-                if ledger
-                    .execute([id])
-                    .map_err(err("INSERT INTO landed_event_ids"))?
-                    == 0
-                {
+                if !ledger.insert(id, b.verdict.dead_letter_day(&d.rejected_at))? {
                     continue;
                 }
             }
@@ -206,7 +201,7 @@ pub(super) fn write_batch(
     let d = &*b.derived;
     if !d.contributions.is_empty() || !d.late.is_empty() {
         let (rows, late) = derived::write(&tx, path, &aggregates.tables, &aggregates.sql, d, |id| {
-            !landed_before.contains(id)
+            !landed_before.contains(id) && !b.verdict.too_old.contains(id)
         })?;
         outcome.aggregate_rows = rows;
         outcome.late_events = late;
@@ -230,6 +225,7 @@ pub(super) fn write_batch(
         }
     }
 
+    drop(ledger);
     if commit {
         tx.commit().map_err(err("COMMIT"))?;
     } else {
