@@ -115,7 +115,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `consumer_offsets`, and the batch's [`Derived`] data: the contributions of new events
     /// folded into the aggregate tables, late events of new events into `late_events`, the
     /// partition watermarks and the catalog dimensions. An event whose `event_id` already landed (in an earlier batch or
-    /// earlier in this one) is skipped and counted as a duplicate.
+    /// earlier in this one) is skipped and counted as a duplicate; the ledger remembers ids by
+    /// event-time day within [`StoreOptions::dedup_horizon_days`], and an event older than that
+    /// horizon becomes a dead letter of kind `too_old` ([`horizon::TOO_OLD`]) and nothing else.
     ///
     /// Fencing: if the stored next offset of a partition is not the batch's
     /// [`OffsetRange::first`] (someone else moved it), nothing is written and
