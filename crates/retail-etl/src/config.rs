@@ -548,6 +548,15 @@ impl Config {
         }
     }
 
+    /// How the store keeps its dedup ledger: every command that opens the store must pass the
+    /// same, or opening it with another horizon would drop ledger days the landing still
+    /// keeps (ADR 0022).
+    pub const fn store_options(&self) -> retail_sink::StoreOptions {
+        retail_sink::StoreOptions {
+            dedup_horizon_days: self.landing.dedup_horizon_days,
+        }
+    }
+
     /// The effective configuration as JSON, for `check-config`.
     /// API tokens are shown as `"<redacted>"` and URLs without their credentials:
     /// `check-config` output ends up in terminals, tickets and CI logs.

@@ -322,7 +322,7 @@ pub(crate) async fn sink(config: &Config, health: &Health, shutdown: &Shutdown) 
     health.set("store", State::Starting, "connecting");
     let mut delay = Duration::from_millis(200);
     loop {
-        match retail_sink::open(&url).await {
+        match retail_sink::open_with(&url, config.store_options()).await {
             Ok(store) => {
                 health.set("store", State::Running, store.kind());
                 return Ok(store);

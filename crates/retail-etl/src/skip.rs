@@ -173,7 +173,7 @@ async fn skip_in(
             bail!("store {url} does not exist; point --store (or --config) at the landing's store");
         }
     }
-    let store = retail_sink::open(&url)
+    let store = retail_sink::open_with(&url, config.store_options())
         .await
         .with_context(|| format!("opening store {url}"))?;
     let stored = store

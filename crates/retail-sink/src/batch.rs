@@ -101,8 +101,10 @@ pub struct BatchOutcome {
     pub events_inserted: u64,
     /// Other events skipped as already landed.
     pub events_duplicates: u64,
-    /// Rows added to `dead_letters`.
+    /// Rows added to `dead_letters` (the `too_old` ones included).
     pub dead_letters: u64,
+    /// Events older than the dedup horizon, dead-lettered as `too_old` (ADR 0022).
+    pub too_old: u64,
     /// Aggregate rows inserted or updated.
     pub aggregate_rows: u64,
     /// Rows added to `late_events`.

@@ -6,7 +6,9 @@
 //! transaction is the whole exactly-once protocol: after a crash the consumer seeks to the
 //! offsets in the store, so a batch is either entirely applied or entirely re-read. Events are
 //! de-duplicated by `event_id` through the `landed_event_ids` ledger, so a source re-sending an
-//! event, or a generator re-run with the same seed, lands it once.
+//! event, or a generator re-run with the same seed, lands it once. The ledger keeps event-time
+//! days within a horizon ([`StoreOptions::dedup_horizon_days`]) and drops older days whole; an
+//! event older than the horizon becomes a `too_old` dead letter (ADR 0022).
 //!
 //! # Layout
 //! - [`batch`]: what the landing hands over and what the store reports back.
@@ -17,6 +19,8 @@
 //! - [`isolate`]: when the store refuses a batch for its data, finds the rows at fault,
 //!   dead-letters them and lands the rest in one transaction.
 //! - `dedup`: in-batch de-duplication by `event_id`, shared by both backends.
+//! - [`horizon`]: the dedup horizon (ADR 0022): ledger days kept, dropped, and events too old
+//!   to land, shared by both backends.
 //! - `migrations/<backend>/*.sql`: the schema, applied at open.
 //! - this file: the [`Store`] trait and [`open`] by URL ([`StoreUrl`]).
 
@@ -24,6 +28,7 @@ pub mod batch;
 mod dedup;
 pub mod derived;
 mod error;
+pub mod horizon;
 pub mod isolate;
 pub mod postgres;
 pub mod read;
@@ -86,20 +91,22 @@ pub const STORE_TABLES: &[&str] = &[
     "inventory_risks",
     "fraud_state",
     "fraud_alerts",
+    "landed_event_ids_legacy",
+    "ledger_horizon",
 ];
 
 /// Whether `name` is a table the store owns: one of [`STORE_TABLES`], or a day partition of
-/// `sales_raw` (`sales_raw_YYYYMMDD` on PostgreSQL). Returns the table it belongs to.
+/// `sales_raw` (`sales_raw_YYYYMMDD` on PostgreSQL) or of the ledger (`landed_event_ids_YYYYMMDD`,
+/// both backends). Returns the table it belongs to.
 pub fn store_table(name: &str) -> Option<&'static str> {
     let day_partition = |parent: &str| {
         name.strip_prefix(parent)
             .and_then(|rest| rest.strip_prefix('_'))
             .is_some_and(|day| day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit()))
     };
-    STORE_TABLES
-        .iter()
-        .copied()
-        .find(|t| *t == name || (*t == Table::SalesRaw.name() && day_partition(t)))
+    STORE_TABLES.iter().copied().find(|t| {
+        *t == name || ((*t == Table::SalesRaw.name() || *t == "landed_event_ids") && day_partition(t))
+    })
 }
 
 /// A store. Shared by the tasks of a process (`Arc<dyn Store>`); a backend serialises its own
@@ -114,7 +121,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `consumer_offsets`, and the batch's [`Derived`] data: the contributions of new events
     /// folded into the aggregate tables, late events of new events into `late_events`, the
     /// partition watermarks and the catalog dimensions. An event whose `event_id` already landed (in an earlier batch or
-    /// earlier in this one) is skipped and counted as a duplicate.
+    /// earlier in this one) is skipped and counted as a duplicate; the ledger remembers ids by
+    /// event-time day within [`StoreOptions::dedup_horizon_days`], and an event older than that
+    /// horizon becomes a dead letter of kind `too_old` ([`horizon::TOO_OLD`]) and nothing else.
     ///
     /// Fencing: if the stored next offset of a partition is not the batch's
     /// [`OffsetRange::first`] (someone else moved it), nothing is written and
@@ -151,11 +160,50 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Cheap round trip for `/health`.
     async fn ping(&self) -> Result<()>;
 
-    /// Benchmark baseline: loads `rows` into fresh scratch tables of the same shape as
-    /// `sales_raw` and the ledger with the backend's bare bulk path (binary COPY for
-    /// PostgreSQL), `batch_rows` per transaction, and returns the elapsed time. Scratch tables
-    /// are dropped afterwards.
-    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<Duration>;
+    /// Benchmark baseline, step 1 of 3: drops and creates the scratch tables (the same shape
+    /// as `sales_raw` and the ledger) that [`Store::bare_chunk`] fills. Not timed.
+    async fn bare_begin(&self) -> Result<()>;
+
+    /// Benchmark baseline, step 2 (called as often as the caller has chunks): loads `rows`
+    /// into the scratch tables with the backend's bare bulk path (binary COPY for PostgreSQL,
+    /// plain prepared INSERTs for SQLite), `batch_rows` per transaction, in the same row
+    /// orders as the write path, with no dedup, fencing, savepoint or offsets. Times only the
+    /// transactions (ordering, BEGIN, the loads, COMMIT); creating day partitions and
+    /// preparing statements are not timed. Chunks that are whole multiples of `batch_rows`
+    /// give exactly the transactions one call with all the rows would, so a caller can
+    /// stream millions of rows in bounded memory and measure the same thing.
+    async fn bare_chunk(&self, rows: &[LandedSale], batch_rows: usize) -> Result<BareLoad>;
+
+    /// Benchmark baseline, step 3: drops the scratch tables. Not timed.
+    async fn bare_finish(&self) -> Result<()>;
+
+    /// The whole baseline in one call: [`Store::bare_begin`], one [`Store::bare_chunk`] of
+    /// `rows`, [`Store::bare_finish`]. The scratch tables are dropped even if the load failed.
+    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<BareLoad> {
+        self.bare_begin().await?;
+        let loaded = self.bare_chunk(rows, batch_rows).await;
+        let finished = self.bare_finish().await;
+        let loaded = loaded?;
+        finished?;
+        Ok(loaded)
+    }
+}
+
+/// What a bare load (or one chunk of it) did: rows the store reported loaded into the scratch
+/// copy of `sales_raw`, and the time its transactions took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BareLoad {
+    /// Rows loaded (as the COPY or the INSERTs reported them).
+    pub rows: u64,
+    /// Time spent in the load transactions.
+    pub elapsed: Duration,
+}
+
+impl std::ops::AddAssign for BareLoad {
+    fn add_assign(&mut self, other: Self) {
+        self.rows += other.rows;
+        self.elapsed += other.elapsed;
+    }
 }
 
 /// A store chosen by URL scheme. `Display` (and `Debug`) show the URL with its credentials
@@ -212,11 +260,39 @@ impl std::fmt::Debug for StoreUrl {
     }
 }
 
-/// Opens the store a URL names and applies its migrations.
+/// How a store keeps its dedup ledger (ADR 0022).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Days of event time the `landed_event_ids` ledger remembers behind the newest event day
+    /// landed; older days are dropped whole, and an event older than that becomes a `too_old`
+    /// dead letter. `0`: the ledger is kept forever and no event is too old.
+    pub dedup_horizon_days: u32,
+}
+
+impl StoreOptions {
+    /// The default horizon, the same as `landing.dedup_horizon_days`'s.
+    pub const DEFAULT_DEDUP_HORIZON_DAYS: u32 = 7;
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            dedup_horizon_days: Self::DEFAULT_DEDUP_HORIZON_DAYS,
+        }
+    }
+}
+
+/// Opens the store a URL names and applies its migrations, with the default
+/// [`StoreOptions`].
 pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>> {
+    open_with(url, StoreOptions::default()).await
+}
+
+/// Opens the store a URL names with `options` and applies its migrations.
+pub async fn open_with(url: &StoreUrl, options: StoreOptions) -> Result<Arc<dyn Store>> {
     match url {
-        StoreUrl::Postgres(u) => Ok(Arc::new(postgres::PostgresStore::connect(u).await?)),
-        StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        StoreUrl::Postgres(u) => Ok(Arc::new(postgres::PostgresStore::connect_with(u, options).await?)),
+        StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open_with(path, options).await?)),
     }
 }
 
@@ -229,6 +305,10 @@ mod tests {
         assert_eq!(super::store_table("sales_raw"), Some("sales_raw"));
         assert_eq!(super::store_table("sales_raw_20261130"), Some("sales_raw"));
         assert_eq!(super::store_table("landed_event_ids"), Some("landed_event_ids"));
+        assert_eq!(
+            super::store_table("landed_event_ids_20261130"),
+            Some("landed_event_ids")
+        );
         assert_eq!(super::store_table("sales_raw_by_city"), None);
         assert_eq!(super::store_table("sales_agg_minute"), None);
     }

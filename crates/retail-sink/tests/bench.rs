@@ -59,7 +59,11 @@ fn rate(n: usize, d: Duration) -> f64 {
 /// One round: bare load of fresh rows, then the same rows through `write_batch`.
 async fn round(store: &dyn Store, n: usize, batch_rows: usize, first_offset: i64) -> (Duration, Duration) {
     let data = rows(n);
-    let bare = store.bare_load(&data, batch_rows).await.expect("bare load");
+    let bare = store
+        .bare_load(&data, batch_rows)
+        .await
+        .expect("bare load")
+        .elapsed;
     let tp = TopicPartition::new("sales", 0);
     let mut through_store = Duration::ZERO;
     let mut offset = first_offset;

@@ -60,6 +60,26 @@ macro_rules! suite {
             crate::behaviour::inventory_risks_backfill_order_and_alert_once($fixture).await
         }
         #[tokio::test]
+        async fn a_duplicate_inside_the_horizon_is_skipped() {
+            crate::behaviour::a_duplicate_inside_the_horizon_is_skipped($fixture).await
+        }
+        #[tokio::test]
+        async fn ledger_days_older_than_the_horizon_are_dropped() {
+            crate::behaviour::ledger_days_older_than_the_horizon_are_dropped($fixture).await
+        }
+        #[tokio::test]
+        async fn an_event_older_than_the_horizon_is_a_too_old_dead_letter() {
+            crate::behaviour::an_event_older_than_the_horizon_is_a_too_old_dead_letter($fixture).await
+        }
+        #[tokio::test]
+        async fn the_legacy_ledger_dedups_until_the_horizon_passes_it() {
+            crate::behaviour::the_legacy_ledger_dedups_until_the_horizon_passes_it($fixture).await
+        }
+        #[tokio::test]
+        async fn bare_load_in_chunks_loads_what_one_call_loads() {
+            crate::behaviour::bare_load_in_chunks_loads_what_one_call_loads($fixture).await
+        }
+        #[tokio::test]
         async fn named_dead_letters_are_kept_once() {
             crate::behaviour::named_dead_letters_are_kept_once($fixture).await
         }
@@ -130,7 +150,8 @@ mod pg {
     #[tokio::test]
     async fn sales_raw_is_partitioned_by_day() {
         let f = common::pg().await;
-        let (a, b) = (f.open().await, f.open().await);
+        // No dedup horizon: the ledger must still hold the 2024 ids at the end (ADR 0022).
+        let (a, b) = (f.open_with_horizon(0).await, f.open_with_horizon(0).await);
         let day = |i: usize, p: i32, at| LandingBatch {
             group: format!("g{p}"),
             sales: vec![sale(ids(1)[0], ts(at), 1, 1)],
@@ -192,8 +213,9 @@ mod pg {
             .expect("migrations")
             .get(0);
         assert_eq!(
-            versions, 4,
-            "0001_init, 0002_processing, 0003_dead_letter_resubmitted and 0004_retail_pipelines, each recorded once"
+            versions, 5,
+            "0001_init, 0002_processing, 0003_dead_letter_resubmitted, 0004_retail_pipelines and \
+             0005_ledger_by_event_day, each recorded once"
         );
         let ledger: i64 = client
             .query_one("SELECT count(*) FROM landed_event_ids", &[])
@@ -201,6 +223,59 @@ mod pg {
             .expect("ledger")
             .get(0);
         assert_eq!(ledger, a.count(Table::SalesRaw).await.expect("count"));
+    }
+
+    /// A database from before the dedup horizon (migrations 1 to 3) with ids in its ledger
+    /// migrates (0005): the old ledger becomes `landed_event_ids_legacy`, dated the day of the
+    /// migration, and its ids stay duplicates; the new ledger is partitioned by day (ADR 0022).
+    #[tokio::test]
+    async fn an_old_ledger_migrates_and_keeps_deduplicating() {
+        let f = common::pg().await;
+        let old = ids(1)[0];
+        let client = f.pg.as_ref().expect("pg fixture").client().await;
+        client
+            .batch_execute(concat!(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());",
+                include_str!("../migrations/postgres/0001_init.sql"),
+                include_str!("../migrations/postgres/0002_processing.sql"),
+                include_str!("../migrations/postgres/0003_dead_letter_resubmitted.sql"),
+                "INSERT INTO schema_migrations (version) VALUES (1), (2), (3);",
+            ))
+            .await
+            .expect("an older binary's database");
+        client
+            .execute("INSERT INTO landed_event_ids (event_id) VALUES ($1)", &[&old])
+            .await
+            .expect("an id in the old ledger");
+        let store = f.open().await;
+        let legacy: i64 = client
+            .query_one(
+                "SELECT count(*) FROM landed_event_ids_legacy \
+                 WHERE (SELECT legacy_until FROM ledger_horizon) = current_date",
+                &[],
+            )
+            .await
+            .expect("the legacy ledger, dated today")
+            .get(0);
+        assert_eq!(legacy, 1);
+        let kind: i8 = client
+            .query_one(
+                "SELECT relkind::\"char\" FROM pg_class WHERE relname = 'landed_event_ids'",
+                &[],
+            )
+            .await
+            .expect("pg_class")
+            .get(0);
+        assert_eq!(kind as u8, b'p', "the ledger must be partitioned");
+        let now = chrono::Utc::now();
+        let batch = LandingBatch {
+            group: "g".into(),
+            sales: vec![sale(old, now, 1, 1), sale(ids(1)[0], now, 1, 1)],
+            offsets: vec![range(&TopicPartition::new("sales", 0), 0, 2)],
+            ..Default::default()
+        };
+        let o = store.write_batch(&batch).await.expect("re-send of an old id");
+        assert_eq!((o.sales_inserted, o.sales_duplicates), (1, 1), "{o:?}");
     }
 
     /// After its backend is killed, the store answers a retryable error at most once, then
@@ -415,6 +490,49 @@ mod sqlite {
             .query_row("SELECT unit_price FROM sales_raw", [], |r| r.get(0))
             .expect("the old row is still there");
         assert!((price - 19.99).abs() < 1e-9);
+    }
+
+    /// A file from before the dedup horizon (migrations 1 to 4) with ids in its ledger
+    /// migrates (0006): the old ledger becomes `landed_event_ids_legacy` and its ids stay
+    /// duplicates; new ids go to the table of their event day (ADR 0022).
+    #[tokio::test]
+    async fn an_old_ledger_migrates_and_keeps_deduplicating() {
+        let f = common::sqlite();
+        let retail_sink::StoreUrl::Sqlite(path) = &f.url else {
+            panic!("sqlite fixture")
+        };
+        let old = ids(1)[0];
+        let conn = rusqlite::Connection::open(path).expect("create file");
+        conn.execute_batch(concat!(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT '');",
+            include_str!("../migrations/sqlite/0001_init.sql"),
+            include_str!("../migrations/sqlite/0002_processing.sql"),
+            include_str!("../migrations/sqlite/0003_dead_letter_resubmitted.sql"),
+            include_str!("../migrations/sqlite/0004_money_in_cents.sql"),
+            "INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4);",
+        ))
+        .expect("an older binary's file");
+        conn.execute(
+            "INSERT INTO landed_event_ids (event_id) VALUES (?1)",
+            [old.hyphenated().to_string()],
+        )
+        .expect("an id in the old ledger");
+        drop(conn);
+        let store = f.open().await;
+        let at = ts("2026-11-30T10:00:00Z");
+        let batch = LandingBatch {
+            group: "g".into(),
+            sales: vec![sale(old, at, 1, 1), sale(ids(1)[0], at, 1, 1)],
+            offsets: vec![range(&retail_core::TopicPartition::new("sales", 0), 0, 2)],
+            ..Default::default()
+        };
+        let o = store.write_batch(&batch).await.expect("re-send of an old id");
+        assert_eq!((o.sales_inserted, o.sales_duplicates), (1, 1), "{o:?}");
+        assert_eq!(
+            f.texts("SELECT name FROM sqlite_master WHERE name LIKE 'landed_event_ids%' AND type = 'table'")
+                .await,
+            ["landed_event_ids_20261130", "landed_event_ids_legacy"]
+        );
     }
 
     /// Money SQLite cannot hold exactly is refused, never rounded (PostgreSQL keeps all of it

@@ -20,6 +20,12 @@ pub struct LandingConfig {
     pub min_backoff_ms: u64,
     /// Longest retry delay, in milliseconds.
     pub max_backoff_ms: u64,
+    /// Days of event time the dedup ledger remembers, counted back from the newest event day
+    /// landed (ADR 0022). Older days are dropped from the ledger whole (a partition or table
+    /// per day), so the ledger stays bounded; an event older than that cannot be told from a
+    /// re-send any more and becomes a dead letter of kind `too_old` instead of landing. `0`
+    /// keeps the ledger forever and rejects nothing as too old.
+    pub dedup_horizon_days: u32,
 }
 
 impl LandingConfig {
@@ -31,6 +37,7 @@ impl LandingConfig {
             poll_timeout_ms: 100,
             min_backoff_ms: 100,
             max_backoff_ms: 5_000,
+            dedup_horizon_days: 7,
         }
     }
 }

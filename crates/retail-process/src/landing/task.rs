@@ -653,6 +653,12 @@ impl Writer<'_> {
             sales_rows.inc_by(outcome.sales_inserted);
             event_rows.inc_by(outcome.events_inserted);
             dead_rows.inc_by(outcome.dead_letters);
+            if outcome.too_old > 0 {
+                // Dead-lettered by the store, not here: its dedup horizon (ADR 0022).
+                l.metrics
+                    .dead_letters("landing", retail_sink::horizon::TOO_OLD)
+                    .inc_by(outcome.too_old);
+            }
             aggregate_rows.inc_by(outcome.aggregate_rows);
             late_rows.inc_by(outcome.late_events);
             sales_dups.inc_by(outcome.sales_duplicates);

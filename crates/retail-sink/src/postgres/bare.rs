@@ -2,15 +2,18 @@
 //! tables of the same shape as `sales_raw` (day-partitioned, same index) and the ledger, in the
 //! same row order as the write path, with no dedup, fencing, savepoint or offsets. Its time
 //! divided by `write_batch`'s is what exactly-once costs.
+//!
+//! In three steps (`begin`, any number of `chunk`s, `finish`) so that the benchmark can
+//! stream its rows in bounded memory; the partitions created are remembered between chunks.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::conn::Conn;
 use super::copy;
 use super::error::pg_error;
 use super::partition;
-use crate::{LandedSale, Result};
+use crate::{BareLoad, LandedSale, Result};
 
 const DROP: &str = "DROP TABLE IF EXISTS bench_bare_sales_raw, bench_bare_ledger";
 
@@ -29,30 +32,47 @@ const COPY_LEDGER: &str = "COPY bench_bare_ledger (event_id) FROM STDIN (FORMAT 
 const COPY_SALES: &str = "COPY bench_bare_sales_raw (event_id, kind, store_id, sku, qty, unit_price, \
      seller_id, ts, source) FROM STDIN (FORMAT binary)";
 
-/// Loads `rows`, `batch_rows` per transaction, and returns the time spent in the transactions.
-pub(super) async fn bare_load(conn: &mut Conn, rows: &[LandedSale], batch_rows: usize) -> Result<Duration> {
+/// Drops and creates the scratch tables; `days` (the partitions known to exist) starts empty.
+pub(super) async fn begin(conn: &mut Conn, days: &mut HashSet<i64>) -> Result<()> {
+    days.clear();
     conn.simple(DROP, "DROP TABLE bench_bare_sales_raw, bench_bare_ledger")
         .await?;
     conn.simple(CREATE, "CREATE TABLE bench_bare_sales_raw, bench_bare_ledger")
-        .await?;
-    let loaded = load(conn, rows, batch_rows).await;
+        .await
+}
+
+/// Loads `rows`, `batch_rows` per transaction, and returns the rows COPY reported and the
+/// time spent in the transactions. A failed chunk leaves no transaction open.
+pub(super) async fn chunk(
+    conn: &mut Conn,
+    days: &mut HashSet<i64>,
+    rows: &[LandedSale],
+    batch_rows: usize,
+) -> Result<BareLoad> {
+    let loaded = load(conn, days, rows, batch_rows).await;
     if conn.in_tx {
         conn.rollback().await;
     }
-    let dropped = conn
-        .simple(DROP, "DROP TABLE bench_bare_sales_raw, bench_bare_ledger")
-        .await;
-    let elapsed = loaded?;
-    dropped?;
-    Ok(elapsed)
+    loaded
 }
 
-async fn load(conn: &mut Conn, rows: &[LandedSale], batch_rows: usize) -> Result<Duration> {
-    let mut days = HashSet::new();
+/// Drops the scratch tables.
+pub(super) async fn finish(conn: &mut Conn, days: &mut HashSet<i64>) -> Result<()> {
+    days.clear();
+    conn.simple(DROP, "DROP TABLE bench_bare_sales_raw, bench_bare_ledger")
+        .await
+}
+
+async fn load(
+    conn: &mut Conn,
+    days: &mut HashSet<i64>,
+    rows: &[LandedSale],
+    batch_rows: usize,
+) -> Result<BareLoad> {
     partition::ensure_days(
         &conn.client,
         "bench_bare_sales_raw",
-        &mut days,
+        days,
         rows.iter().map(|r| &r.ts),
     )
     .await?;
@@ -66,7 +86,7 @@ async fn load(conn: &mut Conn, rows: &[LandedSale], batch_rows: usize) -> Result
         .prepare(COPY_SALES)
         .await
         .map_err(|e| pg_error(COPY_SALES, &e))?;
-    let mut elapsed = Duration::ZERO;
+    let mut done = BareLoad::default();
     for chunk in rows.chunks(batch_rows.max(1)) {
         let start = Instant::now();
         // The same ordering as the write path, so the ratio measures exactly-once alone.
@@ -78,11 +98,14 @@ async fn load(conn: &mut Conn, rows: &[LandedSale], batch_rows: usize) -> Result
         copy::ids(&conn.client, &copy_ledger, ids.into_iter())
             .await
             .map_err(|e| pg_error("COPY bench_bare_ledger", &e))?;
-        copy::sales(&conn.client, &copy_sales, sales.into_iter())
+        let copied = copy::sales(&conn.client, &copy_sales, sales.into_iter())
             .await
             .map_err(|e| pg_error("COPY bench_bare_sales_raw", &e))?;
         conn.commit().await?;
-        elapsed += start.elapsed();
+        done += BareLoad {
+            rows: copied,
+            elapsed: start.elapsed(),
+        };
     }
-    Ok(elapsed)
+    Ok(done)
 }

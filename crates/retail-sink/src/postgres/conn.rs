@@ -13,8 +13,8 @@ use crate::Result;
 /// The session temp table the slow path of the ledger copies a batch's ids into. `ON COMMIT
 /// DELETE ROWS` empties it at each commit (PostgreSQL skips that work for transactions that did
 /// not touch a temp table, so the fast path pays nothing for it).
-const CREATE_BATCH_IDS: &str =
-    "CREATE TEMP TABLE IF NOT EXISTS retail_batch_ids (event_id uuid NOT NULL) ON COMMIT DELETE ROWS";
+const CREATE_BATCH_IDS: &str = "CREATE TEMP TABLE IF NOT EXISTS retail_batch_ids \
+     (event_id uuid NOT NULL, day date NOT NULL) ON COMMIT DELETE ROWS";
 
 /// Statements of the write path, prepared once per session.
 #[derive(Debug)]
@@ -40,12 +40,12 @@ pub(super) struct Statements {
 pub(super) const COPY_SALES: &str = "COPY sales_raw (event_id, kind, store_id, sku, qty, unit_price, \
      seller_id, ts, source) FROM STDIN (FORMAT binary)";
 
-const COPY_LEDGER: &str = "COPY landed_event_ids (event_id) FROM STDIN (FORMAT binary)";
+const COPY_LEDGER: &str = "COPY landed_event_ids (event_id, day) FROM STDIN (FORMAT binary)";
 
-const COPY_BATCH_IDS: &str = "COPY retail_batch_ids (event_id) FROM STDIN (FORMAT binary)";
+const COPY_BATCH_IDS: &str = "COPY retail_batch_ids (event_id, day) FROM STDIN (FORMAT binary)";
 
-const LEDGER_FROM_BATCH_IDS: &str = "INSERT INTO landed_event_ids (event_id) \
-     SELECT event_id FROM retail_batch_ids ON CONFLICT DO NOTHING RETURNING event_id";
+const LEDGER_FROM_BATCH_IDS: &str = "INSERT INTO landed_event_ids (event_id, day) \
+     SELECT event_id, day FROM retail_batch_ids ON CONFLICT DO NOTHING RETURNING event_id";
 
 const COPY_EVENTS: &str = "COPY events_raw (event_id, event_type, ts, source, partition_key, payload) \
      FROM STDIN (FORMAT binary)";

@@ -9,6 +9,7 @@
 use std::pin::pin;
 
 use bytes::{BufMut, BytesMut};
+use chrono::NaiveDate;
 use retail_core::DeadLetter;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -67,7 +68,7 @@ pub(super) fn order_sales(rows: &mut [&LandedSale]) {
     rows.sort_unstable_by_key(|r| (r.sale.store_id, r.ts));
 }
 
-/// Copies ids into a one-column uuid table (the ledger or the session's temp table).
+/// Copies ids into a one-column uuid table (the benchmark's bare ledger).
 pub(super) async fn ids(
     client: &Client,
     stmt: &Statement,
@@ -77,6 +78,20 @@ pub(super) async fn ids(
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &[Type::UUID]));
     for id in ids {
         writer.as_mut().write(&[&id]).await?;
+    }
+    writer.finish().await
+}
+
+/// Copies `(event_id, day)` pairs into the ledger (or the session's temp table of its shape).
+pub(super) async fn ledger(
+    client: &Client,
+    stmt: &Statement,
+    rows: impl Iterator<Item = (Uuid, NaiveDate)>,
+) -> Result<u64, Error> {
+    let sink = client.copy_in(stmt).await?;
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &[Type::UUID, Type::DATE]));
+    for (id, day) in rows {
+        writer.as_mut().write(&[&id, &day]).await?;
     }
     writer.finish().await
 }

@@ -32,6 +32,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("../../migrations/postgres/0004_retail_pipelines.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/postgres/0005_ledger_by_event_day.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations (any constant no one else uses).

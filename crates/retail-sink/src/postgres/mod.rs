@@ -5,20 +5,28 @@
 //! `sales_raw`/`events_raw` by binary COPY, dead letters, then the offsets. Come here for the
 //! SQL side of exactly-once, the partitioning of `sales_raw` or reconnect behaviour.
 //!
+//! The ledger is partitioned by event-time day (`landed_event_ids_YYYYMMDD`, unique on
+//! `(event_id, day)`), and days older than the dedup horizon are dropped whole (ADR 0022).
+//!
 //! # Why `sales_raw` has no primary key
 //! `sales_raw` is range-partitioned by UTC day of `ts` (`sales_raw_YYYYMMDD`, created on demand
 //! by `partition`) so that old days can be detached or dropped without a `DELETE`.
 //! PostgreSQL enforces a unique index on a partitioned table only if it includes the partition
 //! key, so `UNIQUE (event_id)` cannot exist there, and `UNIQUE (event_id, ts)` would let the
 //! same event land twice with two timestamps. Uniqueness of `event_id` therefore lives in the
-//! unpartitioned `landed_event_ids` ledger, written in the same transaction as the row: a row
-//! lands only if its id entered the ledger, for every event type.
+//! `landed_event_ids` ledger, written in the same transaction as the row: a row lands only if
+//! its id entered the ledger, for every event type. The ledger is partitioned too, by the UTC
+//! day of the event (`day`, unique on `(event_id, day)`), which makes a re-send with the same
+//! `ts` (or any `ts` of the same day) a duplicate; ADR 0022 says what a re-send on another day
+//! does, and why an event older than the horizon is rejected.
 //!
 //! # Layout
 //! - `store`: [`PostgresStore`], the session and reconnecting after failures.
 //! - `write`: the batch transaction (fast path, slow path on duplicates).
 //! - `copy`: binary COPY encoders of each table.
-//! - `partition`: day partitions, created on demand and cached.
+//! - `partition`: day partitions (of `sales_raw` and the ledger), created on demand and cached;
+//!   the ledger's dropped whole.
+//! - `ledger`: the ledger's dedup horizon (ADR 0022): the newest event day, days dropped.
 //! - `read`: the [`crate::Reader`] on its own session; `read/orders`: its order and alert queries.
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
 //! - `fraud`: the fraud rules' rows and alerts, in the batch's transaction.
@@ -34,6 +42,7 @@ mod copy;
 mod derived;
 mod error;
 mod fraud;
+mod ledger;
 mod migrate;
 mod orders;
 mod partition;

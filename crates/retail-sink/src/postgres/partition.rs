@@ -1,5 +1,6 @@
-//! Day partitions of `sales_raw` (and of the benchmark's copy of it), created on demand before
-//! a transaction writes rows of a day not seen yet.
+//! Day partitions of `sales_raw` (and of the benchmark's copy of it) and of the
+//! `landed_event_ids` ledger, created on demand before a transaction writes rows of a day not
+//! seen yet, and (the ledger's, ADR 0022) dropped whole once older than the dedup horizon.
 //!
 //! Each partition is created in its own short transaction, outside the batch's: creating a
 //! partition locks the parent exclusively, and holding that for a whole batch would stall every
@@ -22,23 +23,42 @@ const SECS_PER_DAY: i64 = 86_400;
 /// Key of the advisory lock taken while creating partitions.
 const PARTITION_LOCK: i64 = 0x7265_7461_696c_0002;
 
+/// The type of a parent's partition key, which decides how its bounds are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Key {
+    /// `timestamptz` (`sales_raw.ts`): bounds at UTC midnight.
+    Timestamp,
+    /// `date` (`landed_event_ids.day`).
+    Date,
+}
+
 /// Day number (days since 1970-01-01, UTC) of a timestamp.
 pub(super) fn day_of(ts: &DateTime<Utc>) -> i64 {
     ts.timestamp().div_euclid(SECS_PER_DAY)
 }
 
-/// Makes sure a partition of `parent` exists for every day in `timestamps`. `known` caches
-/// days already created (or found) for this parent.
+/// Makes sure a partition of `parent` (keyed by a timestamp) exists for every day in
+/// `timestamps`. `known` caches days already created (or found) for this parent.
 pub(super) async fn ensure_days<'a>(
     client: &Client,
     parent: &str,
     known: &mut HashSet<i64>,
     timestamps: impl Iterator<Item = &'a DateTime<Utc>>,
 ) -> Result<()> {
+    ensure_day_numbers(client, parent, Key::Timestamp, known, timestamps.map(day_of)).await
+}
+
+/// Makes sure a partition of `parent` exists for every day number in `days`.
+pub(super) async fn ensure_day_numbers(
+    client: &Client,
+    parent: &str,
+    key: Key,
+    known: &mut HashSet<i64>,
+    days: impl Iterator<Item = i64>,
+) -> Result<()> {
     let mut missing: Vec<i64> = Vec::new();
     let mut last = None;
-    for ts in timestamps {
-        let day = day_of(ts);
+    for day in days {
         // Batches are mostly in time order: skip the set lookup while the day repeats.
         if last == Some(day) {
             continue;
@@ -50,23 +70,27 @@ pub(super) async fn ensure_days<'a>(
     }
     missing.sort_unstable();
     for day in missing {
-        create(client, parent, day).await?;
+        create(client, parent, key, day).await?;
         known.insert(day);
     }
     Ok(())
 }
 
 /// `CREATE TABLE IF NOT EXISTS <parent>_YYYYMMDD PARTITION OF <parent>` in its own transaction.
-async fn create(client: &Client, parent: &str, day: i64) -> Result<()> {
+async fn create(client: &Client, parent: &str, key: Key, day: i64) -> Result<()> {
     let (from, to) = bounds(day).ok_or_else(|| Error::Postgres {
         message: format!("create partition of {parent}: day {day} is outside the supported date range"),
         retryable: false,
     })?;
     let name = format!("{parent}_{:04}{:02}{:02}", from.year(), from.month(), from.day());
+    let (from, to) = match key {
+        Key::Timestamp => (format!("{from}T00:00:00Z"), format!("{to}T00:00:00Z")),
+        Key::Date => (from.to_string(), to.to_string()),
+    };
     let sql = format!(
         "BEGIN; SELECT pg_advisory_xact_lock({PARTITION_LOCK}); \
          CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent} \
-         FOR VALUES FROM ('{from}T00:00:00Z') TO ('{to}T00:00:00Z'); COMMIT"
+         FOR VALUES FROM ('{from}') TO ('{to}'); COMMIT"
     );
     match client.batch_execute(&sql).await {
         Ok(()) => {
@@ -88,6 +112,47 @@ async fn create(client: &Client, parent: &str, day: i64) -> Result<()> {
             }
         }
     }
+}
+
+/// The day partitions of `parent` that exist, as (name, day number).
+pub(super) async fn list(client: &Client, parent: &str) -> Result<Vec<(String, i64)>> {
+    let rows = client
+        .query(
+            "SELECT CAST(c.relname AS text) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = to_regclass($1)",
+            &[&parent],
+        )
+        .await
+        .map_err(|e| pg_error(&format!("list the partitions of {parent} (pg_inherits)"), &e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get::<_, String>(0).ok())
+        .filter_map(|name| crate::horizon::day_of_table(parent, &name).map(|day| (name, day)))
+        .collect())
+}
+
+/// Drops every day partition of `parent` older than `oldest_kept` (whole tables, no `DELETE`),
+/// each in its own statement; returns how many. `known` forgets them.
+pub(super) async fn drop_older(
+    client: &Client,
+    parent: &str,
+    known: &mut HashSet<i64>,
+    oldest_kept: i64,
+) -> Result<usize> {
+    let mut dropped = 0;
+    for (name, day) in list(client, parent).await? {
+        if day >= oldest_kept {
+            continue;
+        }
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+            .await
+            .map_err(|e| pg_error(&format!("DROP TABLE {name} (older than the dedup horizon)"), &e))?;
+        known.remove(&day);
+        dropped += 1;
+        tracing::info!(message = "dropped a day older than the dedup horizon", partition = %name);
+    }
+    Ok(dropped)
 }
 
 /// First day and the day after, as dates.

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use retail_core::TopicPartition;
@@ -14,11 +13,12 @@ use tokio_postgres::Config;
 
 use super::conn::{self, Conn};
 use super::error::{pg_error, url_error};
+use super::ledger::Ledger;
 use super::{bare, derived, write};
 use crate::derived::sql::TableSql;
 use crate::{
-    AggregateTable, BatchOutcome, CatalogSnapshot, Error, LandedSale, LandingBatch, PartitionWatermark,
-    Result, Store, Table,
+    AggregateTable, BareLoad, BatchOutcome, CatalogSnapshot, Error, LandedSale, LandingBatch,
+    PartitionWatermark, Result, Store, StoreOptions, Table,
 };
 
 /// A PostgreSQL store. Writes are serialised on one session (PostgreSQL gains nothing from
@@ -37,6 +37,10 @@ struct State {
     known_days: HashSet<i64>,
     /// The prepared aggregate tables.
     aggregates: Aggregates,
+    /// The dedup horizon of the ledger (ADR 0022).
+    ledger: Ledger,
+    /// Days of the benchmark's scratch `bench_bare_sales_raw` known to have a partition.
+    bare_days: HashSet<i64>,
 }
 
 /// The aggregate tables given to `prepare_aggregates` and their statements.
@@ -55,13 +59,25 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to a libpq-style URL (`postgres://user@host:port/db`), applies the migrations
-    /// and prepares the write path. TLS is not supported (`sslmode=require` fails to connect).
+    /// Connects to a libpq-style URL (`postgres://user@host:port/db`) with the default
+    /// [`StoreOptions`]; see [`PostgresStore::connect_with`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Connects to a libpq-style URL (`postgres://user@host:port/db`), applies the migrations,
+    /// prepares the write path and drops ledger days older than the dedup horizon. TLS is not
+    /// supported (`sslmode=require` fails to connect).
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self> {
         let mut config: Config = url.parse().map_err(|e| url_error(url, &e))?;
         conn::tune(&mut config);
         let target = target_of(&config);
         let conn = Conn::connect(&config, true)
+            .await
+            .map_err(|e| with_target(e, &target))?;
+        let mut ledger = Ledger::new(options);
+        ledger
+            .load(&conn.client)
             .await
             .map_err(|e| with_target(e, &target))?;
         Ok(Self {
@@ -71,6 +87,8 @@ impl PostgresStore {
                 conn: Some(conn),
                 known_days: HashSet::new(),
                 aggregates: Aggregates::default(),
+                ledger,
+                bare_days: HashSet::new(),
             }),
         })
     }
@@ -107,9 +125,11 @@ impl PostgresStore {
             conn,
             known_days,
             aggregates,
+            ledger,
+            ..
         } = &mut *guard;
         let result = match session(&self.config, conn).await {
-            Ok(c) => write::write_batch(c, known_days, aggregates, batch, commit).await,
+            Ok(c) => write::write_batch(c, known_days, ledger, aggregates, batch, commit).await,
             Err(e) => Err(e),
         };
         settle(conn, result).map_err(|e| with_target(e, &self.target))
@@ -221,13 +241,34 @@ impl Store for PostgresStore {
         settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
     }
 
-    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<Duration> {
+    async fn bare_begin(&self) -> Result<()> {
         let mut guard = self.state.lock().await;
-        let result = match session(&self.config, &mut guard.conn).await {
-            Ok(c) => bare::bare_load(c, rows, batch_rows).await,
+        let State { conn, bare_days, .. } = &mut *guard;
+        let result = match session(&self.config, conn).await {
+            Ok(c) => bare::begin(c, bare_days).await,
             Err(e) => Err(e),
         };
-        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+        settle(conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn bare_chunk(&self, rows: &[LandedSale], batch_rows: usize) -> Result<BareLoad> {
+        let mut guard = self.state.lock().await;
+        let State { conn, bare_days, .. } = &mut *guard;
+        let result = match session(&self.config, conn).await {
+            Ok(c) => bare::chunk(c, bare_days, rows, batch_rows).await,
+            Err(e) => Err(e),
+        };
+        settle(conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn bare_finish(&self) -> Result<()> {
+        let mut guard = self.state.lock().await;
+        let State { conn, bare_days, .. } = &mut *guard;
+        let result = match session(&self.config, conn).await {
+            Ok(c) => bare::finish(c, bare_days).await,
+            Err(e) => Err(e),
+        };
+        settle(conn, result).map_err(|e| with_target(e, &self.target))
     }
 }
 

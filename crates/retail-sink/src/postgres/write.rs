@@ -1,15 +1,17 @@
 //! The write path: one [`LandingBatch`] in one transaction.
 //!
 //! ```text
-//! dedup in memory -> day partitions (own txs)
+//! dedup in memory -> dedup horizon: too-old events become dead letters (horizon.rs)
+//!   -> day partitions of sales_raw and the ledger (own txs)
 //!   -> BEGIN + lock and check stored offsets (fencing)          one round trip
-//!   -> SAVEPOINT + COPY ids -> ledger                          (fast path: every id is new)
+//!   -> SAVEPOINT + COPY (id, day) -> ledger                    (fast path: every id is new)
 //!        on unique_violation: ROLLBACK TO SAVEPOINT;
 //!        COPY ids -> temp table; INSERT .. ON CONFLICT DO NOTHING RETURNING   (slow path)
 //!   -> COPY new sales -> sales_raw; COPY new events -> events_raw; COPY dead letters
 //!   -> aggregate upserts, late events, watermarks, catalog (derived.rs)
 //!   -> order, stock and fraud rows, alerts and the pipelines' time (orders.rs, stock.rs, fraud.rs)
 //!   -> upsert offsets (re-checked) -> COMMIT
+//!   -> on a new newest event day: drop ledger days past the horizon (ledger.rs)
 //! ```
 //! The fast path is what a healthy pipeline takes: duplicates only appear after a source
 //! re-sent something or a consumer replayed, so the common batch costs two COPYs and four
@@ -22,6 +24,8 @@
 
 use std::collections::HashSet;
 
+use chrono::NaiveDate;
+
 use retail_core::DeadLetter;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -31,23 +35,28 @@ use super::copy;
 use super::derived;
 use super::error::{is_unique_violation, pg_error};
 use super::fraud;
+use super::ledger::{Ledger, LEDGER};
 use super::orders;
-use super::partition;
+use super::partition::{self, Key};
 use super::stock;
 use super::store::Aggregates;
 use crate::dedup::FirstSeen;
+use crate::horizon::{self, Verdict};
 use crate::{BatchOutcome, Error, LandedSale, LandingBatch, Result};
 
-/// Writes `batch`; `known_days` is the store's cache of `sales_raw` partitions. With `commit`
-/// false the transaction is rolled back instead (a probe); day partitions created for it stay.
+/// Writes `batch`; `known_days` is the store's cache of `sales_raw` partitions, `ledger` its
+/// view of the dedup horizon. With `commit` false the transaction is rolled back instead (a
+/// probe); day partitions created for it stay.
 pub(super) async fn write_batch(
     conn: &mut Conn,
     known_days: &mut HashSet<i64>,
+    ledger: &mut Ledger,
     aggregates: &Aggregates,
     batch: &LandingBatch,
     commit: bool,
 ) -> Result<BatchOutcome> {
-    let fresh = FirstSeen::of(batch);
+    let mut fresh = FirstSeen::of(batch);
+    let verdict = horizon::judge(ledger.options, ledger.newest, &mut fresh, batch);
     partition::ensure_days(
         &conn.client,
         "sales_raw",
@@ -55,12 +64,32 @@ pub(super) async fn write_batch(
         fresh.sales.iter().map(|s| &s.ts),
     )
     .await?;
+    let named_days = batch
+        .dead_letters
+        .iter()
+        .filter(|d| d.id.is_some())
+        .map(|d| verdict.dead_letter_day(&d.rejected_at));
+    partition::ensure_day_numbers(
+        &conn.client,
+        LEDGER,
+        Key::Date,
+        &mut ledger.known_days,
+        ledger_days(&fresh).chain(named_days),
+    )
+    .await?;
 
     // BEGIN is sent by `in_transaction`, pipelined with the fencing query.
     conn.in_tx = true;
-    match in_transaction(conn, aggregates, batch, &fresh).await {
+    match in_transaction(conn, aggregates, batch, &fresh, &verdict, ledger.legacy).await {
         Ok(outcome) if commit => {
             conn.commit().await?;
+            if verdict.advances {
+                ledger.newest = verdict.newest;
+                // The batch is committed: a failure to drop only delays it to the next day.
+                if let Err(error) = ledger.drop_passed(&conn.client).await {
+                    tracing::warn!(message = "could not drop ledger days older than the dedup horizon", %error);
+                }
+            }
             Ok(outcome)
         }
         Ok(outcome) => {
@@ -73,10 +102,20 @@ pub(super) async fn write_batch(
                 // The cache may be what went wrong (a partition dropped by retention): start
                 // over from the catalog; `CREATE TABLE IF NOT EXISTS` of a known day is cheap.
                 known_days.clear();
+                ledger.known_days.clear();
             }
             Err(e)
         }
     }
+}
+
+/// The ledger day of each first-seen row, in [`FirstSeen::ids`] order.
+fn ledger_days<'a>(fresh: &'a FirstSeen<'_>) -> impl Iterator<Item = i64> + 'a {
+    fresh
+        .sales
+        .iter()
+        .map(|s| horizon::day_of(&s.ts))
+        .chain(fresh.events.iter().map(|e| horizon::day_of(&e.ts)))
 }
 
 async fn in_transaction(
@@ -84,6 +123,8 @@ async fn in_transaction(
     aggregates: &Aggregates,
     batch: &LandingBatch,
     fresh: &FirstSeen<'_>,
+    verdict: &Verdict,
+    legacy: bool,
 ) -> Result<BatchOutcome> {
     let c = &conn.client;
     let s = &conn.stmts;
@@ -109,6 +150,7 @@ async fn in_transaction(
 
     // 2. The ledger decides which events are new.
     let mut outcome = BatchOutcome {
+        too_old: verdict.dead_letters.len() as u64,
         sales_duplicates: fresh.sales_duplicates,
         events_duplicates: fresh.events_duplicates,
         ..BatchOutcome::default()
@@ -118,7 +160,23 @@ async fn in_transaction(
     } else {
         ledger(conn, fresh).await?
     };
-    let is_new = |id: &Uuid| new_ids.as_ref().is_none_or(|n| n.contains(id));
+    // Ids the ledger from before migration 0005 holds landed before, whatever the new one says.
+    let legacy_ids = if legacy && fresh.len() > 0 {
+        let ids: Vec<Uuid> = fresh.ids().collect();
+        in_legacy(conn, &ids).await?
+    } else {
+        HashSet::new()
+    };
+    let is_new = |id: &Uuid| {
+        new_ids.as_ref().is_none_or(|n| n.contains(id))
+            && !legacy_ids.contains(id)
+            && !verdict.too_old.contains(id)
+    };
+    if verdict.advances {
+        if let Some(newest) = verdict.newest {
+            Ledger::record_newest(c, newest).await?;
+        }
+    }
 
     // 3. Rows.
     let mut sales: Vec<&LandedSale> = fresh
@@ -155,10 +213,10 @@ async fn in_transaction(
             .await
             .map_err(|e| pg_error("COPY events_raw", &e))?;
     }
-    if !batch.dead_letters.is_empty() {
+    if !batch.dead_letters.is_empty() || !verdict.dead_letters.is_empty() {
         // Input its source named (a retried webhook line) is dead-lettered once per id: the
         // ledger says which ids are new, and only the first dead letter of each is kept.
-        let mut new_named = named_dead_letters(conn, batch).await?;
+        let mut new_named = named_dead_letters(conn, batch, verdict, legacy).await?;
         let rows: Vec<&DeadLetter> = batch
             .dead_letters
             .iter()
@@ -166,6 +224,7 @@ async fn in_transaction(
                 (Some(id), Some(new)) => new.remove(id),
                 _ => true,
             })
+            .chain(&verdict.dead_letters)
             .collect();
         outcome.dead_letters = copy::dead_letters(c, &s.copy_dead_letters, &rows)
             .await
@@ -240,35 +299,69 @@ fn check_fence(batch: &LandingBatch, topic: &str, partition: i32, stored: i64) -
     }
 }
 
-/// Records the ids of the batch's named dead letters in `landed_event_ids`; `Some(ids)`: the
-/// ids that were new. `None` when no dead letter has an id (the common case: no round trip).
-async fn named_dead_letters(conn: &Conn, batch: &LandingBatch) -> Result<Option<HashSet<Uuid>>> {
-    let named: Vec<Uuid> = batch.dead_letters.iter().filter_map(|d| d.id).collect();
+/// Records the ids of the batch's named dead letters in `landed_event_ids` (under
+/// [`Verdict::dead_letter_day`]); `Some(ids)`: the ids that were new. `None` when no dead
+/// letter has an id (the common case: no round trip).
+async fn named_dead_letters(
+    conn: &Conn,
+    batch: &LandingBatch,
+    verdict: &Verdict,
+    legacy: bool,
+) -> Result<Option<HashSet<Uuid>>> {
+    let (named, days): (Vec<Uuid>, Vec<Option<NaiveDate>>) = batch
+        .dead_letters
+        .iter()
+        .filter_map(|d| Some((d.id?, horizon::date_of(verdict.dead_letter_day(&d.rejected_at)))))
+        .unzip();
     if named.is_empty() {
         return Ok(None);
     }
     let rows = conn
         .client
         .query(
-            "INSERT INTO landed_event_ids (event_id) SELECT unnest($1::uuid[]) \
+            "INSERT INTO landed_event_ids (event_id, day) SELECT * FROM unnest($1::uuid[], $2::date[]) \
              ON CONFLICT DO NOTHING RETURNING event_id",
-            &[&named],
+            &[&named, &days],
         )
         .await
         .map_err(|e| pg_error("INSERT INTO landed_event_ids (dead letters)", &e))?;
-    returned_ids(&rows).map(Some)
+    let mut new = returned_ids(&rows)?;
+    if legacy {
+        for id in in_legacy(conn, &named).await? {
+            new.remove(&id);
+        }
+    }
+    Ok(Some(new))
 }
 
-/// Records the batch's ids in `landed_event_ids`. `None`: all were new (fast path);
-/// `Some(ids)`: only `ids` were.
+/// The `ids` the legacy ledger (from before migration 0005) holds.
+async fn in_legacy(conn: &Conn, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+    let rows = conn
+        .client
+        .query(
+            "SELECT event_id FROM landed_event_ids_legacy WHERE event_id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| pg_error("SELECT FROM landed_event_ids_legacy", &e))?;
+    returned_ids(&rows)
+}
+
+/// Records the batch's ids in `landed_event_ids` under their event day. `None`: all were new
+/// (fast path); `Some(ids)`: only `ids` were.
 async fn ledger(conn: &Conn, fresh: &FirstSeen<'_>) -> Result<Option<HashSet<Uuid>>> {
     let c = &conn.client;
     let s = &conn.stmts;
-    let mut ids: Vec<Uuid> = fresh.ids().collect();
-    copy::order_ids(&mut ids);
+    let mut rows: Vec<(i64, Uuid)> = ledger_days(fresh).zip(fresh.ids()).collect();
+    // Partition by partition, each in its index order.
+    rows.sort_unstable();
+    let dated = || {
+        rows.iter()
+            .filter_map(|&(day, id)| Some((id, horizon::date_of(day)?)))
+    };
     // SAVEPOINT and the COPY are pipelined; if the savepoint failed, so does the COPY.
     let savepoint = async { conn.simple("SAVEPOINT ledger", "SAVEPOINT ledger").await };
-    let fast = async { Ok(copy::ids(c, &s.copy_ledger, ids.iter().copied()).await) };
+    let fast = async { Ok(copy::ledger(c, &s.copy_ledger, dated()).await) };
     let ((), fast) = tokio::try_join!(savepoint, fast)?;
     match fast {
         Ok(_) => return Ok(None),
@@ -278,7 +371,7 @@ async fn ledger(conn: &Conn, fresh: &FirstSeen<'_>) -> Result<Option<HashSet<Uui
         }
         Err(e) => return Err(pg_error("COPY landed_event_ids", &e)),
     }
-    copy::ids(c, &s.copy_batch_ids, ids.iter().copied())
+    copy::ledger(c, &s.copy_batch_ids, dated())
         .await
         .map_err(|e| pg_error("COPY retail_batch_ids (temp)", &e))?;
     let rows = c

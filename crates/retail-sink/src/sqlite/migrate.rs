@@ -38,6 +38,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../../migrations/sqlite/0005_retail_pipelines.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../../migrations/sqlite/0006_ledger_by_event_day.sql"),
+    },
 ];
 
 /// The migration from which money columns hold integer cents.

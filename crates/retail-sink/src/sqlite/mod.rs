@@ -19,12 +19,15 @@
 //! `product_dim.price`, every decimal column of an aggregate) is INTEGER cents, exact like
 //! PostgreSQL's `numeric`, and a value with more than two decimals is refused (ADR 0020);
 //! `raw` is a BLOB. The ledger is written with `INSERT OR IGNORE`, one id at a
-//! time, which is as fast as SQLite inserts get.
+//! time, which is as fast as SQLite inserts get, into one table per event-time day
+//! (`landed_event_ids_YYYYMMDD`) where PostgreSQL has one partition per day (ADR 0022).
 //!
 //! # Layout
 //! - `store`: [`SqliteStore`] and its worker thread.
 //! - `write`: the batch transaction and the bulk-load baseline.
-//! - `rows`: owned compact copies of a batch, text forms of ids and timestamps.
+//! - `rows`: owned compact copies of a batch (after the dedup horizon's verdict), text forms
+//!   of ids and timestamps.
+//! - `ledger`: the ledger's day tables, the newest event day, days dropped (ADR 0022).
 //! - `read`: the [`crate::Reader`] on its own connection and thread; `read/orders`: its order
 //!   and alert queries.
 //! - `thread`: a connection owned by one thread, with async calls on it (store and reader).
@@ -38,6 +41,7 @@
 mod derived;
 mod error;
 mod fraud;
+mod ledger;
 mod migrate;
 mod money;
 mod orders;

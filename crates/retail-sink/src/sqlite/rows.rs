@@ -16,7 +16,8 @@ use uuid::Uuid;
 use super::money::to_cents;
 use crate::dedup::FirstSeen;
 use crate::derived::SharedDerived;
-use crate::{LandedEvent, LandedSale, LandingBatch, OffsetRange};
+use crate::horizon::{self, Verdict};
+use crate::{LandedEvent, LandedSale, LandingBatch, OffsetRange, StoreOptions};
 
 /// A sale ready for `sales_raw`.
 #[derive(Debug, Clone)]
@@ -113,11 +114,16 @@ pub(super) struct OwnedBatch {
     pub sales_duplicates: u64,
     pub events_duplicates: u64,
     pub derived: SharedDerived,
+    /// The dedup horizon's verdict: events too old to land and their dead letters.
+    pub verdict: Verdict,
 }
 
 impl OwnedBatch {
-    pub(super) fn new(batch: &LandingBatch) -> Self {
-        let fresh = FirstSeen::of(batch);
+    /// Copies what `batch` writes, after in-batch de-duplication and the dedup horizon's
+    /// verdict with `newest` the newest event day landed (ADR 0022).
+    pub(super) fn new(batch: &LandingBatch, options: StoreOptions, newest: Option<i64>) -> Self {
+        let mut fresh = FirstSeen::of(batch);
+        let verdict = horizon::judge(options, newest, &mut fresh, batch);
         Self {
             group: batch.group.clone(),
             sales: Sales::collect(fresh.sales.iter().copied()),
@@ -127,6 +133,7 @@ impl OwnedBatch {
             sales_duplicates: fresh.sales_duplicates,
             events_duplicates: fresh.events_duplicates,
             derived: batch.derived.clone(),
+            verdict,
         }
     }
 }

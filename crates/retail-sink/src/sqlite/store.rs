@@ -10,13 +10,14 @@ use retail_core::TopicPartition;
 use rusqlite::Connection;
 
 use super::error::{sqlite_error, worker_error};
+use super::ledger::Ledger;
 use super::rows::{OwnedBatch, Sales};
 use super::thread::Owned;
 use super::{derived, migrate, write};
 use crate::derived::sql::TableSql;
 use crate::{
-    AggregateTable, BatchOutcome, CatalogSnapshot, LandedSale, LandingBatch, PartitionWatermark, Result,
-    Store, Table,
+    AggregateTable, BareLoad, BatchOutcome, CatalogSnapshot, LandedSale, LandingBatch, PartitionWatermark,
+    Result, Store, StoreOptions, Table,
 };
 
 /// How long a statement waits for another process's write lock before failing (retryable).
@@ -28,6 +29,8 @@ struct Worker {
     path: String,
     /// The prepared aggregate tables.
     aggregates: Aggregates,
+    /// The dedup horizon of the ledger (ADR 0022).
+    ledger: Ledger,
 }
 
 /// The aggregate tables given to `prepare_aggregates` and their statements.
@@ -40,6 +43,10 @@ pub(super) struct Aggregates {
 /// An SQLite store: a database file in WAL mode, written by one thread.
 pub struct SqliteStore {
     worker: Owned<Worker>,
+    options: StoreOptions,
+    /// The newest event day landed, as last committed: batches are judged against it before
+    /// they go to the worker (ADR 0022).
+    newest: std::sync::Mutex<Option<i64>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -51,17 +58,64 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the database file, sets WAL mode and `synchronous=FULL`, and applies
-    /// the migrations.
+    /// Opens (or creates) the database file with the default [`StoreOptions`]; see
+    /// [`SqliteStore::open_with`].
     pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, StoreOptions::default()).await
+    }
+
+    /// Opens (or creates) the database file, sets WAL mode and `synchronous=FULL`, applies
+    /// the migrations and drops ledger days older than the dedup horizon.
+    pub async fn open_with(path: &Path, options: StoreOptions) -> Result<Self> {
         let shown = path.display().to_string();
         let file: PathBuf = path.to_path_buf();
         let name = shown.clone();
         let worker = Owned::spawn("retail-sink-sqlite", shown, None, move || {
-            open_worker(&file, name)
+            open_worker(&file, name, options)
         })
         .await?;
-        Ok(Self { worker })
+        let newest = worker.call("open", |w| Ok(w.ledger.newest)).await?;
+        Ok(Self {
+            worker,
+            options,
+            newest: std::sync::Mutex::new(newest),
+        })
+    }
+
+    /// The newest event day landed, as this store last saw it.
+    fn newest(&self) -> Option<i64> {
+        self.newest.lock().map_or(None, |n| *n)
+    }
+
+    /// Writes (or probes) `batch` on the worker; a committed batch that moved the newest event
+    /// day drops the ledger days the horizon has passed.
+    async fn write(&self, batch: &LandingBatch, commit: bool) -> Result<BatchOutcome> {
+        let owned = OwnedBatch::new(batch, self.options, self.newest());
+        let what = if commit { "write_batch" } else { "probe_batch" };
+        let (outcome, newest) = self
+            .call(what, move |w| {
+                let outcome = write::write_batch(
+                    &mut w.conn,
+                    &w.path,
+                    &w.aggregates,
+                    &owned,
+                    w.ledger.legacy,
+                    commit,
+                )?;
+                if commit && owned.verdict.advances {
+                    w.ledger.newest = owned.verdict.newest;
+                    // The batch is committed: a failure to drop only delays it to the next day.
+                    if let Err(error) = w.ledger.drop_passed(&w.conn, &w.path) {
+                        tracing::warn!(message = "could not drop ledger days older than the dedup horizon", %error);
+                    }
+                }
+                Ok((outcome, w.ledger.newest))
+            })
+            .await?;
+        if let Ok(mut n) = self.newest.lock() {
+            *n = (*n).max(newest);
+        }
+        Ok(outcome)
     }
 
     /// Runs `f` on the worker thread and waits for its result.
@@ -74,7 +128,7 @@ impl SqliteStore {
     }
 }
 
-fn open_worker(file: &Path, path: String) -> Result<Worker> {
+fn open_worker(file: &Path, path: String, options: StoreOptions) -> Result<Worker> {
     let err = |what: &str| {
         let path = path.clone();
         let what = what.to_owned();
@@ -112,10 +166,12 @@ fn open_worker(file: &Path, path: String) -> Result<Worker> {
         .map_err(err("PRAGMA cache_size"))?;
     conn.set_prepared_statement_cache_capacity(32);
     migrate::run(&mut conn, &path)?;
+    let ledger = Ledger::load(&conn, &path, options)?;
     Ok(Worker {
         conn,
         path,
         aggregates: Aggregates::default(),
+        ledger,
     })
 }
 
@@ -126,19 +182,11 @@ impl Store for SqliteStore {
     }
 
     async fn write_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
-        let owned = OwnedBatch::new(batch);
-        self.call("write_batch", move |w| {
-            write::write_batch(&mut w.conn, &w.path, &w.aggregates, &owned, true)
-        })
-        .await
+        self.write(batch, true).await
     }
 
     async fn probe_batch(&self, batch: &LandingBatch) -> Result<BatchOutcome> {
-        let owned = OwnedBatch::new(batch);
-        self.call("probe_batch", move |w| {
-            write::write_batch(&mut w.conn, &w.path, &w.aggregates, &owned, false)
-        })
-        .await
+        self.write(batch, false).await
     }
 
     async fn prepare_aggregates(&self, tables: &[AggregateTable]) -> Result<()> {
@@ -211,11 +259,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn bare_load(&self, rows: &[LandedSale], batch_rows: usize) -> Result<Duration> {
+    async fn bare_begin(&self) -> Result<()> {
+        self.call("bare_begin", |w| write::bare_begin(&w.conn, &w.path))
+            .await
+    }
+
+    async fn bare_chunk(&self, rows: &[LandedSale], batch_rows: usize) -> Result<BareLoad> {
         let sales = Sales::collect(rows.iter());
-        self.call("bare_load", move |w| {
-            write::bare_load(&mut w.conn, &w.path, &sales, batch_rows)
+        self.call("bare_chunk", move |w| {
+            write::bare_chunks(&mut w.conn, &w.path, &sales, batch_rows)
         })
         .await
+    }
+
+    async fn bare_finish(&self) -> Result<()> {
+        self.call("bare_finish", |w| write::bare_finish(&w.conn, &w.path))
+            .await
     }
 }

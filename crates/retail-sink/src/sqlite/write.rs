@@ -2,11 +2,13 @@
 //! batch. `IMMEDIATE` takes the write lock before the fencing read, so no other writer (another
 //! process on the same file) can move an offset between our check and our commit.
 //!
-//! Every event id goes through `INSERT OR IGNORE INTO landed_event_ids`; a change count of 1
-//! means the id is new and its row is inserted, 0 means it landed before. Statements come from
+//! Every event id goes through `INSERT OR IGNORE INTO landed_event_ids_YYYYMMDD`, the ledger
+//! table of its event day (`ledger`, ADR 0022); a change count of 1 means the id is new and
+//! its row is inserted, 0 means it landed before. Events older than the dedup horizon were
+//! turned into dead letters before the batch got here (`rows`). Statements come from
 //! the connection's prepared-statement cache, so a batch prepares nothing after the first.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -17,11 +19,13 @@ use uuid::Uuid;
 use super::derived;
 use super::error::sqlite_error;
 use super::fraud;
+use super::ledger::{self, DayLedger};
 use super::orders;
 use super::rows::{ts_text, OwnedBatch, SaleRow, Sales};
 use super::stock;
 use super::store::Aggregates;
-use crate::{BatchOutcome, Error, Result};
+use crate::horizon;
+use crate::{BareLoad, BatchOutcome, Error, Result};
 
 const INSERT_SALE: &str = "INSERT INTO sales_raw (event_id, kind, store_id, sku, qty, unit_price, \
      seller_id, ts, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -50,12 +54,14 @@ fn insert_sale(
     ])
 }
 
-/// Writes `b` in one transaction; with `commit` false, rolls it back (a probe).
+/// Writes `b` in one transaction; with `commit` false, rolls it back (a probe). `legacy`:
+/// whether the ledger from before migration 0006 is still consulted.
 pub(super) fn write_batch(
     conn: &mut Connection,
     path: &str,
     aggregates: &Aggregates,
     b: &OwnedBatch,
+    legacy: bool,
     commit: bool,
 ) -> Result<BatchOutcome> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
@@ -87,6 +93,7 @@ pub(super) fn write_batch(
     }
 
     let mut outcome = BatchOutcome {
+        too_old: b.verdict.dead_letters.len() as u64,
         sales_duplicates: b.sales_duplicates,
         events_duplicates: b.events_duplicates,
         ..BatchOutcome::default()
@@ -97,10 +104,13 @@ pub(super) fn write_batch(
     let mut landed_before: HashSet<Uuid> = HashSet::new();
 
     // 2. Ledger and rows.
+    if b.verdict.advances {
+        if let Some(newest) = b.verdict.newest {
+            ledger::record_newest(&tx, path, newest)?;
+        }
+    }
+    let mut ledger = DayLedger::new(&tx, path, legacy)?;
     {
-        let mut ledger = tx
-            .prepare_cached("INSERT OR IGNORE INTO landed_event_ids (event_id) VALUES (?1)")
-            .map_err(err("prepare INSERT INTO landed_event_ids"))?;
         let mut sale = tx
             .prepare_cached(INSERT_SALE)
             .map_err(err("prepare INSERT INTO sales_raw"))?;
@@ -110,15 +120,11 @@ pub(super) fn write_batch(
         for i in b.sales.ledger_order() {
             let Some(s) = b.sales.rows.get(i) else { continue };
             let id = &*s.event_id.hyphenated().encode_lower(&mut id_buf);
-            if ledger
-                .execute([id])
-                .map_err(err("INSERT INTO landed_event_ids"))?
-                == 0
-            {
+            if ledger.insert(id, horizon::day_of(&s.ts))? {
+                new.push(i);
+            } else {
                 outcome.sales_duplicates += 1;
                 landed_before.insert(s.event_id);
-            } else {
-                new.push(i);
             }
         }
         for i in b.sales.index_order(new) {
@@ -144,11 +150,7 @@ pub(super) fn write_batch(
             .map_err(err("prepare INSERT INTO events_raw"))?;
         for e in &b.events {
             let id = &*e.event_id.hyphenated().encode_lower(&mut id_buf);
-            if ledger
-                .execute([id])
-                .map_err(err("INSERT INTO landed_event_ids"))?
-                == 0
-            {
+            if !ledger.insert(id, horizon::day_of(&e.ts))? {
                 outcome.events_duplicates += 1;
                 landed_before.insert(e.event_id);
                 continue;
@@ -161,26 +163,19 @@ pub(super) fn write_batch(
         }
     }
 
-    // 3. Dead letters.
-    if !b.dead_letters.is_empty() {
+    // 3. Dead letters, the horizon's too-old events among them.
+    if !b.dead_letters.is_empty() || !b.verdict.dead_letters.is_empty() {
         let mut stmt = tx
             .prepare_cached(
                 "INSERT INTO dead_letters (raw, reason, kind, source, topic, \"partition\", \"offset\", \
                  file, line, rejected_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(err("prepare INSERT INTO dead_letters"))?;
-        let mut ledger = tx
-            .prepare_cached("INSERT OR IGNORE INTO landed_event_ids (event_id) VALUES (?1)")
-            .map_err(err("prepare INSERT INTO landed_event_ids"))?;
-        for d in &b.dead_letters {
+        for d in b.dead_letters.iter().chain(&b.verdict.dead_letters) {
             // Input its source named (a retried webhook line) is dead-lettered once per id.
             if let Some(id) = &d.id {
                 let id = &*id.hyphenated().encode_lower(&mut id_buf);
-                if ledger
-                    .execute([id])
-                    .map_err(err("INSERT INTO landed_event_ids"))?
-                    == 0
-                {
+                if !ledger.insert(id, b.verdict.dead_letter_day(&d.rejected_at))? {
                     continue;
                 }
             }
@@ -207,23 +202,23 @@ pub(super) fn write_batch(
 
     // 4. What processing derived.
     let d = &*b.derived;
+    // New: not landed before, and not refused as older than the dedup horizon (ADR 0022).
+    let is_new = |id: &Uuid| !landed_before.contains(id) && !b.verdict.too_old.contains(id);
     if !d.contributions.is_empty() || !d.late.is_empty() {
-        let (rows, late) = derived::write(&tx, path, &aggregates.tables, &aggregates.sql, d, |id| {
-            !landed_before.contains(id)
-        })?;
+        let (rows, late) = derived::write(&tx, path, &aggregates.tables, &aggregates.sql, d, is_new)?;
         outcome.aggregate_rows = rows;
         outcome.late_events = late;
     }
     derived::write_watermarks(&tx, path, &b.group, &d.watermarks)?;
     derived::write_catalog(&tx, path, &d.catalog)?;
     if let Some(o) = &d.orders {
-        orders::write(&tx, path, &b.group, o, |id| !landed_before.contains(id))?;
+        orders::write(&tx, path, &b.group, o, is_new)?;
     }
     if let Some(st) = &d.stock {
-        stock::write(&tx, path, &b.group, st, |id| !landed_before.contains(id))?;
+        stock::write(&tx, path, &b.group, st, is_new)?;
     }
     if let Some(fr) = &d.fraud {
-        fraud::write(&tx, path, &b.group, fr, |id| !landed_before.contains(id))?;
+        fraud::write(&tx, path, &b.group, fr, is_new)?;
     }
 
     // 5. Offsets.
@@ -242,6 +237,7 @@ pub(super) fn write_batch(
         }
     }
 
+    drop(ledger);
     if commit {
         tx.commit().map_err(err("COMMIT"))?;
     } else {
@@ -265,33 +261,34 @@ const BARE_CREATE: &str = "\
     CREATE INDEX bench_bare_sales_raw_store_id_ts_idx ON bench_bare_sales_raw (store_id, ts);
     CREATE TABLE bench_bare_ledger (event_id TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;";
 
-/// The benchmark baseline: plain prepared INSERTs into scratch tables of the same shape,
-/// `batch_rows` per transaction; returns the time spent in the transactions.
-pub(super) fn bare_load(
-    conn: &mut Connection,
-    path: &str,
-    sales: &Sales,
-    batch_rows: usize,
-) -> Result<Duration> {
+/// The benchmark baseline, step 1: drops and creates the scratch tables.
+pub(super) fn bare_begin(conn: &Connection, path: &str) -> Result<()> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
     conn.execute_batch(BARE_DROP)
         .map_err(err("DROP TABLE bench_bare_*"))?;
     conn.execute_batch(BARE_CREATE)
-        .map_err(err("CREATE TABLE bench_bare_*"))?;
-    let loaded = bare_chunks(conn, path, sales, batch_rows);
-    let dropped = conn
-        .execute_batch(BARE_DROP)
-        .map_err(err("DROP TABLE bench_bare_*"));
-    let elapsed = loaded?;
-    dropped?;
-    Ok(elapsed)
+        .map_err(err("CREATE TABLE bench_bare_*"))
 }
 
-fn bare_chunks(conn: &mut Connection, path: &str, sales: &Sales, batch_rows: usize) -> Result<Duration> {
+/// The benchmark baseline, step 3: drops the scratch tables.
+pub(super) fn bare_finish(conn: &Connection, path: &str) -> Result<()> {
+    conn.execute_batch(BARE_DROP)
+        .map_err(|e| sqlite_error(path, "DROP TABLE bench_bare_*", &e))
+}
+
+/// The benchmark baseline, step 2: plain prepared INSERTs into the scratch tables,
+/// `batch_rows` per transaction; returns the rows inserted and the time spent in the
+/// transactions.
+pub(super) fn bare_chunks(
+    conn: &mut Connection,
+    path: &str,
+    sales: &Sales,
+    batch_rows: usize,
+) -> Result<BareLoad> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
     let mut id_buf = [0u8; 36];
     let mut ts_buf = String::with_capacity(32);
-    let mut elapsed = Duration::ZERO;
+    let mut done = BareLoad::default();
     let all: Vec<usize> = (0..sales.rows.len()).collect();
     for chunk in all.chunks(batch_rows.max(1)) {
         let start = Instant::now();
@@ -300,6 +297,7 @@ fn bare_chunks(conn: &mut Connection, path: &str, sales: &Sales, batch_rows: usi
             rows: chunk.iter().filter_map(|&i| sales.rows.get(i).cloned()).collect(),
             sources: Vec::new(),
         };
+        let mut inserted = 0u64;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err("BEGIN IMMEDIATE"))?;
@@ -323,12 +321,15 @@ fn bare_chunks(conn: &mut Connection, path: &str, sales: &Sales, batch_rows: usi
             }
             for i in chunk_rows.index_order(ids) {
                 let Some(s) = chunk_rows.rows.get(i) else { continue };
-                insert_sale(&mut sale, s, sales.source(s), &mut id_buf, &mut ts_buf)
-                    .map_err(err("INSERT INTO bench_bare_sales_raw"))?;
+                inserted += insert_sale(&mut sale, s, sales.source(s), &mut id_buf, &mut ts_buf)
+                    .map_err(err("INSERT INTO bench_bare_sales_raw"))? as u64;
             }
         }
         tx.commit().map_err(err("COMMIT"))?;
-        elapsed += start.elapsed();
+        done += BareLoad {
+            rows: inserted,
+            elapsed: start.elapsed(),
+        };
     }
-    Ok(elapsed)
+    Ok(done)
 }

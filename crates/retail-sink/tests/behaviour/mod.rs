@@ -284,7 +284,8 @@ pub async fn migrations_are_idempotent(f: Fixture) {
 /// Sales days apart land, each day creating what the backend needs on demand (PostgreSQL:
 /// a partition), including days years apart and both sides of a UTC midnight.
 pub async fn days_far_apart_land(f: Fixture) {
-    let store = f.open().await;
+    // Years apart: without a dedup horizon, or the older days would be too old (ADR 0022).
+    let store = f.open_with_horizon(0).await;
     let id = ids(5);
     let batch = LandingBatch {
         group: "g".into(),
@@ -1055,4 +1056,258 @@ pub async fn inventory_risks_backfill_order_and_alert_once(f: Fixture) {
         f.texts(alerts).await,
         ["stock_risk:1:42:critical", "stock_risk:1:42:critical"]
     );
+}
+
+/// The benchmark's baseline streamed in chunks (`bare_begin`, `bare_chunk`s, `bare_finish`)
+/// loads what one `bare_load` of the same rows loads, so streaming it in bounded memory
+/// measures the same thing; and its scratch tables are gone afterwards.
+pub async fn bare_load_in_chunks_loads_what_one_call_loads(f: Fixture) {
+    let store = f.open().await;
+    let start = ts("2026-11-21T23:59:00Z");
+    let rows: Vec<_> = ids(250)
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            sale(
+                id,
+                start + chrono::TimeDelta::seconds(i as i64),
+                (i % 7) as i64,
+                1,
+            )
+        })
+        .collect();
+    let one = store.bare_load(&rows, 40).await.expect("one bare_load");
+    assert_eq!(one.rows, 250);
+
+    store.bare_begin().await.expect("bare_begin");
+    let mut chunked = retail_sink::BareLoad::default();
+    for chunk in rows.chunks(80) {
+        chunked += store.bare_chunk(chunk, 40).await.expect("bare_chunk");
+    }
+    store.bare_finish().await.expect("bare_finish");
+    assert_eq!(chunked.rows, one.rows);
+    // The scratch tables are dropped, and the real ones were never touched.
+    assert_eq!(store.count(Table::SalesRaw).await.expect("count"), 0);
+    let scratch = match &f.url {
+        retail_sink::StoreUrl::Postgres(_) => {
+            "SELECT CAST(relname AS text) FROM pg_class WHERE relname LIKE 'bench_bare%'"
+        }
+        retail_sink::StoreUrl::Sqlite(_) => "SELECT name FROM sqlite_master WHERE name LIKE 'bench_bare%'",
+    };
+    assert_eq!(f.texts(scratch).await, Vec::<String>::new());
+}
+
+/// The dedup horizon (ADR 0022), inside it: an exact re-send, and a re-send of the id at
+/// another time of the same UTC day, are duplicates, also days later; a re-send on another day
+/// is a different `(event_id, day)` and lands (the ADR's stated limit).
+pub async fn a_duplicate_inside_the_horizon_is_skipped(f: Fixture) {
+    let store = f.open_with_horizon(7).await;
+    let p = tp("sales", 0);
+    let id = ids(3);
+    let day1 = ts("2026-11-21T10:00:00Z");
+    let first = LandingBatch {
+        group: "g".into(),
+        sales: vec![sale(id[0], day1, 1, 1)],
+        events: vec![order(id[1], day1)],
+        offsets: vec![range(&p, 0, 2)],
+        ..Default::default()
+    };
+    store.write_batch(&first).await.expect("first batch");
+    // Five days later (inside the 7-day horizon) the same events come again.
+    let later = LandingBatch {
+        group: "g".into(),
+        sales: vec![
+            sale(id[2], ts("2026-11-26T10:00:00Z"), 1, 1),
+            sale(id[0], day1, 1, 1),
+            sale(id[0], ts("2026-11-21T23:00:00Z"), 1, 1),
+        ],
+        events: vec![order(id[1], day1)],
+        offsets: vec![range(&p, 2, 6)],
+        ..Default::default()
+    };
+    let o = store.write_batch(&later).await.expect("later batch");
+    assert_eq!(
+        (
+            o.sales_inserted,
+            o.sales_duplicates,
+            o.events_duplicates,
+            o.dead_letters
+        ),
+        (1, 2, 1, 0),
+        "{o:?}"
+    );
+    // The same id with a time on another day: another ledger day, so it lands again.
+    let other_day = LandingBatch {
+        group: "g".into(),
+        sales: vec![sale(id[0], ts("2026-11-22T10:00:00Z"), 1, 1)],
+        offsets: vec![range(&p, 6, 7)],
+        ..Default::default()
+    };
+    let o = store.write_batch(&other_day).await.expect("other day");
+    assert_eq!(o.sales_inserted, 1, "{o:?}");
+    assert_eq!(counts(&*store).await, (3, 1, 0));
+}
+
+/// Ledger days older than the horizon behind the newest event day are dropped whole (counted
+/// in the catalog), the days inside it stay, and a reopened store still drops by the same rule.
+pub async fn ledger_days_older_than_the_horizon_are_dropped(f: Fixture) {
+    let store = f.open_with_horizon(2).await;
+    let p = tp("sales", 0);
+    let mut offset = 0;
+    for (i, day) in ["2026-11-20", "2026-11-21", "2026-11-22"].iter().enumerate() {
+        let batch = LandingBatch {
+            group: "g".into(),
+            sales: vec![sale(ids(1)[0], ts(&format!("{day}T12:00:00Z")), i as i64, 1)],
+            offsets: vec![range(&p, offset, offset + 1)],
+            ..Default::default()
+        };
+        store.write_batch(&batch).await.expect("batch of a day");
+        offset += 1;
+    }
+    assert_eq!(
+        f.ledger_days().await,
+        [
+            "landed_event_ids_20261120",
+            "landed_event_ids_20261121",
+            "landed_event_ids_20261122"
+        ]
+    );
+    // Two days on: the newest is the 24th, so the 22nd is the oldest day kept.
+    let batch = LandingBatch {
+        group: "g".into(),
+        sales: vec![sale(ids(1)[0], ts("2026-11-24T00:00:00Z"), 9, 1)],
+        offsets: vec![range(&p, offset, offset + 1)],
+        ..Default::default()
+    };
+    store.write_batch(&batch).await.expect("batch two days on");
+    assert_eq!(
+        f.ledger_days().await,
+        ["landed_event_ids_20261122", "landed_event_ids_20261124"]
+    );
+    // Raw rows are not the ledger: every sale stays.
+    assert_eq!(counts(&*store).await, (4, 0, 0));
+    drop(store);
+    // Reopened with a shorter horizon: the 22nd goes at open.
+    let _store = f.open_with_horizon(1).await;
+    assert_eq!(f.ledger_days().await, ["landed_event_ids_20261124"]);
+}
+
+/// An event older than the horizon becomes a `too_old` dead letter naming its event time and
+/// the horizon, and lands nowhere else (no raw row, no ledger day); the rest of its batch
+/// lands. After a restart the newest day is still known, so it is still too old, and a
+/// duplicate inside the horizon is still skipped.
+pub async fn an_event_older_than_the_horizon_is_a_too_old_dead_letter(f: Fixture) {
+    let p = tp("sales", 0);
+    let id = ids(4);
+    {
+        let store = f.open_with_horizon(7).await;
+        let batch = LandingBatch {
+            group: "g".into(),
+            sales: vec![
+                sale(id[0], ts("2026-11-21T10:00:00Z"), 1, 1),
+                sale(id[1], ts("2026-11-13T23:59:59Z"), 1, 1),
+            ],
+            events: vec![order(id[2], ts("2026-11-01T08:00:00Z"))],
+            offsets: vec![range(&p, 0, 3)],
+            ..Default::default()
+        };
+        let o = store.write_batch(&batch).await.expect("batch");
+        assert_eq!(
+            (o.sales_inserted, o.events_inserted, o.dead_letters),
+            (1, 0, 2),
+            "{o:?}"
+        );
+        assert_eq!(counts(&*store).await, (1, 0, 2));
+    }
+    let kinds = f.texts("SELECT kind FROM dead_letters").await;
+    assert_eq!(kinds, ["too_old", "too_old"]);
+    let reasons = f.texts("SELECT reason FROM dead_letters").await;
+    assert!(
+        reasons.iter().any(|r| r.contains("2026-11-13T23:59:59")
+            && r.contains("dedup_horizon_days = 7")
+            && r.contains("2026-11-14")),
+        "{reasons:?}"
+    );
+    assert_eq!(f.ledger_days().await, ["landed_event_ids_20261121"]);
+
+    // Restarted: the newest day (the 21st) is remembered.
+    let store = f.open_with_horizon(7).await;
+    let again = LandingBatch {
+        group: "g".into(),
+        sales: vec![
+            sale(id[1], ts("2026-11-13T23:59:59Z"), 1, 1),
+            sale(id[0], ts("2026-11-21T10:00:00Z"), 1, 1),
+            sale(id[3], ts("2026-11-14T00:00:00Z"), 1, 1),
+        ],
+        offsets: vec![range(&p, 3, 6)],
+        ..Default::default()
+    };
+    let o = store.write_batch(&again).await.expect("batch after restart");
+    assert_eq!(
+        (o.sales_inserted, o.sales_duplicates, o.dead_letters),
+        (1, 1, 1),
+        "{o:?}"
+    );
+    assert_eq!(counts(&*store).await, (2, 0, 3));
+    assert_eq!(
+        f.ledger_days().await,
+        ["landed_event_ids_20261114", "landed_event_ids_20261121"]
+    );
+}
+
+/// A database from before the dedup horizon keeps its ledger as `landed_event_ids_legacy`:
+/// its ids are still duplicates, until the horizon has passed the day of the migration, when
+/// it is dropped.
+pub async fn the_legacy_ledger_dedups_until_the_horizon_passes_it(f: Fixture) {
+    let p = tp("sales", 0);
+    let old = ids(1)[0];
+    drop(f.open_with_horizon(7).await);
+    // What migration 0005 (PostgreSQL) / 0006 (SQLite) leaves of a ledger with an id in it,
+    // migrated on 2026-11-21.
+    match &f.url {
+        retail_sink::StoreUrl::Postgres(url) => crate::common::connect(url)
+            .await
+            .batch_execute(&format!(
+                "CREATE TABLE landed_event_ids_legacy (event_id uuid PRIMARY KEY); \
+                 INSERT INTO landed_event_ids_legacy VALUES ('{old}'); \
+                 UPDATE ledger_horizon SET legacy_until = '2026-11-21'"
+            ))
+            .await
+            .expect("make a legacy ledger"),
+        retail_sink::StoreUrl::Sqlite(path) => rusqlite::Connection::open(path)
+            .expect("open sqlite")
+            .execute_batch(&format!(
+                "CREATE TABLE landed_event_ids_legacy (event_id TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID; \
+                 INSERT INTO landed_event_ids_legacy VALUES ('{old}'); \
+                 UPDATE ledger_horizon SET legacy_until = 20778"
+            ))
+            .expect("make a legacy ledger"),
+    }
+    let store = f.open_with_horizon(7).await;
+    let resent = LandingBatch {
+        group: "g".into(),
+        sales: vec![sale(old, ts("2026-11-21T10:00:00Z"), 1, 1)],
+        offsets: vec![range(&p, 0, 1)],
+        ..Default::default()
+    };
+    let o = store.write_batch(&resent).await.expect("re-send of a legacy id");
+    assert_eq!((o.sales_inserted, o.sales_duplicates), (0, 1), "{o:?}");
+    // Eight days on, the horizon has passed the 21st: the legacy ledger goes.
+    let later = LandingBatch {
+        group: "g".into(),
+        sales: vec![sale(ids(1)[0], ts("2026-11-29T10:00:00Z"), 1, 1)],
+        offsets: vec![range(&p, 1, 2)],
+        ..Default::default()
+    };
+    store.write_batch(&later).await.expect("eight days on");
+    let legacy = match &f.url {
+        retail_sink::StoreUrl::Postgres(_) => {
+            "SELECT CAST(relname AS text) FROM pg_class WHERE relname = 'landed_event_ids_legacy'"
+        }
+        retail_sink::StoreUrl::Sqlite(_) => {
+            "SELECT name FROM sqlite_master WHERE name = 'landed_event_ids_legacy'"
+        }
+    };
+    assert_eq!(f.texts(legacy).await, Vec::<String>::new());
+    assert_eq!(counts(&*store).await, (1, 0, 0));
 }

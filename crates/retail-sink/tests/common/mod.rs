@@ -34,6 +34,32 @@ impl Fixture {
             Err(e) => panic!("open store {:?}: {e}", self.url),
         }
     }
+
+    /// Opens the store with a dedup horizon of `days` (`0`: none).
+    pub async fn open_with_horizon(&self, days: u32) -> Arc<dyn Store> {
+        let options = retail_sink::StoreOptions {
+            dedup_horizon_days: days,
+        };
+        match retail_sink::open_with(&self.url, options).await {
+            Ok(s) => s,
+            Err(e) => panic!("open store {:?} with a horizon of {days} days: {e}", self.url),
+        }
+    }
+
+    /// The ledger's day partitions (PostgreSQL, from `pg_inherits`) or day tables (SQLite),
+    /// sorted: `landed_event_ids_YYYYMMDD`.
+    pub async fn ledger_days(&self) -> Vec<String> {
+        let sql = match &self.url {
+            StoreUrl::Postgres(_) => {
+                "SELECT CAST(c.relname AS text) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = 'landed_event_ids'::regclass"
+            }
+            StoreUrl::Sqlite(_) => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'landed_event_ids_[0-9]*'"
+            }
+        };
+        self.texts(sql).await
+    }
 }
 
 /// A fresh PostgreSQL database.

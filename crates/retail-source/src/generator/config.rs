@@ -311,7 +311,11 @@ impl BuildSource for GeneratorConfig {
             partitions: cx.partitions,
             ..self.clone()
         };
-        let source = GeneratorSource::new(&config)?;
+        let mut source = GeneratorSource::new(&config)?;
+        if let (Some(hours), Some(events)) = (config.simulated_span_hours, config.events) {
+            let dir = cx.state_dir(&config.name)?;
+            source.set_span_end(span_end(&dir, config.seed, events, hours)?);
+        }
         let runtime = cx.runtime(&config.name, Self::KIND);
         runtime.set_rate_control(Arc::new(source.handle()));
         runtime.set_bounded(config.events.is_some());
@@ -328,6 +332,30 @@ impl BuildSource for GeneratorConfig {
         let task = Box::pin(async move { source.run_in(runtime).await.map(|_| ()) });
         Ok(BuiltSource { handle, task })
     }
+}
+
+/// Where the simulated span of a run of `events` events ends: the end an earlier run with the
+/// same seed, count and span wrote in `dir`, or now (then written there). So a run restarted
+/// after a crash, or run again, sends the same event times for the same events: exact re-sends,
+/// which the store lands once (its dedup ledger keys on the event's day as well as its id).
+fn span_end(dir: &std::path::Path, seed: u64, events: u64, hours: f64) -> Result<i64> {
+    let path = dir.join("span_end");
+    let key = format!("seed={seed} events={events} span_hours={hours}");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some((k, end)) = text.trim().rsplit_once(" end_ms=") {
+            if k == key {
+                if let Ok(end) = end.parse() {
+                    return Ok(end);
+                }
+            }
+        }
+    }
+    let end = chrono::Utc::now().timestamp_millis();
+    let tmp = dir.join("span_end.tmp");
+    std::fs::write(&tmp, format!("{key} end_ms={end}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| crate::Error::io(format!("generator: writing {}", path.display()), e))?;
+    Ok(end)
 }
 
 /// E-commerce orders and their payments, with anomalies injected into some of them. Every
@@ -563,3 +591,19 @@ impl Default for GeneratorConfig {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod span_end_tests {
+    use super::span_end;
+
+    #[test]
+    fn a_run_again_with_the_same_settings_ends_its_span_where_the_first_did() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = span_end(dir.path(), 7, 1000, 72.0).expect("first");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(span_end(dir.path(), 7, 1000, 72.0).expect("again"), first);
+        let other = span_end(dir.path(), 8, 1000, 72.0).expect("another seed");
+        assert!(other > first, "another seed is another run");
+        assert_eq!(span_end(dir.path(), 8, 1000, 72.0).expect("again"), other);
+    }
+}

@@ -467,6 +467,13 @@ impl EventGenerator {
         })
     }
 
+    /// Where a simulated span ends, instead of the clock at the first data event: a restarted
+    /// run given its first run's end sends the very same event times, so everything it sends
+    /// again is an exact re-send (the store's dedup ledger keys on the event's day too).
+    pub fn set_span_end(&mut self, ms: i64) {
+        self.run_start = Some(ms);
+    }
+
     /// Event time of the next data event: the clock's `now`, or with a simulated span its
     /// even share of the span before the run's start.
     fn event_time(&mut self, now: i64) -> i64 {

@@ -211,6 +211,11 @@ impl GeneratorSource {
         self
     }
 
+    /// Where a simulated span ends ([`EventGenerator::set_span_end`]).
+    pub fn set_span_end(&mut self, ms: i64) {
+        self.generator.set_span_end(ms);
+    }
+
     /// The control handle.
     pub fn handle(&self) -> GeneratorHandle {
         self.handle.clone()
