@@ -271,7 +271,7 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     /// The default horizon, the same as `landing.dedup_horizon_days`'s.
-    pub const DEFAULT_DEDUP_HORIZON_DAYS: u32 = 7;
+    pub const DEFAULT_DEDUP_HORIZON_DAYS: u32 = 0;
 }
 
 impl Default for StoreOptions {

@@ -37,7 +37,7 @@ impl LandingConfig {
             poll_timeout_ms: 100,
             min_backoff_ms: 100,
             max_backoff_ms: 5_000,
-            dedup_horizon_days: 7,
+            dedup_horizon_days: 0,
         }
     }
 }
