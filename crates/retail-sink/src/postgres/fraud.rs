@@ -36,15 +36,26 @@ pub(super) async fn write(
     let rules: Vec<&str> = touched.iter().map(|k| k.0.as_str()).collect();
     let keys: Vec<&str> = touched.iter().map(|k| k.1.as_str()).collect();
     let now: Option<DateTime<Utc>> = batch.time.map(ms_to_time);
-    let rows = client
+    // Two statements, each on its index (an OR of the two would scan the table every batch).
+    let mut rows = client
         .query(
             "SELECT fold::text FROM fraud_state \
-             WHERE (rule, key) IN (SELECT * FROM unnest($1::text[], $2::text[])) OR next_check_at <= $3 \
-             ORDER BY rule, key FOR UPDATE",
-            &[&rules, &keys, &now],
+             WHERE (rule, key) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY rule, key FOR UPDATE",
+            &[&rules, &keys],
         )
         .await
         .map_err(|e| pg_error("SELECT FROM fraud_state FOR UPDATE", &e))?;
+    rows.extend(
+        client
+            .query(
+                "SELECT fold::text FROM fraud_state WHERE next_check_at <= $1 \
+                 AND (rule, key) NOT IN (SELECT * FROM unnest($2::text[], $3::text[])) \
+                 ORDER BY rule, key FOR UPDATE",
+                &[&now, &rules, &keys],
+            )
+            .await
+            .map_err(|e| pg_error("SELECT FROM fraud_state (due) FOR UPDATE", &e))?,
+    );
     let mut loaded = Vec::with_capacity(rows.len());
     for row in rows {
         let text: String = row.get(0);

@@ -39,14 +39,24 @@ pub(super) async fn write(
             .map_err(|e| pg_error("pg_advisory_xact_lock (order rows)", &e))?;
     }
     let now: Option<DateTime<Utc>> = batch.time.map(ms_to_time);
-    let rows = client
+    // Two statements, each on its index (an OR of the two would scan the table every batch).
+    let mut rows = client
         .query(
-            "SELECT fold::text FROM order_lifecycle \
-             WHERE order_id = ANY($1) OR next_check_at <= $2 ORDER BY order_id FOR UPDATE",
-            &[&touched, &now],
+            "SELECT fold::text FROM order_lifecycle WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
+            &[&touched],
         )
         .await
         .map_err(|e| pg_error("SELECT FROM order_lifecycle FOR UPDATE", &e))?;
+    rows.extend(
+        client
+            .query(
+                "SELECT fold::text FROM order_lifecycle WHERE next_check_at <= $1 AND order_id <> ALL($2) \
+                 ORDER BY order_id FOR UPDATE",
+                &[&now, &touched],
+            )
+            .await
+            .map_err(|e| pg_error("SELECT FROM order_lifecycle (due) FOR UPDATE", &e))?,
+    );
     let mut loaded = Vec::with_capacity(rows.len());
     for row in rows {
         let text: String = row.get(0);
