@@ -922,3 +922,60 @@ async fn alerts_answer_with_the_filters_and_shapes() {
         Some(false)
     );
 }
+
+/// `GET /api/v1/inventory-risks`: read access, every filter handed to the reader, a bad level or
+/// flag a 400 naming the parameter, and the shape of the OpenAPI schema (a series that sells
+/// nothing has `days_of_cover: null`, not 0).
+#[tokio::test]
+async fn inventory_risks_answer_with_the_filters_and_shapes() {
+    use retail_sink::read::orders::RiskFilter;
+
+    let s = start(Access::new(vec![READ.into()], vec![ADMIN.into()])).await;
+    let fake = Arc::new(FakeReader::default());
+    s.state.set_reader(fake.clone());
+    let (_, doc) = json(s.addr, "GET", "/api/openapi.json", None, None).await;
+    let path = "/api/v1/inventory-risks?risk_level=stockout&store_id=3&at_risk=true&limit=5";
+    error(
+        &json(s.addr, "GET", path, None, None).await,
+        401,
+        "unauthorized",
+        None,
+    );
+    let (code, page) = json(s.addr, "GET", path, Some(READ), None).await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(
+        fake.risk_filters.lock().expect("lock").last(),
+        Some(&RiskFilter {
+            risk_level: Some("stockout".into()),
+            store_id: Some(3),
+            at_risk: Some(true),
+        })
+    );
+    assert_eq!(keys(&page), schema_keys(&doc, "RiskPage"));
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(keys(&items[0]), schema_keys(&doc, "InventoryRisk"));
+    assert_eq!(items[0]["risk_level"], "stockout");
+    assert_eq!(items[0]["projected_on_hand"], 0);
+    assert!(items[1]["days_of_cover"].is_null(), "{page}");
+    let (code, body) = json(
+        s.addr,
+        "GET",
+        "/api/v1/inventory-risks?risk_level=dire",
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("risk_level"), "{body}");
+    let (code, body) = json(
+        s.addr,
+        "GET",
+        "/api/v1/inventory-risks?at_risk=maybe",
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("at_risk"), "{body}");
+}

@@ -939,7 +939,119 @@ macro_rules! suite {
         async fn alerts() {
             crate::alerts($fixture).await
         }
+        #[tokio::test]
+        async fn inventory_risks() {
+            crate::inventory_risks($fixture).await
+        }
     };
+}
+
+/// `inventory_risks` rows landed through the store (four series: a stock-out, one low on
+/// cover, one ok, one that sells nothing), read back worst first with every filter and paged.
+async fn inventory_risks(f: Fixture) {
+    use retail_sink::derived::stock::{StockBatch, StockFact, StockFactKind, StockRules};
+    use retail_sink::read::orders::RiskFilter;
+
+    let store = f.open().await;
+    let t0 = ts("2026-11-21T00:00:00Z").timestamp_millis();
+    let id = ids(8);
+    let snap = |i: usize, sku: i64, on_hand: i64| StockFact {
+        event_id: id[i],
+        store_id: 1,
+        sku,
+        ts: t0,
+        kind: StockFactKind::Snapshot {
+            on_hand,
+            lead_time_days: Some(2),
+        },
+    };
+    let sold = |i: usize, sku: i64, qty: i64| StockFact {
+        event_id: id[i],
+        store_id: 1,
+        sku,
+        ts: t0 + HOUR,
+        kind: StockFactKind::Sale { qty },
+    };
+    let batch = LandingBatch {
+        group: "landing".into(),
+        offsets: vec![range(&TopicPartition::new("inventory", 0), 0, 6)],
+        derived: Arc::new(Derived {
+            stock: Some(StockBatch {
+                rules: Arc::new(StockRules {
+                    velocity_days: 7,
+                    default_lead_time_days: 3,
+                    safety_days: 3,
+                }),
+                // SKU 10 sells out; SKU 11 has 12 left at 1 a day (12 days: ok); SKU 12 sells
+                // nothing (cover unknown: ok); 13 sells 7 of 10: 3 days left, lead time 2 + 3: low.
+                facts: vec![
+                    snap(0, 10, 5),
+                    snap(1, 11, 19),
+                    snap(2, 12, 50),
+                    snap(3, 13, 10),
+                    sold(4, 10, 5),
+                    sold(5, 11, 7),
+                    sold(6, 13, 7),
+                ],
+                time: Some(t0 + 2 * HOUR),
+            }),
+            ..Derived::default()
+        }),
+        ..Default::default()
+    };
+    store.write_batch(&batch).await.expect("stock batch");
+    let r = open_reader(&f.url).await.expect("open reader");
+    let all = PageRequest { limit: 10, offset: 0 };
+    let list = |filter: RiskFilter, page: PageRequest| {
+        let r = r.clone();
+        async move {
+            r.inventory_risks(&filter, page)
+                .await
+                .expect("inventory_risks")
+                .items
+                .into_iter()
+                .map(|x| format!("{}:{}", x.sku, x.risk_level))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(RiskFilter::default(), all).await,
+        ["10:stockout", "13:low", "11:ok", "12:ok"],
+        "worst first, then fewest days of cover, unknown cover last"
+    );
+    let page = r
+        .inventory_risks(&RiskFilter::default(), all)
+        .await
+        .expect("risks");
+    let out = &page.items[0];
+    assert_eq!(
+        (out.projected_on_hand, out.units_sold_after, out.units_7d),
+        (Some(0), 5, 5)
+    );
+    assert_eq!(out.days_of_cover, Some(0.0));
+    assert_eq!(out.lead_time_days, 2);
+    assert!(out.first_flagged_at.is_some());
+    assert_eq!(
+        page.items[3].days_of_cover, None,
+        "nothing sold: unknown, not zero"
+    );
+    let at_risk = RiskFilter {
+        at_risk: Some(true),
+        ..RiskFilter::default()
+    };
+    assert_eq!(list(at_risk, all).await, ["10:stockout", "13:low"]);
+    let ok = RiskFilter {
+        risk_level: Some("ok".into()),
+        ..RiskFilter::default()
+    };
+    assert_eq!(list(ok, all).await, ["11:ok", "12:ok"]);
+    let other_store = RiskFilter {
+        store_id: Some(2),
+        ..RiskFilter::default()
+    };
+    assert!(list(other_store, all).await.is_empty());
+    let second = PageRequest { limit: 2, offset: 2 };
+    assert_eq!(list(RiskFilter::default(), second).await, ["11:ok", "12:ok"]);
 }
 
 mod pg {

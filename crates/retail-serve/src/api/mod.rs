@@ -14,7 +14,7 @@
 //!   `live`: the dashboard's stream (the snapshots come from [`crate::live`]); `log`: topics,
 //!   consumer groups and a record browser; `lineage`: the data lineage graph (its shape is
 //!   [`crate::lineage`]); `orders`: the order lifecycle (list, one with its events, counts
-//!   by state); `alerts`: the alerts the pipelines raise.
+//!   by state); `alerts`: the alerts the pipelines raise; `inventory`: stock at risk.
 
 pub mod error;
 pub mod params;
@@ -22,6 +22,7 @@ pub mod params;
 mod alerts;
 mod control;
 mod dead_letters;
+mod inventory;
 mod late_events;
 mod lineage;
 mod live;
@@ -126,6 +127,7 @@ pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi:
         .routes(routes!(orders::counts))
         .routes(routes!(orders::one))
         .routes(routes!(alerts::list))
+        .routes(routes!(inventory::list))
         .route_layer(from_fn_with_state(state.clone(), require_read));
     let admin = OpenApiRouter::new()
         .routes(routes!(dead_letters::resubmit))

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use retail_sink::read::orders::{
-    AlertFilter, AlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow, StateCount,
+    AlertFilter, AlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow, RiskFilter, RiskRow, StateCount,
 };
 use retail_sink::read::{
     CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent, Page, PageRequest,
@@ -98,12 +98,52 @@ pub fn alert_rows() -> Vec<AlertRow> {
     ]
 }
 
+/// Two fixed rows of `inventory_risks`: a stock-out and an `ok` series that sells nothing.
+pub fn risk_rows() -> Vec<RiskRow> {
+    let t = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+    vec![
+        RiskRow {
+            store_id: 3,
+            sku: 100_001,
+            snapshot_at: Some(t("2026-11-21T06:00:00Z")),
+            snapshot_on_hand: Some(20),
+            units_sold_after: 20,
+            projected_on_hand: Some(0),
+            units_7d: 35,
+            velocity_per_day: 5.0,
+            days_of_cover: Some(0.0),
+            reorder_point: 10,
+            lead_time_days: 2,
+            risk_level: "stockout".into(),
+            first_flagged_at: Some(t("2026-11-21T09:00:00Z")),
+            as_of: Some(t("2026-11-21T10:00:00Z")),
+        },
+        RiskRow {
+            store_id: 4,
+            sku: 100_002,
+            snapshot_at: Some(t("2026-11-21T06:00:00Z")),
+            snapshot_on_hand: Some(50),
+            units_sold_after: 0,
+            projected_on_hand: Some(50),
+            units_7d: 0,
+            velocity_per_day: 0.0,
+            days_of_cover: None,
+            reorder_point: 0,
+            lead_time_days: 3,
+            risk_level: "ok".into(),
+            first_flagged_at: None,
+            as_of: Some(t("2026-11-21T06:00:00Z")),
+        },
+    ]
+}
+
 /// The fake. `orders`/`alerts` answer with every fixed row, one page of `limit` after
 /// `offset`, whatever the filter; the filter is recorded.
 #[derive(Debug, Default)]
 pub struct FakeReader {
     pub order_filters: Mutex<Vec<OrderFilter>>,
     pub alert_filters: Mutex<Vec<AlertFilter>>,
+    pub risk_filters: Mutex<Vec<RiskFilter>>,
     pub clock_asks: Mutex<Vec<(String, String)>>,
 }
 
@@ -232,6 +272,16 @@ impl Reader for FakeReader {
                 stuck: 0,
             },
         ])
+    }
+    async fn inventory_risks(
+        &self,
+        filter: &RiskFilter,
+        req: PageRequest,
+    ) -> retail_sink::Result<Page<RiskRow>> {
+        if let Ok(mut f) = self.risk_filters.lock() {
+            f.push(filter.clone());
+        }
+        Ok(page(&risk_rows(), req))
     }
     async fn alerts(&self, filter: &AlertFilter, req: PageRequest) -> retail_sink::Result<Page<AlertRow>> {
         self.alert_filters.lock().expect("lock").push(filter.clone());

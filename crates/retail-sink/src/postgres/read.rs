@@ -18,7 +18,9 @@ use tokio_postgres::{Client, Config, NoTls, Row};
 use tracing::warn;
 
 use super::error::{pg_error, url_error};
-use crate::read::orders::{AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, StateCount};
+use crate::read::orders::{
+    AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter, RiskRow, StateCount,
+};
 use crate::read::{
     day_start, split_hours, CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent,
     Page, PageRequest, Reader, SalesBucket, SellerSales, StoreInfo, StoreSummary, Totals,
@@ -448,6 +450,10 @@ impl Reader for PostgresReader {
 
     async fn alerts(&self, filter: &AlertFilter, page: PageRequest) -> Result<Page<AlertRow>> {
         self.alert_list(filter, page).await
+    }
+
+    async fn inventory_risks(&self, filter: &RiskFilter, page: PageRequest) -> Result<Page<RiskRow>> {
+        self.risk_list(filter, page).await
     }
 
     async fn pipeline_time(&self, group: &str, pipeline: &str) -> Result<Option<DateTime<Utc>>> {

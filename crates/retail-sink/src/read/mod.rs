@@ -26,7 +26,9 @@ use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use self::orders::{AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, StateCount};
+use self::orders::{
+    AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter, RiskRow, StateCount,
+};
 use crate::{Result, StoreUrl};
 
 /// The window size of a sales series.
@@ -369,6 +371,10 @@ pub trait Reader: Send + Sync + std::fmt::Debug + 'static {
 
     /// Alerts matching `filter`, newest `at` first, ties by `alert_id`.
     async fn alerts(&self, filter: &AlertFilter, page: PageRequest) -> Result<Page<AlertRow>>;
+
+    /// Rows of `inventory_risks` matching `filter`, worst first (level, then fewest days of
+    /// cover, then store and SKU).
+    async fn inventory_risks(&self, filter: &RiskFilter, page: PageRequest) -> Result<Page<RiskRow>>;
 
     /// The pipeline time `pipeline` of consumer group `group` last ran its verdicts at (the
     /// smallest watermark of its partitions, ADR 0023); `None` before its first batch.

@@ -143,6 +143,54 @@ pub struct AlertRow {
 /// The pipeline whose clock the order verdicts run on, in `pipeline_clock.pipeline`.
 pub const ORDERS_PIPELINE: &str = "orders";
 
+/// What `inventory_risks` is filtered by; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RiskFilter {
+    /// Only this level: `ok`, `low`, `critical` or `stockout`.
+    pub risk_level: Option<String>,
+    /// Only this store.
+    pub store_id: Option<i64>,
+    /// `true`: only levels other than `ok`; `false`: only `ok`.
+    pub at_risk: Option<bool>,
+}
+
+/// A row of `inventory_risks` (ADR 0024).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskRow {
+    /// Store.
+    pub store_id: i64,
+    /// SKU.
+    pub sku: i64,
+    /// Event time of the snapshot the row projects from.
+    pub snapshot_at: Option<DateTime<Utc>>,
+    /// Units on hand then.
+    pub snapshot_on_hand: Option<i64>,
+    /// Net units sold after it.
+    pub units_sold_after: i64,
+    /// Snapshot minus units sold after it.
+    pub projected_on_hand: Option<i64>,
+    /// Net units over the velocity window.
+    pub units_7d: i64,
+    /// Units per day.
+    pub velocity_per_day: f64,
+    /// Days the projected stock lasts; `None` when nothing sells.
+    pub days_of_cover: Option<f64>,
+    /// Units that last the lead time.
+    pub reorder_point: i64,
+    /// Reorder lead time, days.
+    pub lead_time_days: i64,
+    /// `ok`, `low`, `critical` or `stockout`.
+    pub risk_level: String,
+    /// Event time the series first left `ok` in its current episode.
+    pub first_flagged_at: Option<DateTime<Utc>>,
+    /// Event time of the latest event applied.
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+/// The order inventory risks are listed in, worst first: by level, then fewest days of cover.
+pub(crate) const RISK_ORDER: &str = "CASE risk_level WHEN 'stockout' THEN 0 WHEN 'critical' THEN 1 \
+     WHEN 'low' THEN 2 ELSE 3 END, days_of_cover IS NULL, days_of_cover, store_id, sku";
+
 /// Puts counts in lifecycle order ([`crate::derived::orders::STATES`]), payment-only last, so
 /// both stores answer alike whatever order their `GROUP BY` gives.
 pub(crate) fn sort_by_state(counts: &mut [StateCount]) {

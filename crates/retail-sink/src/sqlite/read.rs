@@ -20,7 +20,9 @@ use super::error::sqlite_error;
 use super::money::cents_to_f64;
 use super::rows::ts_text;
 use super::thread::Owned;
-use crate::read::orders::{AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, StateCount};
+use crate::read::orders::{
+    AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter, RiskRow, StateCount,
+};
 use crate::read::{
     day_start, split_hours, CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent,
     Page, PageRequest, Reader, SalesBucket, SellerSales, StoreInfo, StoreSummary, Totals,
@@ -542,6 +544,10 @@ impl Reader for SqliteReader {
 
     async fn alerts(&self, filter: &AlertFilter, page: PageRequest) -> Result<Page<AlertRow>> {
         self.alert_list(filter, page).await
+    }
+
+    async fn inventory_risks(&self, filter: &RiskFilter, page: PageRequest) -> Result<Page<RiskRow>> {
+        self.risk_list(filter, page).await
     }
 
     async fn pipeline_time(&self, group: &str, pipeline: &str) -> Result<Option<DateTime<Utc>>> {

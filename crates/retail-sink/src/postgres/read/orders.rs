@@ -8,7 +8,8 @@ use tokio_postgres::Row;
 
 use super::{limit_plus_one, PostgresReader};
 use crate::read::orders::{
-    sort_by_state, AlertFilter, AlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow, StateCount,
+    sort_by_state, AlertFilter, AlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow, RiskFilter,
+    RiskRow, StateCount, RISK_ORDER,
 };
 use crate::read::{decimal_to_f64, Page, PageRequest};
 use crate::Result;
@@ -158,6 +159,45 @@ impl PostgresReader {
                 message: r.get(5),
                 resolved_at: r.get(6),
                 raised_at: r.get(7),
+            })
+            .collect();
+        Ok(Page::from_rows(rows, page))
+    }
+
+    pub(super) async fn risk_list(&self, f: &RiskFilter, page: PageRequest) -> Result<Page<RiskRow>> {
+        let (limit, offset) = limit_plus_one(page);
+        let sql = format!(
+            "SELECT store_id, sku, snapshot_at, snapshot_on_hand, units_sold_after, projected_on_hand, units_7d, \
+               velocity_per_day, days_of_cover, reorder_point, lead_time_days, risk_level, first_flagged_at, as_of \
+             FROM inventory_risks \
+             WHERE ($1::text IS NULL OR risk_level = $1) AND ($2::bigint IS NULL OR store_id = $2) \
+               AND ($3::bool IS NULL OR (risk_level <> 'ok') = $3) \
+             ORDER BY {RISK_ORDER} LIMIT $4 OFFSET $5"
+        );
+        let rows = self
+            .query(
+                "SELECT FROM inventory_risks",
+                &sql,
+                &[&f.risk_level, &f.store_id, &f.at_risk, &limit, &offset],
+            )
+            .await?;
+        let rows = rows
+            .iter()
+            .map(|r| RiskRow {
+                store_id: r.get(0),
+                sku: r.get(1),
+                snapshot_at: r.get(2),
+                snapshot_on_hand: r.get(3),
+                units_sold_after: r.get(4),
+                projected_on_hand: r.get(5),
+                units_7d: r.get(6),
+                velocity_per_day: r.get(7),
+                days_of_cover: r.get(8),
+                reorder_point: r.get(9),
+                lead_time_days: r.get(10),
+                risk_level: r.get(11),
+                first_flagged_at: r.get(12),
+                as_of: r.get(13),
             })
             .collect();
         Ok(Page::from_rows(rows, page))

@@ -8,7 +8,8 @@ use rusqlite::Row;
 
 use super::{money, opt_text, opt_ts, page_params, ts, ts_param, Param, SqliteReader};
 use crate::read::orders::{
-    sort_by_state, AlertFilter, AlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow, StateCount,
+    sort_by_state, AlertFilter, AlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow, RiskFilter,
+    RiskRow, StateCount, RISK_ORDER,
 };
 use crate::read::{Page, PageRequest};
 use crate::Result;
@@ -164,6 +165,46 @@ impl SqliteReader {
                     message: r.get(5)?,
                     resolved_at: opt_ts(r, 6)?,
                     raised_at: ts(r, 7)?,
+                })
+            })
+            .await?;
+        Ok(Page::from_rows(rows, page))
+    }
+
+    pub(super) async fn risk_list(&self, f: &RiskFilter, page: PageRequest) -> Result<Page<RiskRow>> {
+        let sql = format!(
+            "SELECT store_id, sku, snapshot_at, snapshot_on_hand, units_sold_after, projected_on_hand, units_7d, \
+               velocity_per_day, days_of_cover, reorder_point, lead_time_days, risk_level, first_flagged_at, as_of \
+             FROM inventory_risks \
+             WHERE (?1 IS NULL OR risk_level = ?1) AND (?2 IS NULL OR store_id = ?2) \
+               AND (?3 IS NULL OR (risk_level <> 'ok') = ?3) \
+             ORDER BY {RISK_ORDER} LIMIT ?4 OFFSET ?5"
+        );
+        let [limit, offset] = page_params(page);
+        let params = vec![
+            opt_text(f.risk_level.as_deref()),
+            f.store_id.map_or(Param::Null, Param::Int),
+            opt_bool(f.at_risk),
+            limit,
+            offset,
+        ];
+        let rows = self
+            .rows("SELECT FROM inventory_risks", sql, params, |r| {
+                Ok(RiskRow {
+                    store_id: r.get(0)?,
+                    sku: r.get(1)?,
+                    snapshot_at: opt_ts(r, 2)?,
+                    snapshot_on_hand: r.get(3)?,
+                    units_sold_after: r.get(4)?,
+                    projected_on_hand: r.get(5)?,
+                    units_7d: r.get(6)?,
+                    velocity_per_day: r.get(7)?,
+                    days_of_cover: r.get(8)?,
+                    reorder_point: r.get(9)?,
+                    lead_time_days: r.get(10)?,
+                    risk_level: r.get(11)?,
+                    first_flagged_at: opt_ts(r, 12)?,
+                    as_of: opt_ts(r, 13)?,
                 })
             })
             .await?;
