@@ -979,3 +979,51 @@ async fn inventory_risks_answer_with_the_filters_and_shapes() {
     assert_eq!(code, 400, "{body}");
     assert!(body.to_string().contains("at_risk"), "{body}");
 }
+
+/// `GET /api/v1/fraud-alerts`: read access, the filters handed to the reader, the payment ids
+/// as a JSON array, the OpenAPI schema's shape, a bad rule name a 400 naming it.
+#[tokio::test]
+async fn fraud_alerts_answer_with_their_payments() {
+    use retail_sink::read::orders::FraudAlertFilter;
+
+    let s = start(Access::new(vec![READ.into()], vec![ADMIN.into()])).await;
+    let fake = Arc::new(FakeReader::default());
+    s.state.set_reader(fake.clone());
+    let (_, doc) = json(s.addr, "GET", "/api/openapi.json", None, None).await;
+    let path = "/api/v1/fraud-alerts?rule=tiny_then_large&key=card-7f3a&from=2026-11-21T00:00:00Z&limit=5";
+    error(
+        &json(s.addr, "GET", path, None, None).await,
+        401,
+        "unauthorized",
+        None,
+    );
+    let (code, page) = json(s.addr, "GET", path, Some(READ), None).await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(
+        fake.fraud_filters.lock().expect("lock").last(),
+        Some(&FraudAlertFilter {
+            rule: Some("tiny_then_large".into()),
+            key: Some("card-7f3a".into()),
+            from: Some(t("2026-11-21T00:00:00Z")),
+            to: None,
+        })
+    );
+    assert_eq!(keys(&page), schema_keys(&doc, "FraudAlertPage"));
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(keys(&items[0]), schema_keys(&doc, "FraudAlert"));
+    assert_eq!(
+        items[0]["payment_ids"],
+        serde_json::json!(["P-000101-1", "P-000102-1"])
+    );
+    let (code, body) = json(
+        s.addr,
+        "GET",
+        "/api/v1/fraud-alerts?rule=Bad-Rule",
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("rule"), "{body}");
+}

@@ -943,6 +943,10 @@ macro_rules! suite {
         async fn inventory_risks() {
             crate::inventory_risks($fixture).await
         }
+        #[tokio::test]
+        async fn fraud_alerts() {
+            crate::fraud_alerts($fixture).await
+        }
     };
 }
 
@@ -1052,6 +1056,109 @@ async fn inventory_risks(f: Fixture) {
     assert!(list(other_store, all).await.is_empty());
     let second = PageRequest { limit: 2, offset: 2 };
     assert_eq!(list(RiskFilter::default(), second).await, ["11:ok", "12:ok"]);
+}
+
+/// `fraud_alerts` rows raised through the store by a velocity rule on two cards, read back
+/// newest first with their payment ids, filtered by rule, key and time, and paged.
+async fn fraud_alerts(f: Fixture) {
+    use retail_sink::derived::fraud::{FraudBatch, FraudRule, KeyField, Measure, PaymentFact};
+    use retail_sink::read::orders::FraudAlertFilter;
+
+    let store = f.open().await;
+    let t0 = ts("2026-11-21T10:00:00Z").timestamp_millis();
+    let id = ids(6);
+    let pay = |i: usize, card: &str, at: i64| PaymentFact {
+        event_id: id[i],
+        ts: t0 + at,
+        payment_id: format!("P-{i}"),
+        amount: Decimal::TEN,
+        card_id: Some(card.into()),
+        customer_id: None,
+        ip_country: None,
+        billing_country: None,
+    };
+    let rule = FraudRule {
+        name: "card_velocity".into(),
+        key: KeyField::Card,
+        window_ms: 10 * MINUTE,
+        measure: Measure::Count,
+        inclusive: false,
+        threshold: Decimal::ONE,
+        tiny_below: Decimal::ONE,
+        min_history: 5,
+        severity: "critical",
+    };
+    let batch = LandingBatch {
+        group: "landing".into(),
+        offsets: vec![range(&TopicPartition::new("payments", 0), 0, 5)],
+        derived: Arc::new(Derived {
+            fraud: Some(FraudBatch {
+                rules: Arc::new(vec![rule]),
+                // card-1: the second payment trips it, the third is inside the same window;
+                // card-2: its second payment, later.
+                facts: vec![
+                    pay(0, "card-1", 0),
+                    pay(1, "card-1", MINUTE),
+                    pay(2, "card-1", 2 * MINUTE),
+                    pay(3, "card-2", 3 * MINUTE),
+                    pay(4, "card-2", 4 * MINUTE),
+                ],
+                time: Some(t0 + HOUR),
+            }),
+            ..Derived::default()
+        }),
+        ..Default::default()
+    };
+    store.write_batch(&batch).await.expect("fraud batch");
+    let r = open_reader(&f.url).await.expect("open reader");
+    let all = PageRequest { limit: 10, offset: 0 };
+    let list = |filter: FraudAlertFilter, page: PageRequest| {
+        let r = r.clone();
+        async move {
+            r.fraud_alerts(&filter, page)
+                .await
+                .expect("fraud_alerts")
+                .items
+                .into_iter()
+                .map(|a| {
+                    let ids: Vec<String> = serde_json::from_str(&a.payment_ids).expect("payment_ids JSON");
+                    format!("{}:{}:{}", a.rule, a.key, ids.join(","))
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(FraudAlertFilter::default(), all).await,
+        ["card_velocity:card-2:P-3,P-4", "card_velocity:card-1:P-0,P-1"],
+        "newest first, each with the payments that tripped it"
+    );
+    let one = r
+        .fraud_alerts(&FraudAlertFilter::default(), all)
+        .await
+        .expect("fraud");
+    assert_eq!(one.items[1].at, ts("2026-11-21T10:01:00Z"));
+    assert_eq!(one.items[1].severity, "critical");
+    assert_eq!(one.items[1].alert_id.len(), 36);
+    let card1 = FraudAlertFilter {
+        key: Some("card-1".into()),
+        ..FraudAlertFilter::default()
+    };
+    assert_eq!(list(card1, all).await, ["card_velocity:card-1:P-0,P-1"]);
+    let other_rule = FraudAlertFilter {
+        rule: Some("tiny_then_large".into()),
+        ..FraudAlertFilter::default()
+    };
+    assert!(list(other_rule, all).await.is_empty());
+    let late = FraudAlertFilter {
+        from: Some(ts("2026-11-21T10:02:00Z")),
+        ..FraudAlertFilter::default()
+    };
+    assert_eq!(list(late, all).await, ["card_velocity:card-2:P-3,P-4"]);
+    let second = PageRequest { limit: 1, offset: 1 };
+    assert_eq!(
+        list(FraudAlertFilter::default(), second).await,
+        ["card_velocity:card-1:P-0,P-1"]
+    );
 }
 
 mod pg {

@@ -14,7 +14,8 @@
 //!   `live`: the dashboard's stream (the snapshots come from [`crate::live`]); `log`: topics,
 //!   consumer groups and a record browser; `lineage`: the data lineage graph (its shape is
 //!   [`crate::lineage`]); `orders`: the order lifecycle (list, one with its events, counts
-//!   by state); `alerts`: the alerts the pipelines raise; `inventory`: stock at risk.
+//!   by state); `alerts`: the alerts the pipelines raise; `inventory`: stock at risk; `fraud`:
+//!   fraud alerts with their payments.
 
 pub mod error;
 pub mod params;
@@ -22,6 +23,7 @@ pub mod params;
 mod alerts;
 mod control;
 mod dead_letters;
+mod fraud;
 mod inventory;
 mod late_events;
 mod lineage;
@@ -128,6 +130,7 @@ pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi:
         .routes(routes!(orders::one))
         .routes(routes!(alerts::list))
         .routes(routes!(inventory::list))
+        .routes(routes!(fraud::list))
         .route_layer(from_fn_with_state(state.clone(), require_read));
     let admin = OpenApiRouter::new()
         .routes(routes!(dead_letters::resubmit))

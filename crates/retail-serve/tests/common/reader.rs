@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use retail_sink::read::orders::{
-    AlertFilter, AlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow, RiskFilter, RiskRow, StateCount,
+    AlertFilter, AlertRow, FraudAlertFilter, FraudAlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow,
+    RiskFilter, RiskRow, StateCount,
 };
 use retail_sink::read::{
     CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent, Page, PageRequest,
@@ -144,6 +145,7 @@ pub struct FakeReader {
     pub order_filters: Mutex<Vec<OrderFilter>>,
     pub alert_filters: Mutex<Vec<AlertFilter>>,
     pub risk_filters: Mutex<Vec<RiskFilter>>,
+    pub fraud_filters: Mutex<Vec<FraudAlertFilter>>,
     pub clock_asks: Mutex<Vec<(String, String)>>,
 }
 
@@ -282,6 +284,27 @@ impl Reader for FakeReader {
             f.push(filter.clone());
         }
         Ok(page(&risk_rows(), req))
+    }
+    async fn fraud_alerts(
+        &self,
+        filter: &FraudAlertFilter,
+        req: PageRequest,
+    ) -> retail_sink::Result<Page<FraudAlertRow>> {
+        if let Ok(mut f) = self.fraud_filters.lock() {
+            f.push(filter.clone());
+        }
+        let t = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        let rows = [FraudAlertRow {
+            alert_id: "5f0e4a6c-3b1d-5e7a-9c2b-0d1e2f3a4b5c".into(),
+            rule: "tiny_then_large".into(),
+            key: "card-7f3a".into(),
+            at: t("2026-11-21T10:00:30Z"),
+            severity: "critical".into(),
+            payment_ids: r#"["P-000101-1","P-000102-1"]"#.into(),
+            message: "tiny_then_large on card-7f3a: a payment under 1 then 800 within 60 s".into(),
+            raised_at: t("2026-11-21T10:01:00Z"),
+        }];
+        Ok(page(&rows, req))
     }
     async fn alerts(&self, filter: &AlertFilter, req: PageRequest) -> retail_sink::Result<Page<AlertRow>> {
         self.alert_filters.lock().expect("lock").push(filter.clone());

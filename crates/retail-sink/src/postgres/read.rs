@@ -19,7 +19,8 @@ use tracing::warn;
 
 use super::error::{pg_error, url_error};
 use crate::read::orders::{
-    AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter, RiskRow, StateCount,
+    AlertFilter, AlertRow, FraudAlertFilter, FraudAlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter,
+    RiskRow, StateCount,
 };
 use crate::read::{
     day_start, split_hours, CitySales, Claim, Counts, DeadLetterDetail, DeadLetterSummary, Grain, LateEvent,
@@ -454,6 +455,14 @@ impl Reader for PostgresReader {
 
     async fn inventory_risks(&self, filter: &RiskFilter, page: PageRequest) -> Result<Page<RiskRow>> {
         self.risk_list(filter, page).await
+    }
+
+    async fn fraud_alerts(
+        &self,
+        filter: &FraudAlertFilter,
+        page: PageRequest,
+    ) -> Result<Page<FraudAlertRow>> {
+        self.fraud_list(filter, page).await
     }
 
     async fn pipeline_time(&self, group: &str, pipeline: &str) -> Result<Option<DateTime<Utc>>> {

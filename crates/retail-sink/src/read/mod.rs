@@ -27,7 +27,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use self::orders::{
-    AlertFilter, AlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter, RiskRow, StateCount,
+    AlertFilter, AlertRow, FraudAlertFilter, FraudAlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter,
+    RiskRow, StateCount,
 };
 use crate::{Result, StoreUrl};
 
@@ -375,6 +376,10 @@ pub trait Reader: Send + Sync + std::fmt::Debug + 'static {
     /// Rows of `inventory_risks` matching `filter`, worst first (level, then fewest days of
     /// cover, then store and SKU).
     async fn inventory_risks(&self, filter: &RiskFilter, page: PageRequest) -> Result<Page<RiskRow>>;
+
+    /// Rows of `fraud_alerts` matching `filter`, newest `at` first, ties by `alert_id`.
+    async fn fraud_alerts(&self, filter: &FraudAlertFilter, page: PageRequest)
+        -> Result<Page<FraudAlertRow>>;
 
     /// The pipeline time `pipeline` of consumer group `group` last ran its verdicts at (the
     /// smallest watermark of its partitions, ADR 0023); `None` before its first batch.

@@ -187,6 +187,40 @@ pub struct RiskRow {
     pub as_of: Option<DateTime<Utc>>,
 }
 
+/// What `fraud_alerts` is filtered by; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FraudAlertFilter {
+    /// Only this rule.
+    pub rule: Option<String>,
+    /// Only this card or customer.
+    pub key: Option<String>,
+    /// Only alerts at or after this event time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only alerts before this event time.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A row of `fraud_alerts` (ADR 0025).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FraudAlertRow {
+    /// Id (also the `alerts` row's).
+    pub alert_id: String,
+    /// Rule.
+    pub rule: String,
+    /// Card or customer.
+    pub key: String,
+    /// Event time of the payment that tripped it.
+    pub at: DateTime<Utc>,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// The payments that tripped it, as a JSON array of ids.
+    pub payment_ids: String,
+    /// For a person.
+    pub message: String,
+    /// Wall-clock time the store recorded it.
+    pub raised_at: DateTime<Utc>,
+}
+
 /// The order inventory risks are listed in, worst first: by level, then fewest days of cover.
 pub(crate) const RISK_ORDER: &str = "CASE risk_level WHEN 'stockout' THEN 0 WHEN 'critical' THEN 1 \
      WHEN 'low' THEN 2 ELSE 3 END, days_of_cover IS NULL, days_of_cover, store_id, sku";

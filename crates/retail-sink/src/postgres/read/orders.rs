@@ -8,8 +8,8 @@ use tokio_postgres::Row;
 
 use super::{limit_plus_one, PostgresReader};
 use crate::read::orders::{
-    sort_by_state, AlertFilter, AlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow, RiskFilter,
-    RiskRow, StateCount, RISK_ORDER,
+    sort_by_state, AlertFilter, AlertRow, FraudAlertFilter, FraudAlertRow, OrderDetail, OrderEvent,
+    OrderFilter, OrderRow, RiskFilter, RiskRow, StateCount, RISK_ORDER,
 };
 use crate::read::{decimal_to_f64, Page, PageRequest};
 use crate::Result;
@@ -198,6 +198,38 @@ impl PostgresReader {
                 risk_level: r.get(11),
                 first_flagged_at: r.get(12),
                 as_of: r.get(13),
+            })
+            .collect();
+        Ok(Page::from_rows(rows, page))
+    }
+
+    pub(super) async fn fraud_list(
+        &self,
+        f: &FraudAlertFilter,
+        page: PageRequest,
+    ) -> Result<Page<FraudAlertRow>> {
+        let (limit, offset) = limit_plus_one(page);
+        let rows = self
+            .query(
+                "SELECT FROM fraud_alerts",
+                "SELECT alert_id::text, rule, key, at, severity, payment_ids::text, message, raised_at FROM fraud_alerts \
+                 WHERE ($1::text IS NULL OR rule = $1) AND ($2::text IS NULL OR key = $2) \
+                   AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4) \
+                 ORDER BY at DESC, alert_id LIMIT $5 OFFSET $6",
+                &[&f.rule, &f.key, &f.from, &f.to, &limit, &offset],
+            )
+            .await?;
+        let rows = rows
+            .iter()
+            .map(|r| FraudAlertRow {
+                alert_id: r.get(0),
+                rule: r.get(1),
+                key: r.get(2),
+                at: r.get(3),
+                severity: r.get(4),
+                payment_ids: r.get(5),
+                message: r.get(6),
+                raised_at: r.get(7),
             })
             .collect();
         Ok(Page::from_rows(rows, page))

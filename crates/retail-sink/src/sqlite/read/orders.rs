@@ -8,8 +8,8 @@ use rusqlite::Row;
 
 use super::{money, opt_text, opt_ts, page_params, ts, ts_param, Param, SqliteReader};
 use crate::read::orders::{
-    sort_by_state, AlertFilter, AlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow, RiskFilter,
-    RiskRow, StateCount, RISK_ORDER,
+    sort_by_state, AlertFilter, AlertRow, FraudAlertFilter, FraudAlertRow, OrderDetail, OrderEvent,
+    OrderFilter, OrderRow, RiskFilter, RiskRow, StateCount, RISK_ORDER,
 };
 use crate::read::{Page, PageRequest};
 use crate::Result;
@@ -205,6 +205,42 @@ impl SqliteReader {
                     risk_level: r.get(11)?,
                     first_flagged_at: opt_ts(r, 12)?,
                     as_of: opt_ts(r, 13)?,
+                })
+            })
+            .await?;
+        Ok(Page::from_rows(rows, page))
+    }
+
+    pub(super) async fn fraud_list(
+        &self,
+        f: &FraudAlertFilter,
+        page: PageRequest,
+    ) -> Result<Page<FraudAlertRow>> {
+        let sql =
+            "SELECT alert_id, rule, key, at, severity, payment_ids, message, raised_at FROM fraud_alerts \
+             WHERE (?1 IS NULL OR rule = ?1) AND (?2 IS NULL OR key = ?2) \
+               AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4) \
+             ORDER BY at DESC, alert_id LIMIT ?5 OFFSET ?6";
+        let [limit, offset] = page_params(page);
+        let params = vec![
+            opt_text(f.rule.as_deref()),
+            opt_text(f.key.as_deref()),
+            f.from.map_or(Param::Null, ts_param),
+            f.to.map_or(Param::Null, ts_param),
+            limit,
+            offset,
+        ];
+        let rows = self
+            .rows("SELECT FROM fraud_alerts", sql.to_owned(), params, |r| {
+                Ok(FraudAlertRow {
+                    alert_id: r.get(0)?,
+                    rule: r.get(1)?,
+                    key: r.get(2)?,
+                    at: ts(r, 3)?,
+                    severity: r.get(4)?,
+                    payment_ids: r.get(5)?,
+                    message: r.get(6)?,
+                    raised_at: ts(r, 7)?,
                 })
             })
             .await?;
