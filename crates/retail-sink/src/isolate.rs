@@ -123,6 +123,7 @@ fn subset(batch: &LandingBatch, rows: &[Row], offsets: bool) -> LandingBatch {
             .collect(),
         watermarks: d.watermarks.clone(),
         catalog: d.catalog.clone(),
+        notifications: d.notifications.clone(),
         orders: d.orders.as_ref().map(|o| OrderBatch {
             rules: o.rules.clone(),
             facts: o

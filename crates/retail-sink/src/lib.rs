@@ -21,6 +21,8 @@
 //! - `dedup`: in-batch de-duplication by `event_id`, shared by both backends.
 //! - [`horizon`]: the dedup horizon (ADR 0022): ledger days kept, dropped, and events too old
 //!   to land, shared by both backends.
+//! - [`outbox`]: the notification outbox: which channels an alert goes to, de-duplication,
+//!   the deliveries dispatchers claim (ADR 0026).
 //! - `migrations/<backend>/*.sql`: the schema, applied at open.
 //! - this file: the [`Store`] trait and [`open`] by URL ([`StoreUrl`]).
 
@@ -30,6 +32,7 @@ pub mod derived;
 mod error;
 pub mod horizon;
 pub mod isolate;
+pub mod outbox;
 pub mod postgres;
 pub mod read;
 pub mod sqlite;
@@ -93,6 +96,7 @@ pub const STORE_TABLES: &[&str] = &[
     "fraud_alerts",
     "landed_event_ids_legacy",
     "ledger_horizon",
+    "notification_deliveries",
 ];
 
 /// Whether `name` is a table the store owns: one of [`STORE_TABLES`], or a day partition of
@@ -159,6 +163,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Cheap round trip for `/health`.
     async fn ping(&self) -> Result<()>;
+
+    /// Claims up to `limit` due deliveries of `channel` from the notification outbox (ADR 0026):
+    /// each claim counts an attempt and holds the row for `lease` (a dispatcher that dies
+    /// mid-send leaves it due again after that). Oldest alert first.
+    async fn claim_deliveries(
+        &self,
+        channel: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<outbox::Delivery>>;
+
+    /// Records how attempt `attempt` of a claimed delivery went. `false`: the claim was no
+    /// longer this caller's (its lease ran out and another dispatcher took the row), so nothing
+    /// changed.
+    async fn finish_delivery(
+        &self,
+        delivery_id: uuid::Uuid,
+        attempt: u32,
+        how: &outbox::Attempt,
+    ) -> Result<bool>;
 
     /// Benchmark baseline, step 1 of 3: drops and creates the scratch tables (the same shape
     /// as `sales_raw` and the ledger) that [`Store::bare_chunk`] fills. Not timed.

@@ -248,6 +248,7 @@ async fn landed(f: &Fixture) -> (Arc<dyn Store>, Arc<dyn Reader>) {
             orders: None,
             stock: None,
             fraud: None,
+            notifications: None,
         }),
         ..Default::default()
     };

@@ -56,6 +56,10 @@ macro_rules! suite {
             crate::behaviour::order_lifecycle_joins_payments_and_alerts_once($fixture).await
         }
         #[tokio::test]
+        async fn notification_outbox_routes_dedups_and_finishes_once() {
+            crate::behaviour::notification_outbox_routes_dedups_and_finishes_once($fixture).await
+        }
+        #[tokio::test]
         async fn inventory_risks_backfill_order_and_alert_once() {
             crate::behaviour::inventory_risks_backfill_order_and_alert_once($fixture).await
         }

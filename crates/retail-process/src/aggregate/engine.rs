@@ -35,6 +35,7 @@ use crate::pipelines::orders::{self, idle_advance, OrderPipeline};
 use crate::pipelines::stock::{self, StockPipeline};
 use retail_sink::derived::fraud::FraudBatch;
 use retail_sink::derived::stock::StockBatch;
+use retail_sink::outbox::Routes;
 
 /// How much an idle pipeline time must advance before a batch with no records carries it to the
 /// store (the store then sweeps for verdicts due).
@@ -86,6 +87,9 @@ pub struct Engine {
     idle_timeout: Duration,
     /// The `now` of the last event processed: the batch's.
     last_now: Option<Instant>,
+    /// The notification channels the pipelines' alerts go to (ADR 0026), handed to the store
+    /// with every batch that carries a pipeline's input.
+    notifications: Option<Arc<Routes>>,
 }
 
 #[derive(Debug, Default)]
@@ -157,7 +161,15 @@ impl Engine {
             fraud,
             idle_timeout: Duration::from_millis(config.idle_timeout_ms),
             last_now: None,
+            notifications: None,
         }
+    }
+
+    /// Routes the alerts the retail pipelines raise to these channels: the store writes each
+    /// new alert's deliveries in the batch's transaction (ADR 0026).
+    pub fn with_notifications(mut self, routes: Routes) -> Self {
+        self.notifications = (!routes.is_empty()).then(|| Arc::new(routes));
+        self
     }
 
     /// The tables the store must create, in contribution index order.
@@ -341,6 +353,9 @@ impl Engine {
                 });
             }
         }
+        if out.orders.is_some() || out.stock.is_some() || out.fraud.is_some() {
+            out.notifications.clone_from(&self.notifications);
+        }
     }
 
     /// The fraud rules' time at `now`: the smallest watermark of the `payments` partitions.
@@ -414,7 +429,11 @@ impl Engine {
                 });
             }
         }
-        (!out.is_empty()).then_some(out)
+        if out.is_empty() {
+            return None;
+        }
+        out.notifications.clone_from(&self.notifications);
+        Some(out)
     }
 
     /// Late events counted since the last call, by aggregate and outcome (`recorded`, `applied`).

@@ -57,6 +57,9 @@ pub struct Derived {
     pub stock: Option<stock::StockBatch>,
     /// The fraud rules' input, when they run.
     pub fraud: Option<fraud::FraudBatch>,
+    /// The channels the alerts these pipelines raise go to: each new alert gets its
+    /// deliveries in the same transaction (ADR 0026). `None`: no channel.
+    pub notifications: Option<Arc<crate::outbox::Routes>>,
 }
 
 impl Derived {

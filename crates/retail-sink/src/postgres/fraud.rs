@@ -21,6 +21,7 @@ pub(super) async fn write(
     client: &Client,
     group: &str,
     batch: &FraudBatch,
+    routes: &crate::outbox::Routes,
     is_new: impl Fn(&Uuid) -> bool,
 ) -> Result<(u64, u64)> {
     let touched = batch.touched(&is_new);
@@ -114,7 +115,7 @@ pub(super) async fn write(
             .await
             .map_err(|e| pg_error("INSERT INTO fraud_alerts", &e))?;
         let alerts: Vec<Alert> = a.iter().map(|x| x.alert.clone()).collect();
-        write_alerts(client, &alerts, &[]).await?;
+        write_alerts(client, &alerts, &[], routes).await?;
     }
     if let Some(now) = now {
         write_clock(client, group, "fraud", now).await?;

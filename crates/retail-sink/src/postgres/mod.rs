@@ -45,6 +45,7 @@ mod fraud;
 mod ledger;
 mod migrate;
 mod orders;
+mod outbox;
 mod partition;
 mod read;
 mod stock;

@@ -14,8 +14,10 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::error::pg_error;
+use super::outbox;
 use crate::derived::ms_to_time;
 use crate::derived::orders::{Alert, OrderBatch, OrderState, Resolution, STATES};
+use crate::outbox::Routes;
 use crate::{Error, Result};
 
 /// Key of the advisory lock serialising batches that may create order rows.
@@ -26,6 +28,7 @@ pub(super) async fn write(
     client: &Client,
     group: &str,
     batch: &OrderBatch,
+    routes: &Routes,
     is_new: impl Fn(&Uuid) -> bool,
 ) -> Result<(u64, u64)> {
     let touched = batch.touched(&is_new);
@@ -68,19 +71,20 @@ pub(super) async fn write(
     }
     let changes = batch.run(loaded, &is_new);
     upsert_rows(client, batch, &changes.rows).await?;
-    write_alerts(client, &changes.alerts, &changes.resolutions).await?;
+    write_alerts(client, &changes.alerts, &changes.resolutions, routes).await?;
     if let Some(now) = now {
         write_clock(client, group, "orders", now).await?;
     }
     Ok((changes.rows.len() as u64, changes.alerts.len() as u64))
 }
 
-/// Inserts `alerts` (each once: its id is deterministic) and sets `resolved_at` of those
-/// `resolutions` end; one statement each.
+/// Inserts `alerts` (each once: its id is deterministic) with the deliveries `routes` give the
+/// new ones (the outbox, ADR 0026), and sets `resolved_at` of those `resolutions` end.
 pub(super) async fn write_alerts(
     client: &Client,
     alerts: &[Alert],
     resolutions: &[Resolution],
+    routes: &Routes,
 ) -> Result<()> {
     if !alerts.is_empty() {
         let ids: Vec<Uuid> = alerts.iter().map(|a| a.alert_id).collect();
@@ -89,15 +93,20 @@ pub(super) async fn write_alerts(
         let subjects: Vec<&str> = alerts.iter().map(|a| a.subject.as_str()).collect();
         let ats: Vec<DateTime<Utc>> = alerts.iter().map(|a| ms_to_time(a.at)).collect();
         let messages: Vec<&str> = alerts.iter().map(|a| a.message.as_str()).collect();
-        client
-            .execute(
+        let inserted = client
+            .query(
                 "INSERT INTO alerts (alert_id, kind, severity, subject, at, message) \
                  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[]) \
-                 ON CONFLICT (alert_id) DO NOTHING",
+                 ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id",
                 &[&ids, &kinds, &severities, &subjects, &ats, &messages],
             )
             .await
             .map_err(|e| pg_error("INSERT INTO alerts", &e))?;
+        if !routes.is_empty() {
+            let new: std::collections::HashSet<Uuid> = inserted.iter().map(|r| r.get(0)).collect();
+            let new: Vec<&Alert> = alerts.iter().filter(|a| new.contains(&a.alert_id)).collect();
+            outbox::plan(client, routes, &new).await?;
+        }
     }
     if !resolutions.is_empty() {
         let ids: Vec<Uuid> = resolutions.iter().map(|r| r.alert_id).collect();

@@ -24,6 +24,7 @@ pub(super) async fn write(
     client: &Client,
     group: &str,
     batch: &StockBatch,
+    routes: &crate::outbox::Routes,
     is_new: impl Fn(&Uuid) -> bool,
 ) -> Result<(u64, u64)> {
     let touched = batch.touched(&is_new);
@@ -100,7 +101,7 @@ pub(super) async fn write(
     }
     let changes = batch.run(loaded, backfill, &is_new);
     upsert_rows(client, batch, &changes.rows).await?;
-    write_alerts(client, &changes.alerts, &[]).await?;
+    write_alerts(client, &changes.alerts, &[], routes).await?;
     if let Some(now) = now {
         write_clock(client, group, "stock", now).await?;
     }

@@ -232,6 +232,34 @@ impl Store for PostgresStore {
         settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
     }
 
+    async fn claim_deliveries(
+        &self,
+        channel: &str,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> Result<Vec<crate::outbox::Delivery>> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => super::outbox::claim(&c.client, channel, limit, lease).await,
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery_id: uuid::Uuid,
+        attempt: u32,
+        how: &crate::outbox::Attempt,
+    ) -> Result<bool> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => super::outbox::finish(&c.client, delivery_id, attempt, how).await,
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
     async fn ping(&self) -> Result<()> {
         let mut guard = self.state.lock().await;
         let result = match session(&self.config, &mut guard.conn).await {

@@ -42,6 +42,7 @@ use super::stock;
 use super::store::Aggregates;
 use crate::dedup::FirstSeen;
 use crate::horizon::{self, Verdict};
+use crate::outbox::NO_ROUTES;
 use crate::{BatchOutcome, Error, LandedSale, LandingBatch, Result};
 
 /// Writes `batch`; `known_days` is the store's cache of `sales_raw` partitions, `ledger` its
@@ -240,14 +241,15 @@ async fn in_transaction(
     }
     derived::write_watermarks(c, &batch.group, &d.watermarks).await?;
     derived::write_catalog(c, &d.catalog).await?;
+    let routes = d.notifications.as_deref().unwrap_or(&NO_ROUTES);
     if let Some(o) = &d.orders {
-        orders::write(c, &batch.group, o, is_new).await?;
+        orders::write(c, &batch.group, o, routes, is_new).await?;
     }
     if let Some(st) = &d.stock {
-        stock::write(c, &batch.group, st, is_new).await?;
+        stock::write(c, &batch.group, st, routes, is_new).await?;
     }
     if let Some(fr) = &d.fraud {
-        fraud::write(c, &batch.group, fr, is_new).await?;
+        fraud::write(c, &batch.group, fr, routes, is_new).await?;
     }
 
     // 5. Offsets, re-checked for partitions another writer created meanwhile.

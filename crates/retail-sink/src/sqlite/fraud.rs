@@ -19,6 +19,7 @@ pub(super) fn write(
     path: &str,
     group: &str,
     batch: &FraudBatch,
+    routes: &crate::outbox::Routes,
     is_new: impl Fn(&Uuid) -> bool,
 ) -> Result<(u64, u64)> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
@@ -104,7 +105,7 @@ pub(super) fn write(
             .map_err(err("INSERT INTO fraud_alerts"))?;
         }
         let alerts: Vec<Alert> = changes.alerts.iter().map(|x| x.alert.clone()).collect();
-        write_alerts(conn, path, &alerts, &[])?;
+        write_alerts(conn, path, &alerts, &[], routes)?;
     }
     if let Some(now) = batch.time {
         write_clock(conn, path, group, "fraud", now)?;

@@ -42,6 +42,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("../../migrations/sqlite/0006_ledger_by_event_day.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../../migrations/sqlite/0007_notification_deliveries.sql"),
+    },
 ];
 
 /// The migration from which money columns hold integer cents.

@@ -45,6 +45,7 @@ mod ledger;
 mod migrate;
 mod money;
 mod orders;
+mod outbox;
 mod read;
 mod rows;
 mod stock;

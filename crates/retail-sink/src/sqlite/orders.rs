@@ -41,6 +41,7 @@ pub(super) fn write(
     path: &str,
     group: &str,
     batch: &OrderBatch,
+    routes: &crate::outbox::Routes,
     is_new: impl Fn(&Uuid) -> bool,
 ) -> Result<(u64, u64)> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
@@ -148,20 +149,21 @@ pub(super) fn write(
             .map_err(err("INSERT INTO order_lifecycle"))?;
         }
     }
-    write_alerts(conn, path, &changes.alerts, &changes.resolutions)?;
+    write_alerts(conn, path, &changes.alerts, &changes.resolutions, routes)?;
     if let Some(now) = batch.time {
         write_clock(conn, path, group, "orders", now)?;
     }
     Ok((changes.rows.len() as u64, changes.alerts.len() as u64))
 }
 
-/// Inserts `alerts` (each once: its id is deterministic) and sets `resolved_at` of those
-/// `resolutions` end.
+/// Inserts `alerts` (each once: its id is deterministic) with the deliveries `routes` give the
+/// new ones (the outbox, ADR 0026), and sets `resolved_at` of those `resolutions` end.
 pub(super) fn write_alerts(
     conn: &Connection,
     path: &str,
     alerts: &[Alert],
     resolutions: &[Resolution],
+    routes: &crate::outbox::Routes,
 ) -> Result<()> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
     if !alerts.is_empty() {
@@ -171,17 +173,23 @@ pub(super) fn write_alerts(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (alert_id) DO NOTHING",
             )
             .map_err(err("prepare INSERT INTO alerts"))?;
+        let mut new = Vec::new();
         for a in alerts {
-            stmt.execute(params![
-                a.alert_id.hyphenated().to_string(),
-                a.kind,
-                a.severity,
-                a.subject,
-                ts(a.at),
-                a.message
-            ])
-            .map_err(err("INSERT INTO alerts"))?;
+            let inserted = stmt
+                .execute(params![
+                    a.alert_id.hyphenated().to_string(),
+                    a.kind,
+                    a.severity,
+                    a.subject,
+                    ts(a.at),
+                    a.message
+                ])
+                .map_err(err("INSERT INTO alerts"))?;
+            if inserted == 1 {
+                new.push(a);
+            }
         }
+        super::outbox::plan(conn, path, routes, &new)?;
     }
     if !resolutions.is_empty() {
         let mut stmt = conn

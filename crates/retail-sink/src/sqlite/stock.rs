@@ -21,6 +21,7 @@ pub(super) fn write(
     path: &str,
     group: &str,
     batch: &StockBatch,
+    routes: &crate::outbox::Routes,
     is_new: impl Fn(&Uuid) -> bool,
 ) -> Result<(u64, u64)> {
     let err = |what: &'static str| move |e: rusqlite::Error| sqlite_error(path, what, &e);
@@ -158,7 +159,7 @@ pub(super) fn write(
             .map_err(err("INSERT INTO inventory_risks"))?;
         }
     }
-    write_alerts(conn, path, &changes.alerts, &[])?;
+    write_alerts(conn, path, &changes.alerts, &[], routes)?;
     if let Some(now) = batch.time {
         write_clock(conn, path, group, "stock", now)?;
     }

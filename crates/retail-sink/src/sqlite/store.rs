@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use retail_core::TopicPartition;
 use rusqlite::Connection;
+use uuid::Uuid;
 
 use super::error::{sqlite_error, worker_error};
 use super::ledger::Ledger;
@@ -246,6 +247,32 @@ impl Store for SqliteStore {
             w.conn
                 .query_row(&sql, [], |r| r.get(0))
                 .map_err(|e| sqlite_error(&w.path, &sql, &e))
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        channel: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<crate::outbox::Delivery>> {
+        let channel = channel.to_owned();
+        self.call("claim_deliveries", move |w| {
+            super::outbox::claim(&mut w.conn, &w.path, &channel, limit, lease)
+        })
+        .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery_id: Uuid,
+        attempt: u32,
+        how: &crate::outbox::Attempt,
+    ) -> Result<bool> {
+        let how = how.clone();
+        self.call("finish_delivery", move |w| {
+            super::outbox::finish(&w.conn, &w.path, delivery_id, attempt, &how)
         })
         .await
     }

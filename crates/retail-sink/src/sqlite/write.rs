@@ -25,6 +25,7 @@ use super::rows::{ts_text, OwnedBatch, SaleRow, Sales};
 use super::stock;
 use super::store::Aggregates;
 use crate::horizon;
+use crate::outbox::NO_ROUTES;
 use crate::{BareLoad, BatchOutcome, Error, Result};
 
 const INSERT_SALE: &str = "INSERT INTO sales_raw (event_id, kind, store_id, sku, qty, unit_price, \
@@ -211,14 +212,15 @@ pub(super) fn write_batch(
     }
     derived::write_watermarks(&tx, path, &b.group, &d.watermarks)?;
     derived::write_catalog(&tx, path, &d.catalog)?;
+    let routes = d.notifications.as_deref().unwrap_or(&NO_ROUTES);
     if let Some(o) = &d.orders {
-        orders::write(&tx, path, &b.group, o, is_new)?;
+        orders::write(&tx, path, &b.group, o, routes, is_new)?;
     }
     if let Some(st) = &d.stock {
-        stock::write(&tx, path, &b.group, st, is_new)?;
+        stock::write(&tx, path, &b.group, st, routes, is_new)?;
     }
     if let Some(fr) = &d.fraud {
-        fraud::write(&tx, path, &b.group, fr, is_new)?;
+        fraud::write(&tx, path, &b.group, fr, routes, is_new)?;
     }
 
     // 5. Offsets.

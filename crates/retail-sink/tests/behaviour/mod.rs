@@ -459,6 +459,7 @@ pub async fn aggregates_take_each_event_once(f: Fixture) {
             orders: None,
             stock: None,
             fraud: None,
+            notifications: None,
         }),
         ..Default::default()
     };
@@ -1310,4 +1311,254 @@ pub async fn the_legacy_ledger_dedups_until_the_horizon_passes_it(f: Fixture) {
     };
     assert_eq!(f.texts(legacy).await, Vec::<String>::new());
     assert_eq!(counts(&*store).await, (1, 0, 0));
+}
+
+/// The notification outbox (ADR 0026): each new alert gets one delivery per channel whose route
+/// takes it (kind, minimum severity), in the alert's transaction; a repeat of the same dedup
+/// key within a channel's window (also across batches) is `suppressed` naming the delivery it
+/// repeats; a re-sent event after a reopen adds nothing. Claims count attempts and lease rows;
+/// only the claimer of the current attempt may finish it; every delivery ends in one state.
+pub async fn notification_outbox_routes_dedups_and_finishes_once(f: Fixture) {
+    use retail_core::event::{OrderStatus, PaymentStatus};
+    use retail_sink::derived::orders::{OrderBatch, OrderFact, OrderFactKind, OrderRules};
+    use retail_sink::derived::Derived;
+    use retail_sink::outbox::{Attempt, Route, Routes};
+    use rust_decimal::Decimal;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+    let rules = Arc::new(OrderRules {
+        payment_window_ms: 30 * MIN,
+        grace_ms: MIN,
+        stuck_after_ms: [Some(12 * HOUR), Some(24 * HOUR), Some(96 * HOUR)],
+    });
+    let route = |channel: &str, kinds: &[&str], min: &str, window: i64| Route {
+        channel: channel.into(),
+        kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+        min_severity: min.into(),
+        dedup_window_ms: window,
+    };
+    let routes = Arc::new(Routes {
+        routes: vec![
+            route("hook", &[], "info", 0),
+            route("slow", &[], "info", 48 * HOUR),
+            route("pager", &[], "critical", 0),
+            route("payments", &["payment_timeout"], "warning", 0),
+        ],
+    });
+    let t0 = ts("2026-11-21T10:00:00Z");
+    let status = |id, order: &str, ms: i64, status| OrderFact {
+        event_id: id,
+        order_id: order.into(),
+        ts: t0.timestamp_millis() + ms,
+        kind: OrderFactKind::Status {
+            status,
+            store_id: Some(3),
+            amount: Some(Decimal::new(4250, 2)),
+            currency: Some("EUR".into()),
+            customer_id: Some("C-1".into()),
+        },
+    };
+    let payment = |id, order: &str, ms: i64| OrderFact {
+        event_id: id,
+        order_id: order.into(),
+        ts: t0.timestamp_millis() + ms,
+        kind: OrderFactKind::Payment {
+            payment_id: format!("P-{order}"),
+            status: PaymentStatus::Captured,
+            amount: Decimal::new(4250, 2),
+            currency: "EUR".into(),
+        },
+    };
+    let p = tp("orders", 0);
+    let mut next = 0;
+    let batch = |facts: Vec<OrderFact>, time: i64, next: &mut i64| {
+        let first = *next;
+        *next += facts.len() as i64;
+        LandingBatch {
+            group: "landing".into(),
+            events: facts
+                .iter()
+                .map(|f| {
+                    order(
+                        f.event_id,
+                        t0 + chrono::Duration::milliseconds(f.ts - t0.timestamp_millis()),
+                    )
+                })
+                .collect(),
+            offsets: if facts.is_empty() {
+                Vec::new()
+            } else {
+                vec![range(&p, first, *next)]
+            },
+            derived: Arc::new(Derived {
+                orders: Some(OrderBatch {
+                    rules: rules.clone(),
+                    facts,
+                    time: Some(t0.timestamp_millis() + time),
+                }),
+                notifications: Some(routes.clone()),
+                ..Derived::default()
+            }),
+            ..Default::default()
+        }
+    };
+    let store = f.open().await;
+    let id = ids(6);
+    let first = batch(
+        vec![
+            status(id[0], "O-1", 0, OrderStatus::Created),
+            status(id[1], "O-2", 0, OrderStatus::Created),
+            payment(id[2], "O-2", MIN),
+            status(id[3], "O-2", MIN, OrderStatus::Paid),
+        ],
+        10 * MIN,
+        &mut next,
+    );
+    store.write_batch(&first).await.expect("orders");
+    // O-1 times out; O-2 is stuck in `paid`, moves on, and is stuck again in `packed`.
+    for (facts, time) in [
+        (Vec::new(), 2 * HOUR),
+        (Vec::new(), 13 * HOUR + 2 * MIN),
+        (
+            vec![status(id[4], "O-2", 14 * HOUR, OrderStatus::Packed)],
+            14 * HOUR,
+        ),
+        (Vec::new(), 40 * HOUR),
+    ] {
+        store
+            .write_batch(&batch(facts, time, &mut next))
+            .await
+            .expect("batch");
+    }
+    let deliveries = "SELECT d.channel || ':' || a.kind || ':' || a.subject || ':' || d.state || ':' || \
+                      CASE WHEN d.duplicate_of IS NULL THEN '-' ELSE 'repeats ' || (SELECT o.channel || '/' || o.state \
+                      FROM notification_deliveries o WHERE o.delivery_id = d.duplicate_of) END \
+                      FROM notification_deliveries d JOIN alerts a ON a.alert_id = d.alert_id";
+    let planned = [
+        "hook:order_stuck:O-2:pending:-",
+        "hook:order_stuck:O-2:pending:-",
+        "hook:payment_timeout:O-1:pending:-",
+        "payments:payment_timeout:O-1:pending:-",
+        "slow:order_stuck:O-2:pending:-",
+        "slow:order_stuck:O-2:suppressed:repeats slow/pending",
+        "slow:payment_timeout:O-1:pending:-",
+    ];
+    assert_eq!(f.texts(deliveries).await, planned);
+    assert_eq!(f.texts("SELECT kind FROM alerts").await.len(), 3);
+
+    // Reopened, an event re-sent and the time run again: no alert and no delivery more.
+    drop(store);
+    let store = f.open().await;
+    store
+        .write_batch(&batch(
+            vec![status(id[0], "O-1", 0, OrderStatus::Created)],
+            40 * HOUR,
+            &mut next,
+        ))
+        .await
+        .expect("re-sent");
+    assert_eq!(f.texts(deliveries).await, planned);
+
+    // Claims: oldest alert first, the attempt counted, the row leased.
+    let lease = Duration::from_secs(60);
+    let claimed = store.claim_deliveries("hook", 10, lease).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    assert!(claimed.iter().all(|d| d.attempt == 1 && d.channel == "hook"));
+    assert_eq!(
+        claimed.iter().map(|d| d.kind.as_str()).collect::<Vec<_>>(),
+        ["payment_timeout", "order_stuck", "order_stuck"]
+    );
+    assert_eq!(claimed[0].subject, "O-1");
+    assert!(claimed.windows(2).all(|w| w[0].at <= w[1].at));
+    assert!(
+        store
+            .claim_deliveries("hook", 10, lease)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased rows are not claimed twice"
+    );
+    assert!(store
+        .claim_deliveries("pager", 10, lease)
+        .await
+        .expect("claim")
+        .is_empty());
+
+    // Sent once; finishing it again changes nothing.
+    assert!(store
+        .finish_delivery(claimed[0].delivery_id, 1, &Attempt::Sent)
+        .await
+        .expect("finish"));
+    assert!(!store
+        .finish_delivery(claimed[0].delivery_id, 1, &Attempt::Sent)
+        .await
+        .expect("finish"));
+    // A failure due again at once is claimed again as attempt 2; the stale attempt 1 can no
+    // longer finish it; the last failure with no retry makes it dead with its error.
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let retry = Attempt::Failed {
+        error: "HTTP 503 from http://127.0.0.1:9/".into(),
+        retry_at: Some(past),
+    };
+    assert!(store
+        .finish_delivery(claimed[1].delivery_id, 1, &retry)
+        .await
+        .expect("fail"));
+    let again = store.claim_deliveries("hook", 10, lease).await.expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].delivery_id, again[0].attempt),
+        (claimed[1].delivery_id, 2)
+    );
+    assert!(!store
+        .finish_delivery(claimed[1].delivery_id, 1, &Attempt::Sent)
+        .await
+        .expect("stale"));
+    let give_up = Attempt::Failed {
+        error: "HTTP 400 from http://127.0.0.1:9/".into(),
+        retry_at: None,
+    };
+    assert!(store
+        .finish_delivery(claimed[1].delivery_id, 2, &give_up)
+        .await
+        .expect("dead"));
+    // A claim whose lease ran out is due again (the dispatcher died mid-send).
+    assert!(store
+        .finish_delivery(claimed[2].delivery_id, 1, &retry)
+        .await
+        .expect("fail"));
+    let short = store
+        .claim_deliveries("hook", 10, Duration::ZERO)
+        .await
+        .expect("claim");
+    assert_eq!(short.len(), 1);
+    let retaken = store.claim_deliveries("hook", 10, lease).await.expect("claim");
+    assert_eq!(
+        (retaken[0].delivery_id, retaken[0].attempt),
+        (claimed[2].delivery_id, 3)
+    );
+    assert!(!store
+        .finish_delivery(claimed[2].delivery_id, 2, &Attempt::Sent)
+        .await
+        .expect("stale"));
+    assert!(store
+        .finish_delivery(claimed[2].delivery_id, 3, &Attempt::Sent)
+        .await
+        .expect("sent"));
+
+    let hook = "SELECT a.kind || ':' || d.state || ':' || d.attempts || ':' || coalesce(d.last_error, '-') || ':' || \
+                CASE WHEN d.finished_at IS NULL THEN 'open' ELSE 'final' END || ':' || \
+                CASE WHEN d.next_attempt_at IS NULL THEN '-' ELSE 'due' END \
+                FROM notification_deliveries d JOIN alerts a ON a.alert_id = d.alert_id WHERE d.channel = 'hook'";
+    assert_eq!(
+        f.texts(hook).await,
+        [
+            "order_stuck:dead:2:HTTP 400 from http://127.0.0.1:9/:final:-",
+            "order_stuck:sent:3:HTTP 503 from http://127.0.0.1:9/:final:-",
+            "payment_timeout:sent:1:-:final:-",
+        ]
+    );
 }
