@@ -91,6 +91,7 @@ struct Inner {
     uptime_seconds: Gauge<f64, AtomicU64>,
     lineage_events: Family<Labels, Counter>,
     lineage_failures: Family<Labels, Counter>,
+    notifications: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -128,6 +129,7 @@ impl Metrics {
         let resident_memory_bytes = Gauge::default();
         let lineage_events = Family::default();
         let lineage_failures = Family::default();
+        let notifications = Family::default();
         let start_time_seconds = Gauge::<f64, AtomicU64>::default();
         // Set once here: a metrics registry lives as long as the process that exports it.
         start_time_seconds.set(
@@ -276,6 +278,11 @@ impl Metrics {
             "OpenLineage run events lost: the endpoint or file refused them (transport) or the queue was full (dropped)",
             lineage_failures.clone(),
         );
+        r.register(
+            "notifications",
+            "Notification delivery attempts, by channel and outcome (sent, retried, dead)",
+            notifications.clone(),
+        );
         let build_info: Family<Labels, Gauge> = Family::default();
         build_info
             .get_or_create(&vec![
@@ -317,6 +324,7 @@ impl Metrics {
                 uptime_seconds,
                 lineage_events,
                 lineage_failures,
+                notifications,
             }),
         }
     }
@@ -545,6 +553,17 @@ impl Metrics {
         self.inner
             .lineage_failures
             .get_or_create(&vec![("reason", reason.to_owned())])
+            .clone()
+    }
+
+    /// Notification delivery attempts, by channel and outcome (`sent`, `retried`, `dead`).
+    pub fn notifications(&self, channel: &str, outcome: &str) -> Counter {
+        self.inner
+            .notifications
+            .get_or_create(&vec![
+                ("channel", channel.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
             .clone()
     }
 
