@@ -46,6 +46,9 @@ pub struct Config {
     /// OpenLineage run events of the pipeline's jobs (`[lineage]`); off unless a `url` or a
     /// `file` is set. `GET /api/v1/lineage` serves the lineage graph either way.
     pub lineage: LineageConfig,
+    /// Notification fan-out of the retail pipelines' alerts (`[notifications]` with
+    /// `[[notifications.channels]]`, ADR 0026).
+    pub notifications: retail_notify::NotifyConfig,
     /// The file this was loaded from, for messages.
     #[serde(skip)]
     pub source_file: Option<PathBuf>,
@@ -370,6 +373,7 @@ impl Default for Config {
             serve: ServeConfig::default(),
             sources: Vec::new(),
             lineage: LineageConfig::default(),
+            notifications: retail_notify::NotifyConfig::default(),
             source_file: None,
         }
     }
@@ -491,6 +495,9 @@ impl Config {
             .fraud
             .compile()
             .map_err(|e| anyhow::anyhow!("{e} in {file}"))?;
+        self.notifications
+            .check()
+            .map_err(|e| anyhow::anyhow!("key {e} in {file}"))?;
         Ok(())
     }
 
@@ -580,6 +587,18 @@ impl Config {
         }
         // librdkafka secrets (SASL passwords, key passwords) likewise.
         shown.log.kafka = shown.log.kafka.redacted();
+        // Notification webhooks' signing secrets, and any credentials in their URLs.
+        for channel in &mut shown.notifications.channels {
+            if let retail_notify::Target::Webhook { url, secret } = &mut channel.target {
+                *url = redact::url(url);
+                if let Some(s) = secret
+                    .as_mut()
+                    .filter(|s| retail_source::secret::env_var(s).is_none())
+                {
+                    *s = "<redacted>".to_owned();
+                }
+            }
+        }
         let mut value = serde_json::to_value(&shown)?;
         // Source secrets (webhook tokens and signing secrets, broker passwords) too, unless they only name an
         // environment variable.
@@ -834,6 +853,34 @@ mod tests {
             "{json}"
         );
         assert!(json.contains("${TILL_TOKEN}"), "{json}");
+    }
+
+    #[test]
+    fn check_config_redacts_notification_webhook_secrets_and_refuses_bad_channels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("notify.toml");
+        std::fs::write(
+            &file,
+            "[[notifications.channels]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"http://u:pw-77@127.0.0.1:9/h\"\nsecret = \"whsec_notify_42\"\n\
+             [[notifications.channels]]\nname = \"env\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"${OPS_SECRET}\"\n",
+        )
+        .expect("write");
+        let json = Config::load(Some(&file)).expect("loads").to_json().expect("json");
+        assert!(
+            !json.contains("whsec_notify_42") && !json.contains("pw-77"),
+            "{json}"
+        );
+        assert!(json.contains("${OPS_SECRET}"), "{json}");
+        std::fs::write(
+            &file,
+            "[[notifications.channels]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nkinds = [\"fruad\"]\n",
+        )
+        .expect("write");
+        let e = format!("{:#}", Config::load(Some(&file)).expect_err("unknown kind"));
+        assert!(
+            e.contains("notifications.channels[0] (\"ops\")") && e.contains("\"fruad\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct Pipeline {
     pub landing_task: Option<JoinHandle<retail_process::Result<()>>>,
     /// The HTTP server's task.
     pub serve_task: JoinHandle<std::io::Result<()>>,
+    /// The notification dispatchers, one per channel (ADR 0026).
+    notify_tasks: Vec<JoinHandle<()>>,
+    /// Stops the dispatchers, after the landing (they drain what is due first).
+    notify_stop: Shutdown,
     /// Stops the sources (the caller's signal: Ctrl-C, --duration, done).
     sources_stop: Shutdown,
     /// Tells the landing to drain the log and stop; only after every source stopped.
@@ -91,6 +95,8 @@ pub async fn start(
     // The order endpoints report time in state on this group's pipeline clock.
     serve_state.set_landing_group(config.landing.group.clone());
     let (landing_handle, landing_task) = process(config, &log, &store, &metrics, &health, &landing_stop)?;
+    let notify_stop = Shutdown::new();
+    let notify_tasks = notify(config, &store, &log, &metrics, &notify_stop)?;
     let landing_task = Some(landing_task);
     let mut partitions = Vec::new();
     for topic in topics::ALL {
@@ -147,6 +153,8 @@ pub async fn start(
         source_tasks,
         landing_task,
         serve_task,
+        notify_tasks,
+        notify_stop,
         sources_stop: shutdown,
         landing_stop,
         serve_stop,
@@ -249,6 +257,22 @@ pub(crate) async fn log(config: &Config, metrics: &Metrics, health: &Health) -> 
     Ok(log)
 }
 
+/// (4b) Notifications: a dispatcher per channel draining the store's outbox of alert
+/// deliveries (ADR 0026). Only when a retail pipeline runs (nothing else raises alerts).
+fn notify(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    log: &Arc<dyn Log>,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+) -> Result<Vec<JoinHandle<()>>> {
+    let p = &config.processing;
+    if !(p.orders.enabled || p.stock.enabled || p.fraud.enabled) {
+        return Ok(Vec::new());
+    }
+    retail_notify::spawn_all(&config.notifications, store, log, metrics, shutdown).map_err(anyhow::Error::msg)
+}
+
 /// (3) Processing: the landing of the data topics with the aggregates, and the landing of the
 /// catalog topic in its own consumer group (so that every instance's join sees the whole
 /// catalog, ADR 0004). They share one handle: progress, committed offsets and pause.
@@ -260,7 +284,8 @@ fn process(
     health: &Health,
     shutdown: &Shutdown,
 ) -> Result<(LandingHandle, JoinHandle<retail_process::Result<()>>)> {
-    let engine = Engine::new(config.aggregates()?, &config.processing, DedupScope::Batch);
+    let engine = Engine::new(config.aggregates()?, &config.processing, DedupScope::Batch)
+        .with_notifications(config.notifications.routes());
     // The catalog topic belongs to the catalog group even if `landing.topics` lists it.
     let data_config = LandingConfig {
         topics: config
@@ -536,6 +561,10 @@ impl Pipeline {
             self.lineage
                 .landing_ended(failed.as_ref().map(|e| format!("{e:#}")));
             first = first.or(failed);
+        }
+        self.notify_stop.trigger();
+        for task in self.notify_tasks.drain(..) {
+            let _ = task.await;
         }
         self.lineage.finish().await;
         self.serve_stop.trigger();

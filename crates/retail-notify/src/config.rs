@@ -45,6 +45,9 @@ pub struct NotifyConfig {
     pub lease_ms: u64,
     /// How often an idle dispatcher looks for due deliveries.
     pub poll_interval_ms: u64,
+    /// At stop, how long dispatchers go on sending what is due (the alerts of the last
+    /// batches); what is left stays pending for the next start.
+    pub drain_ms: u64,
 }
 
 impl Default for NotifyConfig {
@@ -55,6 +58,7 @@ impl Default for NotifyConfig {
             backoff_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
             lease_ms: 60_000,
             poll_interval_ms: 500,
+            drain_ms: 5_000,
         }
     }
 }

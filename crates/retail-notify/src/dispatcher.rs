@@ -4,7 +4,7 @@
 //! good. A dispatcher never waits on another channel, and an unreachable store only pauses it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use retail_core::{Metrics, Shutdown};
 use retail_log::Log;
@@ -52,11 +52,21 @@ impl Dispatcher {
     }
 
     /// Runs until `shutdown`: claims, sends, records; sleeps a poll interval when nothing is
-    /// due. An attempt in flight when `shutdown` comes is finished first.
+    /// due. Once `shutdown` comes it goes on sending what is due for up to
+    /// `notifications.drain_ms`, and stops as soon as nothing is; what is left stays pending in
+    /// the outbox for the next start.
     pub async fn run(self, shutdown: Shutdown) {
         let lease = Duration::from_millis(self.config.lease_ms);
         let idle = Duration::from_millis(self.config.poll_interval_ms);
-        while !shutdown.is_triggered() {
+        let drain = Duration::from_millis(self.config.drain_ms);
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            if shutdown.is_triggered() {
+                let until = *drain_until.get_or_insert_with(|| Instant::now() + drain);
+                if Instant::now() >= until {
+                    return;
+                }
+            }
             let claimed = match self.store.claim_deliveries(&self.name, CLAIM_BATCH, lease).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -65,6 +75,16 @@ impl Dispatcher {
                 }
             };
             if claimed.is_empty() {
+                if let Some(until) = drain_until {
+                    // Draining: wait only for a retry that falls due before the deadline.
+                    let due = self.store.next_delivery_due(&self.name).await.ok().flatten();
+                    let left = until.saturating_duration_since(Instant::now());
+                    match due.map(|d| (d - chrono::Utc::now()).to_std().unwrap_or_default()) {
+                        Some(wait) if wait < left => tokio::time::sleep(wait.min(idle)).await,
+                        _ => return,
+                    }
+                    continue;
+                }
                 tokio::select! {
                     () = tokio::time::sleep(idle) => {}
                     () = shutdown.wait() => {}

@@ -174,6 +174,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         lease: Duration,
     ) -> Result<Vec<outbox::Delivery>>;
 
+    /// When the next pending delivery of `channel` is due (wall clock), if one is pending: a
+    /// dispatcher draining at stop waits for it only if it falls due before its deadline.
+    async fn next_delivery_due(&self, channel: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
+
     /// Records how attempt `attempt` of a claimed delivery went. `false`: the claim was no
     /// longer this caller's (its lease ran out and another dispatcher took the row), so nothing
     /// changed.

@@ -246,6 +246,23 @@ impl Store for PostgresStore {
         settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
     }
 
+    async fn next_delivery_due(&self, channel: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => c
+                .client
+                .query_one(
+                    "SELECT min(next_attempt_at) FROM notification_deliveries WHERE channel = $1 AND state = 'pending'",
+                    &[&channel],
+                )
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(|e| pg_error("SELECT the next due notification delivery", &e)),
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
     async fn finish_delivery(
         &self,
         delivery_id: uuid::Uuid,

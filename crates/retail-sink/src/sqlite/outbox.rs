@@ -175,6 +175,18 @@ pub(super) fn finish(
     Ok(updated == 1)
 }
 
+/// When the next pending delivery of `channel` is due, if one is pending.
+pub(super) fn next_due(conn: &Connection, path: &str, channel: &str) -> Result<Option<DateTime<Utc>>> {
+    let due: Option<String> = conn
+        .query_row(
+            "SELECT min(next_attempt_at) FROM notification_deliveries WHERE channel = ?1 AND state = 'pending'",
+            [channel],
+            |r| r.get(0),
+        )
+        .map_err(|e| sqlite_error(path, "SELECT the next due notification delivery", &e))?;
+    due.map(|t| parse_time(path, &t)).transpose()
+}
+
 fn parse_id(path: &str, text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|e| Error::Sqlite {
         path: path.to_owned(),

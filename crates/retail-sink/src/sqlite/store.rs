@@ -264,6 +264,14 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn next_delivery_due(&self, channel: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let channel = channel.to_owned();
+        self.call("next_delivery_due", move |w| {
+            super::outbox::next_due(&w.conn, &w.path, &channel)
+        })
+        .await
+    }
+
     async fn finish_delivery(
         &self,
         delivery_id: Uuid,
