@@ -209,6 +209,12 @@ async fn every_bad_parameter_is_a_400_naming_it() {
             "from",
         ),
         ("/api/v1/alerts?limit=501", "limit"),
+        ("/api/v1/notifications/deliveries?state=failed", "state"),
+        ("/api/v1/notifications/deliveries?state=SENT", "state"),
+        ("/api/v1/notifications/deliveries?alert_id=O-5", "alert_id"),
+        ("/api/v1/notifications/deliveries?channel=", "channel"),
+        ("/api/v1/notifications/deliveries?limit=0", "limit"),
+        ("/api/v1/notifications/deliveries?kind=fraud", "kind"),
     ];
     for (path, parameter) in cases {
         let got = json(s.addr, "GET", path, None, None).await;
@@ -1026,4 +1032,126 @@ async fn fraud_alerts_answer_with_their_payments() {
     .await;
     assert_eq!(code, 400, "{body}");
     assert!(body.to_string().contains("rule"), "{body}");
+}
+
+/// `GET /api/v1/notifications/deliveries`: read access, every filter handed to the reader (the
+/// alert id in lower case), the OpenAPI schema's shape with its nulls, the documented
+/// `alert_id` pattern the one the server checks, and a bad state or alert id a 400 naming it.
+#[tokio::test]
+async fn notification_deliveries_answer_with_the_filters_and_shapes() {
+    use retail_serve::api::params::UUID_PATTERN;
+    use retail_sink::read::notifications::DeliveryFilter;
+
+    let s = start(Access::new(vec![READ.into()], vec![ADMIN.into()])).await;
+    let fake = Arc::new(FakeReader::default());
+    s.state.set_reader(fake.clone());
+    let (_, doc) = json(s.addr, "GET", "/api/openapi.json", None, None).await;
+    let path = "/api/v1/notifications/deliveries?channel=hook&state=pending\
+                &alert_id=0B7E6C3A-52B8-5A3C-9D55-0D1E2F3A4B5C&limit=2";
+    error(
+        &json(s.addr, "GET", path, None, None).await,
+        401,
+        "unauthorized",
+        None,
+    );
+    let (code, page) = json(s.addr, "GET", path, Some(READ), None).await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(
+        fake.delivery_filters.lock().expect("lock").last(),
+        Some(&DeliveryFilter {
+            channel: Some("hook".into()),
+            state: Some("pending".into()),
+            alert_id: Some("0b7e6c3a-52b8-5a3c-9d55-0d1e2f3a4b5c".into()),
+        })
+    );
+    assert_eq!(keys(&page), schema_keys(&doc, "DeliveryPage"));
+    assert_eq!(
+        (
+            page["limit"].as_u64(),
+            page["offset"].as_u64(),
+            page["next_offset"].as_u64()
+        ),
+        (Some(2), Some(0), Some(2))
+    );
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(keys(&items[0]), schema_keys(&doc, "Delivery"), "{}", items[0]);
+    let pending = &items[0];
+    assert_eq!(
+        (pending["state"].as_str(), pending["attempts"].as_i64()),
+        (Some("pending"), Some(2))
+    );
+    assert_eq!(
+        (pending["kind"].as_str(), pending["subject"].as_str()),
+        (Some("order_stuck"), Some("O-5"))
+    );
+    assert_eq!(pending["alert_at"], "2026-11-21T22:01:00Z");
+    assert_eq!(pending["next_attempt_at"], "2026-11-21T23:00:30Z");
+    assert!(pending["finished_at"].is_null(), "{pending}");
+    assert!(pending["duplicate_of"].is_null(), "{pending}");
+    let dead = &items[1];
+    assert_eq!(dead["state"], "dead");
+    assert_eq!(dead["last_error"], "SMTP 550 mailbox unavailable");
+    assert!(dead["next_attempt_at"].is_null(), "{dead}");
+    assert_eq!(dead["finished_at"], "2026-11-21T23:20:00Z");
+
+    let (code, last) = json(
+        s.addr,
+        "GET",
+        "/api/v1/notifications/deliveries?offset=2",
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{last}");
+    assert_eq!(
+        fake.delivery_filters.lock().expect("lock").last(),
+        Some(&DeliveryFilter::default()),
+        "no parameter, no filter"
+    );
+    let suppressed = &last["items"][0];
+    assert_eq!(suppressed["state"], "suppressed");
+    assert_eq!(suppressed["duplicate_of"], "2d9a8e5c-74da-5c5e-9f77-2f3a4b5c6d7e");
+    assert!(last["next_offset"].is_null(), "{last}");
+
+    let op = &doc["paths"]["/api/v1/notifications/deliveries"]["get"];
+    let documented = |name: &str| {
+        op["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["schema"]["pattern"].as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(documented("alert_id").as_deref(), Some(UUID_PATTERN));
+    assert_eq!(
+        documented("state").as_deref(),
+        Some("^(pending|sent|dead|suppressed)$")
+    );
+
+    for (query, parameter) in [
+        ("state=retrying", "state"),
+        ("alert_id=not-a-uuid", "alert_id"),
+        ("alert_id=0b7e6c3a52b85a3c9d550d1e2f3a4b5c", "alert_id"),
+        ("alert_id=%7B0b7e6c3a-52b8-5a3c-9d55-0d1e2f3a4b5c%7D", "alert_id"),
+        ("channel=a%00b", "channel"),
+    ] {
+        let got = json(
+            s.addr,
+            "GET",
+            &format!("/api/v1/notifications/deliveries?{query}"),
+            Some(READ),
+            None,
+        )
+        .await;
+        error(&got, 400, "invalid_parameter", Some(parameter));
+        assert!(
+            got.1["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(parameter)),
+            "{query}: {}",
+            got.1
+        );
+    }
 }

@@ -16,9 +16,10 @@ use retail_sink::derived::{
     AggregateTable, CatalogRow, ColumnType, Contribution, Derived, KeyColumn, LateEvent, MeasureColumn,
     Merge, Rank, Value,
 };
+use retail_sink::read::notifications::DeliveryFilter;
 use retail_sink::read::orders::{AlertFilter, OrderFilter, OrderRow, ORDERS_PIPELINE};
 use retail_sink::read::{Claim, Grain, Page, PageRequest};
-use retail_sink::{open_reader, LandedEvent, LandingBatch, Reader, Store};
+use retail_sink::{open_reader, LandedEvent, LandingBatch, Reader, Store, StoreUrl};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -537,6 +538,12 @@ async fn missing_tables_read_empty(f: Fixture) {
         .expect("alerts")
         .items
         .is_empty());
+    assert!(r
+        .deliveries(&DeliveryFilter::default(), page)
+        .await
+        .expect("deliveries")
+        .items
+        .is_empty());
     assert_eq!(
         r.pipeline_time("landing", ORDERS_PIPELINE).await.expect("clock"),
         None
@@ -948,6 +955,10 @@ macro_rules! suite {
         async fn fraud_alerts() {
             crate::fraud_alerts($fixture).await
         }
+        #[tokio::test]
+        async fn notification_deliveries() {
+            crate::notification_deliveries($fixture).await
+        }
     };
 }
 
@@ -1160,6 +1171,170 @@ async fn fraud_alerts(f: Fixture) {
         list(FraudAlertFilter::default(), second).await,
         ["card_velocity:card-1:P-0,P-1"]
     );
+}
+
+/// Runs statements behind the store's back. The same SQL serves both stores: ids are UUID
+/// text (PostgreSQL casts it to `uuid`) and times RFC 3339 text with milliseconds (PostgreSQL
+/// casts it to `timestamptz`, SQLite stores it as is).
+async fn execute(f: &Fixture, sql: &str) {
+    match &f.url {
+        StoreUrl::Postgres(url) => common::connect(url)
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        StoreUrl::Sqlite(path) => rusqlite::Connection::open(path)
+            .expect("open sqlite")
+            .execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+    }
+}
+
+/// `notification_deliveries` rows of three alerts on two channels, one in each state, written
+/// with plain SQL (the outbox's own write path is the behaviour suite's), read back newest
+/// `alert_at` first (ties by delivery id) with the alert's kind and subject, filtered by
+/// channel, state and alert, and paged.
+async fn notification_deliveries(f: Fixture) {
+    let _store = f.open().await;
+    // a1 at 10:00, a2 and a3 at 11:00. Delivery ids are chosen so that the three deliveries
+    // at 11:00 sort d1, d2, d5 by id whatever order they were inserted in.
+    let a1 = "a1000000-0000-4000-8000-000000000001";
+    let a2 = "a2000000-0000-4000-8000-000000000002";
+    let a3 = "a3000000-0000-4000-8000-000000000003";
+    let d = |n: u8| format!("d{n}000000-0000-4000-8000-00000000000{n}");
+    execute(
+        &f,
+        &format!(
+            "INSERT INTO alerts (alert_id, kind, severity, subject, at, message, raised_at) VALUES                ('{a1}', 'payment_timeout', 'warning', 'O-1', '2026-11-21T10:00:00.000Z', 'm1', '2026-11-21T10:00:01.000Z'),                ('{a2}', 'order_stuck', 'warning', 'O-2', '2026-11-21T11:00:00.000Z', 'm2', '2026-11-21T11:00:01.000Z'),                ('{a3}', 'fraud', 'critical', 'card_velocity:card-1', '2026-11-21T11:00:00.000Z', 'm3', '2026-11-21T11:00:01.000Z');              INSERT INTO notification_deliveries (delivery_id, alert_id, channel, dedup_key, alert_at, state,                attempts, next_attempt_at, last_error, duplicate_of, created_at, finished_at) VALUES                ('{d5}', '{a3}', 'pager', 'k3', '2026-11-21T11:00:00.000Z', 'pending', 2, '2026-11-21T11:05:00.000Z',                 'connection refused', NULL, '2026-11-21T11:00:01.000Z', NULL),                ('{d3}', '{a1}', 'hook', 'k1', '2026-11-21T10:00:00.000Z', 'sent', 1, NULL, NULL, NULL,                 '2026-11-21T10:00:01.000Z', '2026-11-21T10:00:02.000Z'),                ('{d2}', '{a2}', 'hook', 'k2', '2026-11-21T11:00:00.000Z', 'pending', 0, '2026-11-21T11:00:01.000Z',                 NULL, NULL, '2026-11-21T11:00:01.000Z', NULL),                ('{d4}', '{a1}', 'pager', 'k1', '2026-11-21T10:00:00.000Z', 'dead', 3, NULL, 'HTTP 503', NULL,                 '2026-11-21T10:00:01.000Z', '2026-11-21T10:09:00.000Z'),                ('{d1}', '{a3}', 'hook', 'k3', '2026-11-21T11:00:00.000Z', 'suppressed', 0, NULL, NULL, '{d3}',                 '2026-11-21T11:00:01.000Z', '2026-11-21T11:00:01.000Z');",
+            d1 = d(1),
+            d2 = d(2),
+            d3 = d(3),
+            d4 = d(4),
+            d5 = d(5),
+        ),
+    )
+    .await;
+    let r = open_reader(&f.url).await.expect("open reader");
+    let all = PageRequest { limit: 10, offset: 0 };
+    // Each delivery as the first two characters of its id.
+    let list = |filter: DeliveryFilter, page: PageRequest| {
+        let r = r.clone();
+        async move {
+            r.deliveries(&filter, page)
+                .await
+                .expect("deliveries")
+                .items
+                .into_iter()
+                .map(|x| x.delivery_id[..2].to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let by = |set: fn(&mut DeliveryFilter)| {
+        let mut filter = DeliveryFilter::default();
+        set(&mut filter);
+        filter
+    };
+    assert_eq!(
+        list(DeliveryFilter::default(), all).await,
+        ["d1", "d2", "d5", "d3", "d4"],
+        "newest alert_at first, ties by delivery id"
+    );
+
+    let page = r
+        .deliveries(&DeliveryFilter::default(), all)
+        .await
+        .expect("deliveries");
+    let dead = &page.items[4];
+    assert_eq!(dead.delivery_id, d(4));
+    assert_eq!(dead.alert_id, a1);
+    assert_eq!(
+        (dead.kind.as_str(), dead.subject.as_str()),
+        ("payment_timeout", "O-1"),
+        "the alert's kind and subject, joined"
+    );
+    assert_eq!(
+        (dead.channel.as_str(), dead.state.as_str(), dead.attempts),
+        ("pager", "dead", 3)
+    );
+    assert_eq!(dead.alert_at, ts("2026-11-21T10:00:00Z"));
+    assert_eq!(dead.last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(dead.next_attempt_at, None);
+    assert_eq!(dead.duplicate_of, None);
+    assert_eq!(dead.created_at, ts("2026-11-21T10:00:01Z"));
+    assert_eq!(dead.finished_at, Some(ts("2026-11-21T10:09:00Z")));
+    let suppressed = &page.items[0];
+    assert_eq!(suppressed.duplicate_of, Some(d(3)));
+    assert_eq!(
+        (suppressed.kind.as_str(), suppressed.subject.as_str()),
+        ("fraud", "card_velocity:card-1")
+    );
+    let retrying = &page.items[2];
+    assert_eq!(retrying.next_attempt_at, Some(ts("2026-11-21T11:05:00Z")));
+    assert_eq!(retrying.last_error.as_deref(), Some("connection refused"));
+    assert_eq!(retrying.finished_at, None);
+
+    assert_eq!(
+        list(by(|f| f.channel = Some("hook".into())), all).await,
+        ["d1", "d2", "d3"]
+    );
+    assert!(list(by(|f| f.channel = Some("sms".into())), all).await.is_empty());
+    assert_eq!(
+        list(by(|f| f.state = Some("pending".into())), all).await,
+        ["d2", "d5"]
+    );
+    for (state, only) in [("sent", "d3"), ("dead", "d4"), ("suppressed", "d1")] {
+        let filter = DeliveryFilter {
+            state: Some(state.into()),
+            ..DeliveryFilter::default()
+        };
+        assert_eq!(list(filter, all).await, [only], "{state}");
+    }
+    let of_a3 = DeliveryFilter {
+        alert_id: Some(a3.into()),
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(list(of_a3, all).await, ["d1", "d5"]);
+    let upper_a1 = DeliveryFilter {
+        alert_id: Some(a1.to_uppercase()),
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(
+        list(upper_a1, all).await,
+        ["d3", "d4"],
+        "an alert id is compared as a UUID, not as text"
+    );
+    assert!(
+        list(by(|f| f.alert_id = Some("not-a-uuid".into())), all)
+            .await
+            .is_empty(),
+        "an id that is no UUID matches nothing (and is no error)"
+    );
+    let dead_on_pager = DeliveryFilter {
+        channel: Some("pager".into()),
+        state: Some("dead".into()),
+        alert_id: Some(a1.into()),
+    };
+    assert_eq!(list(dead_on_pager, all).await, ["d4"]);
+
+    let first = PageRequest { limit: 2, offset: 0 };
+    let second = PageRequest { limit: 2, offset: 2 };
+    let last = PageRequest { limit: 2, offset: 4 };
+    assert_eq!(list(DeliveryFilter::default(), first).await, ["d1", "d2"]);
+    assert_eq!(list(DeliveryFilter::default(), second).await, ["d5", "d3"]);
+    let tail = r
+        .deliveries(&DeliveryFilter::default(), last)
+        .await
+        .expect("last page");
+    assert_eq!(
+        (tail.items.len(), tail.next_offset),
+        (1, None),
+        "the last page has no next"
+    );
+    let middle = r
+        .deliveries(&DeliveryFilter::default(), second)
+        .await
+        .expect("page");
+    assert_eq!(middle.next_offset, Some(4));
 }
 
 mod pg {

@@ -15,7 +15,7 @@
 //!   consumer groups and a record browser; `lineage`: the data lineage graph (its shape is
 //!   [`crate::lineage`]); `orders`: the order lifecycle (list, one with its events, counts
 //!   by state); `alerts`: the alerts the pipelines raise; `inventory`: stock at risk; `fraud`:
-//!   fraud alerts with their payments.
+//!   fraud alerts with their payments; `notifications`: the deliveries of alerts to channels.
 
 pub mod error;
 pub mod params;
@@ -29,6 +29,7 @@ mod late_events;
 mod lineage;
 mod live;
 mod log;
+mod notifications;
 mod orders;
 mod sales;
 mod status;
@@ -79,6 +80,7 @@ pub use top::MAX_RANK_LIMIT;
         (name = "log", description = "Topics, consumer groups and records of the log"),
         (name = "lineage", description = "Data lineage: jobs, topics and tables, and their OpenLineage runs"),
         (name = "orders", description = "The order lifecycle (payments joined, timeouts, stuck orders) and the alerts"),
+        (name = "notifications", description = "Deliveries of alerts to the notification channels: pending, sent, dead or suppressed"),
     )
 )]
 struct ApiDoc;
@@ -131,6 +133,7 @@ pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi:
         .routes(routes!(alerts::list))
         .routes(routes!(inventory::list))
         .routes(routes!(fraud::list))
+        .routes(routes!(notifications::deliveries))
         .route_layer(from_fn_with_state(state.clone(), require_read));
     let admin = OpenApiRouter::new()
         .routes(routes!(dead_letters::resubmit))

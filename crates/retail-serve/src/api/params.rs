@@ -117,6 +117,11 @@ impl Params {
         self.get(name).map(|v| parse_id(name, v)).transpose()
     }
 
+    /// A UUID in its hyphenated form (either case), as lower case: [`parse_uuid`].
+    pub fn uuid(&self, name: &str) -> ApiResult<Option<String>> {
+        self.get(name).map(|v| parse_uuid(name, v)).transpose()
+    }
+
     /// A plain identifier (lower-case letters, digits, `_`, not starting with a digit; at most
     /// 63 bytes), as aggregate and alert kind names are: [`IDENTIFIER_PATTERN`].
     pub fn identifier(&self, name: &str, what: &str) -> ApiResult<Option<String>> {
@@ -245,6 +250,29 @@ pub fn parse_id(name: &str, v: &str) -> ApiResult<String> {
     Ok(v.to_owned())
 }
 
+/// The OpenAPI pattern of [`parse_uuid`].
+pub const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// A UUID as the store writes ids (alerts, deliveries): 8-4-4-4-12 hex digits, either case,
+/// returned in lower case; exactly [`UUID_PATTERN`] (no braces, no `urn:uuid:`, no unhyphenated
+/// form), so what the document allows and what the server takes are the same.
+pub fn parse_uuid(name: &str, v: &str) -> ApiResult<String> {
+    let hyphenated = v.len() == 36
+        && v.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if hyphenated {
+        Ok(v.to_ascii_lowercase())
+    } else {
+        Err(ApiError::invalid(
+            name,
+            format!("{name} must be a UUID like 0b7e6c3a-52b8-5a3c-9d55-0d1e2f3a4b5c, got {v:?}"),
+        ))
+    }
+}
+
 /// Parses an RFC 3339 instant, naming `name` on failure.
 pub fn parse_time(name: &str, v: &str) -> ApiResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(v)
@@ -290,6 +318,27 @@ mod tests {
         assert_eq!(e.parameter.as_deref(), Some("limt"));
         let e = params(&[("limit", "5"), ("limit", "6")], &["limit"]).expect_err("repeated");
         assert!(e.message.contains("more than once"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_uuid_is_hyphenated_hex_in_either_case() {
+        let id = "0B7E6C3A-52b8-5a3c-9d55-0d1e2f3a4b5c";
+        assert_eq!(
+            parse_uuid("alert_id", id).expect("uuid"),
+            "0b7e6c3a-52b8-5a3c-9d55-0d1e2f3a4b5c"
+        );
+        for bad in [
+            "",
+            "nope",
+            "0b7e6c3a52b85a3c9d550d1e2f3a4b5c",
+            "{0b7e6c3a-52b8-5a3c-9d55-0d1e2f3a4b5c}",
+            "0b7e6c3a-52b8-5a3c-9d55-0d1e2f3a4b5g",
+            "0b7e6c3a-52b8-5a3c-9d55_0d1e2f3a4b5c",
+            "0b7e6c3a-52b8-5a3c-9d55-0d1e2f3a4b5c ",
+        ] {
+            let e = parse_uuid("alert_id", bad).expect_err(bad);
+            assert_eq!(e.parameter.as_deref(), Some("alert_id"), "{bad}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use retail_sink::read::notifications::{DeliveryFilter, DeliveryRow};
 use retail_sink::read::orders::{
     AlertFilter, AlertRow, FraudAlertFilter, FraudAlertRow, OrderDetail, OrderEvent, OrderFilter, OrderRow,
     RiskFilter, RiskRow, StateCount,
@@ -138,6 +139,59 @@ pub fn risk_rows() -> Vec<RiskRow> {
     ]
 }
 
+/// Three fixed rows of `notification_deliveries`: one pending a retry after an error, one
+/// dead, one suppressed as a repeat of another.
+pub fn delivery_rows() -> Vec<DeliveryRow> {
+    let alert = "0b7e6c3a-52b8-5a3c-9d55-0d1e2f3a4b5c";
+    vec![
+        DeliveryRow {
+            delivery_id: "2d9a8e5c-74da-5c5e-9f77-2f3a4b5c6d7e".into(),
+            alert_id: alert.into(),
+            kind: "order_stuck".into(),
+            subject: "O-5".into(),
+            channel: "hook".into(),
+            state: "pending".into(),
+            attempts: 2,
+            alert_at: t("2026-11-21T22:01:00Z"),
+            next_attempt_at: Some(t("2026-11-21T23:00:30Z")),
+            last_error: Some("HTTP 503 from https://hooks.example/alerts".into()),
+            duplicate_of: None,
+            created_at: t("2026-11-21T23:00:00Z"),
+            finished_at: None,
+        },
+        DeliveryRow {
+            delivery_id: "3e0b9f6d-85eb-5d6f-8a88-3a4b5c6d7e8f".into(),
+            alert_id: alert.into(),
+            kind: "order_stuck".into(),
+            subject: "O-5".into(),
+            channel: "mail".into(),
+            state: "dead".into(),
+            attempts: 5,
+            alert_at: t("2026-11-21T22:01:00Z"),
+            next_attempt_at: None,
+            last_error: Some("SMTP 550 mailbox unavailable".into()),
+            duplicate_of: None,
+            created_at: t("2026-11-21T23:00:00Z"),
+            finished_at: Some(t("2026-11-21T23:20:00Z")),
+        },
+        DeliveryRow {
+            delivery_id: "4f1c0a7e-96fc-5e70-9b99-4b5c6d7e8f90".into(),
+            alert_id: "1c8f7d4b-63c9-5b4d-8e66-1e2f3a4b5c6d".into(),
+            kind: "payment_timeout".into(),
+            subject: "O-1".into(),
+            channel: "hook".into(),
+            state: "suppressed".into(),
+            attempts: 0,
+            alert_at: t("2026-11-21T10:30:00Z"),
+            next_attempt_at: None,
+            last_error: None,
+            duplicate_of: Some("2d9a8e5c-74da-5c5e-9f77-2f3a4b5c6d7e".into()),
+            created_at: t("2026-11-21T11:00:00Z"),
+            finished_at: Some(t("2026-11-21T11:00:00Z")),
+        },
+    ]
+}
+
 /// The fake. `orders`/`alerts` answer with every fixed row, one page of `limit` after
 /// `offset`, whatever the filter; the filter is recorded.
 #[derive(Debug, Default)]
@@ -146,6 +200,7 @@ pub struct FakeReader {
     pub alert_filters: Mutex<Vec<AlertFilter>>,
     pub risk_filters: Mutex<Vec<RiskFilter>>,
     pub fraud_filters: Mutex<Vec<FraudAlertFilter>>,
+    pub delivery_filters: Mutex<Vec<DeliveryFilter>>,
     pub clock_asks: Mutex<Vec<(String, String)>>,
 }
 
@@ -305,6 +360,14 @@ impl Reader for FakeReader {
             raised_at: t("2026-11-21T10:01:00Z"),
         }];
         Ok(page(&rows, req))
+    }
+    async fn deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        req: PageRequest,
+    ) -> retail_sink::Result<Page<DeliveryRow>> {
+        self.delivery_filters.lock().expect("lock").push(filter.clone());
+        Ok(page(&delivery_rows(), req))
     }
     async fn alerts(&self, filter: &AlertFilter, req: PageRequest) -> retail_sink::Result<Page<AlertRow>> {
         self.alert_filters.lock().expect("lock").push(filter.clone());

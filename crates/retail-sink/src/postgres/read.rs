@@ -2,8 +2,10 @@
 //! queries never wait for a batch transaction. tokio-postgres pipelines concurrent queries on
 //! one session, so one is enough; a failed session is replaced at the next call.
 //!
-//! The order-lifecycle and alert queries are in `read/orders.rs`.
+//! The order-lifecycle and alert queries are in `read/orders.rs`, the notification outbox's in
+//! `read/notifications.rs`.
 
+mod notifications;
 mod orders;
 
 use std::fmt;
@@ -18,6 +20,7 @@ use tokio_postgres::{Client, Config, NoTls, Row};
 use tracing::warn;
 
 use super::error::{pg_error, url_error};
+use crate::read::notifications::{DeliveryFilter, DeliveryRow};
 use crate::read::orders::{
     AlertFilter, AlertRow, FraudAlertFilter, FraudAlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter,
     RiskRow, StateCount,
@@ -463,6 +466,10 @@ impl Reader for PostgresReader {
         page: PageRequest,
     ) -> Result<Page<FraudAlertRow>> {
         self.fraud_list(filter, page).await
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter, page: PageRequest) -> Result<Page<DeliveryRow>> {
+        self.delivery_list(filter, page).await
     }
 
     async fn pipeline_time(&self, group: &str, pipeline: &str) -> Result<Option<DateTime<Utc>>> {

@@ -14,9 +14,12 @@
 //! # Layout
 //! - this file: the [`Reader`] trait, its row types and [`open_reader`].
 //! - [`orders`]: the rows and filters of the order-lifecycle pipeline and the alerts.
+//! - [`notifications`]: the rows and filter of the notification outbox's deliveries.
 //! - `../postgres/read.rs`, `../sqlite/read.rs`: the two implementations, each with its
-//!   `read/orders.rs` for the order and alert queries.
+//!   `read/orders.rs` for the order and alert queries and `read/notifications.rs` for the
+//!   deliveries.
 
+pub mod notifications;
 pub mod orders;
 
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use self::notifications::{DeliveryFilter, DeliveryRow};
 use self::orders::{
     AlertFilter, AlertRow, FraudAlertFilter, FraudAlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter,
     RiskRow, StateCount,
@@ -380,6 +384,10 @@ pub trait Reader: Send + Sync + std::fmt::Debug + 'static {
     /// Rows of `fraud_alerts` matching `filter`, newest `at` first, ties by `alert_id`.
     async fn fraud_alerts(&self, filter: &FraudAlertFilter, page: PageRequest)
         -> Result<Page<FraudAlertRow>>;
+
+    /// Rows of `notification_deliveries` matching `filter`, with their alert's kind and subject,
+    /// newest `alert_at` first, ties by `delivery_id`.
+    async fn deliveries(&self, filter: &DeliveryFilter, page: PageRequest) -> Result<Page<DeliveryRow>>;
 
     /// The pipeline time `pipeline` of consumer group `group` last ran its verdicts at (the
     /// smallest watermark of its partitions, ADR 0023); `None` before its first batch.

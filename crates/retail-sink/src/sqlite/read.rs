@@ -3,8 +3,10 @@
 //! queue behind a batch; its one write (marking a dead letter resubmitted) waits for the write
 //! lock like any writer (busy timeout).
 //!
-//! The order-lifecycle and alert queries are in `read/orders.rs`.
+//! The order-lifecycle and alert queries are in `read/orders.rs`, the notification outbox's in
+//! `read/notifications.rs`.
 
+mod notifications;
 mod orders;
 
 use std::fmt;
@@ -20,6 +22,7 @@ use super::error::sqlite_error;
 use super::money::cents_to_f64;
 use super::rows::ts_text;
 use super::thread::Owned;
+use crate::read::notifications::{DeliveryFilter, DeliveryRow};
 use crate::read::orders::{
     AlertFilter, AlertRow, FraudAlertFilter, FraudAlertRow, OrderDetail, OrderFilter, OrderRow, RiskFilter,
     RiskRow, StateCount,
@@ -557,6 +560,10 @@ impl Reader for SqliteReader {
         page: PageRequest,
     ) -> Result<Page<FraudAlertRow>> {
         self.fraud_list(filter, page).await
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter, page: PageRequest) -> Result<Page<DeliveryRow>> {
+        self.delivery_list(filter, page).await
     }
 
     async fn pipeline_time(&self, group: &str, pipeline: &str) -> Result<Option<DateTime<Utc>>> {
