@@ -96,7 +96,7 @@ pub async fn start(
     serve_state.set_landing_group(config.landing.group.clone());
     let (landing_handle, landing_task) = process(config, &log, &store, &metrics, &health, &landing_stop)?;
     let notify_stop = Shutdown::new();
-    let notify_tasks = notify(config, &store, &log, &metrics, &notify_stop)?;
+    let notify_tasks = notify(config, &store, &log, &metrics, &health, &notify_stop)?;
     let landing_task = Some(landing_task);
     let mut partitions = Vec::new();
     for topic in topics::ALL {
@@ -258,19 +258,17 @@ pub(crate) async fn log(config: &Config, metrics: &Metrics, health: &Health) -> 
 }
 
 /// (4b) Notifications: a dispatcher per channel draining the store's outbox of alert
-/// deliveries (ADR 0026). Only when a retail pipeline runs (nothing else raises alerts).
+/// deliveries, and the watch raising the pipeline's own alerts (ADR 0026).
 fn notify(
     config: &Config,
     store: &Arc<dyn Store>,
     log: &Arc<dyn Log>,
     metrics: &Metrics,
+    health: &Health,
     shutdown: &Shutdown,
 ) -> Result<Vec<JoinHandle<()>>> {
-    let p = &config.processing;
-    if !(p.orders.enabled || p.stock.enabled || p.fraud.enabled) {
-        return Ok(Vec::new());
-    }
-    retail_notify::spawn_all(&config.notifications, store, log, metrics, shutdown).map_err(anyhow::Error::msg)
+    retail_notify::spawn_all(&config.notifications, store, log, metrics, health, shutdown)
+        .map_err(anyhow::Error::msg)
 }
 
 /// (3) Processing: the landing of the data topics with the aggregates, and the landing of the

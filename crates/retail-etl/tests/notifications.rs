@@ -5,7 +5,8 @@
 //! killed with `kill -9` while the webhook is down and deliveries wait in their backoff; a
 //! second run of the same seed finishes them. Then every (alert, channel) pair the routes take
 //! has exactly one delivery, in exactly one final state; each receiver accepted each delivery
-//! id once; repeats within the dedup window are suppressed naming what they repeat.
+//! id once; repeats within the dedup window are suppressed naming what they repeat. An MQTT
+//! source with no broker behind it raises the pipeline's own alert through the same channels.
 
 mod common;
 
@@ -122,6 +123,7 @@ fn config(r: &Receivers, mqtt_prefix: &str) -> String {
          poll_interval_ms = 100\n\
          lease_ms = 20000\n\
          drain_ms = 30000\n\
+         pipeline_alert_after_ms = 500\n\
          [[notifications.channels]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{http}/hook\"\n\
          secret = \"{SECRET}\"\ndedup_window_ms = {DEDUP_WINDOW}\ntimeout_ms = 5000\n\
          [[notifications.channels]]\nname = \"refuse\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{http}/refuse\"\n\
@@ -129,9 +131,13 @@ fn config(r: &Receivers, mqtt_prefix: &str) -> String {
          [[notifications.channels]]\nname = \"mail\"\ntype = \"smtp\"\nhost = \"127.0.0.1\"\nport = {smtp}\n\
          from = \"etl@shop.example\"\nto = [\"ops@shop.example\"]\nmin_severity = \"critical\"\n\
          [[notifications.channels]]\nname = \"bus\"\ntype = \"mqtt\"\nhost = \"127.0.0.1\"\ntopic = \"{mqtt_prefix}\"\n\
-         kinds = [\"payment_timeout\"]\n",
+         kinds = [\"payment_timeout\"]\n\
+         [[sources]]\ntype = \"mqtt\"\nname = \"dead-broker\"\nhost = \"127.0.0.1\"\nport = {closed}\n\
+         reconnect_ms = [100, 200]\n\
+         [[sources.topics]]\npattern = \"nowhere/{{device_id}}\"\nevent_type = \"device_status\"\n",
         http = r.http,
         smtp = r.smtp,
+        closed = free_port(),
     )
 }
 
@@ -210,6 +216,12 @@ async fn fan_out_survives_kill_and_ends_once(store: TestStore) {
         String::from_utf8_lossy(&out.stderr)
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The pipeline's own alert: the MQTT source with no broker behind it retried too long.
+    let own = store
+        .texts("SELECT subject FROM alerts WHERE kind = 'pipeline'")
+        .await;
+    assert!(own.iter().any(|s| s == "dead-broker"), "{own:?}");
 
     // Every alert has one delivery per channel its route takes, and no other.
     let alerts = store

@@ -148,3 +148,122 @@ async fn sqlite_quiet_stream_times_out_once_and_survives_kill_9() {
 async fn postgres_quiet_stream_times_out_once_and_survives_kill_9() {
     quiet_stream_times_out_once_and_survives_kill_9(TestStore::postgres().await).await;
 }
+
+/// The real SOAP payment service of the SOAP poller's tests (node-soap, installed by
+/// `./scripts/test`, which names it in `RETAIL_TEST_SOAP_SERVICE`); killed when dropped.
+struct SoapService {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl SoapService {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let dir = std::env::var("RETAIL_TEST_SOAP_SERVICE")
+            .expect("RETAIL_TEST_SOAP_SERVICE is not set: run the tests with ./scripts/test, which installs the SOAP service");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../retail-source/tests/soap_service/server.js"
+        );
+        let mut child = std::process::Command::new("node")
+            .arg(script)
+            .env("NODE_PATH", std::path::Path::new(&dir).join("node_modules"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("node server.js");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the service's first line");
+        let port = line
+            .trim()
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the SOAP service did not start: {line:?}"));
+        Self { child, port }
+    }
+}
+
+impl Drop for SoapService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 15: the SOAP payment confirmations feed the same order-payment join. A payment polled
+/// from the SOAP service pays an order posted to the webhook (no timeout, its payment id on the
+/// row); the order nobody pays times out.
+#[tokio::test(flavor = "multi_thread")]
+async fn soap_payment_confirmations_feed_the_order_payment_join() {
+    let store = TestStore::sqlite();
+    let soap = SoapService::start();
+    let now = chrono::Utc::now().timestamp_millis();
+    let paid_at = chrono::DateTime::from_timestamp_millis(now - 1_000)
+        .expect("time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let added = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/control/payments", soap.port))
+        .json(&serde_json::json!([{
+            "PaymentId": "P-SOAP-1", "OrderId": "O-SOAP", "Amount": "42.50", "Currency": "EUR",
+            "Status": "captured", "Timestamp": paid_at
+        }]))
+        .send()
+        .await
+        .expect("control");
+    assert!(added.status().is_success());
+    let config = store.data_dir().join("orders-soap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{CONFIG}\n[[sources]]\ntype = \"soap\"\nname = \"payments\"\nendpoint = \"http://127.0.0.1:{}/soap11\"\n\
+             soap_version = \"1.1\"\nsoap_action = \"urn:retail:payments/GetPayments\"\ninterval_ms = 200\n\
+             backoff_initial_ms = 100\nbackoff_max_ms = 500\nrequest = \"\"\"\n\
+             <soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:p=\"urn:retail:payments\">\n\
+             <soap:Body><p:GetPayments><p:AfterTimestamp>{{cursor_ts}}</p:AfterTimestamp>\n\
+             <p:AfterPaymentId>{{cursor_id}}</p:AfterPaymentId><p:Limit>{{limit}}</p:Limit></p:GetPayments></soap:Body>\n\
+             </soap:Envelope>\n\"\"\"\n",
+            soap.port
+        ),
+    )
+    .expect("write config");
+    let mut a = demo_args(&store, 0, 1);
+    a.extend(["--config".into(), config.display().to_string()]);
+    let demo = Running::start(&a);
+    post(
+        &demo,
+        &[
+            order(
+                "01937c40-0000-7000-8000-000000000011",
+                "O-SOAP",
+                "created",
+                now - 2_000,
+            ),
+            order(
+                "01937c40-0000-7000-8000-000000000012",
+                "O-NONE",
+                "created",
+                now - 2_000,
+            ),
+        ]
+        .concat(),
+    )
+    .await;
+    wait_for(
+        &store,
+        ROWS,
+        &["O-NONE:created:timeout:on-time", "O-SOAP:created:ok:on-time"],
+    )
+    .await;
+    assert_eq!(
+        store
+            .texts("SELECT order_id || ':' || coalesce(payment_id, '-') FROM order_lifecycle")
+            .await,
+        ["O-NONE:-", "O-SOAP:P-SOAP-1"]
+    );
+    wait_for(&store, ALERTS, &["payment_timeout:O-NONE:open"]).await;
+    drop(demo);
+    store.drop().await;
+}

@@ -556,6 +556,18 @@ async fn pipelines_equal_the_oracle(store: TestStore) {
     assert_eq!(summary(&again)["landed"], "0");
     let after = store.texts("SELECT alert_id || '' FROM alerts").await;
     assert!(after.len() >= before.len() && before.iter().all(|a| after.contains(a)));
+
+    // Every alert went to the log's `alerts` topic (the default channel, ADR 0026) through the
+    // outbox: one delivery each, sent, across the kill.
+    let topic = store
+        .texts(
+            "SELECT a.alert_id || ':' || coalesce(d.state, 'none') FROM alerts a \
+             LEFT JOIN notification_deliveries d ON d.alert_id = a.alert_id AND d.channel = 'alerts-topic'",
+        )
+        .await;
+    assert_eq!(topic.len(), after.len(), "one alerts-topic delivery per alert");
+    let unsent: Vec<&String> = topic.iter().filter(|t| !t.ends_with(":sent")).take(5).collect();
+    assert!(unsent.is_empty(), "alerts-topic deliveries not sent: {unsent:?}");
     store.drop().await;
 }
 

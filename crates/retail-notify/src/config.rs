@@ -23,7 +23,13 @@ use retail_sink::outbox::{severity_rank, Route, Routes};
 use serde::{Deserialize, Serialize};
 
 /// The alert kinds the pipelines raise, for checking `kinds`.
-pub const ALERT_KINDS: &[&str] = &["payment_timeout", "order_stuck", "stock_risk", "fraud"];
+pub const ALERT_KINDS: &[&str] = &[
+    "payment_timeout",
+    "order_stuck",
+    "stock_risk",
+    "fraud",
+    "pipeline",
+];
 
 /// The channel that puts every alert on the log's `alerts` topic, when `alerts_topic` is on.
 pub const ALERTS_TOPIC_CHANNEL: &str = "alerts-topic";
@@ -48,6 +54,9 @@ pub struct NotifyConfig {
     /// At stop, how long dispatchers go on sending what is due (the alerts of the last
     /// batches); what is left stays pending for the next start.
     pub drain_ms: u64,
+    /// A component (source, landing, log) `retrying` or `failed` this long raises the
+    /// pipeline's own alert (kind `pipeline`). 0: never.
+    pub pipeline_alert_after_ms: u64,
 }
 
 impl Default for NotifyConfig {
@@ -59,6 +68,7 @@ impl Default for NotifyConfig {
             lease_ms: 60_000,
             poll_interval_ms: 500,
             drain_ms: 5_000,
+            pipeline_alert_after_ms: 30_000,
         }
     }
 }

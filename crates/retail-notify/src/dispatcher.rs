@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use retail_core::{Metrics, Shutdown};
+use retail_core::{Health, Metrics, Shutdown};
 use retail_log::Log;
 use retail_sink::outbox::{Attempt, Delivery};
 use retail_sink::Store;
@@ -160,13 +160,15 @@ impl Dispatcher {
     }
 }
 
-/// Builds a dispatcher per configured channel (and the alerts topic's) and spawns them.
-/// Errors name the channel whose settings do not build (a secret's variable unset, ...).
+/// Builds a dispatcher per configured channel (and the alerts topic's) and spawns them, with
+/// the watch that raises the pipeline's own alerts from `health`. Errors name the channel whose
+/// settings do not build (a secret's variable unset, ...).
 pub fn spawn_all(
     config: &NotifyConfig,
     store: &Arc<dyn Store>,
     log: &Arc<dyn Log>,
     metrics: &Metrics,
+    health: &Health,
     shutdown: &Shutdown,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let mut dispatchers = Vec::new();
@@ -210,8 +212,18 @@ pub fn spawn_all(
         message = "notification dispatchers started",
         channels = dispatchers.len()
     );
-    Ok(dispatchers
+    let mut tasks: Vec<JoinHandle<()>> = dispatchers
         .into_iter()
         .map(|d| tokio::spawn(d.run(shutdown.clone())))
-        .collect())
+        .collect();
+    if config.pipeline_alert_after_ms > 0 {
+        tasks.push(tokio::spawn(crate::watch::run(
+            health.clone(),
+            store.clone(),
+            config.routes(),
+            Duration::from_millis(config.pipeline_alert_after_ms),
+            shutdown.clone(),
+        )));
+    }
+    Ok(tasks)
 }

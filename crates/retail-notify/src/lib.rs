@@ -16,6 +16,7 @@
 //! - [`config`]: `[notifications]` and its `[[notifications.channels]]`, and the routes.
 //! - [`dispatcher`]: the claim, send, record loop and the backoff schedule.
 //! - [`message`]: what every channel sends (JSON body, subject line).
+//! - [`watch`]: the pipeline's own alerts (a component retrying or failed too long).
 //! - [`webhook`], [`smtp`], [`mqtt`], [`topic`]: the channels.
 
 pub mod config;
@@ -24,6 +25,7 @@ pub mod message;
 pub mod mqtt;
 pub mod smtp;
 pub mod topic;
+pub mod watch;
 pub mod webhook;
 
 use async_trait::async_trait;

@@ -229,16 +229,25 @@ async fn live_streams_are_bounded_and_a_closed_one_frees_its_place() {
 }
 
 /// The page's order panels come with the snapshot: every state in lifecycle order with its
-/// count, and the latest alerts with the open ones marked.
+/// count, the latest alerts with the open ones marked, and the stock at risk worst first.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_snapshot_carries_orders_by_state_and_the_alert_feed() {
     let (metrics, shutdown) = (Metrics::new(), Shutdown::new());
     let (addr, state, task) = start(&metrics, Access::default(), &shutdown).await;
-    state.set_reader(Arc::new(FakeReader::default()));
+    let fake = Arc::new(FakeReader::default());
+    state.set_reader(fake.clone());
     let (code, body) = get(addr, "/api/v1/live/snapshot").await;
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     let store = &v["store"];
+    let asked = fake.risk_filters.lock().expect("lock").clone();
+    assert!(
+        !asked.is_empty()
+            && asked
+                .iter()
+                .all(|f| f.at_risk == Some(true) && f.risk_level.is_none()),
+        "{asked:?}"
+    );
     let states: Vec<&str> = store["orders_by_state"]
         .as_array()
         .expect("orders_by_state")
@@ -260,14 +269,23 @@ async fn the_snapshot_carries_orders_by_state_and_the_alert_feed() {
         (Some(true), Some(false))
     );
     assert_eq!(alerts[0]["subject"], "O-5");
+    // Stock at risk: read with the at-risk filter, as the inventory-risks endpoint would.
+    let risks = store["stock_at_risk"].as_array().expect("stock_at_risk");
+    assert_eq!(risks[0]["risk_level"], "stockout", "{v}");
+    assert_eq!(
+        (risks[0]["store_id"].as_i64(), risks[0]["sku"].as_i64()),
+        (Some(3), Some(100_001))
+    );
     let (_, js) = get(addr, "/assets/dashboard.js").await;
     assert!(
-        js.contains("orders_by_state") && js.contains("store.alerts"),
+        js.contains("orders_by_state") && js.contains("store.alerts") && js.contains("store.stock_at_risk"),
         "the page draws them"
     );
     let (_, html) = get(addr, "/").await;
     assert!(
-        html.contains("id=\"orders-by-state\"") && html.contains("id=\"alerts\""),
+        html.contains("id=\"orders-by-state\"")
+            && html.contains("id=\"alerts\"")
+            && html.contains("id=\"stock-at-risk\""),
         "{html}"
     );
     shutdown.trigger();

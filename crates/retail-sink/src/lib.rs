@@ -164,6 +164,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Cheap round trip for `/health`.
     async fn ping(&self) -> Result<()>;
 
+    /// Inserts alerts raised outside a landing batch (the pipeline's own: a component failing)
+    /// with their deliveries over `routes`, and ends those of `resolutions`, in one transaction
+    /// (the same rules as the pipelines' alerts: an alert id already present inserts nothing).
+    async fn raise_alerts(
+        &self,
+        alerts: &[derived::orders::Alert],
+        resolutions: &[derived::orders::Resolution],
+        routes: &outbox::Routes,
+    ) -> Result<()>;
+
     /// Claims up to `limit` due deliveries of `channel` from the notification outbox (ADR 0026):
     /// each claim counts an attempt and holds the row for `lease` (a dispatcher that dies
     /// mid-send leaves it due again after that). Oldest alert first.

@@ -217,9 +217,9 @@ mod pg {
             .expect("migrations")
             .get(0);
         assert_eq!(
-            versions, 5,
-            "0001_init, 0002_processing, 0003_dead_letter_resubmitted, 0004_retail_pipelines and \
-             0005_ledger_by_event_day, each recorded once"
+            versions, 6,
+            "0001_init, 0002_processing, 0003_dead_letter_resubmitted, 0004_retail_pipelines, \
+             0005_ledger_by_event_day and 0006_notification_deliveries, each recorded once"
         );
         let ledger: i64 = client
             .query_one("SELECT count(*) FROM landed_event_ids", &[])

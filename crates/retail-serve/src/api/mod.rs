@@ -52,6 +52,7 @@ use crate::server::ServeState;
 
 pub use alerts::Alert;
 pub use control::MAX_RATE;
+pub use inventory::InventoryRisk;
 pub use live::LIVE_STREAM_PATH;
 pub(crate) use orders::by_state;
 pub use orders::StateOrders;

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use retail_sink::read::orders::AlertFilter;
+use retail_sink::read::orders::{AlertFilter, RiskFilter};
 use retail_sink::read::{Grain, PageRequest, Reader};
 
 use super::snapshot::{LiveInputs, MinutePoint, RankedRow, StoreFigures};
@@ -13,6 +13,8 @@ use crate::server::ServeState;
 const TOP: u32 = 5;
 /// Alerts in the page's feed.
 const ALERTS: u32 = 20;
+/// Rows of the stock-at-risk panel.
+const AT_RISK: u32 = 10;
 
 #[async_trait]
 impl LiveInputs for ServeState {
@@ -32,7 +34,7 @@ impl LiveInputs for ServeState {
 
 /// The same queries the REST API answers with: today's totals (UTC), the last hour per minute,
 /// today's top cities, the top sellers of the latest window over every country, orders by
-/// state and the latest alerts.
+/// state, the latest alerts and the worst stock at risk.
 async fn store_figures(r: &dyn Reader, now: DateTime<Utc>) -> retail_sink::Result<StoreFigures> {
     let today = now.date_naive();
     let midnight = today.and_time(chrono::NaiveTime::MIN).and_utc();
@@ -56,6 +58,18 @@ async fn store_figures(r: &dyn Reader, now: DateTime<Utc>) -> retail_sink::Resul
             &AlertFilter::default(),
             PageRequest {
                 limit: ALERTS,
+                offset: 0,
+            },
+        )
+        .await?;
+    let at_risk = r
+        .inventory_risks(
+            &RiskFilter {
+                at_risk: Some(true),
+                ..RiskFilter::default()
+            },
+            PageRequest {
+                limit: AT_RISK,
                 offset: 0,
             },
         )
@@ -96,5 +110,6 @@ async fn store_figures(r: &dyn Reader, now: DateTime<Utc>) -> retail_sink::Resul
         orders_by_state,
         orders_payment_only,
         alerts: alerts.items.into_iter().map(Into::into).collect(),
+        stock_at_risk: at_risk.items.into_iter().map(Into::into).collect(),
     })
 }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use utoipa::ToSchema;
 
 use super::figures::{quantile_between, Figures};
-use crate::api::{Alert, StateOrders};
+use crate::api::{Alert, InventoryRisk, StateOrders};
 use crate::controls::ControlStatus;
 
 /// How often a snapshot is published.
@@ -91,6 +91,9 @@ pub struct StoreFigures {
     pub orders_payment_only: i64,
     /// The latest alerts, newest first (`open`: the condition still holds).
     pub alerts: Vec<Alert>,
+    /// Stock at risk: the worst store and SKU rows (`stockout` first, then `critical`, `low`),
+    /// as `GET /api/v1/inventory-risks?at_risk=true` lists them.
+    pub stock_at_risk: Vec<InventoryRisk>,
 }
 
 /// One minute of the sales chart.

@@ -232,6 +232,29 @@ impl Store for PostgresStore {
         settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
     }
 
+    async fn raise_alerts(
+        &self,
+        alerts: &[crate::derived::orders::Alert],
+        resolutions: &[crate::derived::orders::Resolution],
+        routes: &crate::outbox::Routes,
+    ) -> Result<()> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => match c.begin().await {
+                Ok(()) => match super::orders::write_alerts(&c.client, alerts, resolutions, routes).await {
+                    Ok(()) => c.commit().await,
+                    Err(e) => {
+                        c.rollback().await;
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
     async fn claim_deliveries(
         &self,
         channel: &str,

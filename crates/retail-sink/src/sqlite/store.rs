@@ -251,6 +251,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn raise_alerts(
+        &self,
+        alerts: &[crate::derived::orders::Alert],
+        resolutions: &[crate::derived::orders::Resolution],
+        routes: &crate::outbox::Routes,
+    ) -> Result<()> {
+        let (alerts, resolutions, routes) = (alerts.to_vec(), resolutions.to_vec(), routes.clone());
+        self.call("raise_alerts", move |w| {
+            let path = w.path.clone();
+            let tx = w
+                .conn
+                .transaction()
+                .map_err(|e| sqlite_error(&path, "BEGIN (raise alerts)", &e))?;
+            super::orders::write_alerts(&tx, &path, &alerts, &resolutions, &routes)?;
+            tx.commit()
+                .map_err(|e| sqlite_error(&path, "COMMIT (raise alerts)", &e))
+        })
+        .await
+    }
+
     async fn claim_deliveries(
         &self,
         channel: &str,

@@ -46,6 +46,7 @@ function render(s) {
   ranked("top-sellers", store ? store.top_sellers : []);
   ordersByState(store);
   alertFeed(store ? store.alerts : []);
+  stockAtRisk(store ? store.stock_at_risk : []);
   controls(s.controls, s.components);
   components(s.components);
   text("store-error", s.store_error ? "store: " + s.store_error : "");
@@ -92,6 +93,20 @@ function ordersByState(store) {
     if (stuck) tr.lastChild.classList.add("warn");
     return tr;
   }));
+}
+
+// The worst store and SKU rows; days of cover stays blank when nothing sells (unknown, not 0).
+function stockAtRisk(list) {
+  $("stock-at-risk").replaceChildren(...list.map((r) => {
+    const tr = document.createElement("tr");
+    tr.className = "risk " + r.risk_level;
+    const cover = r.days_of_cover === null ? "" : r.days_of_cover.toFixed(1);
+    const onHand = r.projected_on_hand === null ? "" : count.format(r.projected_on_hand);
+    cells(tr, [String(r.store_id), String(r.sku), r.risk_level, onHand, cover], [3, 4]);
+    tr.title = "flagged " + (r.first_flagged_at || "") + "; velocity " + r.velocity_per_day.toFixed(2) + "/day";
+    return tr;
+  }));
+  text("stock-note", list.length ? "" : "no stock at risk");
 }
 
 // Open alerts are marked; a resolved one says when its condition ended.
