@@ -87,44 +87,50 @@ struct Latency {
     max: f64,
 }
 
-/// One round of `--compare-aggregates`.
-#[derive(Debug, Serialize)]
-struct Round {
-    raw_only_events_per_s: f64,
-    with_aggregates_events_per_s: f64,
-    ratio: f64,
-    raw_only_peak_rss_mb: f64,
-    with_aggregates_peak_rss_mb: f64,
+/// What a `--compare-*` run switches between its two sides, the same events each time.
+#[derive(Debug, Clone, Copy)]
+enum Toggle {
+    /// `--compare-aggregates`: raw rows only against the built-in aggregates.
+    Aggregates,
+    /// `--compare-pipelines`: sales only against the whole retail world.
+    Pipelines,
 }
 
-/// The figures of `--compare-aggregates`.
-#[derive(Debug, Serialize)]
-struct Comparison {
-    store: &'static str,
-    events: u64,
-    rounds: Vec<Round>,
-    /// Median of the rounds' ratios.
-    aggregates_ratio: f64,
-}
+impl Toggle {
+    /// The sides, off then on: (JSON key prefix, label).
+    const fn sides(self) -> [(&'static str, &'static str); 2] {
+        match self {
+            Self::Aggregates => [("raw_only", "raw only"), ("with_aggregates", "with aggregates")],
+            Self::Pipelines => [("sales_only", "sales only"), ("retail_world", "retail world")],
+        }
+    }
 
-/// One round of `--compare-pipelines`.
-#[derive(Debug, Serialize)]
-struct PipelinesRound {
-    sales_only_events_per_s: f64,
-    retail_world_events_per_s: f64,
-    ratio: f64,
-    sales_only_peak_rss_mb: f64,
-    retail_world_peak_rss_mb: f64,
-}
+    /// The JSON key of the median ratio (on / off).
+    const fn ratio_key(self) -> &'static str {
+        match self {
+            Self::Aggregates => "aggregates_ratio",
+            Self::Pipelines => "pipelines_ratio",
+        }
+    }
 
-/// The figures of `--compare-pipelines`.
-#[derive(Debug, Serialize)]
-struct PipelinesComparison {
-    store: &'static str,
-    events: u64,
-    rounds: Vec<PipelinesRound>,
-    /// Median of the rounds' ratios (retail world / sales only).
-    pipelines_ratio: f64,
+    /// One side's arguments.
+    fn args(self, args: &BenchArgs, on: bool) -> BenchArgs {
+        let (no_aggregates, retail_world) = match self {
+            Self::Aggregates => (!on, args.retail_world),
+            Self::Pipelines => (args.no_aggregates, on),
+        };
+        BenchArgs {
+            no_aggregates,
+            retail_world,
+            compare_aggregates: false,
+            compare_pipelines: false,
+            log: None,
+            store: args.store.clone(),
+            data_dir: args.data_dir.clone(),
+            json: None,
+            ..*args
+        }
+    }
 }
 
 /// The figures of `--log kafka://...`: the same events through both logs.
@@ -143,10 +149,10 @@ struct LogComparison {
 /// Runs the benchmark described by `args`.
 pub async fn run(args: BenchArgs) -> Result<()> {
     if args.compare_aggregates {
-        return compare(&args).await;
+        return compare(&args, Toggle::Aggregates).await;
     }
     if args.compare_pipelines {
-        return compare_pipelines(&args).await;
+        return compare(&args, Toggle::Pipelines).await;
     }
     if args.log.as_deref().is_some_and(|u| u.starts_with("kafka://")) {
         return compare_logs(&args).await;
@@ -286,60 +292,50 @@ async fn once(args: &BenchArgs, baseline: bool) -> Result<Report> {
     result
 }
 
-/// `--compare-aggregates`: raw-only and full runs back to back, alternating which goes first so
-/// that a machine getting busier or quieter during the rounds does not favour one side.
-async fn compare(args: &BenchArgs) -> Result<()> {
+/// `--compare-aggregates` and `--compare-pipelines`: `args.rounds` rounds of both sides of
+/// `toggle`, alternating which goes first; each round's ratio (on / off) and their median.
+async fn compare(args: &BenchArgs, toggle: Toggle) -> Result<()> {
+    let [(off_key, off_label), (on_key, on_label)] = toggle.sides();
     let mut rounds = Vec::new();
+    let mut ratios = Vec::new();
     let mut store = "";
     for round in 0..args.rounds.max(1) {
-        let mut raw = None;
-        let mut full = None;
+        let (mut off, mut on) = (None, None);
         let order = if round.is_multiple_of(2) {
-            [true, false]
-        } else {
             [false, true]
+        } else {
+            [true, false]
         };
-        for no_aggregates in order {
-            let one = BenchArgs {
-                no_aggregates,
-                compare_aggregates: false,
-                log: None,
-                store: args.store.clone(),
-                data_dir: args.data_dir.clone(),
-                json: None,
-                ..*args
-            };
-            let report = once(&one, false).await?;
+        for side in order {
+            let report = once(&toggle.args(args, side), false).await?;
             eprintln!(
                 "  round {}  {:<16} {:>8.0} events/s  peak RSS {:.0} MB",
                 round + 1,
-                if no_aggregates {
-                    "raw only"
-                } else {
-                    "with aggregates"
-                },
+                if side { on_label } else { off_label },
                 report.events_per_s,
                 report.peak_rss_mb
             );
             store = report.store;
-            if no_aggregates {
-                raw = Some(report);
+            if side {
+                on = Some(report);
             } else {
-                full = Some(report);
+                off = Some(report);
             }
         }
-        let (Some(raw), Some(full)) = (raw, full) else {
+        let (Some(off), Some(on)) = (off, on) else {
             anyhow::bail!("a compare round ran only one side");
         };
-        rounds.push(Round {
-            raw_only_events_per_s: raw.events_per_s,
-            with_aggregates_events_per_s: full.events_per_s,
-            ratio: full.events_per_s / raw.events_per_s.max(1e-9),
-            raw_only_peak_rss_mb: raw.peak_rss_mb,
-            with_aggregates_peak_rss_mb: full.peak_rss_mb,
-        });
+        let ratio = on.events_per_s / off.events_per_s.max(1e-9);
+        ratios.push(ratio);
+        let mut r = serde_json::Map::new();
+        r.insert(format!("{off_key}_events_per_s"), off.events_per_s.into());
+        r.insert(format!("{on_key}_events_per_s"), on.events_per_s.into());
+        r.insert("ratio".into(), ratio.into());
+        r.insert(format!("{off_key}_peak_rss_mb"), off.peak_rss_mb.into());
+        r.insert(format!("{on_key}_peak_rss_mb"), on.peak_rss_mb.into());
+        rounds.push(serde_json::Value::Object(r));
     }
-    let mut ratios: Vec<f64> = rounds.iter().map(|r| r.ratio).collect();
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
     ratios.sort_by(f64::total_cmp);
     let mid = ratios.len() / 2;
     let median = if ratios.len().is_multiple_of(2) {
@@ -347,105 +343,22 @@ async fn compare(args: &BenchArgs) -> Result<()> {
     } else {
         ratios[mid]
     };
-    let comparison = Comparison {
-        store,
-        events: args.events,
-        rounds,
-        aggregates_ratio: median,
-    };
+    let comparison = serde_json::json!({
+        "store": store,
+        "events": args.events,
+        "rounds": rounds,
+        toggle.ratio_key(): median,
+    });
     let json = serde_json::to_string_pretty(&comparison)?;
     println!("{json}");
     if let Some(path) = &args.json {
         std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!(
-        "\n  store            {}\n  events           {}\n  ratios           {}\n  aggregates ratio {:.2} (median: with aggregates / raw only)",
-        comparison.store,
-        comparison.events,
-        comparison
-            .rounds
-            .iter()
-            .map(|r| format!("{:.2}", r.ratio))
-            .collect::<Vec<_>>()
-            .join(", "),
-        comparison.aggregates_ratio
-    );
-    Ok(())
-}
-
-/// `--compare-pipelines`: sales alone against the whole retail world, same event count.
-async fn compare_pipelines(args: &BenchArgs) -> Result<()> {
-    let mut rounds = Vec::new();
-    let mut store = "";
-    for round in 0..args.rounds.max(1) {
-        let (mut sales, mut world) = (None, None);
-        let order = if round.is_multiple_of(2) {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for retail_world in order {
-            let one = BenchArgs {
-                retail_world,
-                compare_pipelines: false,
-                log: None,
-                store: args.store.clone(),
-                data_dir: args.data_dir.clone(),
-                json: None,
-                ..*args
-            };
-            let report = once(&one, false).await?;
-            eprintln!(
-                "  round {}  {:<14} {:>8.0} events/s  peak RSS {:.0} MB",
-                round + 1,
-                if retail_world {
-                    "retail world"
-                } else {
-                    "sales only"
-                },
-                report.events_per_s,
-                report.peak_rss_mb
-            );
-            store = report.store;
-            if retail_world {
-                world = Some(report);
-            } else {
-                sales = Some(report);
-            }
-        }
-        let (Some(sales), Some(world)) = (sales, world) else {
-            anyhow::bail!("a compare round ran only one side");
-        };
-        rounds.push(PipelinesRound {
-            sales_only_events_per_s: sales.events_per_s,
-            retail_world_events_per_s: world.events_per_s,
-            ratio: world.events_per_s / sales.events_per_s.max(1e-9),
-            sales_only_peak_rss_mb: sales.peak_rss_mb,
-            retail_world_peak_rss_mb: world.peak_rss_mb,
-        });
-    }
-    let mut ratios: Vec<f64> = rounds.iter().map(|r| r.ratio).collect();
-    ratios.sort_by(f64::total_cmp);
-    let mid = ratios.len() / 2;
-    let median = if ratios.len().is_multiple_of(2) {
-        (ratios[mid - 1] + ratios[mid]) / 2.0
-    } else {
-        ratios[mid]
-    };
-    let comparison = PipelinesComparison {
-        store,
-        events: args.events,
-        rounds,
-        pipelines_ratio: median,
-    };
-    let json = serde_json::to_string_pretty(&comparison)?;
-    println!("{json}");
-    if let Some(path) = &args.json {
-        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
-    }
-    eprintln!(
-        "\n  store           {}\n  events          {}\n  pipelines ratio {:.2} (median: retail world / sales only)",
-        comparison.store, comparison.events, comparison.pipelines_ratio
+        "\n  store   {store}\n  events  {}\n  ratios  {}\n  {} {median:.2} (median: {on_label} / {off_label})",
+        args.events,
+        shown.join(", "),
+        toggle.ratio_key(),
     );
     Ok(())
 }

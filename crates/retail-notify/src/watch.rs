@@ -125,10 +125,11 @@ impl PipelineWatch {
     }
 }
 
-/// Watches `health` every second until `shutdown` and writes what [`PipelineWatch`] decides,
-/// keeping what the store refused for the next round.
+/// Watches `health` until `shutdown` (every quarter of `after`, between 0.1 and 1 s) and
+/// writes what [`PipelineWatch`] decides, keeping what the store refused for the next round.
 pub async fn run(health: Health, store: Arc<dyn Store>, routes: Routes, after: Duration, shutdown: Shutdown) {
     let mut watch = PipelineWatch::new(after);
+    let every = (after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let (mut alerts, mut resolutions): (Vec<Alert>, Vec<Resolution>) = (Vec::new(), Vec::new());
     while !shutdown.is_triggered() {
         let (a, r) = watch.observe(&health.snapshot(), Instant::now(), Utc::now());
@@ -144,7 +145,7 @@ pub async fn run(health: Health, store: Arc<dyn Store>, routes: Routes, after: D
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = tokio::time::sleep(every) => {}
             () = shutdown.wait() => {}
         }
     }

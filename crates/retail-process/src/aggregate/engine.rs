@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use retail_core::event::topics;
 use retail_core::{Event, TopicPartition};
 use retail_sink::derived::fast_hash::{FastMap, FastSet};
-use retail_sink::derived::orders::OrderBatch;
+use retail_sink::derived::orders::{OrderBatch, OrderFact, OrderRules};
 use retail_sink::derived::{AggregateTable, Derived, LateEvent, PartitionWatermark, Value};
 use uuid::Uuid;
 
@@ -33,8 +33,8 @@ use super::spec::{LatePolicy, ProcessingConfig};
 use crate::pipelines::fraud::{self, FraudPipeline};
 use crate::pipelines::orders::{self, idle_advance, OrderPipeline};
 use crate::pipelines::stock::{self, StockPipeline};
-use retail_sink::derived::fraud::FraudBatch;
-use retail_sink::derived::stock::StockBatch;
+use retail_sink::derived::fraud::{FraudBatch, FraudRule, PaymentFact};
+use retail_sink::derived::stock::{StockBatch, StockFact, StockRules};
 use retail_sink::outbox::Routes;
 
 /// How much an idle pipeline time must advance before a batch with no records carries it to the
@@ -133,7 +133,7 @@ impl Engine {
         let fraud = config
             .fraud
             .enabled
-            .then(|| FraudPipeline::new(config.fraud.compile().unwrap_or_default()));
+            .then(|| FraudPipeline::with_rules(config.fraud.compile().unwrap_or_default()));
         if fraud.is_some() {
             topics.insert(topics::PAYMENTS.to_owned());
         }
@@ -320,39 +320,13 @@ impl Engine {
         if self.scope == DedupScope::Batch {
             self.seen.clear();
         }
-        let time = self.last_now.and_then(|now| self.order_time(now));
-        if let Some(p) = self.orders.as_mut() {
-            let moved = p.advance(time);
-            if moved || !p.facts.is_empty() {
-                out.orders = Some(OrderBatch {
-                    rules: p.rules.clone(),
-                    facts: std::mem::take(&mut p.facts),
-                    time: p.time,
-                });
-            }
-        }
-        let time = self.last_now.and_then(|now| self.fraud_time(now));
-        if let Some(p) = self.fraud.as_mut() {
-            let moved = advance(&mut p.time, time);
-            if moved || !p.facts.is_empty() {
-                out.fraud = Some(FraudBatch {
-                    rules: p.rules.clone(),
-                    facts: std::mem::take(&mut p.facts),
-                    time: p.time,
-                });
-            }
-        }
-        let time = self.last_now.and_then(|now| self.stock_time(now));
-        if let Some(p) = self.stock.as_mut() {
-            let moved = advance(&mut p.time, time);
-            if moved || !p.facts.is_empty() {
-                out.stock = Some(StockBatch {
-                    rules: p.rules.clone(),
-                    facts: std::mem::take(&mut p.facts),
-                    time: p.time,
-                });
-            }
-        }
+        let now = self.last_now;
+        let time = now.and_then(|now| self.order_time(now));
+        out.orders = self.orders.as_mut().and_then(|p| p.end_batch(time, order_batch));
+        let time = now.and_then(|now| self.fraud_time(now));
+        out.fraud = self.fraud.as_mut().and_then(|p| p.end_batch(time, fraud_batch));
+        let time = now.and_then(|now| self.stock_time(now));
+        out.stock = self.stock.as_mut().and_then(|p| p.end_batch(time, stock_batch));
         if out.orders.is_some() || out.stock.is_some() || out.fraud.is_some() {
             out.notifications.clone_from(&self.notifications);
         }
@@ -396,39 +370,21 @@ impl Engine {
     /// quiet stream still fall due). `None`: nothing to hand over.
     pub fn tick(&mut self, now: Instant) -> Option<Derived> {
         let mut out = Derived::default();
-        let order_time = self.order_time(now);
-        if let (Some(p), Some(t)) = (self.orders.as_mut(), order_time) {
-            if p.time.is_none_or(|last| t >= last.saturating_add(TICK_STEP_MS)) {
-                p.advance(Some(t));
-                out.orders = Some(OrderBatch {
-                    rules: p.rules.clone(),
-                    facts: Vec::new(),
-                    time: p.time,
-                });
-            }
-        }
-        let stock_time = self.stock_time(now);
-        if let (Some(p), Some(t)) = (self.stock.as_mut(), stock_time) {
-            if p.time.is_none_or(|last| t >= last.saturating_add(TICK_STEP_MS)) {
-                advance(&mut p.time, Some(t));
-                out.stock = Some(StockBatch {
-                    rules: p.rules.clone(),
-                    facts: Vec::new(),
-                    time: p.time,
-                });
-            }
-        }
-        let fraud_time = self.fraud_time(now);
-        if let (Some(p), Some(t)) = (self.fraud.as_mut(), fraud_time) {
-            if p.time.is_none_or(|last| t >= last.saturating_add(TICK_STEP_MS)) {
-                advance(&mut p.time, Some(t));
-                out.fraud = Some(FraudBatch {
-                    rules: p.rules.clone(),
-                    facts: Vec::new(),
-                    time: p.time,
-                });
-            }
-        }
+        let time = self.order_time(now);
+        out.orders = self
+            .orders
+            .as_mut()
+            .and_then(|p| p.tick(time, TICK_STEP_MS, order_batch));
+        let time = self.stock_time(now);
+        out.stock = self
+            .stock
+            .as_mut()
+            .and_then(|p| p.tick(time, TICK_STEP_MS, stock_batch));
+        let time = self.fraud_time(now);
+        out.fraud = self
+            .fraud
+            .as_mut()
+            .and_then(|p| p.tick(time, TICK_STEP_MS, fraud_batch));
         if out.is_empty() {
             return None;
         }
@@ -465,15 +421,17 @@ impl Engine {
 }
 
 /// Moves `time` forward to `candidate` (never back); whether it moved.
-fn advance(time: &mut Option<i64>, candidate: Option<i64>) -> bool {
-    match (candidate, *time) {
-        (Some(c), Some(t)) if c <= t => false,
-        (Some(c), _) => {
-            *time = Some(c);
-            true
-        }
-        (None, _) => false,
-    }
+/// What each retail pipeline hands the store.
+fn order_batch(rules: Arc<OrderRules>, facts: Vec<OrderFact>, time: Option<i64>) -> OrderBatch {
+    OrderBatch { rules, facts, time }
+}
+
+fn stock_batch(rules: Arc<StockRules>, facts: Vec<StockFact>, time: Option<i64>) -> StockBatch {
+    StockBatch { rules, facts, time }
+}
+
+fn fraud_batch(rules: Arc<Vec<FraudRule>>, facts: Vec<PaymentFact>, time: Option<i64>) -> FraudBatch {
+    FraudBatch { rules, facts, time }
 }
 
 fn matches(filter: &Filter, event: &Event, catalog: &Catalog) -> bool {

@@ -4,8 +4,6 @@
 //! `payments` partitions). The rows and the verdicts live in the store
 //! (`retail_sink::derived::fraud`).
 
-use std::sync::Arc;
-
 use retail_core::event::PaymentStatus;
 use retail_core::{Event, EventBody};
 use retail_sink::derived::fraud::{FraudRule, KeyField, Measure, PaymentFact};
@@ -225,26 +223,7 @@ pub fn fact_of(event: &Event) -> Option<PaymentFact> {
 }
 
 /// The rules' running state in the processor.
-#[derive(Debug)]
-pub struct FraudPipeline {
-    /// Rules, shared by every batch.
-    pub rules: Arc<Vec<FraudRule>>,
-    /// Facts of the batch being built.
-    pub facts: Vec<PaymentFact>,
-    /// The largest pipeline time handed to the store.
-    pub time: Option<i64>,
-}
-
-impl FraudPipeline {
-    /// A pipeline running `rules`.
-    pub fn new(rules: Vec<FraudRule>) -> Self {
-        Self {
-            rules: Arc::new(rules),
-            facts: Vec::new(),
-            time: None,
-        }
-    }
-}
+pub type FraudPipeline = super::Pipeline<Vec<FraudRule>, PaymentFact>;
 
 #[cfg(test)]
 mod tests {

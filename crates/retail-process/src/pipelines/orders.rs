@@ -9,7 +9,6 @@
 //! clock from there: a quiet stream cannot hold verdicts back forever, and a busy one is never
 //! overtaken by the wall clock. It only moves forward.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use retail_core::{Event, EventBody};
@@ -100,38 +99,13 @@ pub fn fact_of(event: &Event) -> Option<OrderFact> {
     })
 }
 
-/// The pipeline's running state in the processor: facts of the current batch and the time
-/// last handed to the store.
-#[derive(Debug)]
-pub struct OrderPipeline {
-    /// Rules, shared by every batch.
-    pub rules: Arc<OrderRules>,
-    /// Facts of the batch being built.
-    pub facts: Vec<OrderFact>,
-    /// The largest pipeline time handed to the store.
-    pub time: Option<i64>,
-}
+/// The pipeline's running state in the processor.
+pub type OrderPipeline = super::Pipeline<OrderRules, OrderFact>;
 
 impl OrderPipeline {
     /// A pipeline running `config`.
     pub fn new(config: &OrderPipelineConfig) -> Self {
-        Self {
-            rules: Arc::new(config.rules()),
-            facts: Vec::new(),
-            time: None,
-        }
-    }
-
-    /// Moves the time forward to `candidate` (never back); whether it moved.
-    pub fn advance(&mut self, candidate: Option<i64>) -> bool {
-        match (candidate, self.time) {
-            (Some(c), Some(t)) if c <= t => false,
-            (Some(c), _) => {
-                self.time = Some(c);
-                true
-            }
-            (None, _) => false,
-        }
+        Self::with_rules(config.rules())
     }
 }
 

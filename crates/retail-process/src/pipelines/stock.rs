@@ -3,8 +3,6 @@
 //! watermark of the `sales` and `inventory` partitions, idle ones advancing with the wall
 //! clock, as for orders). The rows live in the store (`retail_sink::derived::stock`).
 
-use std::sync::Arc;
-
 use retail_core::{Event, EventBody};
 use retail_sink::derived::stock::{StockFact, StockFactKind, StockRules};
 use serde::{Deserialize, Serialize};
@@ -75,23 +73,11 @@ pub fn fact_of(event: &Event) -> Option<StockFact> {
 }
 
 /// The pipeline's running state in the processor.
-#[derive(Debug)]
-pub struct StockPipeline {
-    /// Rules, shared by every batch.
-    pub rules: Arc<StockRules>,
-    /// Facts of the batch being built.
-    pub facts: Vec<StockFact>,
-    /// The largest pipeline time handed to the store.
-    pub time: Option<i64>,
-}
+pub type StockPipeline = super::Pipeline<StockRules, StockFact>;
 
 impl StockPipeline {
     /// A pipeline running `config`.
     pub fn new(config: &StockPipelineConfig) -> Self {
-        Self {
-            rules: Arc::new(config.rules()),
-            facts: Vec::new(),
-            time: None,
-        }
+        Self::with_rules(config.rules())
     }
 }

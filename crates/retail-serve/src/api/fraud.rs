@@ -8,7 +8,7 @@ use retail_sink::read::orders::{FraudAlertFilter, FraudAlertRow};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::params::{Params, RawParams};
 use super::reader;
 use crate::server::ServeState;
@@ -34,19 +34,31 @@ pub struct FraudAlert {
     pub raised_at: DateTime<Utc>,
 }
 
-impl From<FraudAlertRow> for FraudAlert {
-    fn from(r: FraudAlertRow) -> Self {
-        Self {
+impl TryFrom<FraudAlertRow> for FraudAlert {
+    type Error = ApiError;
+
+    /// The store writes `payment_ids` as a JSON array of strings; anything else is a damaged
+    /// row, answered with a 500 naming the alert (never an alert silently without its ids).
+    fn try_from(r: FraudAlertRow) -> Result<Self, ApiError> {
+        let payment_ids = serde_json::from_str(&r.payment_ids).map_err(|e| {
+            ApiError::internal(
+                &format!("reading fraud alert {}", r.alert_id),
+                &format!(
+                    "fraud_alerts.payment_ids is not a JSON array of strings ({e}): {}",
+                    r.payment_ids
+                ),
+            )
+        })?;
+        Ok(Self {
             alert_id: r.alert_id,
             rule: r.rule,
             key: r.key,
             at: r.at,
             severity: r.severity,
-            // Written by the store as a JSON array of strings; anything else reads as none.
-            payment_ids: serde_json::from_str(&r.payment_ids).unwrap_or_default(),
+            payment_ids,
             message: r.message,
             raised_at: r.raised_at,
-        }
+        })
     }
 }
 
@@ -96,9 +108,45 @@ pub async fn list(State(s): State<ServeState>, q: RawParams) -> ApiResult<Json<F
     let page = p.page()?;
     let rows = reader(&s)?.fraud_alerts(&filter, page).await?;
     Ok(Json(FraudAlertPage {
-        items: rows.items.into_iter().map(FraudAlert::from).collect(),
+        items: rows
+            .items
+            .into_iter()
+            .map(FraudAlert::try_from)
+            .collect::<Result<_, _>>()?,
         limit: rows.limit,
         offset: rows.offset,
         next_offset: rows.next_offset,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(payment_ids: &str) -> FraudAlertRow {
+        let at = DateTime::from_timestamp(1_790_000_000, 0).expect("time");
+        FraudAlertRow {
+            alert_id: "5f0e4a6c-3b1d-5e7a-9c2b-0d1e2f3a4b5c".into(),
+            rule: "card_velocity".into(),
+            key: "card-1".into(),
+            at,
+            severity: "critical".into(),
+            payment_ids: payment_ids.into(),
+            message: "6 payments in 10 min".into(),
+            raised_at: at,
+        }
+    }
+
+    #[test]
+    fn payment_ids_read_back_or_the_alert_is_a_500_naming_it() {
+        let ok = FraudAlert::try_from(row(r#"["P-1","P-2"]"#)).expect("reads");
+        assert_eq!(ok.payment_ids, ["P-1", "P-2"]);
+        let e = FraudAlert::try_from(row("P-1,P-2")).expect_err("damaged");
+        assert_eq!(e.status.as_u16(), 500);
+        assert!(
+            e.message.contains("5f0e4a6c-3b1d-5e7a-9c2b-0d1e2f3a4b5c"),
+            "{}",
+            e.message
+        );
+    }
 }
