@@ -770,10 +770,8 @@ pub async fn money_is_exact_in_raw_rows_and_aggregates(f: Fixture) {
 /// when the pipeline time passes deadline + grace; a late payment resolves its alert; a
 /// re-sent event and a reopened store change nothing.
 pub async fn order_lifecycle_joins_payments_and_alerts_once(f: Fixture) {
-    use retail_core::event::{OrderStatus, PaymentStatus};
-    use retail_sink::derived::orders::{OrderBatch, OrderFact, OrderFactKind, OrderRules};
-    use retail_sink::derived::Derived;
-    use rust_decimal::Decimal;
+    use retail_core::event::OrderStatus;
+    use retail_sink::derived::orders::{OrderFact, OrderRules};
     use std::sync::Arc;
 
     const MIN: i64 = 60_000;
@@ -784,57 +782,14 @@ pub async fn order_lifecycle_joins_payments_and_alerts_once(f: Fixture) {
         stuck_after_ms: [Some(12 * HOUR), Some(24 * HOUR), Some(96 * HOUR)],
     });
     let t0 = ts("2026-11-21T10:00:00Z");
-    let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
-    let status = |id, order: &str, ms: i64, status| OrderFact {
-        event_id: id,
-        order_id: order.into(),
-        ts: t0.timestamp_millis() + ms,
-        kind: OrderFactKind::Status {
-            status,
-            store_id: Some(3),
-            amount: Some(Decimal::new(4250, 2)),
-            currency: Some("EUR".into()),
-            customer_id: Some("C-1".into()),
-        },
-    };
-    let payment = |id, order: &str, ms: i64| OrderFact {
-        event_id: id,
-        order_id: order.into(),
-        ts: t0.timestamp_millis() + ms,
-        kind: OrderFactKind::Payment {
-            payment_id: format!("P-{order}"),
-            status: PaymentStatus::Captured,
-            amount: Decimal::new(4250, 2),
-            currency: "EUR".into(),
-        },
-    };
+    let status =
+        |id, order: &str, ms: i64, status| order_status(t0.timestamp_millis() + ms, id, order, status);
+    let payment = |id, order: &str, ms: i64| order_payment(t0.timestamp_millis() + ms, id, order);
     let store = f.open().await;
     let p = tp("orders", 0);
     let mut next = 0;
     let batch = |facts: Vec<OrderFact>, time: i64, next: &mut i64| {
-        let first = *next;
-        *next += facts.len() as i64;
-        LandingBatch {
-            group: "landing".into(),
-            events: facts
-                .iter()
-                .map(|f| order(f.event_id, at(f.ts - t0.timestamp_millis())))
-                .collect(),
-            offsets: if facts.is_empty() {
-                Vec::new()
-            } else {
-                vec![range(&p, first, *next)]
-            },
-            derived: Arc::new(Derived {
-                orders: Some(OrderBatch {
-                    rules: rules.clone(),
-                    facts,
-                    time: Some(t0.timestamp_millis() + time),
-                }),
-                ..Derived::default()
-            }),
-            ..Default::default()
-        }
+        order_batch(&p, &rules, None, facts, t0.timestamp_millis() + time, next)
     };
     let id = ids(8);
     // O-2 paid in the window, its payment before its creation in the batch; O-3 only a payment.
@@ -1319,11 +1274,9 @@ pub async fn the_legacy_ledger_dedups_until_the_horizon_passes_it(f: Fixture) {
 /// repeats; a re-sent event after a reopen adds nothing. Claims count attempts and lease rows;
 /// only the claimer of the current attempt may finish it; every delivery ends in one state.
 pub async fn notification_outbox_routes_dedups_and_finishes_once(f: Fixture) {
-    use retail_core::event::{OrderStatus, PaymentStatus};
-    use retail_sink::derived::orders::{OrderBatch, OrderFact, OrderFactKind, OrderRules};
-    use retail_sink::derived::Derived;
+    use retail_core::event::OrderStatus;
+    use retail_sink::derived::orders::{OrderFact, OrderRules};
     use retail_sink::outbox::{Attempt, Route, Routes};
-    use rust_decimal::Decimal;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -1349,61 +1302,20 @@ pub async fn notification_outbox_routes_dedups_and_finishes_once(f: Fixture) {
         ],
     });
     let t0 = ts("2026-11-21T10:00:00Z");
-    let status = |id, order: &str, ms: i64, status| OrderFact {
-        event_id: id,
-        order_id: order.into(),
-        ts: t0.timestamp_millis() + ms,
-        kind: OrderFactKind::Status {
-            status,
-            store_id: Some(3),
-            amount: Some(Decimal::new(4250, 2)),
-            currency: Some("EUR".into()),
-            customer_id: Some("C-1".into()),
-        },
-    };
-    let payment = |id, order: &str, ms: i64| OrderFact {
-        event_id: id,
-        order_id: order.into(),
-        ts: t0.timestamp_millis() + ms,
-        kind: OrderFactKind::Payment {
-            payment_id: format!("P-{order}"),
-            status: PaymentStatus::Captured,
-            amount: Decimal::new(4250, 2),
-            currency: "EUR".into(),
-        },
-    };
+    let status =
+        |id, order: &str, ms: i64, status| order_status(t0.timestamp_millis() + ms, id, order, status);
+    let payment = |id, order: &str, ms: i64| order_payment(t0.timestamp_millis() + ms, id, order);
     let p = tp("orders", 0);
     let mut next = 0;
     let batch = |facts: Vec<OrderFact>, time: i64, next: &mut i64| {
-        let first = *next;
-        *next += facts.len() as i64;
-        LandingBatch {
-            group: "landing".into(),
-            events: facts
-                .iter()
-                .map(|f| {
-                    order(
-                        f.event_id,
-                        t0 + chrono::Duration::milliseconds(f.ts - t0.timestamp_millis()),
-                    )
-                })
-                .collect(),
-            offsets: if facts.is_empty() {
-                Vec::new()
-            } else {
-                vec![range(&p, first, *next)]
-            },
-            derived: Arc::new(Derived {
-                orders: Some(OrderBatch {
-                    rules: rules.clone(),
-                    facts,
-                    time: Some(t0.timestamp_millis() + time),
-                }),
-                notifications: Some(routes.clone()),
-                ..Derived::default()
-            }),
-            ..Default::default()
-        }
+        order_batch(
+            &p,
+            &rules,
+            Some(routes.clone()),
+            facts,
+            t0.timestamp_millis() + time,
+            next,
+        )
     };
     let store = f.open().await;
     let id = ids(6);
@@ -1561,4 +1473,76 @@ pub async fn notification_outbox_routes_dedups_and_finishes_once(f: Fixture) {
             "payment_timeout:sent:1:-:final:-",
         ]
     );
+}
+
+/// An order status fact at `ts` (epoch ms), 42.50 EUR from customer C-1 at store 3.
+fn order_status(
+    ts: i64,
+    event_id: uuid::Uuid,
+    order: &str,
+    status: retail_core::event::OrderStatus,
+) -> retail_sink::derived::orders::OrderFact {
+    use retail_sink::derived::orders::{OrderFact, OrderFactKind};
+    OrderFact {
+        event_id,
+        order_id: order.into(),
+        ts,
+        kind: OrderFactKind::Status {
+            status,
+            store_id: Some(3),
+            amount: Some(rust_decimal::Decimal::new(4250, 2)),
+            currency: Some("EUR".into()),
+            customer_id: Some("C-1".into()),
+        },
+    }
+}
+
+/// A captured payment `P-<order>` of 42.50 EUR at `ts` (epoch ms).
+fn order_payment(ts: i64, event_id: uuid::Uuid, order: &str) -> retail_sink::derived::orders::OrderFact {
+    use retail_sink::derived::orders::{OrderFact, OrderFactKind};
+    OrderFact {
+        event_id,
+        order_id: order.into(),
+        ts,
+        kind: OrderFactKind::Payment {
+            payment_id: format!("P-{order}"),
+            status: retail_core::event::PaymentStatus::Captured,
+            amount: rust_decimal::Decimal::new(4250, 2),
+            currency: "EUR".into(),
+        },
+    }
+}
+
+/// A batch of order facts of partition `p` (offsets from `next` on) carrying the order pipeline
+/// at pipeline time `time` (epoch ms), with `routes` for the alerts it raises.
+fn order_batch(
+    p: &TopicPartition,
+    rules: &std::sync::Arc<retail_sink::derived::orders::OrderRules>,
+    routes: Option<std::sync::Arc<retail_sink::outbox::Routes>>,
+    facts: Vec<retail_sink::derived::orders::OrderFact>,
+    time: i64,
+    next: &mut i64,
+) -> LandingBatch {
+    let first = *next;
+    *next += facts.len() as i64;
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).expect("time");
+    LandingBatch {
+        group: "landing".into(),
+        events: facts.iter().map(|f| order(f.event_id, at(f.ts))).collect(),
+        offsets: if facts.is_empty() {
+            Vec::new()
+        } else {
+            vec![range(p, first, *next)]
+        },
+        derived: std::sync::Arc::new(retail_sink::derived::Derived {
+            orders: Some(retail_sink::derived::orders::OrderBatch {
+                rules: rules.clone(),
+                facts,
+                time: Some(time),
+            }),
+            notifications: routes,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
