@@ -103,8 +103,44 @@ fn unknown_types_and_versions_are_rejected() {
     let p = problems(r#"{"schema_version":2,"store_id":1,"sku":2,"qty":1,"ts":1723456789000}"#);
     assert_eq!(
         p,
-        vec!["schema_version: unsupported version 2 (this build reads 1)"]
+        vec!["schema_version: sale version 2 is not known to this build (it reads version 1)"]
     );
+    let input = br#"{"type":"order","schema_version":3,"order_id":"O-1","status":"paid","ts":1723456789000}"#;
+    let e = decode(input).expect_err("version 3");
+    assert_eq!(
+        e.to_string(),
+        "schema_version: order version 3 is not known to this build (it reads versions 1 to 2)"
+    );
+    assert_eq!(e.kind(), "unknown_version");
+}
+
+#[test]
+fn an_order_of_version_1_is_upgraded_and_its_upgraded_text_is_returned() {
+    use retail_core::event::{decode_versioned, EventBody};
+    let v1 = br#"{"type":"order","schema_version":1,"event_id":"0190f6a4-0000-7000-8000-000000000001","order_id":"O-1","status":"paid","customer_id":"C-1","ts":1723456789000,"source":"web"}"#;
+    let without = br#"{"type":"order","event_id":"0190f6a4-0000-7000-8000-000000000001","order_id":"O-1","status":"paid","customer_id":"C-1","ts":1723456789000,"source":"web"}"#;
+    let v2 = br#"{"type":"order","schema_version":2,"event_id":"0190f6a4-0000-7000-8000-000000000001","order_id":"O-1","status":"paid","customer_id":"C-1","channel":"web","ts":1723456789000,"source":"web"}"#;
+    let current = decode_versioned(v2, "x", |_| unreachable!()).expect("v2");
+    assert_eq!(current.upgraded, None, "the current version is not rewritten");
+    assert_eq!(current.event.schema_version, 2);
+    for old in [&v1[..], &without[..]] {
+        let up = decode_versioned(old, "x", |_| unreachable!()).expect("v1");
+        assert_eq!(up.event, current.event, "a v1 order reads as the same v2 order");
+        let text: serde_json::Value = serde_json::from_slice(&up.upgraded.expect("rewritten")).expect("json");
+        assert_eq!(text["schema_version"], 2);
+        assert_eq!(text["channel"], "web");
+        assert_eq!(text["customer_id"], "C-1");
+    }
+    let EventBody::Order(o) = decode(br#"{"type":"order","schema_version":2,"order_id":"O-2","status":"created","channel":"app","ts":1723456789000}"#).expect("app").body else {
+        unreachable!("an order")
+    };
+    assert_eq!(o.channel, "app");
+    let e = decode(br#"{"type":"order","schema_version":2,"order_id":"O-2","status":"created","channel":"fax","ts":1723456789000}"#).expect_err("fax");
+    assert!(e.to_string().starts_with("channel: "), "{e}");
+    // An event encoded by this build decodes as it is, at its type's current version.
+    let again = decode_versioned(&current.event.to_json(), "x", |_| unreachable!()).expect("round trip");
+    assert_eq!(again.event, current.event);
+    assert_eq!(again.upgraded, None);
 }
 
 #[test]

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::fields::{self, Fields};
 use super::types::*;
+use super::versions;
 
 /// Largest accepted event, in bytes. Larger input is rejected before it is parsed.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -69,6 +70,9 @@ impl DecodeError {
             if first.path == "type" && first.message.starts_with("unknown event type") {
                 return "unknown_type";
             }
+            if first.path == "schema_version" && first.message.contains("is not known") {
+                return "unknown_version";
+            }
             return "invalid_field";
         }
         if first.message.starts_with("a string") {
@@ -118,6 +122,24 @@ pub fn decode_with(
     default_source: &str,
     fill_id: impl FnOnce(DateTime<Utc>) -> Uuid,
 ) -> Result<Event, DecodeError> {
+    decode_versioned(bytes, default_source, fill_id).map(|v| v.event)
+}
+
+/// An event decoded, with its text in the current version's shape when it came in an older
+/// version (see [`super::versions`]): what should land as its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    pub event: Event,
+    /// The upgraded JSON object; `None` when the input already had the current version.
+    pub upgraded: Option<Vec<u8>>,
+}
+
+/// [`decode_with`], also returning the upgraded text of an event of an older version.
+pub fn decode_versioned(
+    bytes: &[u8],
+    default_source: &str,
+    fill_id: impl FnOnce(DateTime<Utc>) -> Uuid,
+) -> Result<Versioned, DecodeError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(DecodeError::whole(format!(
             "event is {} bytes, larger than the {MAX_EVENT_BYTES}-byte limit",
@@ -134,20 +156,88 @@ pub fn decode_with(
         };
         DecodeError::whole(format!("{what} ({e})"))
     })?;
+    if let Some((type_name, version)) = older_version(&raw) {
+        let upgraded = upgrade(text, type_name, version)?;
+        let text = std::str::from_utf8(&upgraded).unwrap_or_default();
+        let raw = fields::split(text)
+            .map_err(|e| DecodeError::whole(format!("malformed JSON after the upgrade ({e})")))?;
+        let event = check(text, &raw, default_source, fill_id)?;
+        return Ok(Versioned {
+            event,
+            upgraded: Some(upgraded),
+        });
+    }
+    let event = check(text, &raw, default_source, fill_id)?;
+    Ok(Versioned {
+        event,
+        upgraded: None,
+    })
+}
+
+/// The type and version of an event older than its type's current version. The type's text is
+/// read only when it is a plain string (an escaped one is no known type, and the checks say so).
+fn older_version<'a>(raw: &Fields<'a>) -> Option<(&'a str, u16)> {
+    let type_name = match raw.kind {
+        None => "sale",
+        Some(t) => t.strip_prefix('"')?.strip_suffix('"')?,
+    };
+    let version = match raw.schema_version {
+        None => 1,
+        Some(v) => v.parse::<u16>().ok()?,
+    };
+    (version >= 1 && version < versions::current(type_name)).then_some((type_name, version))
+}
+
+/// `text` (an event of `type_name` at `version`) rewritten into the current version's shape.
+fn upgrade(text: &str, type_name: &str, version: u16) -> Result<Vec<u8>, DecodeError> {
+    let mut object: versions::Object =
+        serde_json::from_str(text).map_err(|e| DecodeError::whole(format!("not a JSON object ({e})")))?;
+    versions::upgrade(type_name, version, &mut object).map_err(|e| DecodeError {
+        problems: vec![FieldError {
+            path: e.path,
+            message: e.message,
+        }],
+    })?;
+    serde_json::to_vec(&object)
+        .map_err(|e| DecodeError::whole(format!("the upgraded event could not be written ({e})")))
+}
+
+/// Checks every field of an event in the current version's shape.
+fn check(
+    text: &str,
+    raw: &Fields<'_>,
+    default_source: &str,
+    fill_id: impl FnOnce(DateTime<Utc>) -> Uuid,
+) -> Result<Event, DecodeError> {
     let mut c = Checker::default();
 
     let kind = match raw.kind {
         None => Some("sale".to_owned()),
         Some(v) => c.string("type", v),
     };
-    if let Some(v) = raw.schema_version {
-        match v.parse::<u16>() {
-            Ok(SCHEMA_VERSION) => {}
-            Ok(n) => c.fail(
+    // Older versions were upgraded before this check, so only the current one is read here.
+    let version = match raw.schema_version {
+        None => Some(1),
+        Some(v) => match v.parse::<u16>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                c.fail("schema_version", format!("must be a positive integer, got {}", v));
+                None
+            }
+        },
+    };
+    if let (Some(k), Some(n)) = (kind.as_deref(), version) {
+        let current = versions::current(k);
+        if TYPE_NAMES.contains(&k) && n != current {
+            let reads = if current == 1 {
+                "version 1".to_owned()
+            } else {
+                format!("versions 1 to {current}")
+            };
+            c.fail(
                 "schema_version",
-                format!("unsupported version {n} (this build reads {SCHEMA_VERSION})"),
-            ),
-            Err(_) => c.fail("schema_version", format!("must be a positive integer, got {}", v)),
+                format!("{k} version {n} is not known to this build (it reads {reads})"),
+            );
         }
     }
     let event_id = raw.event_id.and_then(|v| c.uuid("event_id", v));
@@ -161,14 +251,14 @@ pub fn decode_with(
     };
 
     let body = match kind.as_deref() {
-        Some(k @ ("sale" | "return" | "void")) => sale(&mut c, &raw, k),
-        Some("order") => order(&mut c, &raw),
-        Some("payment") => payment(&mut c, &raw),
-        Some("inventory") => inventory(&mut c, &raw),
-        Some("store") => store(&mut c, &raw),
-        Some("product") => product(&mut c, &raw),
-        Some("seller") => seller(&mut c, &raw),
-        Some("device_status") => device_status(&mut c, &raw),
+        Some(k @ ("sale" | "return" | "void")) => sale(&mut c, raw, k),
+        Some("order") => order(&mut c, raw),
+        Some("payment") => payment(&mut c, raw),
+        Some("inventory") => inventory(&mut c, raw),
+        Some("store") => store(&mut c, raw),
+        Some("product") => product(&mut c, raw),
+        Some("seller") => seller(&mut c, raw),
+        Some("device_status") => device_status(&mut c, raw),
         Some(other) => {
             c.fail(
                 "type",
@@ -198,7 +288,7 @@ pub fn decode_with(
             event_id: event_id.unwrap_or_else(|| fill_id(ts)),
             ts,
             source,
-            schema_version: SCHEMA_VERSION,
+            schema_version: kind.as_deref().map_or(1, versions::current),
             body,
         }),
         _ => Err(DecodeError { problems: c.errors }),
@@ -271,6 +361,11 @@ fn order(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
     let amount = raw.amount.and_then(|v| c.money("amount", v));
     let currency = raw.currency.and_then(|v| c.currency("currency", v));
     let customer_id = raw.customer_id.and_then(|v| c.nonempty("customer_id", v));
+    // Version 2: where the order was placed; an order of version 1 was upgraded to `web`.
+    let channel = match raw.channel {
+        None => Some(ORDER_CHANNELS[0].0),
+        Some(v) => c.one_of("channel", v, &ORDER_CHANNELS),
+    };
     Some(EventBody::Order(Order {
         order_id: order_id?,
         status: status?,
@@ -278,6 +373,7 @@ fn order(c: &mut Checker, raw: &Fields<'_>) -> Option<EventBody> {
         amount,
         currency,
         customer_id,
+        channel: channel?,
     }))
 }
 

@@ -62,6 +62,8 @@ struct Wire<'a> {
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lead_time_days: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
 }
 
 /// Amounts go out as JSON numbers written with the decimal's own digits (`19.99`, `1.125`,
@@ -124,6 +126,7 @@ impl Event {
                 w.amount = o.amount;
                 w.currency = o.currency.as_deref();
                 w.customer_id = o.customer_id.as_deref();
+                w.channel = Some(o.channel);
             }
             EventBody::Payment(p) => {
                 w.payment_id = Some(&p.payment_id);

@@ -7,13 +7,16 @@
 //! whose `type` defaulted. [`decode`] turns bytes into an [`Event`]; [`Event::to_json`] is its
 //! inverse and is what producers (the generator, the HTTP source) write to the log.
 //!
-//! `types.rs` holds the events, `decode.rs` the decoder and its checks, `fields.rs` the one
+//! `types.rs` holds the events, `versions.rs` each type's versions and upgrades, `decode.rs` the decoder and its checks, `fields.rs` the one
 //! pass that splits an object into the fields the decoder reads, `encode.rs` the encoder.
 
 mod decode;
 mod encode;
 mod fields;
 mod types;
+pub mod versions;
 
-pub use decode::{decode, decode_with, DecodeError, FieldError, MAX_EVENT_BYTES, TYPE_NAMES};
+pub use decode::{
+    decode, decode_versioned, decode_with, DecodeError, FieldError, Versioned, MAX_EVENT_BYTES, TYPE_NAMES,
+};
 pub use types::*;

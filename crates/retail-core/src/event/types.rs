@@ -4,8 +4,18 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-/// The only envelope version this build reads. A higher version is rejected (not guessed at).
+/// The first version of every event type, and the version of a record's envelope header. Each
+/// type's current version is [`super::versions::current`]; a version a build does not know is
+/// rejected, not guessed at.
 pub const SCHEMA_VERSION: u16 = 1;
+
+/// The accepted values of an order's `channel` (version 2), the first being the default.
+pub const ORDER_CHANNELS: [(&str, &str); 4] = [
+    ("web", "web"),
+    ("app", "app"),
+    ("store", "store"),
+    ("marketplace", "marketplace"),
+];
 
 /// One validated retail event: the envelope plus a typed body.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +26,8 @@ pub struct Event {
     pub ts: DateTime<Utc>,
     /// Producing system, e.g. `pos`, `web`, `erp`, `generator`.
     pub source: String,
-    /// Envelope schema version.
+    /// The version of its type this event was decoded in: always the type's current one
+    /// (older versions are upgraded on read, [`super::versions`]).
     pub schema_version: u16,
     /// The typed payload.
     pub body: EventBody,
@@ -115,6 +126,9 @@ pub struct Order {
     pub currency: Option<String>,
     /// Customer who placed it, if the shop sends it.
     pub customer_id: Option<String>,
+    /// Where the order was placed: `web`, `app`, `store` or `marketplace` (version 2; an order
+    /// of version 1 is `web`).
+    pub channel: &'static str,
 }
 
 /// States of a payment.
@@ -220,6 +234,19 @@ pub struct DeviceStatus {
 }
 
 impl Event {
+    /// An event of its type's current version (what producers write).
+    pub fn new(event_id: Uuid, ts: DateTime<Utc>, source: String, body: EventBody) -> Self {
+        let mut event = Self {
+            event_id,
+            ts,
+            source,
+            schema_version: 1,
+            body,
+        };
+        event.schema_version = super::versions::current(event.type_name());
+        event
+    }
+
     /// The wire `type` of this event.
     pub const fn type_name(&self) -> &'static str {
         match &self.body {

@@ -2,7 +2,8 @@
 
 use chrono::Utc;
 use retail_core::{
-    decode_with, DeadLetter, DecodeError, Event, EventBody, FieldError, Origin, TopicPartition,
+    event::decode_versioned, DeadLetter, DecodeError, Event, EventBody, FieldError, Origin,
+    TopicPartition,
 };
 use retail_log::ConsumedRecord;
 use retail_sink::{LandedEvent, LandedSale, LandingBatch, RowOrigin};
@@ -16,6 +17,9 @@ pub(super) struct Decoded {
     pub source: String,
     pub raw: Vec<u8>,
     pub result: Result<Event, DecodeError>,
+    /// The event as JSON in its type's current version, when that is not `raw` (an event of an
+    /// older version, upgraded): what lands as its payload. Dead letters keep `raw`.
+    pub text: Option<Vec<u8>>,
     /// File and line, for input a file source refused (from the reject headers).
     pub file: Option<(String, Option<u64>)>,
     /// The input's identity at its source, if it named one (`reject_id`): its dead letter is
@@ -48,16 +52,22 @@ pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
                 header(&rec, REJECT_LINE).and_then(|l| l.parse().ok()),
             )
         });
-    let result = match header(&rec, REJECT_REASON) {
-        Some(reason) => Err(DecodeError {
-            problems: vec![FieldError {
-                path: String::new(),
-                message: reason.to_owned(),
-            }],
-        }),
-        None => decode_with(&rec.value, &source, |ts| {
+    let (result, text) = match header(&rec, REJECT_REASON) {
+        Some(reason) => (
+            Err(DecodeError {
+                problems: vec![FieldError {
+                    path: String::new(),
+                    message: reason.to_owned(),
+                }],
+            }),
+            None,
+        ),
+        None => match decode_versioned(&rec.value, &source, |ts| {
             position_id(ts.timestamp_millis(), topic, partition, offset)
-        }),
+        }) {
+            Ok(v) => (Ok(v.event), v.upgraded),
+            Err(e) => (Err(e), None),
+        },
     };
     let reject_id = header(&rec, REJECT_ID).and_then(|id| Uuid::try_parse(id).ok());
     Decoded {
@@ -66,6 +76,7 @@ pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
         source,
         raw: rec.value,
         result,
+        text,
         file,
         reject_id,
     }
@@ -92,7 +103,8 @@ pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'stat
                         source: event.source,
                         event_type,
                         key,
-                        payload: String::from_utf8_lossy(&d.raw).into_owned(),
+                        payload: String::from_utf8_lossy(d.text.as_deref().unwrap_or(&d.raw))
+                            .into_owned(),
                     });
                 }
             }

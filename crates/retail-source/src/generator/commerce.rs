@@ -541,6 +541,7 @@ impl Commerce {
                 amount: Some(flow.amount),
                 currency: Some(CURRENCY.to_owned()),
                 customer_id,
+                channel: "web",
             }),
             Step::Payment(status) => EventBody::Payment(Payment {
                 payment_id: format!("P-{:06}-1", flow.number),

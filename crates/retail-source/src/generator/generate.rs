@@ -30,7 +30,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use retail_core::event::{topics, Event, EventBody, Sale, SaleKind, SCHEMA_VERSION};
+use retail_core::event::{topics, Event, EventBody, Sale, SaleKind};
 use retail_log::ProducerRecord;
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -376,13 +376,7 @@ impl EventGenerator {
         };
         self.catalog_next += 1;
         self.stats.catalog += 1;
-        let event = Event {
-            event_id: self.ids.next(),
-            ts: timestamp(now),
-            source: self.source.clone(),
-            schema_version: SCHEMA_VERSION,
-            body,
-        };
+        let event = Event::new(self.ids.next(), timestamp(now), self.source.clone(), body);
         Some(Generated {
             record: self.record(&event),
             catalog: true,
@@ -546,13 +540,7 @@ impl EventGenerator {
             Some(Fault::OutOfOrder { by_ms }) => at.saturating_sub(by_ms),
             _ => at,
         };
-        let event = Event {
-            event_id: self.ids.next(),
-            ts: timestamp(ts),
-            source: self.source.clone(),
-            schema_version: SCHEMA_VERSION,
-            body,
-        };
+        let event = Event::new(self.ids.next(), timestamp(ts), self.source.clone(), body);
         let record = self.record(&event);
         self.remember(Recent::Other(record.clone()));
         Some(Generated {
@@ -593,12 +581,11 @@ impl EventGenerator {
     }
 
     fn encode_sale(&self, d: &SaleDraw) -> ProducerRecord {
-        let event = Event {
-            event_id: d.event_id,
-            ts: timestamp(d.ts_ms),
-            source: self.source.clone(),
-            schema_version: SCHEMA_VERSION,
-            body: EventBody::Sale(Sale {
+        let event = Event::new(
+            d.event_id,
+            timestamp(d.ts_ms),
+            self.source.clone(),
+            EventBody::Sale(Sale {
                 kind: d.kind,
                 store_id: d.store_id,
                 sku: d.sku,
@@ -606,7 +593,7 @@ impl EventGenerator {
                 unit_price: d.unit_price,
                 seller_id: Some(d.seller_id),
             }),
-        };
+        );
         self.record(&event)
     }
 
