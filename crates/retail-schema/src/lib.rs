@@ -29,9 +29,11 @@ pub mod store;
 pub mod wire;
 
 pub use compat::{Compatibility, Incompatible};
-pub use registry::{Registered, State, Verdict, VersionRef};
+pub use registry::{Deleted, Registered, State, Verdict, VersionRef};
 pub use service::SchemaRegistry;
-pub use store::{Change, ConfigRow, MemoryStore, RegistryStore, Rows, SchemaRow, StoreError, VersionRow};
+pub use store::{
+    Change, ConfigRow, DeleteRow, MemoryStore, RegistryStore, Rows, SchemaRow, StoreError, VersionRow,
+};
 pub use wire::WireError;
 
 /// The only schema type this registry accepts; Confluent's name for it.
@@ -49,6 +51,14 @@ pub enum Error {
     VersionNotFound { subject: String, version: u32 },
     #[error("schema {what} not found")]
     SchemaNotFound { what: String },
+    #[error("subject `{subject}` was soft-deleted; delete it with permanent=true to remove it for good")]
+    SubjectSoftDeleted { subject: String },
+    #[error("subject `{subject}` must be soft-deleted before it is deleted with permanent=true")]
+    SubjectNotSoftDeleted { subject: String },
+    #[error("version {version} of subject `{subject}` was soft-deleted; delete it with permanent=true to remove it for good")]
+    VersionSoftDeleted { subject: String, version: u32 },
+    #[error("version {version} of subject `{subject}` must be soft-deleted before it is deleted with permanent=true")]
+    VersionNotSoftDeleted { subject: String, version: u32 },
     #[error("subject `{subject}` has no subject-level compatibility configured")]
     SubjectConfigNotFound { subject: String },
     #[error("schema being registered is incompatible with an earlier schema for subject `{subject}`: {incompatible}")]
@@ -73,6 +83,10 @@ impl Error {
             Self::SubjectNotFound { .. } => 40401,
             Self::VersionNotFound { .. } => 40402,
             Self::SchemaNotFound { .. } => 40403,
+            Self::SubjectSoftDeleted { .. } => 40404,
+            Self::SubjectNotSoftDeleted { .. } => 40405,
+            Self::VersionSoftDeleted { .. } => 40406,
+            Self::VersionNotSoftDeleted { .. } => 40407,
             Self::SubjectConfigNotFound { .. } => 40408,
             Self::Incompatible { .. } => 409,
             Self::InvalidSchema { .. } => 42201,

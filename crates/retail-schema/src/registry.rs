@@ -7,6 +7,11 @@
 //! ([`crate::SchemaRegistry`]), so a failed save changes nothing. Loading a store is applying
 //! its rows, so a restarted registry is the same registry.
 //!
+//! Deleting follows Confluent too: a soft delete hides a version (or all of a subject's) from
+//! reads and checks and keeps its number; a permanent delete, allowed only after a soft one,
+//! removes it. Schemas themselves are never deleted, so their ids stay readable for the
+//! messages still in the log and are never given to another schema.
+//!
 //! Identity follows Confluent: one schema, one id, whatever subjects it is registered under.
 //! Two texts are the same schema when they parse to the same Avro schema, defaults and
 //! aliases included (see [`Parsed`]).
@@ -21,7 +26,7 @@ use apache_avro::Schema;
 
 use crate::{
     compat::{self, Compatibility},
-    store::{Change, ConfigRow, Rows, SchemaRow, StoreError, VersionRow},
+    store::{Change, ConfigRow, DeleteRow, Rows, SchemaRow, StoreError, VersionRow},
     Error, Result, AVRO,
 };
 
@@ -109,13 +114,31 @@ impl Parsed {
     }
 }
 
+/// One version of a subject. A soft-deleted version keeps its number (numbers are never
+/// reused while it exists) and its schema stays readable by id, but reads, lookups and
+/// compatibility checks pass it by, as in Confluent.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    version: u32,
+    id: u32,
+    deleted: bool,
+}
+
+/// Whether a read sees soft-deleted versions (Confluent's `?deleted=true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Deleted {
+    #[default]
+    Hidden,
+    Included,
+}
+
 /// The registry's state. Build it with [`State::from_rows`]; change it only through `apply`.
 #[derive(Debug, Default)]
 pub struct State {
     schemas: BTreeMap<u32, Stored>,
     ids_by_form: HashMap<String, u32>,
-    /// Each subject's `(version, schema id)`, in version order.
-    subjects: BTreeMap<String, Vec<(u32, u32)>>,
+    /// Each subject's versions, in version order.
+    subjects: BTreeMap<String, Vec<Entry>>,
     global: Compatibility,
     subject_configs: BTreeMap<String, Compatibility>,
 }
@@ -145,6 +168,7 @@ impl State {
             match change {
                 Change::NewSchema(row) => self.apply_schema(row)?,
                 Change::NewVersion(row) => self.apply_version(row)?,
+                Change::DeleteVersion(row) => self.apply_delete(row)?,
                 Change::Config(ConfigRow {
                     subject,
                     compatibility,
@@ -152,6 +176,12 @@ impl State {
                     None => self.global = *compatibility,
                     Some(subject) => {
                         self.subject_configs.insert(subject.clone(), *compatibility);
+                    }
+                },
+                Change::ClearConfig { subject } => match subject {
+                    None => self.global = Compatibility::default(),
+                    Some(subject) => {
+                        self.subject_configs.remove(subject);
                     }
                 },
             }
@@ -184,34 +214,61 @@ impl State {
     }
 
     fn apply_version(&mut self, row: &VersionRow) -> Result<()> {
-        if !self.schemas.contains_key(&row.schema_id) {
-            return Err(Error::Store(StoreError {
-                message: format!(
-                    "version {} of subject `{}` names schema {}, which no schema row holds",
-                    row.version, row.subject, row.schema_id
-                ),
+        let broken = |why: &str| {
+            Error::Store(StoreError {
+                message: format!("version {} of subject `{}` {why}", row.version, row.subject),
                 retryable: false,
-            }));
+            })
+        };
+        if !self.schemas.contains_key(&row.schema_id) {
+            return Err(broken(&format!(
+                "names schema {}, which no schema row holds",
+                row.schema_id
+            )));
         }
         let versions = self.subjects.entry(row.subject.clone()).or_default();
-        match versions.binary_search_by_key(&row.version, |&(v, _)| v) {
-            Ok(_) => Err(Error::Store(StoreError {
-                message: format!(
-                    "version {} of subject `{}` appears twice",
-                    row.version, row.subject
-                ),
-                retryable: false,
-            })),
+        match versions.binary_search_by_key(&row.version, |e| e.version) {
+            Ok(_) => Err(broken("appears twice")),
             Err(at) => {
-                versions.insert(at, (row.version, row.schema_id));
+                let entry = Entry {
+                    version: row.version,
+                    id: row.schema_id,
+                    deleted: row.deleted,
+                };
+                versions.insert(at, entry);
                 Ok(())
             }
         }
     }
 
+    fn apply_delete(&mut self, row: &DeleteRow) -> Result<()> {
+        let missing = || {
+            Error::Store(StoreError {
+                message: format!(
+                    "deleting version {} of subject `{}`, which does not exist",
+                    row.version, row.subject
+                ),
+                retryable: false,
+            })
+        };
+        let versions = self.subjects.get_mut(&row.subject).ok_or_else(missing)?;
+        let at = versions
+            .binary_search_by_key(&row.version, |e| e.version)
+            .map_err(|_| missing())?;
+        if row.permanent {
+            versions.remove(at);
+            if versions.is_empty() {
+                self.subjects.remove(&row.subject);
+            }
+        } else if let Some(entry) = versions.get_mut(at) {
+            entry.deleted = true;
+        }
+        Ok(())
+    }
+
     /// Registering `text` under `subject`: the registration it comes to and the changes to save
-    /// for it, none when the schema is already a version of the subject (same id and version
-    /// back, as Confluent does). Refused if the subject's mode forbids it.
+    /// for it, none when the schema is already a live version of the subject (same id and
+    /// version back, as Confluent does). Refused if the subject's mode forbids it.
     pub fn plan_register(
         &self,
         subject: &str,
@@ -219,7 +276,7 @@ impl State {
         schema_type: Option<&str>,
     ) -> Result<(Registered, Vec<Change>)> {
         let parsed = Parsed::new(text, schema_type)?;
-        if let Some(existing) = self.find_under(subject, &parsed.form) {
+        if let Some(existing) = self.find_under(subject, &parsed.form, Deleted::Hidden) {
             return Ok((existing, Vec::new()));
         }
         let history = self.history(subject);
@@ -230,11 +287,11 @@ impl State {
             },
         )?;
         let mut changes = Vec::with_capacity(2);
-        let (id, text) = match self
+        let known = self
             .ids_by_form
             .get(&parsed.form)
-            .and_then(|id| self.schemas.get(id))
-        {
+            .and_then(|id| self.schemas.get(id));
+        let (id, text) = match known {
             Some(stored) => (stored.id, stored.text.clone()),
             None => {
                 let id = self.next_id()?;
@@ -246,15 +303,17 @@ impl State {
                 (id, text.to_owned())
             }
         };
+        // After the highest number ever given, soft-deleted ones included.
         let version = self
             .subjects
             .get(subject)
             .and_then(|versions| versions.last())
-            .map_or(1, |&(v, _)| v.saturating_add(1));
+            .map_or(1, |e| e.version.saturating_add(1));
         changes.push(Change::NewVersion(VersionRow {
             subject: subject.to_owned(),
             version,
             schema_id: id,
+            deleted: false,
         }));
         let registered = Registered {
             subject: subject.to_owned(),
@@ -266,16 +325,23 @@ impl State {
     }
 
     /// Where `text` stands under `subject`, if it was registered there.
-    pub fn lookup(&self, subject: &str, text: &str, schema_type: Option<&str>) -> Result<Registered> {
-        self.versions_of(subject)?;
+    pub fn lookup(
+        &self,
+        subject: &str,
+        text: &str,
+        schema_type: Option<&str>,
+        deleted: Deleted,
+    ) -> Result<Registered> {
+        self.known(subject, deleted)?;
         let parsed = Parsed::new(text, schema_type)?;
-        self.find_under(subject, &parsed.form)
+        self.find_under(subject, &parsed.form, deleted)
             .ok_or_else(|| Error::SchemaNotFound {
                 what: format!("under subject `{subject}`"),
             })
     }
 
-    /// The schema with global id `id`.
+    /// The schema with global id `id`. Deleting versions never removes a schema: messages
+    /// written with it may still wait in the log.
     pub fn schema_by_id(&self, id: u32) -> Option<&Stored> {
         self.schemas.get(&id)
     }
@@ -285,40 +351,34 @@ impl State {
         self.schemas.values()
     }
 
-    /// Subject names, sorted.
-    pub fn subjects(&self) -> impl Iterator<Item = &str> {
-        self.subjects.keys().map(String::as_str)
+    /// Subject names, sorted: those with a live version, or with any version when `deleted`
+    /// is included.
+    pub fn subjects(&self, deleted: Deleted) -> Vec<&str> {
+        self.subjects
+            .iter()
+            .filter(|(_, versions)| versions.iter().any(|e| visible(e, deleted)))
+            .map(|(subject, _)| subject.as_str())
+            .collect()
     }
 
-    /// Whether `subject` has any version.
+    /// Whether `subject` has a live version.
     pub fn has_subject(&self, subject: &str) -> bool {
-        self.subjects.contains_key(subject)
+        self.known(subject, Deleted::Hidden).is_ok()
     }
 
     /// The version numbers of `subject`, ascending.
-    pub fn versions(&self, subject: &str) -> Result<Vec<u32>> {
-        Ok(self.versions_of(subject)?.iter().map(|&(v, _)| v).collect())
+    pub fn versions(&self, subject: &str, deleted: Deleted) -> Result<Vec<u32>> {
+        Ok(self.versions_of(subject, deleted)?.map(|e| e.version).collect())
     }
 
-    /// One version of `subject`.
-    pub fn version(&self, subject: &str, version: VersionRef) -> Result<Registered> {
-        let versions = self.versions_of(subject)?;
-        let found = match version {
-            VersionRef::Latest => versions.last(),
-            VersionRef::Number(n) => versions.iter().find(|&&(v, _)| v == n),
-        };
-        let &(version, id) = found.ok_or_else(|| Error::VersionNotFound {
-            subject: subject.to_owned(),
-            version: match version {
-                VersionRef::Number(n) => n,
-                VersionRef::Latest => 0,
-            },
-        })?;
-        self.registered(subject, version, id)
+    /// One version of `subject`; `latest` is the latest one visible.
+    pub fn version(&self, subject: &str, version: VersionRef, deleted: Deleted) -> Result<Registered> {
+        let entry = self.entry(subject, version, deleted)?;
+        self.registered(subject, entry.version, entry.id)
     }
 
     /// Every `(subject, version)` that is schema `id`.
-    pub fn schema_versions(&self, id: u32) -> Result<Vec<(String, u32)>> {
+    pub fn schema_versions(&self, id: u32, deleted: Deleted) -> Result<Vec<(String, u32)>> {
         if !self.schemas.contains_key(&id) {
             return Err(Error::SchemaNotFound {
                 what: format!("with id {id}"),
@@ -330,8 +390,8 @@ impl State {
             .flat_map(|(subject, versions)| {
                 versions
                     .iter()
-                    .filter(move |&&(_, schema_id)| schema_id == id)
-                    .map(move |&(version, _)| (subject.clone(), version))
+                    .filter(move |e| e.id == id && visible(e, deleted))
+                    .map(move |e| (subject.clone(), e.version))
             })
             .collect())
     }
@@ -350,12 +410,11 @@ impl State {
         let mode = self.compatibility(Some(subject));
         let history = match version {
             Some(VersionRef::Number(n)) => {
-                let registered = self.version(subject, VersionRef::Number(n))?;
-                let stored = self.stored(registered.id)?;
-                vec![(n, stored.schema.as_ref())]
+                let entry = self.entry(subject, VersionRef::Number(n), Deleted::Hidden)?;
+                vec![(n, self.stored(entry.id)?.schema.as_ref())]
             }
             None | Some(VersionRef::Latest) => {
-                self.versions_of(subject)?;
+                self.known(subject, Deleted::Hidden)?;
                 self.history(subject)
             }
         };
@@ -369,6 +428,69 @@ impl State {
                 messages: incompatible.messages,
             },
         })
+    }
+
+    /// Deleting every version of `subject`: soft (hidden, numbers and schemas kept) or, once
+    /// soft-deleted, `permanent`. The version numbers deleted, and the changes to save.
+    pub fn plan_delete_subject(&self, subject: &str, permanent: bool) -> Result<(Vec<u32>, Vec<Change>)> {
+        let all = self.versions_of(subject, Deleted::Included)?;
+        let live: Vec<u32> = self
+            .versions_of(subject, Deleted::Hidden)
+            .map(|live| live.map(|e| e.version).collect())
+            .unwrap_or_default();
+        let doomed: Vec<u32> = match (permanent, live.is_empty()) {
+            (false, false) => live,
+            (false, true) => {
+                return Err(Error::SubjectSoftDeleted {
+                    subject: subject.to_owned(),
+                })
+            }
+            (true, true) => all.map(|e| e.version).collect(),
+            (true, false) => {
+                return Err(Error::SubjectNotSoftDeleted {
+                    subject: subject.to_owned(),
+                })
+            }
+        };
+        let changes = doomed
+            .iter()
+            .map(|&version| {
+                Change::DeleteVersion(DeleteRow {
+                    subject: subject.to_owned(),
+                    version,
+                    permanent,
+                })
+            })
+            .collect();
+        Ok((doomed, changes))
+    }
+
+    /// Deleting one version of `subject`, soft or, once soft-deleted, `permanent`.
+    pub fn plan_delete_version(
+        &self,
+        subject: &str,
+        version: VersionRef,
+        permanent: bool,
+    ) -> Result<(u32, Change)> {
+        let entry = self.entry(subject, version, Deleted::Included)?;
+        match (permanent, entry.deleted) {
+            (false, true) => Err(Error::VersionSoftDeleted {
+                subject: subject.to_owned(),
+                version: entry.version,
+            }),
+            (true, false) => Err(Error::VersionNotSoftDeleted {
+                subject: subject.to_owned(),
+                version: entry.version,
+            }),
+            _ => Ok((
+                entry.version,
+                Change::DeleteVersion(DeleteRow {
+                    subject: subject.to_owned(),
+                    version: entry.version,
+                    permanent,
+                }),
+            )),
+        }
     }
 
     /// The mode that applies: the subject's own if set, else the global one.
@@ -391,31 +513,64 @@ impl State {
         })
     }
 
-    fn versions_of(&self, subject: &str) -> Result<&[(u32, u32)]> {
-        self.subjects
-            .get(subject)
-            .map(Vec::as_slice)
-            .ok_or_else(|| Error::SubjectNotFound {
-                subject: subject.to_owned(),
-            })
+    /// Removing the mode of `subject` (it falls back to the global one), or resetting the
+    /// global one to BACKWARD.
+    pub fn plan_clear_config(&self, subject: Option<&str>) -> Change {
+        Change::ClearConfig {
+            subject: subject.map(str::to_owned),
+        }
     }
 
-    /// The subject's schemas, oldest first, as the compatibility check takes them.
+    /// The subject's versions visible under `deleted`; a subject with none is not found.
+    fn versions_of(&self, subject: &str, deleted: Deleted) -> Result<impl Iterator<Item = &Entry> + '_> {
+        let not_found = || Error::SubjectNotFound {
+            subject: subject.to_owned(),
+        };
+        let versions = self.subjects.get(subject).ok_or_else(not_found)?;
+        if !versions.iter().any(|e| visible(e, deleted)) {
+            return Err(not_found());
+        }
+        Ok(versions.iter().filter(move |e| visible(e, deleted)))
+    }
+
+    /// Not found unless `subject` has a version visible under `deleted`.
+    fn known(&self, subject: &str, deleted: Deleted) -> Result<()> {
+        self.versions_of(subject, deleted).map(|_| ())
+    }
+
+    fn entry(&self, subject: &str, version: VersionRef, deleted: Deleted) -> Result<Entry> {
+        let mut versions = self.versions_of(subject, deleted)?;
+        let found = match version {
+            VersionRef::Latest => versions.last(),
+            VersionRef::Number(n) => versions.find(|e| e.version == n),
+        };
+        found.copied().ok_or_else(|| Error::VersionNotFound {
+            subject: subject.to_owned(),
+            version: match version {
+                VersionRef::Number(n) => n,
+                VersionRef::Latest => 0,
+            },
+        })
+    }
+
+    /// The subject's live schemas, oldest first, as the compatibility check takes them.
     fn history(&self, subject: &str) -> Vec<(u32, &Schema)> {
         self.subjects
             .get(subject)
             .into_iter()
             .flatten()
-            .filter_map(|&(version, id)| Some((version, self.schemas.get(&id)?.schema.as_ref())))
+            .filter(|e| !e.deleted)
+            .filter_map(|e| Some((e.version, self.schemas.get(&e.id)?.schema.as_ref())))
             .collect()
     }
 
-    fn find_under(&self, subject: &str, form: &str) -> Option<Registered> {
-        let versions = self.subjects.get(subject)?;
-        let &(version, id) = versions
+    fn find_under(&self, subject: &str, form: &str, deleted: Deleted) -> Option<Registered> {
+        let entry = self
+            .subjects
+            .get(subject)?
             .iter()
-            .find(|&&(_, id)| self.schemas.get(&id).is_some_and(|s| s.form == form))?;
-        self.registered(subject, version, id).ok()
+            .find(|e| visible(e, deleted) && self.schemas.get(&e.id).is_some_and(|s| s.form == form))?;
+        self.registered(subject, entry.version, entry.id).ok()
     }
 
     fn registered(&self, subject: &str, version: u32, id: u32) -> Result<Registered> {
@@ -434,7 +589,8 @@ impl State {
     }
 
     /// Max + 1, so ids follow from the rows alone and a restart hands out the same ones.
-    /// Confluent's ids are positive Java ints.
+    /// Schema rows are never deleted, so an id is never handed out twice. Confluent's ids are
+    /// positive Java ints.
     fn next_id(&self) -> Result<u32> {
         let next = self
             .schemas
@@ -449,6 +605,10 @@ impl State {
         }
         Ok(next)
     }
+}
+
+fn visible(entry: &Entry, deleted: Deleted) -> bool {
+    !entry.deleted || deleted == Deleted::Included
 }
 
 #[cfg(test)]

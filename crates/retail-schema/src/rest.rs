@@ -8,9 +8,13 @@
 //!
 //! Answers are `application/vnd.schemaregistry.v1+json`; requests may be that type or
 //! `application/json`. Errors are Confluent's: `{"error_code": 40401, "message": "..."}` with the
-//! HTTP status the code's first three digits. Query parameters the client adds and this
-//! registry has no use for (`normalize`, `deleted`, `format`, `offset`, ...) are accepted and
-//! ignored; booleans are read case-insensitively because the Python client sends `True`.
+//! HTTP status the code's first three digits. `deleted` and `permanent` are honoured; other
+//! query parameters the client adds (`normalize`, `format`, `offset`, `limit`, `deleted_only`)
+//! are accepted and ignored. Booleans are read case-insensitively: the Python client sends
+//! `True`.
+//!
+//! Not served: schema references (a non-empty `references` is refused, 42201), JSON Schema and
+//! Protobuf, modes (`/mode`), contexts, metadata and rule sets, GUIDs, associations.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -28,7 +32,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::{registry::Registered, Compatibility, Error, SchemaRegistry, VersionRef, AVRO};
+use crate::{registry::Registered, Compatibility, Deleted, Error, SchemaRegistry, VersionRef, AVRO};
 
 /// The media type of every answer.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -38,11 +42,15 @@ type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// The REST API over `registry`, routes at the root; `nest` it to serve under a prefix.
 pub fn router(registry: Registry) -> Router {
+    use axum::routing::post;
     Router::new()
         .route("/subjects", get(subjects))
-        .route("/subjects/{subject}", axum::routing::post(lookup))
+        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
         .route("/subjects/{subject}/versions", get(versions).post(register))
-        .route("/subjects/{subject}/versions/{version}", get(version))
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(version).delete(delete_version),
+        )
         .route(
             "/subjects/{subject}/versions/{version}/schema",
             get(version_schema),
@@ -52,18 +60,22 @@ pub fn router(registry: Registry) -> Router {
         .route("/schemas/ids/{id}/schema", get(schema_text_by_id))
         .route("/schemas/ids/{id}/versions", get(schema_versions))
         .route("/schemas/ids/{id}/subjects", get(schema_subjects))
-        .route(
-            "/compatibility/subjects/{subject}/versions",
-            axum::routing::post(test_all),
-        )
+        .route("/compatibility/subjects/{subject}/versions", post(test_all))
         .route(
             "/compatibility/subjects/{subject}/versions/{version}",
-            axum::routing::post(test_version),
+            post(test_version),
         )
-        .route("/config", get(get_global_config).put(put_global_config))
+        .route(
+            "/config",
+            get(get_global_config)
+                .put(put_global_config)
+                .delete(delete_global_config),
+        )
         .route(
             "/config/{subject}",
-            get(get_subject_config).put(put_subject_config),
+            get(get_subject_config)
+                .put(put_subject_config)
+                .delete(delete_subject_config),
         )
         .fallback(not_found)
         .with_state(registry)
@@ -152,6 +164,15 @@ fn params(query: Params) -> Result<HashMap<String, String>, ApiError> {
 /// A boolean query parameter: `true` in any case (the Python client sends `True`).
 fn flag(params: &HashMap<String, String>, name: &str) -> bool {
     params.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// `?deleted=true`: soft-deleted versions count too.
+fn deleted(params: &HashMap<String, String>) -> Deleted {
+    if flag(params, "deleted") {
+        Deleted::Included
+    } else {
+        Deleted::Hidden
+    }
 }
 
 fn schema_id(text: &str) -> Result<u32, ApiError> {
@@ -249,7 +270,7 @@ async fn subjects(State(registry): State<Registry>, query: Params) -> ApiResult 
         .or_else(|| params.get("subject"))
         .map_or("", String::as_str);
     let subjects: Vec<String> = registry
-        .subjects()
+        .subjects(deleted(&params))
         .await
         .into_iter()
         .filter(|s| s.starts_with(prefix))
@@ -260,9 +281,10 @@ async fn subjects(State(registry): State<Registry>, query: Params) -> ApiResult 
 async fn versions(
     State(registry): State<Registry>,
     subject: Result<Path<String>, PathRejection>,
+    query: Params,
 ) -> ApiResult {
     let subject = path(subject)?;
-    reply(&registry.versions(&subject).await?)
+    reply(&registry.versions(&subject, deleted(&params(query)?)).await?)
 }
 
 /// `POST /subjects/{subject}/versions`: Confluent answers `{"id"}`; newer clients also read
@@ -285,33 +307,65 @@ async fn register(
 async fn lookup(
     State(registry): State<Registry>,
     subject: Result<Path<String>, PathRejection>,
+    query: Params,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let subject = path(subject)?;
+    let deleted = deleted(&params(query)?);
     let body = schema_body(&headers, body)?;
     let registered = registry
-        .lookup(&subject, &body.schema, body.schema_type.as_deref())
+        .lookup(&subject, &body.schema, body.schema_type.as_deref(), deleted)
         .await?;
     reply(&RegisteredBody::from(&registered))
+}
+
+/// `DELETE /subjects/{subject}[?permanent=true]`: the version numbers deleted.
+async fn delete_subject(
+    State(registry): State<Registry>,
+    subject: Result<Path<String>, PathRejection>,
+    query: Params,
+) -> ApiResult {
+    let subject = path(subject)?;
+    let permanent = flag(&params(query)?, "permanent");
+    reply(&registry.delete_subject(&subject, permanent).await?)
 }
 
 async fn version(
     State(registry): State<Registry>,
     subject_version: Result<Path<(String, String)>, PathRejection>,
+    query: Params,
 ) -> ApiResult {
     let (subject, version) = path(subject_version)?;
-    let registered = registry.version(&subject, version.parse()?).await?;
+    let deleted = deleted(&params(query)?);
+    let registered = registry.version(&subject, version.parse()?, deleted).await?;
     reply(&RegisteredBody::from(&registered))
+}
+
+/// `DELETE /subjects/{subject}/versions/{version}[?permanent=true]`: the version deleted.
+async fn delete_version(
+    State(registry): State<Registry>,
+    subject_version: Result<Path<(String, String)>, PathRejection>,
+    query: Params,
+) -> ApiResult {
+    let (subject, version) = path(subject_version)?;
+    let permanent = flag(&params(query)?, "permanent");
+    reply(
+        &registry
+            .delete_version(&subject, version.parse()?, permanent)
+            .await?,
+    )
 }
 
 /// `GET /subjects/{subject}/versions/{version}/schema`: the schema itself, unwrapped.
 async fn version_schema(
     State(registry): State<Registry>,
     subject_version: Result<Path<(String, String)>, PathRejection>,
+    query: Params,
 ) -> ApiResult {
     let (subject, version) = path(subject_version)?;
-    let registered = registry.version(&subject, version.parse()?).await?;
+    let deleted = deleted(&params(query)?);
+    let registered = registry.version(&subject, version.parse()?, deleted).await?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], registered.text).into_response())
 }
 
@@ -344,10 +398,11 @@ async fn schema_text_by_id(
 async fn schema_versions(
     State(registry): State<Registry>,
     id: Result<Path<String>, PathRejection>,
+    query: Params,
 ) -> ApiResult {
     let id = schema_id(&path(id)?)?;
     let pairs: Vec<serde_json::Value> = registry
-        .schema_versions(id)
+        .schema_versions(id, deleted(&params(query)?))
         .await?
         .into_iter()
         .map(|(subject, version)| json!({ "subject": subject, "version": version }))
@@ -358,10 +413,11 @@ async fn schema_versions(
 async fn schema_subjects(
     State(registry): State<Registry>,
     id: Result<Path<String>, PathRejection>,
+    query: Params,
 ) -> ApiResult {
     let id = schema_id(&path(id)?)?;
     let mut subjects: Vec<String> = registry
-        .schema_versions(id)
+        .schema_versions(id, deleted(&params(query)?))
         .await?
         .into_iter()
         .map(|(subject, _)| subject)
@@ -483,6 +539,23 @@ async fn put_subject_config(
     let level = level(json_body(&headers, body)?)?;
     registry.set_compatibility(Some(&subject), level).await?;
     reply(&json!({ "compatibility": level }))
+}
+
+/// `DELETE /config`: back to BACKWARD; answers the level in force before.
+async fn delete_global_config(State(registry): State<Registry>) -> ApiResult {
+    let before = registry.clear_compatibility(None).await?;
+    reply(&json!({ "compatibilityLevel": before }))
+}
+
+/// `DELETE /config/{subject}`: the subject falls back to the global level; answers its own
+/// level before, or 40408 if it had none.
+async fn delete_subject_config(
+    State(registry): State<Registry>,
+    subject: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let subject = path(subject)?;
+    let before = registry.clear_compatibility(Some(&subject)).await?;
+    reply(&json!({ "compatibilityLevel": before }))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

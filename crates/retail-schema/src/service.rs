@@ -17,7 +17,7 @@ use apache_avro::Schema;
 use tokio::sync::Mutex;
 
 use crate::{
-    registry::{Registered, State, Verdict, VersionRef},
+    registry::{Deleted, Registered, State, Verdict, VersionRef},
     store::{Change, RegistryStore},
     Compatibility, Error, Result,
 };
@@ -82,8 +82,15 @@ impl SchemaRegistry {
     }
 
     /// Where `text` stands under `subject`, if registered there.
-    pub async fn lookup(&self, subject: &str, text: &str, schema_type: Option<&str>) -> Result<Registered> {
-        self.state.lock().await.lookup(subject, text, schema_type)
+    pub async fn lookup(
+        &self,
+        subject: &str,
+        text: &str,
+        schema_type: Option<&str>,
+        deleted: Deleted,
+    ) -> Result<Registered> {
+        let state = self.state.lock().await;
+        state.lookup(subject, text, schema_type, deleted)
     }
 
     /// The registered text of schema `id`.
@@ -99,23 +106,43 @@ impl SchemaRegistry {
     }
 
     /// Every `(subject, version)` that is schema `id`.
-    pub async fn schema_versions(&self, id: u32) -> Result<Vec<(String, u32)>> {
-        self.state.lock().await.schema_versions(id)
+    pub async fn schema_versions(&self, id: u32, deleted: Deleted) -> Result<Vec<(String, u32)>> {
+        self.state.lock().await.schema_versions(id, deleted)
     }
 
     /// Subject names, sorted.
-    pub async fn subjects(&self) -> Vec<String> {
-        self.state.lock().await.subjects().map(str::to_owned).collect()
+    pub async fn subjects(&self, deleted: Deleted) -> Vec<String> {
+        let state = self.state.lock().await;
+        state.subjects(deleted).into_iter().map(str::to_owned).collect()
     }
 
     /// The version numbers of `subject`, ascending.
-    pub async fn versions(&self, subject: &str) -> Result<Vec<u32>> {
-        self.state.lock().await.versions(subject)
+    pub async fn versions(&self, subject: &str, deleted: Deleted) -> Result<Vec<u32>> {
+        self.state.lock().await.versions(subject, deleted)
     }
 
     /// One version of `subject`.
-    pub async fn version(&self, subject: &str, version: VersionRef) -> Result<Registered> {
-        self.state.lock().await.version(subject, version)
+    pub async fn version(&self, subject: &str, version: VersionRef, deleted: Deleted) -> Result<Registered> {
+        self.state.lock().await.version(subject, version, deleted)
+    }
+
+    /// Deletes every version of `subject`, soft or (once soft-deleted) `permanent`; answers the
+    /// version numbers deleted. Schemas stay readable by id either way.
+    pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<u32>> {
+        let mut state = self.state.lock().await;
+        let (versions, changes) = state.plan_delete_subject(subject, permanent)?;
+        self.save_and_apply(&mut state, &changes).await?;
+        Ok(versions)
+    }
+
+    /// Deletes one version of `subject`, soft or (once soft-deleted) `permanent`; answers its
+    /// number.
+    pub async fn delete_version(&self, subject: &str, version: VersionRef, permanent: bool) -> Result<u32> {
+        let mut state = self.state.lock().await;
+        let (version, change) = state.plan_delete_version(subject, version, permanent)?;
+        self.save_and_apply(&mut state, std::slice::from_ref(&change))
+            .await?;
+        Ok(version)
     }
 
     /// Whether `text` could be registered under `subject` (see [`State::test_compatibility`]).
@@ -151,6 +178,24 @@ impl SchemaRegistry {
             .await
     }
 
+    /// Removes the mode of `subject` (it falls back to the global one), or resets the global
+    /// mode to BACKWARD; answers the mode in force before.
+    pub async fn clear_compatibility(&self, subject: Option<&str>) -> Result<Compatibility> {
+        let mut state = self.state.lock().await;
+        let before = match subject {
+            Some(s) => state
+                .subject_compatibility(s)
+                .ok_or_else(|| Error::SubjectConfigNotFound {
+                    subject: s.to_owned(),
+                })?,
+            None => state.compatibility(None),
+        };
+        let change = state.plan_clear_config(subject);
+        self.save_and_apply(&mut state, std::slice::from_ref(&change))
+            .await?;
+        Ok(before)
+    }
+
     async fn save_and_apply(&self, state: &mut State, changes: &[Change]) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
@@ -184,7 +229,10 @@ mod tests {
         let registry = SchemaRegistry::open(store.clone(), &builtins)
             .await
             .expect("opens");
-        assert_eq!(registry.subjects().await, ["orders-value", "returns-value"]);
+        assert_eq!(
+            registry.subjects(Deleted::Hidden).await,
+            ["orders-value", "returns-value"]
+        );
         let order = registry.schema(1).expect("schema 1 cached");
         assert_eq!(order.name().map(|n| n.name.as_str()), Some("Order"));
         assert!(registry.schema(3).is_none());
@@ -220,7 +268,7 @@ mod tests {
             .expect_err("store down");
         assert_eq!(error.error_code(), 50001);
         assert!(error.retryable());
-        assert!(registry.subjects().await.is_empty());
+        assert!(registry.subjects(Deleted::Included).await.is_empty());
         assert!(registry.schema(1).is_none());
         store.fail_saves(false);
         let registered = registry

@@ -29,6 +29,18 @@ pub struct VersionRow {
     pub subject: String,
     pub version: u32,
     pub schema_id: u32,
+    /// Soft-deleted: hidden from reads and checks, its number not given again.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// Deleting version `version` of `subject`: soft (the row's `deleted` set) or `permanent`
+/// (the row removed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRow {
+    pub subject: String,
+    pub version: u32,
+    pub permanent: bool,
 }
 
 /// The compatibility mode of a subject, or the global one when `subject` is `None`. One row
@@ -47,13 +59,46 @@ pub struct Rows {
     pub configs: Vec<ConfigRow>,
 }
 
+impl Rows {
+    /// Writes `change` into the rows, as a store would into its tables: what [`MemoryStore`]
+    /// does, and the reference for other stores.
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::NewSchema(row) => self.schemas.push(row.clone()),
+            Change::NewVersion(row) => self.versions.push(row.clone()),
+            Change::DeleteVersion(row) => {
+                let same = |v: &VersionRow| v.subject == row.subject && v.version == row.version;
+                if row.permanent {
+                    self.versions.retain(|v| !same(v));
+                } else {
+                    for v in self.versions.iter_mut().filter(|v| same(v)) {
+                        v.deleted = true;
+                    }
+                }
+            }
+            Change::Config(row) => {
+                self.configs.retain(|c| c.subject != row.subject);
+                self.configs.push(row.clone());
+            }
+            Change::ClearConfig { subject } => self.configs.retain(|c| &c.subject != subject),
+        }
+    }
+}
+
 /// One row to write. A registration may be two (a new schema and its first version under the
-/// subject); they are saved together, in one transaction.
+/// subject), a subject's deletion one per version; each set is saved together, in one
+/// transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     NewSchema(SchemaRow),
     NewVersion(VersionRow),
+    DeleteVersion(DeleteRow),
+    /// Insert or replace the config row of its subject.
     Config(ConfigRow),
+    /// Remove the config row of `subject` (the global one when `None`).
+    ClearConfig {
+        subject: Option<String>,
+    },
 }
 
 /// Why the store failed. The registry answers 50001 and changes nothing in memory.
@@ -124,14 +169,7 @@ impl RegistryStore for MemoryStore {
             });
         }
         for change in changes {
-            match change {
-                Change::NewSchema(row) => inner.rows.schemas.push(row.clone()),
-                Change::NewVersion(row) => inner.rows.versions.push(row.clone()),
-                Change::Config(row) => {
-                    inner.rows.configs.retain(|c| c.subject != row.subject);
-                    inner.rows.configs.push(row.clone());
-                }
-            }
+            inner.rows.apply(change);
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 use super::*;
 
+const H: Deleted = Deleted::Hidden;
+
 const V1: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}"#;
 /// V1 with another spacing and key order: the same schema.
 const V1_RESPACED: &str = r#"{ "name": "Order", "type": "record",
@@ -25,7 +27,7 @@ fn ids_and_versions_start_at_one_and_count_up() {
     let mut state = State::default();
     assert_eq!(registered(&mut state, "orders-value", V1), (1, 1));
     assert_eq!(registered(&mut state, "orders-value", V2), (2, 2));
-    assert_eq!(state.versions("orders-value").expect("subject"), [1, 2]);
+    assert_eq!(state.versions("orders-value", H).expect("subject"), [1, 2]);
 }
 
 #[test]
@@ -60,7 +62,7 @@ fn one_schema_under_two_subjects_has_one_id_and_a_version_in_each() {
     );
     assert_eq!(registered(&mut state, "returns-value", V2), (2, 1));
     assert_eq!(
-        state.schema_versions(2).expect("schema 2"),
+        state.schema_versions(2, H).expect("schema 2"),
         [("orders-value".to_owned(), 2), ("returns-value".to_owned(), 1)]
     );
 }
@@ -90,7 +92,8 @@ fn a_first_registration_is_a_schema_row_and_a_version_row() {
             Change::NewVersion(VersionRow {
                 subject: "orders-value".to_owned(),
                 version: 1,
-                schema_id: 1
+                schema_id: 1,
+                deleted: false,
             }),
         ]
     );
@@ -109,7 +112,7 @@ fn an_incompatible_schema_is_refused_naming_subject_field_and_version() {
             .contains("reader field `qty` has no default and is missing in the writer's schema (version 1)"),
         "{message}"
     );
-    assert_eq!(state.versions("orders-value").expect("subject"), [1]);
+    assert_eq!(state.versions("orders-value", H).expect("subject"), [1]);
 }
 
 #[test]
@@ -134,19 +137,23 @@ fn a_subject_mode_overrides_the_global_one() {
 fn lookups_and_version_reads_say_what_is_missing() {
     let mut state = State::default();
     registered(&mut state, "orders-value", V1);
-    let found = state.lookup("orders-value", V1_RESPACED, None).expect("found");
+    let found = state.lookup("orders-value", V1_RESPACED, None, H).expect("found");
     assert_eq!((found.id, found.version), (1, 1));
     let codes = [
-        state.lookup("nope", V1, None).map(|_| ()),
-        state.lookup("orders-value", V2, None).map(|_| ()),
-        state.version("orders-value", VersionRef::Number(9)).map(|_| ()),
-        state.versions("nope").map(|_| ()),
-        state.lookup("orders-value", "{not json", None).map(|_| ()),
-        state.lookup("orders-value", V1, Some("PROTOBUF")).map(|_| ()),
+        state.lookup("nope", V1, None, H).map(|_| ()),
+        state.lookup("orders-value", V2, None, H).map(|_| ()),
+        state
+            .version("orders-value", VersionRef::Number(9), H)
+            .map(|_| ()),
+        state.versions("nope", H).map(|_| ()),
+        state.lookup("orders-value", "{not json", None, H).map(|_| ()),
+        state.lookup("orders-value", V1, Some("PROTOBUF"), H).map(|_| ()),
     ]
     .map(|r| r.expect_err("missing").error_code());
     assert_eq!(codes, [40401, 40403, 40402, 40401, 42201, 42201]);
-    let latest = state.version("orders-value", VersionRef::Latest).expect("latest");
+    let latest = state
+        .version("orders-value", VersionRef::Latest, H)
+        .expect("latest");
     assert_eq!(latest.text, V1);
 }
 
@@ -183,7 +190,7 @@ fn testing_compatibility_changes_nothing_and_names_the_version() {
             messages: vec![]
         }
     );
-    assert_eq!(state.versions("orders-value").expect("subject"), [1, 2]);
+    assert_eq!(state.versions("orders-value", H).expect("subject"), [1, 2]);
 }
 
 #[test]
@@ -204,11 +211,7 @@ fn state_rebuilt_from_its_rows_is_the_same_state() {
     let mut rows = Rows::default();
     let mut run = |state: &mut State, changes: Vec<Change>| {
         for change in &changes {
-            match change.clone() {
-                Change::NewSchema(r) => rows.schemas.push(r),
-                Change::NewVersion(r) => rows.versions.push(r),
-                Change::Config(r) => rows.configs.push(r),
-            }
+            rows.apply(change);
         }
         state.apply(&changes).expect("applies");
     };
@@ -221,9 +224,12 @@ fn state_rebuilt_from_its_rows_is_the_same_state() {
     rows.versions.reverse(); // a store returns rows in any order
 
     let again = State::from_rows(&rows).expect("loads");
-    assert_eq!(again.versions("orders-value").expect("subject"), [1, 2]);
+    assert_eq!(again.versions("orders-value", H).expect("subject"), [1, 2]);
     assert_eq!(
-        again.version("returns-value", VersionRef::Latest).expect("v").id,
+        again
+            .version("returns-value", VersionRef::Latest, H)
+            .expect("v")
+            .id,
         1
     );
     assert_eq!(again.compatibility(Some("returns-value")), Compatibility::Full);
@@ -240,6 +246,7 @@ fn a_broken_row_is_named_when_loading() {
             subject: "orders-value".to_owned(),
             version: 1,
             schema_id: 7,
+            deleted: false,
         }],
         ..Rows::default()
     };
@@ -255,4 +262,149 @@ fn a_broken_row_is_named_when_loading() {
     };
     let error = State::from_rows(&rows).expect_err("broken");
     assert!(error.to_string().contains("schema row 4"), "{error}");
+}
+
+/// Plans and applies a deletion; the rows follow, as a store's would.
+fn delete(state: &mut State, rows: &mut Rows, changes: Vec<Change>) {
+    for change in &changes {
+        rows.apply(change);
+    }
+    state.apply(&changes).expect("applies");
+}
+
+#[test]
+fn a_soft_deleted_version_is_hidden_but_its_number_and_schema_stay() {
+    let mut state = State::default();
+    registered(&mut state, "orders-value", V1);
+    registered(&mut state, "orders-value", V2);
+    let (version, change) = state
+        .plan_delete_version("orders-value", VersionRef::Latest, false)
+        .expect("plans");
+    assert_eq!(version, 2);
+    state.apply(&[change]).expect("applies");
+
+    assert_eq!(state.versions("orders-value", H).expect("subject"), [1]);
+    assert_eq!(
+        state
+            .versions("orders-value", Deleted::Included)
+            .expect("subject"),
+        [1, 2]
+    );
+    assert_eq!(
+        state
+            .version("orders-value", VersionRef::Latest, H)
+            .expect("latest")
+            .version,
+        1
+    );
+    let hidden = state
+        .version("orders-value", VersionRef::Number(2), H)
+        .expect_err("hidden");
+    assert_eq!(hidden.error_code(), 40402);
+    assert!(
+        state.schema_by_id(2).is_some(),
+        "messages written with it stay readable"
+    );
+    assert_eq!(
+        state
+            .lookup("orders-value", V2, None, H)
+            .expect_err("hidden")
+            .error_code(),
+        40403
+    );
+    assert_eq!(
+        state
+            .lookup("orders-value", V2, None, Deleted::Included)
+            .expect("found")
+            .version,
+        2
+    );
+    // Registered again: the same id, a new number, since numbers are never reused.
+    assert_eq!(registered(&mut state, "orders-value", V2), (2, 3));
+}
+
+#[test]
+fn compatibility_passes_soft_deleted_versions_by() {
+    let mut state = State::default();
+    state
+        .apply(&[state.plan_config(None, Compatibility::BackwardTransitive)])
+        .expect("config");
+    registered(&mut state, "orders-value", V1);
+    registered(&mut state, "orders-value", V2);
+    assert!(register(&mut state, "orders-value", V2_NO_DEFAULT).is_err());
+    let (_, change) = state
+        .plan_delete_version("orders-value", VersionRef::Number(1), false)
+        .expect("plans");
+    state.apply(&[change]).expect("applies");
+    assert_eq!(registered(&mut state, "orders-value", V2_NO_DEFAULT), (3, 3));
+}
+
+#[test]
+fn deletes_follow_confluents_soft_then_permanent_order() {
+    let mut state = State::default();
+    let mut rows = Rows::default();
+    for text in [V1, V2] {
+        let (_, changes) = state.plan_register("orders-value", text, None).expect("plans");
+        delete(&mut state, &mut rows, changes);
+    }
+    let code = |r: Result<(u32, Change)>| r.map(|_| ()).expect_err("refused").error_code();
+    let permanent_first = state.plan_delete_version("orders-value", VersionRef::Number(1), true);
+    assert_eq!(code(permanent_first), 40407);
+    let (_, change) = state
+        .plan_delete_version("orders-value", VersionRef::Number(1), false)
+        .expect("plans");
+    delete(&mut state, &mut rows, vec![change]);
+    let again = state.plan_delete_version("orders-value", VersionRef::Number(1), false);
+    assert_eq!(code(again), 40406);
+
+    let subject_first = state.plan_delete_subject("orders-value", true).map(|_| ());
+    assert_eq!(subject_first.expect_err("refused").error_code(), 40405);
+    let (versions, changes) = state.plan_delete_subject("orders-value", false).expect("plans");
+    assert_eq!(versions, [2], "version 1 was already soft-deleted");
+    delete(&mut state, &mut rows, changes);
+    assert!(state.subjects(H).is_empty());
+    assert_eq!(state.subjects(Deleted::Included), ["orders-value"]);
+    assert_eq!(
+        state
+            .versions("orders-value", H)
+            .expect_err("hidden")
+            .error_code(),
+        40401
+    );
+    let twice = state.plan_delete_subject("orders-value", false).map(|_| ());
+    assert_eq!(twice.expect_err("refused").error_code(), 40404);
+
+    // A restart sees the soft deletes.
+    let loaded = State::from_rows(&rows).expect("loads");
+    assert_eq!(
+        loaded.versions("orders-value", Deleted::Included).expect("kept"),
+        [1, 2]
+    );
+    assert!(loaded.subjects(H).is_empty());
+
+    let (versions, changes) = state.plan_delete_subject("orders-value", true).expect("plans");
+    assert_eq!(versions, [1, 2]);
+    delete(&mut state, &mut rows, changes);
+    assert!(state.subjects(Deleted::Included).is_empty());
+    assert!(rows.versions.is_empty());
+    assert_eq!(rows.schemas.len(), 2, "schemas outlive their versions");
+    // A subject deleted for good starts again at version 1, with the old id.
+    assert_eq!(registered(&mut state, "orders-value", V2), (2, 1));
+}
+
+#[test]
+fn clearing_a_subject_mode_falls_back_to_the_global_one() {
+    let mut state = State::default();
+    state
+        .apply(&[state.plan_config(Some("orders-value"), Compatibility::None)])
+        .expect("config");
+    state
+        .apply(&[state.plan_config(None, Compatibility::Full)])
+        .expect("config");
+    state
+        .apply(&[state.plan_clear_config(Some("orders-value"))])
+        .expect("clears");
+    assert_eq!(state.compatibility(Some("orders-value")), Compatibility::Full);
+    state.apply(&[state.plan_clear_config(None)]).expect("clears");
+    assert_eq!(state.compatibility(None), Compatibility::Backward);
 }

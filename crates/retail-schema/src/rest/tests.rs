@@ -407,3 +407,47 @@ async fn a_plain_json_request_is_accepted_and_other_media_types_are_not() {
         .expect("infallible");
     assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn deletes_answer_as_confluent_and_survive_a_restart() {
+    let store = Arc::new(MemoryStore::new());
+    let api = Api::over(store.clone()).await;
+    api.register("orders-value", V1).await;
+    api.register("orders-value", V2).await;
+    let delete = |uri: &'static str| api.call(Method::DELETE, uri, None);
+    // delete_version(subject, 2, permanent=True) before a soft delete
+    let (status, body) = delete("/subjects/orders-value/versions/2?permanent=true").await;
+    assert_eq!((status, &body["error_code"]), (404, &json!(40407)), "{body}");
+    assert_eq!(delete("/subjects/orders-value/versions/2").await, (200, json!(2)));
+    assert_eq!(api.get("/subjects/orders-value/versions").await.1, json!([1]));
+    assert_eq!(
+        api.get("/subjects/orders-value/versions?deleted=True").await.1,
+        json!([1, 2])
+    );
+    assert_eq!(api.get("/schemas/ids/2").await.0, 200, "still readable by id");
+    // delete_subject(subject)
+    assert_eq!(delete("/subjects/orders-value").await, (200, json!([1])));
+    assert_eq!(api.get("/subjects").await.1, json!([]));
+    assert_eq!(api.get("/subjects?deleted=true").await.1, json!(["orders-value"]));
+    let (status, body) = delete("/subjects/orders-value").await;
+    assert_eq!((status, &body["error_code"]), (404, &json!(40404)), "{body}");
+    drop(api);
+
+    let api = Api::over(store).await;
+    assert_eq!(api.get("/subjects").await.1, json!([]));
+    assert_eq!(
+        api.call(Method::DELETE, "/subjects/orders-value?permanent=true", None)
+            .await,
+        (200, json!([1, 2]))
+    );
+    assert_eq!(api.get("/subjects?deleted=true").await.1, json!([]));
+    // delete_config: the subject's own level, then 40408 once it has none.
+    api.put("/config/orders-value", json!({ "compatibility": "FULL" }))
+        .await;
+    assert_eq!(
+        api.call(Method::DELETE, "/config/orders-value", None).await,
+        (200, json!({ "compatibilityLevel": "FULL" }))
+    );
+    let (status, body) = api.call(Method::DELETE, "/config/orders-value", None).await;
+    assert_eq!((status, &body["error_code"]), (404, &json!(40408)), "{body}");
+}
