@@ -20,6 +20,13 @@
 //! - [`store`]: [`RegistryStore`], where the state is kept durably (rows and changes), and the
 //!   in-memory [`MemoryStore`] for tests.
 //! - [`wire`]: the Confluent wire format (magic byte, schema id, Avro body).
+//!
+//! # Wiring
+//! `SchemaRegistry::open(store, &[("orders-value", ORDER_SCHEMA)])` loads the store's rows and
+//! registers the built-in subjects; `rest::router(registry.clone())` is the REST API (nest it
+//! at a prefix if wanted); the landing keeps the `Arc<SchemaRegistry>` and decodes with
+//! `wire::split` then `registry.schema(id)`, which never waits. Production needs a
+//! [`RegistryStore`] over the database; [`MemoryStore`] is for tests.
 
 pub mod compat;
 pub mod registry;

@@ -104,7 +104,13 @@ impl Parsed {
                 ),
             });
         }
-        let schema = Schema::parse_str(text).map_err(|e| Error::InvalidSchema {
+        // Anyone can send a schema, and apache-avro's parser `expect`s in places: a panic is
+        // an invalid schema, not a lost request.
+        let parsed =
+            std::panic::catch_unwind(|| Schema::parse_str(text)).map_err(|_| Error::InvalidSchema {
+                message: "the Avro parser failed on this schema".to_owned(),
+            })?;
+        let schema = parsed.map_err(|e| Error::InvalidSchema {
             message: format!("the schema is not valid Avro: {e}"),
         })?;
         let form = serde_json::to_string(&schema).map_err(|e| Error::InvalidSchema {
