@@ -124,6 +124,7 @@ impl Toggle {
             retail_world,
             compare_aggregates: false,
             compare_pipelines: false,
+            compare_avro: false,
             log: None,
             store: args.store.clone(),
             data_dir: args.data_dir.clone(),
@@ -153,6 +154,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     }
     if args.compare_pipelines {
         return compare(&args, Toggle::Pipelines).await;
+    }
+    if args.compare_avro {
+        return crate::bench_avro::run(&args).await;
     }
     if args.log.as_deref().is_some_and(|u| u.starts_with("kafka://")) {
         return compare_logs(&args).await;

@@ -163,7 +163,7 @@ pub struct BenchArgs {
     /// bare bulk load.
     #[arg(long, conflicts_with = "no_aggregates")]
     pub compare_aggregates: bool,
-    /// Rounds of `--compare-aggregates` or `--compare-pipelines`.
+    /// Rounds of `--compare-aggregates`, `--compare-pipelines` or `--compare-avro`.
     #[arg(long, default_value_t = 1)]
     pub rounds: u32,
     /// Generate the whole retail world (web orders with their payments and anomalies, ERP
@@ -177,6 +177,11 @@ pub struct BenchArgs {
     /// and print the throughput ratio. Skips the bare bulk load.
     #[arg(long, conflicts_with_all = ["compare_aggregates", "retail_world"])]
     pub compare_pipelines: bool,
+    /// Measure what decoding an event costs in Avro (Confluent wire format) against JSON: the
+    /// generator's sales decoded both ways in one invocation, as the landing decodes them,
+    /// `--rounds` times alternating which goes first. Decoding only: no log, no store.
+    #[arg(long, conflicts_with_all = ["compare_aggregates", "compare_pipelines", "log", "duration"])]
+    pub compare_avro: bool,
     /// Land through this log too: with `kafka://host:port` the same events are landed once
     /// through the embedded log and once through Kafka, back to back in one invocation, and
     /// both figures are reported with their ratio. The Kafka topics must be empty (a fresh

@@ -19,6 +19,7 @@
 //!   durable acknowledgement, and its acknowledgement latency, with a load generator in-process.
 
 mod bench;
+mod bench_avro;
 mod bench_webhook;
 mod cli;
 mod config;

@@ -19,10 +19,11 @@ use retail_log::metered::MeteredLog;
 use retail_log::Log;
 use retail_process::aggregate::{DedupScope, Engine};
 use retail_process::{Landing, LandingConfig, LandingHandle};
+use retail_schema::SchemaRegistry;
 use retail_serve::{
     ControlKind, Controllable, LandingStatus, LogStatus, PartitionStatus, PipelineStatus, Probe, ServeState,
 };
-use retail_sink::{Store, StoreUrl};
+use retail_sink::{RegistryTables, Store, StoreUrl};
 use retail_source::{Backlog, Routes, SourceContext, SourceHandle};
 use tokio::task::JoinHandle;
 use tracing::warn;
@@ -94,7 +95,10 @@ pub async fn start(
     serve_state.set_reader(reader);
     // The order endpoints report time in state on this group's pipeline clock.
     serve_state.set_landing_group(config.landing.group.clone());
-    let (landing_handle, landing_task) = process(config, &log, &store, &metrics, &health, &landing_stop)?;
+    let schemas = schema_registry(&store).await?;
+    serve_state.set_schemas(schemas.clone());
+    let (landing_handle, landing_task) =
+        process(config, &log, &store, &schemas, &metrics, &health, &landing_stop)?;
     let notify_stop = Shutdown::new();
     let notify_tasks = notify(config, &store, &log, &metrics, &health, &notify_stop)?;
     let landing_task = Some(landing_task);
@@ -274,10 +278,21 @@ fn notify(
 /// (3) Processing: the landing of the data topics with the aggregates, and the landing of the
 /// catalog topic in its own consumer group (so that every instance's join sees the whole
 /// catalog, ADR 0004). They share one handle: progress, committed offsets and pause.
+/// The schema registry (issue 16), kept in the store's tables, with the built-in event types'
+/// schemas registered: the REST API's and the landing's, one instance.
+pub(crate) async fn schema_registry(store: &Arc<dyn Store>) -> Result<Arc<SchemaRegistry>> {
+    let tables = Arc::new(RegistryTables(store.clone()));
+    let registry = SchemaRegistry::open(tables, &retail_schema::builtin::subjects())
+        .await
+        .context("opening the schema registry")?;
+    Ok(Arc::new(registry))
+}
+
 fn process(
     config: &Config,
     log: &Arc<dyn Log>,
     store: &Arc<dyn Store>,
+    schemas: &Arc<SchemaRegistry>,
     metrics: &Metrics,
     health: &Health,
     shutdown: &Shutdown,
@@ -302,6 +317,7 @@ fn process(
         metrics.clone(),
         health.clone(),
     )
+    .with_schemas(schemas.clone())
     .with_engine(engine, config.processing.clone());
     let handle = data.handle();
     let catalog_config = LandingConfig {
@@ -317,6 +333,7 @@ fn process(
         health.clone(),
     )
     .with_handle(handle.clone())
+    .with_schemas(schemas.clone())
     .with_engine(
         Engine::new(Vec::new(), &config.processing, DedupScope::Batch),
         config.processing.clone(),

@@ -58,6 +58,8 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
         .await
         .context("dropping the previous replay's tables")?;
 
+    // Avro records of the log decode with the schemas they were written with.
+    let schemas = pipeline::schema_registry(&store).await?;
     let started = Instant::now();
     let landing = Landing::new(
         log,
@@ -69,6 +71,7 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
         metrics,
         health,
     )
+    .with_schemas(schemas)
     .with_engine(engine, processing)
     .as_replay(start);
     let handle = landing.handle();

@@ -20,6 +20,8 @@
 //! - [`store`]: [`RegistryStore`], where the state is kept durably (rows and changes), and the
 //!   in-memory [`MemoryStore`] for tests.
 //! - [`wire`]: the Confluent wire format (magic byte, schema id, Avro body).
+//! - [`avro`]: an Avro body -> the JSON object the landing's one decoder reads.
+//! - [`builtin`]: the built-in event types' schemas, registered at start.
 //!
 //! # Wiring
 //! `SchemaRegistry::open(store, &[("orders-value", ORDER_SCHEMA)])` loads the store's rows and
@@ -28,6 +30,8 @@
 //! `wire::split` then `registry.schema(id)`, which never waits. Production needs a
 //! [`RegistryStore`] over the database; [`MemoryStore`] is for tests.
 
+pub mod avro;
+pub mod builtin;
 pub mod compat;
 pub mod registry;
 pub mod rest;

@@ -47,18 +47,25 @@ impl SchemaRegistry {
             state: Mutex::new(state),
             parsed: RwLock::new(parsed),
         };
+        // Each built-in schema is registered unless its subject holds it already (registering
+        // the same schema again answers the existing version), so a later built-in version
+        // joins a subject registered by an older build.
         for (subject, text) in builtins {
-            let missing = !registry.state.lock().await.has_subject(subject);
-            if missing {
-                registry
-                    .register(subject, text, None)
-                    .await
-                    .map_err(|e| match e {
-                        Error::InvalidSchema { message } => Error::InvalidSchema {
-                            message: format!("built-in subject `{subject}`: {message}"),
-                        },
-                        other => other,
-                    })?;
+            match registry.register(subject, text, None).await {
+                Ok(_) => {}
+                Err(e @ Error::Store(_)) => return Err(e),
+                Err(e @ Error::InvalidSchema { .. }) => {
+                    return Err(Error::InvalidSchema {
+                        message: format!("built-in subject `{subject}`: {e}"),
+                    })
+                }
+                // The operator changed the subject (a stricter mode, a deleted version): the
+                // registry starts with what it holds, and says why the built-in is not there.
+                Err(e) => tracing::warn!(
+                    message = "built-in schema not registered",
+                    subject = %subject,
+                    error = %e
+                ),
             }
         }
         Ok(registry)

@@ -24,6 +24,8 @@ pub(crate) fn router(state: ServeState, request_timeout: Duration) -> Router {
         .merge(api)
         .route("/api", any(crate::api::not_found))
         .route("/api/{*rest}", any(crate::api::not_found))
+        .route(crate::server::SCHEMA_REGISTRY, any(schema_registry))
+        .route("/schema-registry/{*rest}", any(schema_registry))
         // The request timeout bounds the time to a response's head, so the live stream, whose
         // head goes out at once, runs on. `/ingest` is outside it: a webhook reads its body in
         // its handler, bounded by its own max_body_bytes and backpressure, not by this.
@@ -42,6 +44,36 @@ async fn ingest(State(s): State<ServeState>, request: axum::extract::Request) ->
     use tower::ServiceExt;
     let Some(routes) = s.ingest() else {
         return crate::api::error::ApiError::unavailable("the sources are starting; retry shortly")
+            .into_response();
+    };
+    match routes.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// `/schema-registry/...`: the Confluent Schema Registry REST API (issue 16). Reading takes a
+/// read token, registering, deleting and configuring an admin token, like the rest of the API
+/// (open when no token is configured).
+async fn schema_registry(State(s): State<ServeState>, request: axum::extract::Request) -> Response {
+    use tower::ServiceExt;
+    let role = if matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        crate::access::Role::Read
+    } else {
+        crate::access::Role::Admin
+    };
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = s.access.check(authorization, role) {
+        return e.into_response();
+    }
+    let Some(routes) = s.schemas() else {
+        return crate::api::error::ApiError::unavailable("the schema registry is opening; retry shortly")
             .into_response();
     };
     match routes.oneshot(request).await {

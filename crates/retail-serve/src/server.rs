@@ -29,6 +29,7 @@ struct Slots {
     probe: OnceLock<Arc<dyn Probe>>,
     live: OnceLock<watch::Receiver<Arc<Snapshot>>>,
     ingest: OnceLock<axum::Router>,
+    schemas: OnceLock<(Arc<retail_schema::SchemaRegistry>, axum::Router)>,
     lineage: OnceLock<Arc<dyn LineageView>>,
     landing_group: OnceLock<String>,
 }
@@ -51,6 +52,10 @@ pub struct ServeState {
     pub live_streams: Arc<tokio::sync::Semaphore>,
     slots: Arc<Slots>,
 }
+
+/// Where the schema registry's Confluent REST API is served: Confluent's clients take a base URL
+/// with a path (`schema.registry.url = http://host:8080/schema-registry`).
+pub const SCHEMA_REGISTRY: &str = "/schema-registry";
 
 /// Live streams open at once by default; one more is answered 503 until one closes.
 pub const MAX_LIVE_STREAMS: usize = 256;
@@ -119,6 +124,26 @@ impl ServeState {
     /// Fills the landing group slot (later calls are ignored).
     pub fn set_landing_group(&self, group: impl Into<String>) {
         let _ = self.slots.landing_group.set(group.into());
+    }
+
+    /// The schema registry's Confluent REST API, nested at `/schema-registry`, once the
+    /// registry is open.
+    pub fn schemas(&self) -> Option<axum::Router> {
+        self.slots.schemas.get().map(|(_, routes)| routes.clone())
+    }
+
+    /// The schema registry, once it is open.
+    pub fn schema_registry(&self) -> Option<Arc<retail_schema::SchemaRegistry>> {
+        self.slots.schemas.get().map(|(registry, _)| Arc::clone(registry))
+    }
+
+    /// Fills the schema registry slot (later calls are ignored).
+    pub fn set_schemas(&self, registry: Arc<retail_schema::SchemaRegistry>) {
+        let routes = axum::Router::new().nest(
+            SCHEMA_REGISTRY,
+            retail_schema::rest::router(Arc::clone(&registry)),
+        );
+        let _ = self.slots.schemas.set((registry, routes));
     }
 
     /// The sources' routes under `/ingest/` (webhooks), once every source is built.

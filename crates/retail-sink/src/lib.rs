@@ -23,6 +23,8 @@
 //!   to land, shared by both backends.
 //! - [`outbox`]: the notification outbox: which channels an alert goes to, de-duplication,
 //!   the deliveries dispatchers claim (ADR 0026).
+//! - [`schemas`]: the schema registry's rows (issue 16) in the store: [`RegistryTables`], the
+//!   registry's `RegistryStore` over a [`Store`], and the rows' encoding both backends share.
 //! - `migrations/<backend>/*.sql`: the schema, applied at open.
 //! - this file: the [`Store`] trait and [`open`] by URL ([`StoreUrl`]).
 
@@ -35,6 +37,7 @@ pub mod isolate;
 pub mod outbox;
 pub mod postgres;
 pub mod read;
+pub mod schemas;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -47,6 +50,7 @@ pub use derived::{AggregateTable, CatalogRow, CatalogSnapshot, Derived, Partitio
 pub use error::{Error, Result};
 pub use read::{open_reader, Reader};
 use retail_core::TopicPartition;
+pub use schemas::RegistryTables;
 
 /// Tables users see, for counting and checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +101,9 @@ pub const STORE_TABLES: &[&str] = &[
     "landed_event_ids_legacy",
     "ledger_horizon",
     "notification_deliveries",
+    "schema_registry_schemas",
+    "schema_registry_versions",
+    "schema_registry_config",
 ];
 
 /// Whether `name` is a table the store owns: one of [`STORE_TABLES`], or a day partition of
@@ -197,6 +204,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         attempt: u32,
         how: &outbox::Attempt,
     ) -> Result<bool>;
+
+    /// Every row of the schema registry's tables (issue 16), in one snapshot: what a
+    /// `retail_schema::SchemaRegistry` starts from. Read through [`RegistryTables`].
+    async fn load_schema_registry(&self) -> Result<retail_schema::Rows>;
+
+    /// Writes the registry's `changes` (as `retail_schema::Rows::apply` describes them) in one
+    /// transaction: all of them or, on any error, none. A version naming a schema id the
+    /// tables do not hold, or a schema id already taken, is refused ([`Error::is_refused`]).
+    async fn save_schema_registry(&self, changes: &[retail_schema::Change]) -> Result<()>;
 
     /// Benchmark baseline, step 1 of 3: drops and creates the scratch tables (the same shape
     /// as `sales_raw` and the ledger) that [`Store::bare_chunk`] fills. Not timed.

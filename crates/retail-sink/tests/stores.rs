@@ -60,6 +60,10 @@ macro_rules! suite {
             crate::behaviour::notification_outbox_routes_dedups_and_finishes_once($fixture).await
         }
         #[tokio::test]
+        async fn schema_registry_rows_survive_a_reopen() {
+            crate::behaviour::schema_registry_rows_survive_a_reopen($fixture).await
+        }
+        #[tokio::test]
         async fn inventory_risks_backfill_order_and_alert_once() {
             crate::behaviour::inventory_risks_backfill_order_and_alert_once($fixture).await
         }
@@ -217,9 +221,10 @@ mod pg {
             .expect("migrations")
             .get(0);
         assert_eq!(
-            versions, 6,
+            versions, 7,
             "0001_init, 0002_processing, 0003_dead_letter_resubmitted, 0004_retail_pipelines, \
-             0005_ledger_by_event_day and 0006_notification_deliveries, each recorded once"
+             0005_ledger_by_event_day, 0006_notification_deliveries and 0007_schema_registry, each \
+             recorded once"
         );
         let ledger: i64 = client
             .query_one("SELECT count(*) FROM landed_event_ids", &[])

@@ -77,6 +77,10 @@ impl DecodeError {
         }
         if first.message.starts_with("a string") {
             "invalid_field"
+        } else if first.message.starts_with("schema id") {
+            "unknown_schema"
+        } else if first.message.starts_with("Avro") {
+            "invalid_avro"
         } else if first.message.starts_with("event is") {
             "oversized"
         } else if first.message.starts_with("not UTF-8") {

@@ -2,10 +2,10 @@
 
 use chrono::Utc;
 use retail_core::{
-    event::decode_versioned, DeadLetter, DecodeError, Event, EventBody, FieldError, Origin,
-    TopicPartition,
+    event::decode_versioned, DeadLetter, DecodeError, Event, EventBody, FieldError, Origin, TopicPartition,
 };
 use retail_log::ConsumedRecord;
+use retail_schema::{avro, wire, SchemaRegistry};
 use retail_sink::{LandedEvent, LandedSale, LandingBatch, RowOrigin};
 use uuid::Uuid;
 
@@ -38,8 +38,10 @@ const REJECT_LINE: &str = "origin_line";
 const REJECT_ID: &str = "reject_id";
 
 /// Decodes one record. A missing `event_id` is derived from the record's position. A record
-/// its source already refused is not decoded: it carries its reason.
-pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
+/// its source already refused is not decoded: it carries its reason. A record in the Confluent
+/// wire format (its first byte 0, which no JSON text starts with) is Avro: its writer's schema
+/// comes from `schemas` by the id in its header, and it is decoded as the JSON it stands for.
+pub(super) fn decode(rec: ConsumedRecord, schemas: Option<&SchemaRegistry>) -> Decoded {
     // The header is the producer's: a NUL in it would make the dead letter (and the row, when
     // the event names no source) unstorable in PostgreSQL (ADR 0008).
     let source = retail_sink::isolate::storable(header(&rec, "source").unwrap_or(&rec.topic));
@@ -62,12 +64,22 @@ pub(super) fn decode(rec: ConsumedRecord) -> Decoded {
             }),
             None,
         ),
-        None => match decode_versioned(&rec.value, &source, |ts| {
-            position_id(ts.timestamp_millis(), topic, partition, offset)
-        }) {
-            Ok(v) => (Ok(v.event), v.upgraded),
-            Err(e) => (Err(e), None),
-        },
+        None => {
+            let avro = (rec.value.first() == Some(&wire::MAGIC)).then(|| avro_json(&rec.value, schemas));
+            let json = match &avro {
+                None => Ok(rec.value.as_slice()),
+                Some(Ok(json)) => Ok(json.as_slice()),
+                Some(Err(e)) => Err(e.clone()),
+            };
+            match json.and_then(|json| {
+                decode_versioned(json, &source, |ts| {
+                    position_id(ts.timestamp_millis(), topic, partition, offset)
+                })
+            }) {
+                Ok(v) => (Ok(v.event), v.upgraded.or(avro.and_then(Result::ok))),
+                Err(e) => (Err(e), None),
+            }
+        }
     };
     let reject_id = header(&rec, REJECT_ID).and_then(|id| Uuid::try_parse(id).ok());
     Decoded {
@@ -103,8 +115,7 @@ pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'stat
                         source: event.source,
                         event_type,
                         key,
-                        payload: String::from_utf8_lossy(d.text.as_deref().unwrap_or(&d.raw))
-                            .into_owned(),
+                        payload: String::from_utf8_lossy(d.text.as_deref().unwrap_or(&d.raw)).into_owned(),
                     });
                 }
             }
@@ -143,7 +154,29 @@ pub(super) fn add_decoded(batch: &mut LandingBatch, d: Decoded) -> Option<&'stat
 /// Adds one record to the batch (decode, then [`add_decoded`]).
 #[cfg(test)]
 pub(super) fn add_record(batch: &mut LandingBatch, rec: ConsumedRecord) -> Option<&'static str> {
-    add_decoded(batch, decode(rec))
+    add_decoded(batch, decode(rec, None))
+}
+
+/// An Avro record's JSON, or why it has none (the schema id unknown, the body damaged).
+fn avro_json(value: &[u8], schemas: Option<&SchemaRegistry>) -> Result<Vec<u8>, DecodeError> {
+    let whole = |message: String| DecodeError {
+        problems: vec![FieldError {
+            path: String::new(),
+            message,
+        }],
+    };
+    let (id, body) = wire::split(value).map_err(|e| whole(format!("Avro: {e}")))?;
+    let Some(schemas) = schemas else {
+        return Err(whole(format!(
+            "Avro with schema id {id} (Confluent wire format), but this landing has no schema registry"
+        )));
+    };
+    let Some(schema) = schemas.schema(id) else {
+        return Err(whole(format!(
+            "schema id {id} is not in the schema registry (Avro, Confluent wire format)"
+        )));
+    };
+    avro::to_json(&schema, body).map_err(|e| whole(format!("Avro (schema id {id}): {e}")))
 }
 
 fn header<'a>(rec: &'a ConsumedRecord, key: &str) -> Option<&'a str> {

@@ -24,6 +24,7 @@ use super::convert::{add_decoded, decode, Decoded};
 use super::progress::LandingHandle;
 use crate::aggregate::{Engine, ProcessingConfig};
 use crate::{Error, Result};
+use retail_schema::SchemaRegistry;
 
 const COMPONENT: &str = "landing";
 /// How long a shutdown waits for a failing store before leaving the rest in the log.
@@ -48,6 +49,9 @@ pub struct Landing {
     start: Option<StartAt>,
     /// Stop once the end of the log as of the first assignment is landed (a replay).
     stop_at_end: bool,
+    /// Writers' schemas of Avro records, by id (issue 16); without it an Avro record is a
+    /// dead letter saying so.
+    schemas: Option<Arc<SchemaRegistry>>,
 }
 
 /// Where a landing starts reading partitions it has no offsets for.
@@ -102,7 +106,15 @@ impl Landing {
             raw_rows: true,
             start: None,
             stop_at_end: false,
+            schemas: None,
         }
+    }
+
+    /// Decodes Avro records (Confluent wire format) with the writers' schemas in `schemas`.
+    #[must_use]
+    pub fn with_schemas(mut self, schemas: Arc<SchemaRegistry>) -> Self {
+        self.schemas = Some(schemas);
+        self
     }
 
     /// A replay: writes no raw rows (they landed already), starts partitions without stored
@@ -435,7 +447,8 @@ impl Reader<'_> {
             group: l.config.group.clone(),
             ..LandingBatch::default()
         };
-        let decoded: Vec<Decoded> = records.into_iter().map(decode).collect();
+        let schemas = l.schemas.as_deref();
+        let decoded: Vec<Decoded> = records.into_iter().map(|r| decode(r, schemas)).collect();
         // Most batches miss nothing: then no event is checked a second time for the metric.
         let misses = self.await_joins(&decoded).await;
         let mut derived = Derived::default();

@@ -15,7 +15,8 @@
 //!   consumer groups and a record browser; `lineage`: the data lineage graph (its shape is
 //!   [`crate::lineage`]); `orders`: the order lifecycle (list, one with its events, counts
 //!   by state); `alerts`: the alerts the pipelines raise; `inventory`: stock at risk; `fraud`:
-//!   fraud alerts with their payments; `notifications`: the deliveries of alerts to channels.
+//!   fraud alerts with their payments; `notifications`: the deliveries of alerts to channels;
+//!   `event_types`: the event types with their versions and Avro schemas.
 
 pub mod error;
 pub mod params;
@@ -23,6 +24,7 @@ pub mod params;
 mod alerts;
 mod control;
 mod dead_letters;
+mod event_types;
 mod fraud;
 mod inventory;
 mod late_events;
@@ -82,6 +84,7 @@ pub use top::MAX_RANK_LIMIT;
         (name = "lineage", description = "Data lineage: jobs, topics and tables, and their OpenLineage runs"),
         (name = "orders", description = "The order lifecycle (payments joined, timeouts, stuck orders) and the alerts"),
         (name = "notifications", description = "Deliveries of alerts to the notification channels: pending, sent, dead or suppressed"),
+        (name = "schemas", description = "Event types, their versions and Avro schemas (the Confluent-compatible registry itself is at /schema-registry)"),
     )
 )]
 struct ApiDoc;
@@ -135,6 +138,7 @@ pub fn router(state: &ServeState) -> (axum::Router<ServeState>, utoipa::openapi:
         .routes(routes!(inventory::list))
         .routes(routes!(fraud::list))
         .routes(routes!(notifications::deliveries))
+        .routes(routes!(event_types::list))
         .route_layer(from_fn_with_state(state.clone(), require_read));
     let admin = OpenApiRouter::new()
         .routes(routes!(dead_letters::resubmit))

@@ -40,6 +40,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("../../migrations/postgres/0006_notification_deliveries.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../../migrations/postgres/0007_schema_registry.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations (any constant no one else uses).

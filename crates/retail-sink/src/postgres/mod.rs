@@ -31,6 +31,8 @@
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
 //! - `fraud`: the fraud rules' rows and alerts, in the batch's transaction.
 //! - `stock`: the inventory-at-risk pipeline's rows and alerts, in the batch's transaction.
+//! - `schemas`: the schema registry's rows (issue 16), loaded in one snapshot, saved in one
+//!   transaction per change set.
 //! - `migrate`: `migrations/postgres/*.sql` at open, under an advisory lock.
 //! - `conn`: one session with its prepared statements and temp table.
 //! - `bare`: the bulk-load baseline of the benchmark.
@@ -48,6 +50,7 @@ mod orders;
 mod outbox;
 mod partition;
 mod read;
+mod schemas;
 mod stock;
 mod store;
 mod write;

@@ -300,6 +300,24 @@ impl Store for PostgresStore {
         settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
     }
 
+    async fn load_schema_registry(&self) -> Result<retail_schema::Rows> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => super::schemas::load(c).await,
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
+    async fn save_schema_registry(&self, changes: &[retail_schema::Change]) -> Result<()> {
+        let mut guard = self.state.lock().await;
+        let result = match session(&self.config, &mut guard.conn).await {
+            Ok(c) => super::schemas::save(c, changes).await,
+            Err(e) => Err(e),
+        };
+        settle(&mut guard.conn, result).map_err(|e| with_target(e, &self.target))
+    }
+
     async fn ping(&self) -> Result<()> {
         let mut guard = self.state.lock().await;
         let result = match session(&self.config, &mut guard.conn).await {

@@ -46,6 +46,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         sql: include_str!("../../migrations/sqlite/0007_notification_deliveries.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../../migrations/sqlite/0008_schema_registry.sql"),
+    },
 ];
 
 /// The migration from which money columns hold integer cents.

@@ -31,6 +31,8 @@
 //! - `read`: the [`crate::Reader`] on its own connection and thread; `read/orders`: its order
 //!   and alert queries.
 //! - `thread`: a connection owned by one thread, with async calls on it (store and reader).
+//! - `schemas`: the schema registry's rows (issue 16), loaded in one snapshot, saved in one
+//!   transaction per change set.
 //! - `migrate`: `migrations/sqlite/*.sql` at open; refuses a file that keeps money as REAL.
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
 //! - `fraud`: the fraud rules' rows and alerts, in the batch's transaction.
@@ -48,6 +50,7 @@ mod orders;
 mod outbox;
 mod read;
 mod rows;
+mod schemas;
 mod stock;
 mod store;
 mod thread;

@@ -305,6 +305,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn load_schema_registry(&self) -> Result<retail_schema::Rows> {
+        self.call("load_schema_registry", |w| {
+            super::schemas::load(&mut w.conn, &w.path)
+        })
+        .await
+    }
+
+    async fn save_schema_registry(&self, changes: &[retail_schema::Change]) -> Result<()> {
+        let changes = changes.to_vec();
+        self.call("save_schema_registry", move |w| {
+            super::schemas::save(&mut w.conn, &w.path, &changes)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.call("ping", |w| {
             w.conn

@@ -9,6 +9,9 @@ use retail_sink::{BatchOutcome, Error, LandingBatch, RowOrigin, Store, Table};
 
 use crate::common::{dead_letter, ids, order, range, sale, ts, Fixture};
 
+mod schemas;
+pub use schemas::schema_registry_rows_survive_a_reopen;
+
 fn tp(topic: &str, partition: i32) -> TopicPartition {
     TopicPartition::new(topic, partition)
 }
