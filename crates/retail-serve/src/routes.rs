@@ -76,6 +76,14 @@ async fn schema_registry(State(s): State<ServeState>, request: axum::extract::Re
         return crate::api::error::ApiError::unavailable("the schema registry is opening; retry shortly")
             .into_response();
     };
+    // A fresh request without this router's extensions: axum keeps the matched path
+    // parameters there (`rest` here), and the registry's routes would see them as their own.
+    let (parts, body) = request.into_parts();
+    let mut request = axum::extract::Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = parts.uri;
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers;
     match routes.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
