@@ -206,7 +206,11 @@ async fn confluents_python_client_registers_and_produces_avro_orders_that_land_o
     let mut framed_ids = vec![summary["builtin"]["v1"].clone(), summary["builtin"]["v2"].clone()];
     framed_ids.sort_by_key(|v| v.as_u64());
     assert_eq!(summary["framed_ids"], json!(framed_ids), "{summary}");
-    assert_eq!(summary["versions"], json!([1, 2]), "a refused schema adds no version: {summary}");
+    assert_eq!(
+        summary["versions"],
+        json!([1, 2]),
+        "a refused schema adds no version: {summary}"
+    );
     // The incompatible change (amount text -> number) is Confluent's 409, naming the field.
     let refusal = &summary["refusal"];
     assert_eq!(refusal["http_status_code"], 409, "{summary}");
@@ -221,7 +225,11 @@ async fn confluents_python_client_registers_and_produces_avro_orders_that_land_o
     let expected = orders.len() as i64;
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let landed = count(&store, "SELECT count(*) FROM events_raw WHERE event_type = 'order'").await;
+        let landed = count(
+            &store,
+            "SELECT count(*) FROM events_raw WHERE event_type = 'order'",
+        )
+        .await;
         let dead = count(&store, "SELECT count(*) FROM dead_letters").await;
         if landed >= expected && dead >= 2 {
             break;
@@ -283,7 +291,11 @@ async fn confluents_python_client_registers_and_produces_avro_orders_that_land_o
         let payload = landed
             .get(&o.event_id)
             .unwrap_or_else(|| panic!("{} order {} did not land", o.sent_as, o.event_id));
-        assert_eq!(payload["schema_version"], 2, "{} lands in version 2: {payload}", o.sent_as);
+        assert_eq!(
+            payload["schema_version"], 2,
+            "{} lands in version 2: {payload}",
+            o.sent_as
+        );
         let channel = payload["channel"]
             .as_str()
             .unwrap_or_else(|| panic!("{} has no channel: {payload}", o.sent_as));
@@ -308,27 +320,32 @@ async fn confluents_python_client_registers_and_produces_avro_orders_that_land_o
 
     // The record with an unknown schema id and the order of version 3: one dead letter each.
     let dead = db
-        .query(
-            "SELECT kind, reason, topic FROM dead_letters ORDER BY kind",
-            &[],
-        )
+        .query("SELECT kind, reason, topic FROM dead_letters ORDER BY kind", &[])
         .await
         .expect("read dead_letters");
-    let dead: Vec<(String, String, Option<String>)> = dead
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let dead: Vec<(String, String, Option<String>)> =
+        dead.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     assert_eq!(dead.len(), 2, "two dead letters: {dead:?}");
     assert_eq!(dead[0].0, "unknown_schema", "{dead:?}");
-    assert!(dead[0].1.contains(&UNKNOWN_ID.to_string()), "names the schema id: {dead:?}");
+    assert!(
+        dead[0].1.contains(&UNKNOWN_ID.to_string()),
+        "names the schema id: {dead:?}"
+    );
     assert_eq!(dead[1].0, "unknown_version", "{dead:?}");
-    assert!(dead[1].1.contains("order version 3"), "names type and version: {dead:?}");
+    assert!(
+        dead[1].1.contains("order version 3"),
+        "names type and version: {dead:?}"
+    );
     assert!(
         dead.iter().all(|d| d.2.as_deref() == Some("orders")),
         "both from the orders topic: {dead:?}"
     );
     assert_eq!(
-        count(&store, &format!("SELECT count(*) FROM events_raw WHERE event_id = '{v3_event_id}'")).await,
+        count(
+            &store,
+            &format!("SELECT count(*) FROM events_raw WHERE event_id = '{v3_event_id}'")
+        )
+        .await,
         0,
         "the order of version 3 did not land"
     );
