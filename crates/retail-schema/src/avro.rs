@@ -30,31 +30,40 @@ pub struct AvroError(pub String);
 
 /// Decodes `body` (Avro binary, without the wire header) written with `writer`, and writes it
 /// as one JSON object.
-pub fn to_json(writer: &Schema, mut body: &[u8]) -> Result<Vec<u8>, AvroError> {
+pub fn to_json(writer: &Schema, body: &[u8]) -> Result<Vec<u8>, AvroError> {
     static LIMIT: Once = Once::new();
     LIMIT.call_once(|| {
         apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION);
     });
-    // apache-avro `expect`s in a few places; a damaged record must cost one dead letter, not
-    // the landing's task.
     let whole = body;
     // apache-avro builds a table of the schema's named types on every call, hashed with SipHash:
     // most of a small record's decoding time. Without the table first (`schemata` empty: the
     // built-in schemas name no type twice); a schema that refers to one of its named types
     // fails there and is decoded again with the table, whose error is the one reported.
+    // apache-avro `expect`s in a few places; a damaged record must cost one dead letter, not
+    // the landing's task.
+    let mut reader = Strict::new(body);
     let decoded =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-            || match apache_avro::from_avro_datum_schemata(writer, Vec::new(), &mut body, None) {
+            || match apache_avro::from_avro_datum_schemata(writer, Vec::new(), &mut reader, None) {
                 Ok(value) => Ok(value),
                 Err(_) => {
-                    body = whole;
-                    apache_avro::from_avro_datum(writer, &mut body, None)
+                    reader = Strict::new(whole);
+                    apache_avro::from_avro_datum(writer, &mut reader, None)
                 }
             },
         ))
         .map_err(|_| AvroError("the Avro reader failed on this body".to_owned()))?
         .map_err(|e| AvroError(format!("not Avro of its writer's schema: {e}")))?;
-    let rest = body.len();
+    if reader.read_past_end {
+        // apache-avro reads a union whose index is cut off as `null`: a truncated body would
+        // otherwise lose its last optional fields without a word.
+        return Err(AvroError(format!(
+            "not Avro of its writer's schema: the body ({} bytes) ends inside the record",
+            whole.len()
+        )));
+    }
+    let rest = reader.rest.len();
     if rest > 0 {
         return Err(AvroError(format!(
             "{rest} bytes left after the Avro record: the body is longer than its schema says"
@@ -147,6 +156,30 @@ fn avro_value(path: &str, schema: &Schema, text: &str) -> Result<Avro, AvroError
         Schema::Double => Avro::Double(text.parse().map_err(|_| wrong())?),
         _ => return Err(wrong()),
     })
+}
+
+/// A reader over the body that remembers whether anything tried to read past its end.
+struct Strict<'a> {
+    rest: &'a [u8],
+    read_past_end: bool,
+}
+
+impl<'a> Strict<'a> {
+    const fn new(body: &'a [u8]) -> Self {
+        Self {
+            rest: body,
+            read_past_end: false,
+        }
+    }
+}
+
+impl std::io::Read for Strict<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.rest.is_empty() && !buf.is_empty() {
+            self.read_past_end = true;
+        }
+        self.rest.read(buf)
+    }
 }
 
 /// One Avro value as JSON; `None` for null (the field is left out). `path` names it in errors.
@@ -265,6 +298,17 @@ mod tests {
         // A string length far past the body asks for no large allocation.
         let e = to_json(&schema, &[0xfe, 0xff, 0xff, 0xff, 0x0f]).expect_err("huge length");
         assert!(e.0.starts_with("not Avro"), "{e}");
+        // A body cut anywhere is refused, even where apache-avro would read a cut-off union
+        // index as null.
+        let order = Schema::parse_str(crate::builtin::BUILTINS[1].schema).expect("order");
+        let json =
+            br#"{"type":"order","ts":1723456789000,"order_id":"O-9","status":"paid","amount":"12.30"}"#;
+        let body = from_json(&order, json).expect("avro");
+        assert!(to_json(&order, &body).is_ok());
+        for cut in 1..body.len() {
+            let e = to_json(&order, &body[..body.len() - cut]).expect_err("cut");
+            assert!(e.0.starts_with("not Avro"), "{cut}: {e}");
+        }
         // Bytes after the record are refused too.
         let mut r = Record::new(&schema).expect("record");
         r.put("type", "sale");

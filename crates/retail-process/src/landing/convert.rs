@@ -224,6 +224,73 @@ mod tests {
         }
     }
 
+    /// An Avro order of version 1 (the built-in schema) lands as the version 2 JSON; an unknown
+    /// schema id, a damaged body and an Avro record without a registry are dead letters that
+    /// name what was wrong, each keeping its raw bytes.
+    #[tokio::test]
+    async fn avro_records_land_as_their_current_json_or_become_named_dead_letters() {
+        use retail_schema::{builtin, MemoryStore};
+        let registry = SchemaRegistry::open(std::sync::Arc::new(MemoryStore::new()), &builtin::subjects())
+            .await
+            .expect("registry");
+        let v1 = builtin::BUILTINS
+            .iter()
+            .find(|b| b.type_name == "order" && b.version == 1)
+            .expect("order v1");
+        let id = registry
+            .lookup(v1.subject, v1.schema, None, retail_schema::Deleted::Hidden)
+            .await
+            .expect("registered")
+            .id;
+        let schema = registry.schema(id).expect("by id");
+        let json = br#"{"type":"order","event_id":"0190f6a4-0000-7000-8000-000000000009","ts":1723456789000,"order_id":"O-9","status":"paid","amount":"12.30"}"#;
+        let framed = wire::frame(id, &avro::from_json(&schema, json).expect("avro"));
+
+        let mut batch = LandingBatch::default();
+        let landed = add_decoded(&mut batch, decode(record(&framed, 1), Some(&registry)));
+        assert_eq!(landed, None, "{:?}", batch.dead_letters);
+        let payload: serde_json::Value = serde_json::from_str(&batch.events[0].payload).expect("json");
+        assert_eq!(payload["schema_version"], 2, "{payload}");
+        assert_eq!(payload["channel"], "web");
+        assert_eq!(payload["amount"], "12.30", "money keeps its digits");
+        assert_eq!(batch.origins[0].raw, framed, "the raw bytes stay the Avro record");
+
+        let unknown = wire::frame(424_242, &[0, 1, 2]);
+        let mut damaged = framed.clone();
+        damaged.truncate(framed.len() - 3);
+        for (value, schemas, kind, says) in [
+            (
+                &unknown,
+                Some(&registry),
+                "unknown_schema",
+                "schema id 424242 is not in the schema registry",
+            ),
+            (
+                &damaged,
+                Some(&registry),
+                "invalid_avro",
+                &*format!("Avro (schema id {id}): not Avro"),
+            ),
+            (
+                &framed,
+                None,
+                "invalid_avro",
+                "but this landing has no schema registry",
+            ),
+            (&vec![0, 1], Some(&registry), "invalid_avro", "Avro: "),
+        ] {
+            let mut batch = LandingBatch::default();
+            assert_eq!(
+                add_decoded(&mut batch, decode(record(value, 2), schemas)),
+                Some(kind),
+                "{says}"
+            );
+            let dl = &batch.dead_letters[0];
+            assert!(dl.reason.contains(says), "{}", dl.reason);
+            assert_eq!(&dl.raw, value);
+        }
+    }
+
     #[test]
     fn a_bad_record_becomes_a_dead_letter_with_its_position() {
         let mut batch = LandingBatch::default();
