@@ -100,7 +100,7 @@ pub async fn start(
     let (landing_handle, landing_task) =
         process(config, &log, &store, &schemas, &metrics, &health, &landing_stop)?;
     let notify_stop = Shutdown::new();
-    let notify_tasks = notify(config, &store, &log, &metrics, &health, &notify_stop)?;
+    let notify_tasks = notify(config, &store, &log, &schemas, &metrics, &health, &notify_stop).await?;
     let landing_task = Some(landing_task);
     let mut partitions = Vec::new();
     for topic in topics::ALL {
@@ -262,17 +262,44 @@ pub(crate) async fn log(config: &Config, metrics: &Metrics, health: &Health) -> 
 }
 
 /// (4b) Notifications: a dispatcher per channel draining the store's outbox of alert
-/// deliveries, and the watch raising the pipeline's own alerts (ADR 0026).
-fn notify(
+/// deliveries, and the watch raising the pipeline's own alerts (ADR 0026). The alerts topic
+/// in Avro writes with the schema registered under `alerts-value`.
+async fn notify(
     config: &Config,
     store: &Arc<dyn Store>,
     log: &Arc<dyn Log>,
+    schemas: &SchemaRegistry,
     metrics: &Metrics,
     health: &Health,
     shutdown: &Shutdown,
 ) -> Result<Vec<JoinHandle<()>>> {
-    retail_notify::spawn_all(&config.notifications, store, log, metrics, health, shutdown)
-        .map_err(anyhow::Error::msg)
+    let avro_alerts = match config.notifications.alerts_topic_format {
+        retail_notify::config::TopicFormat::Json => None,
+        retail_notify::config::TopicFormat::Avro => {
+            use retail_schema::builtin::{ALERTS_SUBJECT, ALERT_SCHEMA};
+            let id = schemas
+                .lookup(ALERTS_SUBJECT, ALERT_SCHEMA, None, retail_schema::Deleted::Hidden)
+                .await
+                .with_context(|| {
+                    format!("notifications.alerts_topic_format = \"avro\": the schema of {ALERTS_SUBJECT} is not in the registry")
+                })?
+                .id;
+            let schema = schemas
+                .schema(id)
+                .with_context(|| format!("schema id {id} of {ALERTS_SUBJECT}"))?;
+            Some(retail_notify::topic::AvroAlerts { id, schema })
+        }
+    };
+    retail_notify::spawn_all(
+        &config.notifications,
+        store,
+        log,
+        metrics,
+        health,
+        shutdown,
+        avro_alerts,
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 /// (3) Processing: the landing of the data topics with the aggregates, and the landing of the

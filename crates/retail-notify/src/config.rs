@@ -5,6 +5,7 @@
 //! [notifications]
 //! backoff_ms = [1000, 5000, 30000, 120000, 600000]  # waits before attempts 2, 3, ...; then dead
 //! alerts_topic = true                                # every alert also on the log's `alerts` topic
+//! alerts_topic_format = "json"                       # json | avro (Confluent wire format, subject alerts-value)
 //!
 //! [[notifications.channels]]
 //! name = "ops-hook"
@@ -43,6 +44,10 @@ pub struct NotifyConfig {
     /// Every alert also goes to the log's `alerts` topic (channel `alerts-topic`), for other
     /// applications sharing the log.
     pub alerts_topic: bool,
+    /// How the `alerts` topic's records are written: `json`, or `avro` in the Confluent wire
+    /// format with the schema registered under `alerts-value` (issue 16), for consumers that
+    /// read the topic with a Confluent deserializer.
+    pub alerts_topic_format: TopicFormat,
     /// Waits before the 2nd, 3rd, ... attempt, milliseconds; after the last one fails, the
     /// delivery is dead. Empty: one attempt.
     pub backoff_ms: Vec<u64>,
@@ -64,6 +69,7 @@ impl Default for NotifyConfig {
         Self {
             channels: Vec::new(),
             alerts_topic: true,
+            alerts_topic_format: TopicFormat::Json,
             backoff_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
             lease_ms: 60_000,
             poll_interval_ms: 500,
@@ -71,6 +77,17 @@ impl Default for NotifyConfig {
             pipeline_alert_after_ms: 30_000,
         }
     }
+}
+
+/// How a topic's records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopicFormat {
+    /// One JSON object per record.
+    #[default]
+    Json,
+    /// Avro in the Confluent wire format (magic byte, schema id, Avro body).
+    Avro,
 }
 
 /// One `[[notifications.channels]]` block.

@@ -170,6 +170,7 @@ pub fn spawn_all(
     metrics: &Metrics,
     health: &Health,
     shutdown: &Shutdown,
+    avro_alerts: Option<topic::AvroAlerts>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let mut dispatchers = Vec::new();
     for c in &config.channels {
@@ -201,7 +202,7 @@ pub fn spawn_all(
     if config.alerts_topic {
         dispatchers.push(Dispatcher::new(
             ALERTS_TOPIC_CHANNEL,
-            Arc::new(topic::AlertsTopic::new(log.clone())),
+            Arc::new(topic::AlertsTopic::new(log.clone(), avro_alerts)),
             store.clone(),
             config.clone(),
             Duration::from_secs(10),

@@ -146,9 +146,34 @@ pub const BUILTINS: &[Builtin] = &[
     },
 ];
 
-/// `(subject, schema)` pairs for [`crate::SchemaRegistry::open`].
+/// The subject of the `alerts` topic's records when they are written in Avro
+/// (`notifications.alerts_topic_format = "avro"`).
+pub const ALERTS_SUBJECT: &str = "alerts-value";
+
+/// The schema of an alert on the `alerts` topic: the JSON body every channel sends
+/// (`retail_notify::message::Body`), field for field.
+pub const ALERT_SCHEMA: &str = concat!(
+    r#"{"type":"record","name":"AlertDelivery","namespace":"retail.alerts","fields":["#,
+    r#"{"name":"delivery_id","type":"string"},"#,
+    r#"{"name":"attempt","type":"int"},"#,
+    r#"{"name":"channel","type":"string"},"#,
+    r#"{"name":"alert_id","type":"string"},"#,
+    r#"{"name":"kind","type":"string"},"#,
+    r#"{"name":"severity","type":"string"},"#,
+    r#"{"name":"subject","type":"string"},"#,
+    r#"{"name":"at","type":"string"},"#,
+    r#"{"name":"message","type":"string"}"#,
+    "]}"
+);
+
+/// `(subject, schema)` pairs for [`crate::SchemaRegistry::open`]: the event types' and the
+/// alerts topic's.
 pub fn subjects() -> Vec<(&'static str, &'static str)> {
-    BUILTINS.iter().map(|b| (b.subject, b.schema)).collect()
+    BUILTINS
+        .iter()
+        .map(|b| (b.subject, b.schema))
+        .chain([(ALERTS_SUBJECT, ALERT_SCHEMA)])
+        .collect()
 }
 
 #[cfg(test)]
