@@ -290,7 +290,20 @@ async fn fan_out_survives_kill_and_ends_once(store: TestStore) {
         .filter(|l| l[0] == "/refuse")
         .map(|l| l[2].as_str())
         .collect();
-    assert_eq!(refused.len(), ids("refuse", "dead").len());
+    // Once each, except a refusal the receiver answered while the process was being killed,
+    // before the outcome was recorded: that one is sent again after the restart (at least
+    // once at the receiver, ADR 0026), so one repeat may show.
+    let dead = ids("refuse", "dead");
+    assert_eq!(
+        refused.iter().map(|s| (*s).to_owned()).collect::<HashSet<_>>(),
+        dead
+    );
+    assert!(
+        refused.len() <= dead.len() + 1,
+        "{} refusals for {} dead deliveries",
+        refused.len(),
+        dead.len()
+    );
     // Retried after the first failure, and across the kill.
     assert!(
         hook.iter()

@@ -81,11 +81,39 @@ impl SchemaRegistry {
     }
 
     /// Registers `text` under `subject` (see [`State::plan_register`]).
+    ///
+    /// Another process sharing the store (a second instance starting beside this one) may have
+    /// taken the id or version this one planned: the store refuses the save (a unique key), and
+    /// the registration is planned again once over the store's rows as they are now.
     pub async fn register(&self, subject: &str, text: &str, schema_type: Option<&str>) -> Result<Registered> {
         let mut state = self.state.lock().await;
-        let (registered, changes) = state.plan_register(subject, text, schema_type)?;
-        self.save_and_apply(&mut state, &changes).await?;
-        Ok(registered)
+        let mut reloaded = false;
+        loop {
+            let (registered, changes) = state.plan_register(subject, text, schema_type)?;
+            match self.save_and_apply(&mut state, &changes).await {
+                Err(Error::Store(e)) if !e.retryable && !reloaded => {
+                    tracing::info!(
+                        message = "schema registry rows changed under this process; reloading and registering again",
+                        subject = %subject,
+                        error = %e
+                    );
+                    self.reload(&mut state).await?;
+                    reloaded = true;
+                }
+                result => return result.map(|()| registered),
+            }
+        }
+    }
+
+    /// Reads the store's rows again into `state` and the landing's cache.
+    async fn reload(&self, state: &mut State) -> Result<()> {
+        let rows = self.store.load().await?;
+        *state = State::from_rows(&rows)?;
+        let mut parsed = self.parsed.write().unwrap_or_else(PoisonError::into_inner);
+        for stored in state.schemas() {
+            parsed.insert(stored.id, Arc::clone(&stored.schema));
+        }
+        Ok(())
     }
 
     /// Where `text` stands under `subject`, if registered there.
@@ -227,6 +255,52 @@ mod tests {
     use crate::MemoryStore;
 
     const ORDER: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}"#;
+
+    /// A store that refuses a save whose schema id is taken, as the SQL stores do (unique key).
+    #[derive(Debug, Default)]
+    struct Keyed(MemoryStore);
+
+    #[async_trait::async_trait]
+    impl crate::RegistryStore for Keyed {
+        async fn load(&self) -> Result<crate::Rows, crate::StoreError> {
+            self.0.load().await
+        }
+        async fn save(&self, changes: &[Change]) -> Result<(), crate::StoreError> {
+            let taken = self.0.rows().schemas;
+            for change in changes {
+                if let Change::NewSchema(row) = change {
+                    if taken.iter().any(|t| t.id == row.id) {
+                        return Err(crate::StoreError {
+                            message: format!("schema id {} exists", row.id),
+                            retryable: false,
+                        });
+                    }
+                }
+            }
+            self.0.save(changes).await
+        }
+    }
+
+    /// Two instances open over one empty store at once: the second's plan collides with the
+    /// first's saved id, and it registers again over the rows as they are.
+    #[tokio::test]
+    async fn a_registration_that_collides_with_another_process_is_planned_again() {
+        let store = Arc::new(Keyed::default());
+        let a = SchemaRegistry::open(store.clone(), &[]).await.expect("a");
+        let b = SchemaRegistry::open(store.clone(), &[]).await.expect("b");
+        let in_a = a
+            .register("orders-value", ORDER, None)
+            .await
+            .expect("a registers");
+        let in_b = b
+            .register("returns-value", RETURN, None)
+            .await
+            .expect("b registers after a reload");
+        assert_eq!((in_a.id, in_b.id), (1, 2));
+        assert!(b.schema(1).is_some(), "b knows a's schema after its reload");
+        let again = b.register("orders-value", ORDER, None).await.expect("b sees a's");
+        assert_eq!((again.id, again.version), (1, 1));
+    }
     const RETURN: &str = r#"{"type":"record","name":"Return","fields":[{"name":"order","type":"string"}]}"#;
 
     #[tokio::test]

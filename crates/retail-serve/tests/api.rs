@@ -663,6 +663,85 @@ async fn the_lineage_graph_is_a_read_endpoint() {
     }
 }
 
+/// The event types with their versions and Avro schemas, and the schema registry under
+/// `/schema-registry`: 503 until the registry is open, reads with a read token, registering with
+/// an admin token only, Confluent's answers (issue 16).
+#[tokio::test]
+async fn event_types_and_the_schema_registry_follow_the_api_rules() {
+    use retail_schema::{builtin, MemoryStore, SchemaRegistry};
+    let s = start(Access::new(vec![READ.into()], vec![ADMIN.into()])).await;
+    let (code, _, body) = call(s.addr, "GET", "/schema-registry/subjects", Some(READ), None).await;
+    assert_eq!(code, 503, "{body}");
+    let registry = SchemaRegistry::open(Arc::new(MemoryStore::new()), &builtin::subjects())
+        .await
+        .expect("registry");
+    s.state.set_schemas(Arc::new(registry));
+
+    let (code, v) = json(s.addr, "GET", "/api/v1/event-types", Some(READ), None).await;
+    assert_eq!(code, 200, "{v}");
+    let order = v
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|t| t["type"] == "order")
+        .expect("order");
+    assert_eq!(order["current_version"], 2, "{order}");
+    let versions = order["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 2);
+    assert!(versions[0]["changes"].is_null());
+    assert!(
+        versions[1]["changes"]
+            .as_str()
+            .is_some_and(|c| c.contains("channel")),
+        "{order}"
+    );
+    assert_eq!(versions[1]["avro"]["subject"], "orders-value");
+    assert_eq!(versions[1]["avro"]["subject_version"], 2);
+    let v2_id = versions[1]["avro"]["id"].as_u64().expect("an id");
+    let catalog = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|t| t["type"] == "store")
+        .expect("store");
+    assert!(
+        catalog["versions"][0]["avro"].is_null(),
+        "the catalog stays JSON: {catalog}"
+    );
+    let (code, _, _) = call(s.addr, "GET", "/api/v1/event-types", None, None).await;
+    assert_eq!(code, 401);
+
+    let (code, _, body) = call(s.addr, "GET", "/schema-registry/subjects", Some(READ), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("orders-value"), "{body}");
+    let (code, _, body) = call(
+        s.addr,
+        "GET",
+        &format!("/schema-registry/schemas/ids/{v2_id}"),
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("channel"), "{body}");
+    let (code, _, _) = call(s.addr, "GET", "/schema-registry/subjects", None, None).await;
+    assert_eq!(code, 401, "reads need a token");
+    let schema = r#"{"schema": "{\"type\":\"record\",\"name\":\"Order\",\"namespace\":\"retail.events\",\"fields\":[{\"name\":\"order_id\",\"type\":\"long\"}]}"}"#;
+    let path = "/schema-registry/subjects/orders-value/versions";
+    let (code, _, body) = call(s.addr, "POST", path, Some(READ), Some(schema)).await;
+    assert_eq!(code, 403, "registering needs an admin token: {body}");
+    let (code, _, body) = call(s.addr, "POST", path, Some(ADMIN), Some(schema)).await;
+    assert_eq!(code, 409, "{body}");
+    let refused: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(refused["error_code"], 409);
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`order_id`")),
+        "{refused}"
+    );
+}
+
 /// An open API (no tokens) cannot be driven by a web page the operator visits: a cross-site
 /// POST to a control route and a request to a rebound host name are refused with 403, while
 /// curl (no `Origin`) and the dashboard (its own origin) get through to the handler.
