@@ -15,46 +15,22 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::kafka::{Tansu, GROUP_PROPERTIES};
+use common::kafka::{client_config, count, write_config, Tansu};
 use common::{oracle, pg_admin, TestStore, BIN};
 use retail_core::{decode, EventBody, TopicPartition};
 use retail_log::kafka::KafkaLog;
-use retail_log::{KafkaConfig, Log, ProducerRecord};
+use retail_log::{Log, ProducerRecord};
 use retail_source::generator::{EventGenerator, GeneratorConfig};
 
 const PARTITIONS: i32 = 8;
+/// The catalog join waits this long for a store it has not seen (the instances start together).
+const JOIN_WAIT: &str = "\n[processing]\njoin_wait_ms = 30000\n";
 
 fn events() -> u64 {
     std::env::var("RETAIL_TEST_SCALE_OUT_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000)
-}
-
-fn client_config() -> KafkaConfig {
-    let mut c = KafkaConfig::default();
-    for (k, v) in GROUP_PROPERTIES {
-        c.properties.insert((*k).to_owned(), (*v).to_owned());
-    }
-    c
-}
-
-/// A `run` configuration for one instance: the Kafka log, the shared store, no sources.
-fn write_config(dir: &Path, tansu: &Tansu, store: &TestStore) -> std::path::PathBuf {
-    let mut props = String::new();
-    for (k, v) in GROUP_PROPERTIES {
-        props.push_str(&format!("{k:?} = {v:?}\n"));
-    }
-    let toml = format!(
-        "data_dir = {dir:?}\n\n[log]\nurl = {url:?}\npartitions = {PARTITIONS}\n\n[log.kafka.properties]\n{props}\n[store]\nurl = {store:?}\n\n[processing]\njoin_wait_ms = 30000\n\n[serve]\nlisten = \"127.0.0.1:0\"\n",
-        dir = dir.display().to_string(),
-        url = tansu.url(),
-        store = store.url(),
-    );
-    let path = dir.join("retail.toml");
-    std::fs::create_dir_all(dir).expect("mkdir");
-    std::fs::write(&path, toml).expect("write config");
-    path
 }
 
 fn spawn_run(config: &Path, log: &Path) -> Child {
@@ -87,13 +63,6 @@ fn terminate(child: &mut Child) {
     }
 }
 
-async fn count(store: &TestStore, sql: &str) -> i64 {
-    match pg_admin(&store.url()).await.query_one(sql, &[]).await {
-        Ok(row) => row.get(0),
-        Err(_) => 0, // tables not created yet
-    }
-}
-
 async fn store_offsets(store: &TestStore, group: &str) -> BTreeMap<TopicPartition, i64> {
     pg_admin(&store.url())
         .await
@@ -119,8 +88,8 @@ async fn two_instances_share_partitions_and_land_exactly_once_across_kill_9() {
     let work = tempfile::tempdir().expect("tempdir");
     let (dir_a, dir_b) = (work.path().join("a"), work.path().join("b"));
     let (config_a, config_b) = (
-        write_config(&dir_a, &tansu, &store),
-        write_config(&dir_b, &tansu, &store),
+        write_config(&dir_a, &tansu, &store, PARTITIONS, JOIN_WAIT),
+        write_config(&dir_b, &tansu, &store, PARTITIONS, JOIN_WAIT),
     );
     let (log_a, log_b) = (work.path().join("a.log"), work.path().join("b.log"));
 
@@ -323,7 +292,7 @@ async fn kcat_and_a_python_client_produce_events_that_land_once_and_kcat_reads_t
     let tansu = Tansu::start();
     let store = TestStore::postgres().await;
     let work = tempfile::tempdir().expect("tempdir");
-    let config = write_config(&work.path().join("a"), &tansu, &store);
+    let config = write_config(&work.path().join("a"), &tansu, &store, PARTITIONS, JOIN_WAIT);
     let log = KafkaLog::open(&tansu.servers(), &client_config())
         .await
         .expect("open kafka");

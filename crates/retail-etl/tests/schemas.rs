@@ -15,14 +15,13 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kafka::{Tansu, GROUP_PROPERTIES};
+use common::kafka::{client_config, count, write_config, Tansu};
 use common::{http_call, pg_admin, Running, TestStore};
 use retail_log::kafka::KafkaLog;
-use retail_log::{KafkaConfig, Log};
+use retail_log::Log;
 use serde_json::{json, Value};
 
 const PARTITIONS: i32 = 4;
@@ -31,39 +30,6 @@ const AVRO_V2: usize = 200;
 const JSON_V1: usize = 100;
 const UNKNOWN_ID: u32 = 999_999;
 const CHANNELS: [&str; 4] = ["web", "app", "store", "marketplace"];
-
-fn client_config() -> KafkaConfig {
-    let mut c = KafkaConfig::default();
-    for (k, v) in GROUP_PROPERTIES {
-        c.properties.insert((*k).to_owned(), (*v).to_owned());
-    }
-    c
-}
-
-/// A `run` configuration: the Kafka log, the store, no sources, the API on a free port.
-fn write_config(dir: &Path, tansu: &Tansu, store: &TestStore) -> PathBuf {
-    let mut props = String::new();
-    for (k, v) in GROUP_PROPERTIES {
-        props.push_str(&format!("{k:?} = {v:?}\n"));
-    }
-    let toml = format!(
-        "data_dir = {dir:?}\n\n[log]\nurl = {url:?}\npartitions = {PARTITIONS}\n\n[log.kafka.properties]\n{props}\n[store]\nurl = {store:?}\n\n[serve]\nlisten = \"127.0.0.1:0\"\n",
-        dir = dir.display().to_string(),
-        url = tansu.url(),
-        store = store.url(),
-    );
-    let path = dir.join("retail.toml");
-    std::fs::create_dir_all(dir).expect("mkdir");
-    std::fs::write(&path, toml).expect("write config");
-    path
-}
-
-async fn count(store: &TestStore, sql: &str) -> i64 {
-    match pg_admin(&store.url()).await.query_one(sql, &[]).await {
-        Ok(row) => row.get(0),
-        Err(_) => 0, // tables not created yet
-    }
-}
 
 /// One order as the producer is told to send it, and what must land.
 struct Order {
@@ -168,7 +134,7 @@ async fn confluents_python_client_registers_and_produces_avro_orders_that_land_o
     let tansu = Tansu::start();
     let store = TestStore::postgres().await;
     let work = tempfile::tempdir().expect("tempdir");
-    let config = write_config(&work.path().join("a"), &tansu, &store);
+    let config = write_config(&work.path().join("a"), &tansu, &store, PARTITIONS, "");
     let log = KafkaLog::open(&tansu.servers(), &client_config())
         .await
         .expect("open kafka");
