@@ -991,6 +991,8 @@ mod tests {
         assert!(e.contains("landing.group") && e.contains("\"a/b\""), "{e}");
         let e = refused("max_batch_records = 0");
         assert!(e.contains("landing.max_batch_records"), "{e}");
+        let e = refused("max_batch_bytes = 0");
+        assert!(e.contains("landing.max_batch_bytes"), "{e}");
         std::fs::write(
             &file,
             "[landing]\ngroup = \"eu-1.landing\"\ntopics = [\"sales\", \"catalog\"]\n",

@@ -121,11 +121,45 @@ pub enum ConsumerEvent {
     Records(Vec<ConsumedRecord>),
 }
 
+/// How much one poll may return: at most `records` records, and records only until their
+/// bytes (key and value) reach `bytes`. The record that reaches it is returned (so one larger
+/// than `bytes` comes alone, and a poll always makes progress): a poll holds at most `bytes`
+/// plus one record, whatever the records' size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollLimit {
+    /// Most records.
+    pub records: usize,
+    /// Bytes of keys and values after which no further record is added.
+    pub bytes: usize,
+}
+
+impl PollLimit {
+    /// At most `records` records, of any size.
+    pub const fn records(records: usize) -> Self {
+        Self {
+            records,
+            bytes: usize::MAX,
+        }
+    }
+}
+
+/// The bytes a record counts for in a [`PollLimit`]: its key and value.
+pub fn record_bytes(record: &ConsumedRecord) -> usize {
+    record.value.len() + record.key.as_ref().map_or(0, Vec::len)
+}
+
 /// Reads records of a consumer group's assigned partitions.
 #[async_trait]
 pub trait Consumer: Send + std::fmt::Debug {
-    /// Waits up to `timeout` for records (at most `max_records`) or an assignment change.
-    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<ConsumerEvent>;
+    /// Waits up to `timeout` for records (at most `max_records`, of any size) or an
+    /// assignment change.
+    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<ConsumerEvent> {
+        self.poll_limited(PollLimit::records(max_records), timeout).await
+    }
+
+    /// Waits up to `timeout` for records within `limit` or an assignment change. What the
+    /// landing calls, so that a batch's memory is bounded in bytes too.
+    async fn poll_limited(&mut self, limit: PollLimit, timeout: Duration) -> Result<ConsumerEvent>;
 
     /// Moves the position of an assigned partition. [`OFFSET_BEGINNING`] and [`OFFSET_END`]
     /// are accepted; an offset below the low watermark (deleted by retention) is an error.

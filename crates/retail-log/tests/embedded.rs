@@ -727,3 +727,87 @@ async fn a_stopped_writer_is_not_retryable_and_names_the_file() {
         .await
         .unwrap();
 }
+
+/// A poll's byte limit (what bounds a landing batch in memory): records are returned until
+/// their bytes reach the limit, the one that reaches it included, across partitions; a record
+/// larger than the limit comes alone; every record is still read once, in order.
+#[tokio::test]
+async fn a_poll_stops_at_its_byte_limit_and_a_larger_record_comes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config()).await;
+    log.ensure_topic("orders", 2).await.unwrap();
+    let kb = |n: usize, p: i32, i: usize| {
+        to_partition("orders", p, &format!("{i:04}{}", "x".repeat(n * 1024 - 4)), None)
+    };
+    // 12 records of 10 KiB over two partitions, then one of 100 KiB.
+    let mut records: Vec<_> = (0..12).map(|i| kb(10, (i % 2) as i32, i)).collect();
+    records.push(kb(100, 0, 12));
+    log.append(records).await.unwrap();
+
+    let mut consumer = log.consumer("g", &["orders"]).await.unwrap();
+    let limit = retail_log::PollLimit {
+        records: 1000,
+        bytes: 25 * 1024,
+    };
+    let mut polls = Vec::new();
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        match consumer
+            .poll_limited(limit, Duration::from_millis(20))
+            .await
+            .unwrap()
+        {
+            ConsumerEvent::Records(r) if r.is_empty() => break,
+            ConsumerEvent::Records(r) => {
+                polls.push(r.iter().map(|c| c.value.len() / 1024).collect::<Vec<_>>());
+                seen.extend(r.iter().map(|c| (c.partition, c.offset, c.value[..4].to_vec())));
+            }
+            ConsumerEvent::Assigned(_) | ConsumerEvent::Revoked(_) => {}
+        }
+    }
+    // 25 KiB: two 10 KiB records leave 5 KiB, the third reaches it; nothing is added after.
+    for sizes in &polls {
+        let before_last: usize = sizes[..sizes.len() - 1].iter().sum();
+        assert!(before_last < 25, "a poll went on past its limit: {polls:?}");
+    }
+    assert!(polls.iter().any(|s| s == &vec![10, 10, 10]), "{polls:?}");
+    assert!(
+        polls.len() >= 5,
+        "13 records in polls of at most three: {polls:?}"
+    );
+    // Every record once, each partition in offset order.
+    assert_eq!(seen.len(), 13, "{polls:?}");
+    let distinct: HashSet<_> = seen.iter().map(|(p, o, _)| (*p, *o)).collect();
+    assert_eq!(distinct.len(), 13);
+    for p in 0..2 {
+        let offsets: Vec<i64> = seen.iter().filter(|s| s.0 == p).map(|s| s.1).collect();
+        assert!(
+            offsets.windows(2).all(|w| w[1] == w[0] + 1),
+            "partition {p}: {offsets:?}"
+        );
+    }
+
+    // A limit below one record: every poll still returns one record, so reading goes on.
+    let mut small = log.consumer("h", &["orders"]).await.unwrap();
+    let one = retail_log::PollLimit {
+        records: 1000,
+        bytes: 1,
+    };
+    let mut read = 0;
+    for _ in 0..50 {
+        match small.poll_limited(one, Duration::from_millis(20)).await.unwrap() {
+            ConsumerEvent::Records(r) if r.is_empty() => break,
+            ConsumerEvent::Records(r) => {
+                assert_eq!(r.len(), 1, "one record per poll under a 1-byte limit");
+                read += 1;
+            }
+            ConsumerEvent::Assigned(_) | ConsumerEvent::Revoked(_) => {}
+        }
+    }
+    assert_eq!(read, 13);
+
+    // Without a byte limit, every record comes in one poll.
+    let mut other = log.consumer("i", &["orders"]).await.unwrap();
+    let all = drain(other.as_mut()).await;
+    assert_eq!(all.len(), 13);
+}

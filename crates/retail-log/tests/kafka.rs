@@ -242,3 +242,50 @@ async fn an_unreachable_broker_and_an_unset_secret_are_clear_errors() {
         "{text}"
     );
 }
+
+/// A poll's byte limit holds on Kafka too: records until their bytes reach it, the one that
+/// reaches it included; every record still read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_stops_at_its_byte_limit() {
+    let broker = Tansu::start();
+    let log = KafkaLog::open(&broker.servers(), &config()).await.expect("open");
+    log.ensure_topic("orders", 1).await.expect("create");
+    let records: Vec<ProducerRecord> = (0..30)
+        .map(|n| ProducerRecord {
+            value: format!("{n:04}{}", "x".repeat(10 * 1024 - 4)).into_bytes(),
+            key: None,
+            ..record("orders", "k", n)
+        })
+        .collect();
+    log.append(records).await.expect("append");
+    let mut c = log.consumer("limited", &["orders"]).await.expect("consumer");
+    assigned(&mut c).await;
+    let limit = retail_log::PollLimit {
+        records: 1000,
+        bytes: 25 * 1024,
+    };
+    let (mut sizes, mut offsets) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while offsets.len() < 30 && Instant::now() < deadline {
+        if let ConsumerEvent::Records(r) = c
+            .poll_limited(limit, Duration::from_millis(500))
+            .await
+            .expect("poll")
+        {
+            if !r.is_empty() {
+                sizes.push(r.len());
+                offsets.extend(r.iter().map(|x| x.offset));
+            }
+        }
+    }
+    assert_eq!(
+        offsets,
+        (0..30).collect::<Vec<i64>>(),
+        "every record once, in order"
+    );
+    assert!(
+        sizes.iter().all(|&n| n <= 3),
+        "10 KiB records, 25 KiB limit: at most three a poll: {sizes:?}"
+    );
+    assert!(sizes.len() >= 10, "{sizes:?}");
+}

@@ -30,7 +30,9 @@ use super::log::{blocking, commit, Shared};
 use super::partition::{Cursor, Partition};
 use super::topic::validate_name;
 use crate::record::ConsumedRecord;
-use crate::{Consumer, ConsumerEvent, Error, Result, TopicPartition, OFFSET_BEGINNING, OFFSET_END};
+use crate::{
+    Consumer, ConsumerEvent, Error, PollLimit, Result, TopicPartition, OFFSET_BEGINNING, OFFSET_END,
+};
 
 /// One assigned partition and where this consumer stands in it.
 #[derive(Debug)]
@@ -178,27 +180,37 @@ impl EmbeddedConsumer {
     }
 }
 
-/// Reads up to `max` records from the planned partitions, fairly. An error after some records
-/// were read returns those records (with the positions that follow them): the error comes back
-/// on the next poll, so records before a damaged one are not held back.
-fn fetch(plan: &mut [Planned], max: usize, buf: &mut Vec<u8>) -> Result<Vec<ConsumedRecord>> {
+/// Reads up to `limit` (records, and bytes: see [`PollLimit`]) from the planned partitions,
+/// fairly. An error after some records were read returns those records (with the positions
+/// that follow them): the error comes back on the next poll, so records before a damaged one
+/// are not held back.
+fn fetch(plan: &mut [Planned], limit: PollLimit, buf: &mut Vec<u8>) -> Result<Vec<ConsumedRecord>> {
+    let max = limit.records;
     let quota = max.div_ceil(plan.len().max(1)).max(1);
     let mut out = Vec::with_capacity(max.min(16 * 1024));
+    let mut bytes_left = limit.bytes;
     for pass in 0..2 {
         for p in plan.iter_mut() {
             let budget = max - out.len();
-            if budget == 0 {
+            if budget == 0 || bytes_left == 0 {
                 return Ok(out);
             }
             if pass == 1 && !p.more {
                 continue;
             }
-            let limit = if pass == 0 { quota.min(budget) } else { budget };
+            let want = if pass == 0 { quota.min(budget) } else { budget };
             let before = out.len();
-            if let Err(e) = p.part.read(&mut p.position, &mut p.cursor, limit, buf, &mut out) {
+            if let Err(e) = p.part.read(
+                &mut p.position,
+                &mut p.cursor,
+                want,
+                &mut bytes_left,
+                buf,
+                &mut out,
+            ) {
                 return if out.is_empty() { Err(e) } else { Ok(out) };
             }
-            p.more = out.len() - before == limit;
+            p.more = out.len() - before == want;
         }
     }
     Ok(out)
@@ -206,7 +218,7 @@ fn fetch(plan: &mut [Planned], max: usize, buf: &mut Vec<u8>) -> Result<Vec<Cons
 
 #[async_trait]
 impl Consumer for EmbeddedConsumer {
-    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<ConsumerEvent> {
+    async fn poll_limited(&mut self, limit: PollLimit, timeout: Duration) -> Result<ConsumerEvent> {
         if !self.announced {
             self.announced = true;
             return Ok(ConsumerEvent::Assigned(self.assignment()));
@@ -215,11 +227,15 @@ impl Consumer for EmbeddedConsumer {
         loop {
             // Marked seen before looking, so an append landing after the look still wakes us.
             self.appended.borrow_and_update();
-            let mut plan = if max_records == 0 { Vec::new() } else { self.plan() };
+            let mut plan = if limit.records == 0 || limit.bytes == 0 {
+                Vec::new()
+            } else {
+                self.plan()
+            };
             if !plan.is_empty() {
                 let mut buf = self.scratch.take().unwrap_or_default();
                 let (plan, buf, result) = blocking(move || {
-                    let result = fetch(&mut plan, max_records, &mut buf);
+                    let result = fetch(&mut plan, limit, &mut buf);
                     Ok((plan, buf, result))
                 })
                 .await?;

@@ -541,7 +541,8 @@ impl Log for EmbeddedLog {
         blocking(move || {
             let (mut position, mut cursor) = (offset, None);
             let (mut buf, mut out) = (Vec::new(), Vec::new());
-            part.read(&mut position, &mut cursor, max, &mut buf, &mut out)?;
+            let mut any_size = usize::MAX;
+            part.read(&mut position, &mut cursor, max, &mut any_size, &mut buf, &mut out)?;
             Ok(out)
         })
         .await

@@ -175,6 +175,7 @@ impl Partition {
         position: &mut i64,
         cursor: &mut Option<Cursor>,
         max: usize,
+        bytes_left: &mut usize,
         buf: &mut Vec<u8>,
         out: &mut Vec<ConsumedRecord>,
     ) -> Result<()> {
@@ -208,12 +209,13 @@ impl Partition {
                 from,
                 end,
                 want,
+                bytes_left,
                 &self.tp.topic,
                 self.tp.partition,
                 buf,
                 out,
             );
-            if read.is_err() || out.len() - start >= max {
+            if read.is_err() || out.len() - start >= max || *bytes_left == 0 {
                 break read;
             }
             // At the visible end of `seg`. A segment after it means `seg` was sealed, and its final
@@ -260,17 +262,19 @@ impl Partition {
     pub(crate) fn damaged_span(&self, offset: i64, max_raw: usize) -> Result<Option<DamagedSpan>> {
         let (mut position, mut cursor) = (offset, None);
         let (mut buf, mut out) = (Vec::new(), Vec::new());
-        let (path, byte, reason) = match self.read(&mut position, &mut cursor, 1, &mut buf, &mut out) {
-            Ok(()) => return Ok(None),
-            Err(Error::DamagedRecord {
-                offset: damaged,
-                path,
-                position,
-                reason,
-                ..
-            }) if damaged <= offset => (path, position, reason),
-            Err(e) => return Err(e),
-        };
+        let mut any_size = usize::MAX;
+        let (path, byte, reason) =
+            match self.read(&mut position, &mut cursor, 1, &mut any_size, &mut buf, &mut out) {
+                Ok(()) => return Ok(None),
+                Err(Error::DamagedRecord {
+                    offset: damaged,
+                    path,
+                    position,
+                    reason,
+                    ..
+                }) if damaged <= offset => (path, position, reason),
+                Err(e) => return Err(e),
+            };
         let Some(seg) = self.segment_for(offset) else {
             return Err(self.out_of_range(offset));
         };

@@ -375,6 +375,7 @@ impl Segment {
         from: i64,
         end: i64,
         max: usize,
+        bytes_left: &mut usize,
         topic: &str,
         partition: i32,
         buf: &mut Vec<u8>,
@@ -392,11 +393,15 @@ impl Segment {
             reason,
         };
         let mut emitted = 0;
-        while emitted < max && *pos < limit {
+        // `bytes_left` reaching 0 ends the read after the record that reached it (PollLimit).
+        while emitted < max && *pos < limit && *bytes_left > 0 {
             let reason = match reader.frame(*pos)? {
                 Frame::Good { bytes, checked } if checked.offset == *at => {
                     if *at >= from {
-                        out.push(format::decode(bytes, topic, partition).map_err(|r| damaged(*at, *pos, r))?);
+                        let record =
+                            format::decode(bytes, topic, partition).map_err(|r| damaged(*at, *pos, r))?;
+                        *bytes_left = bytes_left.saturating_sub(crate::record_bytes(&record));
+                        out.push(record);
                         emitted += 1;
                     }
                     *pos += bytes.len() as u64;

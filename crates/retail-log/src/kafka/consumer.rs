@@ -33,14 +33,14 @@ use tracing::{info, warn};
 use super::client::{error, Tracing};
 use super::log::{lock, offsets_list};
 use crate::{
-    ConsumedRecord, Consumer, ConsumerEvent, Error, Header, Result, TopicPartition, OFFSET_BEGINNING,
-    OFFSET_END,
+    ConsumedRecord, Consumer, ConsumerEvent, Error, Header, PollLimit, Result, TopicPartition,
+    OFFSET_BEGINNING, OFFSET_END,
 };
 
 /// What the consumer's thread is asked to do.
 enum Request {
     Poll {
-        max: usize,
+        limit: PollLimit,
         timeout: Duration,
         reply: oneshot::Sender<Result<ConsumerEvent>>,
     },
@@ -250,11 +250,14 @@ impl KafkaConsumer {
 
 #[async_trait]
 impl Consumer for KafkaConsumer {
-    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<ConsumerEvent> {
+    async fn poll_limited(&mut self, limit: PollLimit, timeout: Duration) -> Result<ConsumerEvent> {
         let (reply, answer) = oneshot::channel();
         lock(&self.member.requests)
             .send(Request::Poll {
-                max: max_records.max(1),
+                limit: PollLimit {
+                    records: limit.records.max(1),
+                    bytes: limit.bytes.max(1),
+                },
                 timeout,
                 reply,
             })
@@ -298,7 +301,11 @@ impl Worker {
                 },
             };
             match request {
-                Request::Poll { max, timeout, reply } => self.poll(max, timeout, reply),
+                Request::Poll {
+                    limit,
+                    timeout,
+                    reply,
+                } => self.poll(limit, timeout, reply),
                 Request::Commit { offsets, reply } => {
                     let _ = reply.send(commit(&self.base, &self.bridge().assignment, &offsets));
                 }
@@ -313,7 +320,8 @@ impl Worker {
         self.base.context()
     }
 
-    fn poll(&mut self, max: usize, timeout: Duration, reply: oneshot::Sender<Result<ConsumerEvent>>) {
+    fn poll(&mut self, limit: PollLimit, timeout: Duration, reply: oneshot::Sender<Result<ConsumerEvent>>) {
+        let max = limit.records;
         self.apply_seeks();
         let bridge = Arc::clone(self.base.context());
         if let Some(event) = lock(&bridge.announcements).pop_front() {
@@ -326,13 +334,19 @@ impl Worker {
                 .retain(|r| assignment.contains(&TopicPartition::new(&r.topic, r.partition)));
         }
         if !self.buffer.is_empty() {
-            let n = max.min(self.buffer.len());
+            // Within the limit, as a fresh read would be: records up to the one reaching `bytes`.
+            let (mut n, mut bytes) = (0, 0usize);
+            while n < max.min(self.buffer.len()) && bytes < limit.bytes {
+                bytes = bytes.saturating_add(self.buffer.get(n).map_or(0, crate::record_bytes));
+                n += 1;
+            }
             let _ = reply.send(Ok(ConsumerEvent::Records(self.buffer.drain(..n).collect())));
             return;
         }
         *lock(&bridge.current) = Some(reply);
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let mut failure = None;
         loop {
             let wait = if out.is_empty() {
@@ -347,7 +361,9 @@ impl Worker {
                         assignment.contains(&TopicPartition::new(m.topic(), m.partition()))
                     };
                     if owned {
-                        out.push(record(&m));
+                        let r = record(&m);
+                        bytes = bytes.saturating_add(crate::record_bytes(&r));
+                        out.push(r);
                     }
                 }
                 Some(Err(e)) => {
@@ -359,7 +375,7 @@ impl Worker {
                 None if wait.is_zero() || Instant::now() >= deadline => break,
                 None => {}
             }
-            if lock(&bridge.current).is_none() || out.len() >= max {
+            if lock(&bridge.current).is_none() || out.len() >= max || bytes >= limit.bytes {
                 break;
             }
         }

@@ -14,6 +14,12 @@ pub struct LandingConfig {
     /// ones lower latency. Under load batches fill up; when quiet, whatever arrived is written
     /// at once.
     pub max_batch_records: usize,
+    /// Bytes of records (keys and values) after which a batch takes no more: with large
+    /// records a batch ends before `max_batch_records`, so the landing's memory is bounded in
+    /// bytes whatever the records' size (a batch is held decoded in up to three places: being
+    /// read, queued, being written). The record that reaches it still joins the batch, so one
+    /// record larger than this is a batch alone.
+    pub max_batch_bytes: usize,
     /// How long one poll of the log waits for records when none are there, in milliseconds.
     pub poll_timeout_ms: u64,
     /// First retry delay after a store failure, in milliseconds; doubles up to `max_backoff_ms`.
@@ -29,11 +35,16 @@ pub struct LandingConfig {
 }
 
 impl LandingConfig {
+    /// Default `max_batch_bytes`: 16 MiB, about three times what 20,000 typical events of a
+    /// few hundred bytes take, so it only cuts batches of unusually large records.
+    pub const DEFAULT_MAX_BATCH_BYTES: usize = 16 << 20;
+
     const fn defaults() -> Self {
         Self {
             group: String::new(),
             topics: Vec::new(),
             max_batch_records: 20_000,
+            max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
             poll_timeout_ms: 100,
             min_backoff_ms: 100,
             max_backoff_ms: 5_000,
@@ -75,6 +86,9 @@ impl LandingConfig {
         }
         if self.max_batch_records == 0 {
             return Err("landing.max_batch_records: must be at least 1".to_owned());
+        }
+        if self.max_batch_bytes == 0 {
+            return Err("landing.max_batch_bytes: must be at least 1".to_owned());
         }
         Ok(())
     }

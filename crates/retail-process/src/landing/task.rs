@@ -291,7 +291,11 @@ impl Reader<'_> {
                 self.resync().await?;
                 continue;
             }
-            let event = match self.consumer.poll(l.config.max_batch_records, timeout).await {
+            let limit = retail_log::PollLimit {
+                records: l.config.max_batch_records,
+                bytes: l.config.max_batch_bytes,
+            };
+            let event = match self.consumer.poll_limited(limit, timeout).await {
                 Ok(e) => {
                     failures = 0;
                     e
