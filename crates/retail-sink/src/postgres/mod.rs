@@ -27,6 +27,8 @@
 //! - `partition`: day partitions (of `sales_raw` and the ledger), created on demand and cached;
 //!   the ledger's dropped whole.
 //! - `ledger`: the ledger's dedup horizon (ADR 0022): the newest event day, days dropped.
+//! - `retention`: day partitions of `events_raw`, `late_events` and `dead_letters`, and the
+//!   days of those and of `sales_raw` dropped past their retention (ADR 0028).
 //! - `read`: the [`crate::Reader`] on its own session; `read/orders`: its order and alert queries.
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
 //! - `fraud`: the fraud rules' rows and alerts, in the batch's transaction.
@@ -50,6 +52,7 @@ mod orders;
 mod outbox;
 mod partition;
 mod read;
+mod retention;
 mod schemas;
 mod stock;
 mod store;
