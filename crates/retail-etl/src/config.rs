@@ -706,8 +706,8 @@ mod tests {
                 && err.contains("retention.toml"),
             "{err}"
         );
-        let err = load("[landing]\nraw_retention_days = 10\ndedup_horizon_days = 7\n")
-            .expect_err("7 + 7 > 10");
+        let err =
+            load("[landing]\nraw_retention_days = 10\ndedup_horizon_days = 7\n").expect_err("7 + 7 > 10");
         assert!(
             err.contains("landing.raw_retention_days: 10") && err.contains("at least 14"),
             "{err}"
