@@ -395,6 +395,10 @@ mod tests {
         );
         assert_eq!(super::store_table("sales_raw_by_city"), None);
         assert_eq!(super::store_table("sales_agg_minute"), None);
+        // Partitioned by day for retention (ADR 0028).
+        assert_eq!(super::store_table("dead_letters_20261130"), Some("dead_letters"));
+        assert_eq!(super::store_table("events_raw_legacy"), Some("events_raw_legacy"));
+        assert_eq!(super::store_table("late_events_2026113"), None);
     }
 
     #[test]

@@ -286,10 +286,10 @@ async fn in_transaction(
     Ok(outcome)
 }
 
-/// The error of a COPY into a day-partitioned table. Its check_violation is "no partition of
+/// The error of a COPY (or INSERT) into a day-partitioned table. Its check_violation is "no partition of
 /// relation ... found for row": a cached day partition is gone (retention, or another process
 /// opening the store dropped it); the retry recreates it.
-fn copy_error(what: &str, e: &tokio_postgres::Error) -> Error {
+pub(super) fn copy_error(what: &str, e: &tokio_postgres::Error) -> Error {
     match pg_error(what, e) {
         Error::Refused { message } if e.code() == Some(&SqlState::CHECK_VIOLATION) => Error::Postgres {
             message,
