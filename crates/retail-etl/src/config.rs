@@ -485,6 +485,8 @@ impl Config {
         self.landing
             .validate()
             .map_err(|e| anyhow::anyhow!("key {e} in {file}"))?;
+        self.check_raw_retention()
+            .map_err(|e| anyhow::anyhow!("key {e} in {file}"))?;
         SourceConfig::validate_all(&self.sources).with_context(|| format!("in {file}"))?;
         self.lineage
             .validate()
@@ -498,6 +500,36 @@ impl Config {
         self.notifications
             .check()
             .map_err(|e| anyhow::anyhow!("key {e} in {file}"))?;
+        Ok(())
+    }
+
+    /// Refuses a raw retention that would change the inventory pipeline's rows (ADR 0028): a
+    /// series' first snapshot reads `sales_raw` back `processing.stock.velocity_days` from its
+    /// own time, and a snapshot can land as old as the dedup horizon allows; without a horizon,
+    /// one of any age can.
+    fn check_raw_retention(&self) -> std::result::Result<(), String> {
+        let (raw, horizon) = (self.landing.raw_retention_days, self.landing.dedup_horizon_days);
+        let stock = &self.processing.stock;
+        if raw == 0 || !stock.enabled {
+            return Ok(());
+        }
+        let velocity = stock.velocity_days.max(1);
+        if horizon == 0 {
+            return Err(format!(
+                "landing.raw_retention_days: {raw} days needs landing.dedup_horizon_days set while \
+                 processing.stock is enabled: without a horizon an inventory snapshot of any age can \
+                 land, and its series reads sales_raw back {velocity} days (processing.stock.velocity_days) \
+                 from its time; set the horizon, switch processing.stock off, or keep raw rows (0)"
+            ));
+        }
+        let needed = u64::from(horizon) + u64::from(velocity);
+        if u64::from(raw) < needed {
+            return Err(format!(
+                "landing.raw_retention_days: {raw} days is shorter than what the inventory pipeline \
+                 reads back: landing.dedup_horizon_days ({horizon}) + processing.stock.velocity_days \
+                 ({velocity}) = {needed} days; raise it to at least {needed}, or 0 to keep raw rows"
+            ));
+        }
         Ok(())
     }
 
@@ -555,12 +587,15 @@ impl Config {
         }
     }
 
-    /// How the store keeps its dedup ledger: every command that opens the store must pass the
-    /// same, or opening it with another horizon would drop ledger days the landing still
-    /// keeps (ADR 0022).
+    /// How the store keeps its dedup ledger and its retention: every command that opens the
+    /// store must pass the same, or opening it with another horizon or retention would drop
+    /// ledger days or rows the landing still keeps (ADR 0022, 0028).
     pub const fn store_options(&self) -> retail_sink::StoreOptions {
         retail_sink::StoreOptions {
             dedup_horizon_days: self.landing.dedup_horizon_days,
+            raw_retention_days: self.landing.raw_retention_days,
+            late_events_retention_days: self.landing.late_events_retention_days,
+            dead_letters_retention_days: self.landing.dead_letters_retention_days,
         }
     }
 
@@ -654,6 +689,50 @@ mod tests {
             }
         }
         assert!(seen > 0, "no example configs in {}", dir.display());
+    }
+
+    #[test]
+    fn a_raw_retention_shorter_than_the_inventory_backfill_is_refused_naming_the_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("retention.toml");
+        let load = |toml: &str| {
+            std::fs::write(&file, toml).expect("write");
+            Config::load(Some(&file)).map_err(|e| format!("{e:#}"))
+        };
+        let err = load("[landing]\nraw_retention_days = 30\n").expect_err("no horizon");
+        assert!(
+            err.contains("landing.raw_retention_days")
+                && err.contains("landing.dedup_horizon_days")
+                && err.contains("retention.toml"),
+            "{err}"
+        );
+        let err =
+            load("[landing]\nraw_retention_days = 10\ndedup_horizon_days = 7\n").expect_err("7 + 7 > 10");
+        assert!(
+            err.contains("landing.raw_retention_days: 10") && err.contains("at least 14"),
+            "{err}"
+        );
+        let ok = load(
+            "[landing]\nraw_retention_days = 14\ndedup_horizon_days = 7\n\
+             late_events_retention_days = 3\ndead_letters_retention_days = 90\n",
+        )
+        .expect("14 covers 7 + 7");
+        let options = ok.store_options();
+        assert_eq!(
+            (
+                options.raw_retention_days,
+                options.late_events_retention_days,
+                options.dead_letters_retention_days
+            ),
+            (14, 3, 90)
+        );
+        load("[landing]\nraw_retention_days = 1\n[processing.stock]\nenabled = false\n")
+            .expect("nothing reads old raw rows without the inventory pipeline");
+        assert_eq!(
+            Config::load(None).expect("defaults").store_options(),
+            retail_sink::StoreOptions::default(),
+            "by default everything is kept"
+        );
     }
 
     #[test]

@@ -194,13 +194,15 @@ mod tests {
     fn the_horizon_counts_back_from_the_newest_day() {
         let seven = StoreOptions {
             dedup_horizon_days: 7,
+            ..StoreOptions::default()
         };
         assert_eq!(oldest_kept(seven, Some(100)), Some(93));
         assert_eq!(oldest_kept(seven, None), None);
         assert_eq!(
             oldest_kept(
                 StoreOptions {
-                    dedup_horizon_days: 0
+                    dedup_horizon_days: 0,
+                    ..StoreOptions::default()
                 },
                 Some(100)
             ),

@@ -19,6 +19,8 @@
 //! - [`isolate`]: when the store refuses a batch for its data, finds the rows at fault,
 //!   dead-letters them and lands the rest in one transaction.
 //! - `dedup`: in-batch de-duplication by `event_id`, shared by both backends.
+//! - `retention`: how long raw rows, late events and dead letters are kept (ADR 0028); the
+//!   backends drop day partitions (PostgreSQL) or delete in bounded passes (SQLite).
 //! - [`horizon`]: the dedup horizon (ADR 0022): ledger days kept, dropped, and events too old
 //!   to land, shared by both backends.
 //! - [`outbox`]: the notification outbox: which channels an alert goes to, de-duplication,
@@ -37,6 +39,7 @@ pub mod isolate;
 pub mod outbox;
 pub mod postgres;
 pub mod read;
+mod retention;
 pub mod schemas;
 pub mod sqlite;
 
@@ -100,24 +103,39 @@ pub const STORE_TABLES: &[&str] = &[
     "fraud_alerts",
     "landed_event_ids_legacy",
     "ledger_horizon",
+    "events_raw_legacy",
+    "late_events_legacy",
+    "dead_letters_legacy",
+    "retention_legacy",
     "notification_deliveries",
     "schema_registry_schemas",
     "schema_registry_versions",
     "schema_registry_config",
 ];
 
+/// The tables kept as one partition (PostgreSQL) or table (the SQLite ledger) per day.
+const DAY_PARTITIONED: &[&str] = &[
+    "sales_raw",
+    "events_raw",
+    "late_events",
+    "dead_letters",
+    "landed_event_ids",
+];
+
 /// Whether `name` is a table the store owns: one of [`STORE_TABLES`], or a day partition of
-/// `sales_raw` (`sales_raw_YYYYMMDD` on PostgreSQL) or of the ledger (`landed_event_ids_YYYYMMDD`,
-/// both backends). Returns the table it belongs to.
+/// `sales_raw`, `events_raw`, `late_events` or `dead_letters` (`<table>_YYYYMMDD` on
+/// PostgreSQL) or of the ledger (`landed_event_ids_YYYYMMDD`, both backends). Returns the table
+/// it belongs to.
 pub fn store_table(name: &str) -> Option<&'static str> {
     let day_partition = |parent: &str| {
         name.strip_prefix(parent)
             .and_then(|rest| rest.strip_prefix('_'))
             .is_some_and(|day| day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit()))
     };
-    STORE_TABLES.iter().copied().find(|t| {
-        *t == name || ((*t == Table::SalesRaw.name() || *t == "landed_event_ids") && day_partition(t))
-    })
+    STORE_TABLES
+        .iter()
+        .copied()
+        .find(|t| *t == name || (DAY_PARTITIONED.contains(t) && day_partition(t)))
 }
 
 /// A store. Shared by the tasks of a process (`Arc<dyn Store>`); a backend serialises its own
@@ -314,13 +332,22 @@ impl std::fmt::Debug for StoreUrl {
     }
 }
 
-/// How a store keeps its dedup ledger (ADR 0022).
+/// How a store keeps its dedup ledger (ADR 0022) and how long it keeps raw rows, late events
+/// and dead letters (ADR 0028).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Days of event time the `landed_event_ids` ledger remembers behind the newest event day
     /// landed; older days are dropped whole, and an event older than that becomes a `too_old`
     /// dead letter. `0`: the ledger is kept forever and no event is too old.
     pub dedup_horizon_days: u32,
+    /// Days of event time `sales_raw` and `events_raw` keep behind the newest event day landed
+    /// (the dedup horizon's clock); older days are dropped whole. `0`: kept forever.
+    pub raw_retention_days: u32,
+    /// Days of event time `late_events` keeps behind the newest event day landed, by the late
+    /// event's own time (`event_ts`). `0`: kept forever.
+    pub late_events_retention_days: u32,
+    /// Days of wall-clock time `dead_letters` keeps, by `rejected_at`. `0`: kept forever.
+    pub dead_letters_retention_days: u32,
 }
 
 impl StoreOptions {
@@ -332,6 +359,9 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             dedup_horizon_days: Self::DEFAULT_DEDUP_HORIZON_DAYS,
+            raw_retention_days: 0,
+            late_events_retention_days: 0,
+            dead_letters_retention_days: 0,
         }
     }
 }
@@ -365,6 +395,10 @@ mod tests {
         );
         assert_eq!(super::store_table("sales_raw_by_city"), None);
         assert_eq!(super::store_table("sales_agg_minute"), None);
+        // Partitioned by day for retention (ADR 0028).
+        assert_eq!(super::store_table("dead_letters_20261130"), Some("dead_letters"));
+        assert_eq!(super::store_table("events_raw_legacy"), Some("events_raw_legacy"));
+        assert_eq!(super::store_table("late_events_2026113"), None);
     }
 
     #[test]

@@ -88,6 +88,18 @@ macro_rules! suite {
             crate::behaviour::bare_load_in_chunks_loads_what_one_call_loads($fixture).await
         }
         #[tokio::test]
+        async fn raw_rows_and_late_events_past_their_retention_are_dropped() {
+            crate::behaviour::raw_rows_and_late_events_past_their_retention_are_dropped($fixture).await
+        }
+        #[tokio::test]
+        async fn retention_zero_keeps_everything() {
+            crate::behaviour::retention_zero_keeps_everything($fixture).await
+        }
+        #[tokio::test]
+        async fn dead_letters_past_their_retention_are_dropped_by_wall_clock() {
+            crate::behaviour::dead_letters_past_their_retention_are_dropped_by_wall_clock($fixture).await
+        }
+        #[tokio::test]
         async fn named_dead_letters_are_kept_once() {
             crate::behaviour::named_dead_letters_are_kept_once($fixture).await
         }
@@ -221,10 +233,10 @@ mod pg {
             .expect("migrations")
             .get(0);
         assert_eq!(
-            versions, 7,
+            versions, 8,
             "0001_init, 0002_processing, 0003_dead_letter_resubmitted, 0004_retail_pipelines, \
-             0005_ledger_by_event_day, 0006_notification_deliveries and 0007_schema_registry, each \
-             recorded once"
+             0005_ledger_by_event_day, 0006_notification_deliveries, 0007_schema_registry and \
+             0008_retention_by_day, each recorded once"
         );
         let ledger: i64 = client
             .query_one("SELECT count(*) FROM landed_event_ids", &[])
@@ -285,6 +297,127 @@ mod pg {
         };
         let o = store.write_batch(&batch).await.expect("re-send of an old id");
         assert_eq!((o.sales_inserted, o.sales_duplicates), (1, 1), "{o:?}");
+    }
+
+    /// A database from before migration 0008 with rows in the unpartitioned `events_raw`,
+    /// `late_events` and `dead_letters` migrates (ADR 0028): each old table becomes one
+    /// `<table>_legacy` partition, every row stays readable (dead letters by id through the
+    /// API's reader, and resubmittable), new rows go to day partitions, dead-letter ids go on
+    /// from the same sequence, and the legacy partition is dropped whole once its last day is
+    /// past the retention.
+    #[tokio::test]
+    async fn old_unpartitioned_tables_migrate_and_stay_readable() {
+        use chrono::{Duration, Utc};
+        use retail_sink::read::{Claim, PageRequest};
+        use retail_sink::StoreOptions;
+
+        let f = common::pg().await;
+        let client = f.pg.as_ref().expect("pg fixture").client().await;
+        client
+            .batch_execute(concat!(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());",
+                include_str!("../migrations/postgres/0001_init.sql"),
+                include_str!("../migrations/postgres/0002_processing.sql"),
+                include_str!("../migrations/postgres/0003_dead_letter_resubmitted.sql"),
+                include_str!("../migrations/postgres/0004_retail_pipelines.sql"),
+                include_str!("../migrations/postgres/0005_ledger_by_event_day.sql"),
+                include_str!("../migrations/postgres/0006_notification_deliveries.sql"),
+                include_str!("../migrations/postgres/0007_schema_registry.sql"),
+                "INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6), (7);",
+                "INSERT INTO events_raw (event_id, event_type, ts, source, partition_key, payload) \
+                 VALUES (gen_random_uuid(), 'order', '2026-11-01T10:00:00Z', 'pos', 'o-1', '{}'), \
+                        (gen_random_uuid(), 'order', '2026-11-02T10:00:00Z', 'pos', 'o-2', '{}');",
+                "INSERT INTO late_events (aggregate, event_id, window_start, window_end, event_ts, watermark, \
+                 reason, topic, \"partition\", \"offset\") VALUES ('agg', gen_random_uuid(), '2026-11-01T10:00:00Z', \
+                 '2026-11-01T10:01:00Z', '2026-11-01T10:00:30Z', '2026-11-01T11:00:00Z', 'late', 'sales', 0, 1);",
+                "INSERT INTO dead_letters (raw, reason, kind, source, rejected_at) VALUES \
+                 ('\\x7b7d', 'qty: is required', 'invalid', 'pos', now() - interval '2 days'), \
+                 ('\\x7b7d', 'sku: is required', 'invalid', 'pos', now() - interval '1 day');",
+            ))
+            .await
+            .expect("an older binary's database, with rows");
+        let store = f.open().await;
+        assert_eq!(store.count(Table::EventsRaw).await.expect("count"), 2);
+        assert_eq!(store.count(Table::LateEvents).await.expect("count"), 1);
+        assert_eq!(store.count(Table::DeadLetters).await.expect("count"), 2);
+        for parent in ["events_raw", "late_events", "dead_letters"] {
+            let kind: i8 = client
+                .query_one(
+                    "SELECT relkind::\"char\" FROM pg_class WHERE relname = $1",
+                    &[&parent],
+                )
+                .await
+                .expect("pg_class")
+                .get(0);
+            assert_eq!(kind as u8, b'p', "{parent} must be partitioned");
+            assert_eq!(f.partitions(parent).await, [format!("{parent}_legacy")]);
+        }
+
+        // The API's reads and resubmit work on the old rows.
+        let reader = retail_sink::open_reader(&f.url).await.expect("reader");
+        let page = reader
+            .dead_letters(PageRequest { limit: 10, offset: 0 })
+            .await
+            .expect("list dead letters");
+        assert_eq!(page.items.len(), 2);
+        let newest = page.items[0].id;
+        let detail = reader.dead_letter(newest).await.expect("get").expect("exists");
+        assert_eq!(detail.summary.reason, "sku: is required");
+        assert!(matches!(
+            reader.claim_dead_letter(newest).await.expect("claim"),
+            Claim::Claimed(_)
+        ));
+        assert!(matches!(
+            reader.claim_dead_letter(newest).await.expect("claim"),
+            Claim::AlreadyResubmitted(_)
+        ));
+
+        // New rows land in day partitions; ids go on from the old sequence.
+        let p = TopicPartition::new("sales", 0);
+        let later = Utc::now() + Duration::days(3);
+        let batch = LandingBatch {
+            group: "g".into(),
+            events: vec![order(ids(1)[0], later)],
+            dead_letters: vec![dead_letter(&p, 0, "store_id: is required")],
+            offsets: vec![range(&p, 0, 2)],
+            ..Default::default()
+        };
+        store
+            .write_batch(&batch)
+            .await
+            .expect("a batch after the migration");
+        let page = reader
+            .dead_letters(PageRequest { limit: 10, offset: 0 })
+            .await
+            .expect("list dead letters");
+        assert_eq!(page.items.len(), 3);
+        assert!(page.items[0].id > newest, "{:?}", page.items);
+        assert_eq!(store.count(Table::EventsRaw).await.expect("count"), 3);
+        assert_eq!(f.partitions("events_raw").await.len(), 2);
+        drop(store);
+
+        // The newest event day is three days on: a retention of one day has passed every day
+        // of the legacy partition (today and before), which goes whole.
+        let store = f
+            .open_with(StoreOptions {
+                raw_retention_days: 1,
+                late_events_retention_days: 1,
+                ..StoreOptions::default()
+            })
+            .await;
+        assert_eq!(store.count(Table::EventsRaw).await.expect("count"), 1);
+        assert_eq!(store.count(Table::LateEvents).await.expect("count"), 0);
+        assert_eq!(
+            store.count(Table::DeadLetters).await.expect("count"),
+            3,
+            "kept: no retention"
+        );
+        assert_eq!(f.partitions("events_raw").await.len(), 1);
+        assert!(f.partitions("late_events").await.is_empty());
+        // The new dead letter was rejected on 2026-11-21, a day the legacy partition holds.
+        assert_eq!(f.partitions("dead_letters").await, ["dead_letters_legacy"]);
+        let legacy: Vec<String> = f.texts("SELECT parent FROM retention_legacy").await;
+        assert_eq!(legacy, ["dead_letters"]);
     }
 
     /// After its backend is killed, the store answers a retryable error at most once, then

@@ -32,6 +32,19 @@ pub struct LandingConfig {
     /// re-send any more and becomes a dead letter of kind `too_old` instead of landing. `0`
     /// keeps the ledger forever and rejects nothing as too old.
     pub dedup_horizon_days: u32,
+    /// Days of event time `sales_raw` and `events_raw` keep, counted back from the newest event
+    /// day landed like the dedup horizon (ADR 0028). Older days are dropped whole (PostgreSQL:
+    /// a day partition at a time; SQLite: bounded deletes between batches). `0` keeps them
+    /// forever. With the inventory pipeline on, it must cover the dedup horizon plus
+    /// `processing.stock.velocity_days`, which a new series reads back from `sales_raw`.
+    pub raw_retention_days: u32,
+    /// Days of event time `late_events` keeps, by each late event's own time, counted back from
+    /// the newest event day landed (ADR 0028). `0` keeps them forever.
+    pub late_events_retention_days: u32,
+    /// Days `dead_letters` keeps, by `rejected_at` against the wall clock (a dead letter has no
+    /// event time to trust; ADR 0028). `0` keeps them forever. A dropped dead letter can no
+    /// longer be read or resubmitted through the API.
+    pub dead_letters_retention_days: u32,
 }
 
 impl LandingConfig {
@@ -49,6 +62,9 @@ impl LandingConfig {
             min_backoff_ms: 100,
             max_backoff_ms: 5_000,
             dedup_horizon_days: 0,
+            raw_retention_days: 0,
+            late_events_retention_days: 0,
+            dead_letters_retention_days: 0,
         }
     }
 }

@@ -141,7 +141,7 @@ pub(super) async fn write(
                 &[&aggregate, &ids, &ws, &we, &et, &wm, &reason, &topic, &partition, &offset],
             )
             .await
-            .map_err(|e| pg_error("INSERT INTO late_events", &e))?;
+            .map_err(|e| super::write::copy_error("INSERT INTO late_events", &e))?;
     }
     Ok((agg_rows, late_rows))
 }

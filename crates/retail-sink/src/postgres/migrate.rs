@@ -44,6 +44,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         sql: include_str!("../../migrations/postgres/0007_schema_registry.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../../migrations/postgres/0008_retention_by_day.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations (any constant no one else uses).

@@ -7,8 +7,10 @@
 //!
 //! The ledger is partitioned by event-time day (`landed_event_ids_YYYYMMDD`, unique on
 //! `(event_id, day)`), and days older than the dedup horizon are dropped whole (ADR 0022).
+//! `events_raw`, `late_events` and `dead_letters` are partitioned by day too (migration 0008),
+//! and with a retention configured, days past it are dropped whole (ADR 0028).
 //!
-//! # Why `sales_raw` has no primary key
+//! # Why `sales_raw` (and `events_raw`) have no primary key
 //! `sales_raw` is range-partitioned by UTC day of `ts` (`sales_raw_YYYYMMDD`, created on demand
 //! by `partition`) so that old days can be detached or dropped without a `DELETE`.
 //! PostgreSQL enforces a unique index on a partitioned table only if it includes the partition
@@ -24,9 +26,11 @@
 //! - `store`: [`PostgresStore`], the session and reconnecting after failures.
 //! - `write`: the batch transaction (fast path, slow path on duplicates).
 //! - `copy`: binary COPY encoders of each table.
-//! - `partition`: day partitions (of `sales_raw` and the ledger), created on demand and cached;
-//!   the ledger's dropped whole.
+//! - `partition`: day partitions (of `sales_raw`, `events_raw`, `late_events`, `dead_letters` and
+//!   the ledger), created on demand and cached, listed and dropped whole.
 //! - `ledger`: the ledger's dedup horizon (ADR 0022): the newest event day, days dropped.
+//! - `retention`: day partitions of `events_raw`, `late_events` and `dead_letters`, and the
+//!   days of those and of `sales_raw` dropped past their retention (ADR 0028).
 //! - `read`: the [`crate::Reader`] on its own session; `read/orders`: its order and alert queries.
 //! - `orders`: the order-lifecycle pipeline's rows and alerts, in the batch's transaction.
 //! - `fraud`: the fraud rules' rows and alerts, in the batch's transaction.
@@ -50,6 +54,7 @@ mod orders;
 mod outbox;
 mod partition;
 mod read;
+mod retention;
 mod schemas;
 mod stock;
 mod store;

@@ -1,6 +1,8 @@
-//! Day partitions of `sales_raw` (and of the benchmark's copy of it) and of the
-//! `landed_event_ids` ledger, created on demand before a transaction writes rows of a day not
-//! seen yet, and (the ledger's, ADR 0022) dropped whole once older than the dedup horizon.
+//! Day partitions of `sales_raw` (and of the benchmark's copy of it), `events_raw`,
+//! `late_events`, `dead_letters` and the `landed_event_ids` ledger, created on demand before a
+//! transaction writes rows of a day not seen yet, and dropped whole: the ledger's once older
+//! than the dedup horizon (ADR 0022), the others once past their retention (ADR 0028,
+//! `retention.rs`).
 //!
 //! Each partition is created in its own short transaction, outside the batch's: creating a
 //! partition locks the parent exclusively, and holding that for a whole batch would stall every

@@ -14,6 +14,7 @@ use tokio_postgres::Config;
 use super::conn::{self, Conn};
 use super::error::{pg_error, url_error};
 use super::ledger::Ledger;
+use super::retention::Retention;
 use super::{bare, derived, write};
 use crate::derived::sql::TableSql;
 use crate::{
@@ -39,6 +40,9 @@ struct State {
     aggregates: Aggregates,
     /// The dedup horizon of the ledger (ADR 0022).
     ledger: Ledger,
+    /// Day partitions of `events_raw`, `late_events` and `dead_letters`, and what retention
+    /// dropped (ADR 0028).
+    retention: Retention,
     /// Days of the benchmark's scratch `bench_bare_sales_raw` known to have a partition.
     bare_days: HashSet<i64>,
 }
@@ -66,7 +70,8 @@ impl PostgresStore {
     }
 
     /// Connects to a libpq-style URL (`postgres://user@host:port/db`), applies the migrations,
-    /// prepares the write path and drops ledger days older than the dedup horizon. TLS is not
+    /// prepares the write path and drops ledger days older than the dedup horizon and day
+    /// partitions past their retention (ADR 0028). TLS is not
     /// supported (`sslmode=require` fails to connect).
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self> {
         let mut config: Config = url.parse().map_err(|e| url_error(url, &e))?;
@@ -80,14 +85,25 @@ impl PostgresStore {
             .load(&conn.client)
             .await
             .map_err(|e| with_target(e, &target))?;
+        let mut retention = Retention::new(options);
+        let mut known_days = HashSet::new();
+        retention
+            .load(&conn.client)
+            .await
+            .map_err(|e| with_target(e, &target))?;
+        retention
+            .drop_passed(&conn.client, ledger.newest, &mut known_days)
+            .await
+            .map_err(|e| with_target(e, &target))?;
         Ok(Self {
             config,
             target,
             state: Mutex::new(State {
                 conn: Some(conn),
-                known_days: HashSet::new(),
+                known_days,
                 aggregates: Aggregates::default(),
                 ledger,
+                retention,
                 bare_days: HashSet::new(),
             }),
         })
@@ -126,10 +142,11 @@ impl PostgresStore {
             known_days,
             aggregates,
             ledger,
+            retention,
             ..
         } = &mut *guard;
         let result = match session(&self.config, conn).await {
-            Ok(c) => write::write_batch(c, known_days, ledger, aggregates, batch, commit).await,
+            Ok(c) => write::write_batch(c, known_days, ledger, retention, aggregates, batch, commit).await,
             Err(e) => Err(e),
         };
         settle(conn, result).map_err(|e| with_target(e, &self.target))

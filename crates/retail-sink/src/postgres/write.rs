@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! dedup in memory -> dedup horizon: too-old events become dead letters (horizon.rs)
-//!   -> day partitions of sales_raw and the ledger (own txs)
+//!   -> day partitions of sales_raw, events_raw, late_events, dead_letters and the ledger (own txs)
 //!   -> BEGIN + lock and check stored offsets (fencing)          one round trip
 //!   -> SAVEPOINT + COPY (id, day) -> ledger                    (fast path: every id is new)
 //!        on unique_violation: ROLLBACK TO SAVEPOINT;
@@ -12,6 +12,7 @@
 //!   -> order, stock and fraud rows, alerts and the pipelines' time (orders.rs, stock.rs, fraud.rs)
 //!   -> upsert offsets (re-checked) -> COMMIT
 //!   -> on a new newest event day: drop ledger days past the horizon (ledger.rs)
+//!   -> on a new oldest day kept: drop day partitions past their retention (retention.rs)
 //! ```
 //! The fast path is what a healthy pipeline takes: duplicates only appear after a source
 //! re-sent something or a consumer replayed, so the common batch costs two COPYs and four
@@ -38,6 +39,7 @@ use super::fraud;
 use super::ledger::{Ledger, LEDGER};
 use super::orders;
 use super::partition::{self, Key};
+use super::retention::Retention;
 use super::stock;
 use super::store::Aggregates;
 use crate::dedup::FirstSeen;
@@ -52,6 +54,7 @@ pub(super) async fn write_batch(
     conn: &mut Conn,
     known_days: &mut HashSet<i64>,
     ledger: &mut Ledger,
+    retention: &mut Retention,
     aggregates: &Aggregates,
     batch: &LandingBatch,
     commit: bool,
@@ -78,6 +81,9 @@ pub(super) async fn write_batch(
         ledger_days(&fresh).chain(named_days),
     )
     .await?;
+    retention
+        .ensure(&conn.client, batch, &verdict.dead_letters)
+        .await?;
 
     // BEGIN is sent by `in_transaction`, pipelined with the fencing query.
     conn.in_tx = true;
@@ -90,6 +96,13 @@ pub(super) async fn write_batch(
                 if let Err(error) = ledger.drop_passed(&conn.client).await {
                     tracing::warn!(message = "could not drop ledger days older than the dedup horizon", %error);
                 }
+            }
+            // Runs a catalog query only when a retention's oldest kept day moved.
+            if let Err(error) = retention
+                .drop_passed(&conn.client, ledger.newest, known_days)
+                .await
+            {
+                tracing::warn!(message = "could not drop day partitions past their retention", %error);
             }
             Ok(outcome)
         }
@@ -104,6 +117,7 @@ pub(super) async fn write_batch(
                 // over from the catalog; `CREATE TABLE IF NOT EXISTS` of a known day is cheap.
                 known_days.clear();
                 ledger.known_days.clear();
+                retention.forget();
             }
             Err(e)
         }
@@ -191,20 +205,7 @@ async fn in_transaction(
         copy::order_sales(&mut sales);
         outcome.sales_inserted = copy::sales(c, &s.copy_sales, sales.into_iter())
             .await
-            .map_err(|e| {
-                let err = pg_error("COPY sales_raw", &e);
-                // check_violation here is "no partition of relation sales_raw found for row": a
-                // cached day partition is gone; the retry recreates it.
-                match err {
-                    Error::Refused { message } if e.code() == Some(&SqlState::CHECK_VIOLATION) => {
-                        Error::Postgres {
-                            message,
-                            retryable: true,
-                        }
-                    }
-                    other => other,
-                }
-            })?;
+            .map_err(|e| copy_error("COPY sales_raw", &e))?;
     }
     let events_new = fresh.events.iter().filter(|r| is_new(&r.event_id)).count();
     outcome.events_duplicates += (fresh.events.len() - events_new) as u64;
@@ -212,7 +213,7 @@ async fn in_transaction(
         let rows = fresh.events.iter().copied().filter(|r| is_new(&r.event_id));
         outcome.events_inserted = copy::events(c, &s.copy_events, rows)
             .await
-            .map_err(|e| pg_error("COPY events_raw", &e))?;
+            .map_err(|e| copy_error("COPY events_raw", &e))?;
     }
     if !batch.dead_letters.is_empty() || !verdict.dead_letters.is_empty() {
         // Input its source named (a retried webhook line) is dead-lettered once per id: the
@@ -229,7 +230,7 @@ async fn in_transaction(
             .collect();
         outcome.dead_letters = copy::dead_letters(c, &s.copy_dead_letters, &rows)
             .await
-            .map_err(|e| pg_error("COPY dead_letters", &e))?;
+            .map_err(|e| copy_error("COPY dead_letters", &e))?;
     }
 
     // 4. What processing derived: only new events contribute (ADR 0004).
@@ -283,6 +284,19 @@ async fn in_transaction(
         }
     }
     Ok(outcome)
+}
+
+/// The error of a COPY (or INSERT) into a day-partitioned table. Its check_violation is "no partition of
+/// relation ... found for row": a cached day partition is gone (retention, or another process
+/// opening the store dropped it); the retry recreates it.
+pub(super) fn copy_error(what: &str, e: &tokio_postgres::Error) -> Error {
+    match pg_error(what, e) {
+        Error::Refused { message } if e.code() == Some(&SqlState::CHECK_VIOLATION) => Error::Postgres {
+            message,
+            retryable: true,
+        },
+        other => other,
+    }
 }
 
 /// `Err(OffsetConflict)` if the stored offset of a partition is not where the batch starts.

@@ -28,6 +28,8 @@
 //! - `rows`: owned compact copies of a batch (after the dedup horizon's verdict), text forms
 //!   of ids and timestamps.
 //! - `ledger`: the ledger's day tables, the newest event day, days dropped (ADR 0022).
+//! - `retention`: rows of `sales_raw`, `events_raw`, `late_events` and `dead_letters` past
+//!   their retention, deleted in bounded passes between batches (ADR 0028).
 //! - `read`: the [`crate::Reader`] on its own connection and thread; `read/orders`: its order
 //!   and alert queries.
 //! - `thread`: a connection owned by one thread, with async calls on it (store and reader).
@@ -49,6 +51,7 @@ mod money;
 mod orders;
 mod outbox;
 mod read;
+mod retention;
 mod rows;
 mod schemas;
 mod stock;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::error::{sqlite_error, worker_error};
 use super::ledger::Ledger;
+use super::retention::Retention;
 use super::rows::{OwnedBatch, Sales};
 use super::thread::Owned;
 use super::{derived, migrate, write};
@@ -32,6 +33,8 @@ struct Worker {
     aggregates: Aggregates,
     /// The dedup horizon of the ledger (ADR 0022).
     ledger: Ledger,
+    /// Rows past their retention, deleted between batches (ADR 0028).
+    retention: Retention,
 }
 
 /// The aggregate tables given to `prepare_aggregates` and their statements.
@@ -66,7 +69,8 @@ impl SqliteStore {
     }
 
     /// Opens (or creates) the database file, sets WAL mode and `synchronous=FULL`, applies
-    /// the migrations and drops ledger days older than the dedup horizon.
+    /// the migrations, drops ledger days older than the dedup horizon and deletes rows past
+    /// their retention (ADR 0028).
     pub async fn open_with(path: &Path, options: StoreOptions) -> Result<Self> {
         let shown = path.display().to_string();
         let file: PathBuf = path.to_path_buf();
@@ -108,6 +112,12 @@ impl SqliteStore {
                     // The batch is committed: a failure to drop only delays it to the next day.
                     if let Err(error) = w.ledger.drop_passed(&w.conn, &w.path) {
                         tracing::warn!(message = "could not drop ledger days older than the dedup horizon", %error);
+                    }
+                }
+                if commit {
+                    // Does nothing unless a retention's oldest kept day moved or rows are left.
+                    if let Err(error) = w.retention.pass(&w.conn, &w.path, w.ledger.newest) {
+                        tracing::warn!(message = "could not delete rows past their retention", %error);
                     }
                 }
                 Ok((outcome, w.ledger.newest))
@@ -168,11 +178,13 @@ fn open_worker(file: &Path, path: String, options: StoreOptions) -> Result<Worke
     conn.set_prepared_statement_cache_capacity(32);
     migrate::run(&mut conn, &path)?;
     let ledger = Ledger::load(&conn, &path, options)?;
+    let retention = Retention::open(&conn, &path, options, ledger.newest)?;
     Ok(Worker {
         conn,
         path,
         aggregates: Aggregates::default(),
         ledger,
+        retention,
     })
 }
 

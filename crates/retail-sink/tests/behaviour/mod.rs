@@ -9,7 +9,12 @@ use retail_sink::{BatchOutcome, Error, LandingBatch, RowOrigin, Store, Table};
 
 use crate::common::{dead_letter, ids, order, range, sale, ts, Fixture};
 
+mod retention;
 mod schemas;
+pub use retention::{
+    dead_letters_past_their_retention_are_dropped_by_wall_clock,
+    raw_rows_and_late_events_past_their_retention_are_dropped, retention_zero_keeps_everything,
+};
 pub use schemas::schema_registry_rows_survive_a_reopen;
 
 fn tp(topic: &str, partition: i32) -> TopicPartition {

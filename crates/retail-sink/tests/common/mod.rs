@@ -39,10 +39,33 @@ impl Fixture {
     pub async fn open_with_horizon(&self, days: u32) -> Arc<dyn Store> {
         let options = retail_sink::StoreOptions {
             dedup_horizon_days: days,
+            ..retail_sink::StoreOptions::default()
         };
         match retail_sink::open_with(&self.url, options).await {
             Ok(s) => s,
             Err(e) => panic!("open store {:?} with a horizon of {days} days: {e}", self.url),
+        }
+    }
+
+    /// Opens the store with `options` (retention, ADR 0028).
+    pub async fn open_with(&self, options: retail_sink::StoreOptions) -> Arc<dyn Store> {
+        match retail_sink::open_with(&self.url, options).await {
+            Ok(s) => s,
+            Err(e) => panic!("open store {:?} with {options:?}: {e}", self.url),
+        }
+    }
+
+    /// The day partitions of `parent` (PostgreSQL, from `pg_inherits`), sorted; SQLite: none.
+    pub async fn partitions(&self, parent: &str) -> Vec<String> {
+        match &self.url {
+            StoreUrl::Postgres(_) => {
+                self.texts(&format!(
+                    "SELECT CAST(c.relname AS text) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                     WHERE i.inhparent = '{parent}'::regclass"
+                ))
+                .await
+            }
+            StoreUrl::Sqlite(_) => Vec::new(),
         }
     }
 
