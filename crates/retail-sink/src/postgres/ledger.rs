@@ -81,7 +81,17 @@ impl Ledger {
         let Some(oldest) = horizon::oldest_kept(self.options, self.newest) else {
             return Ok(());
         };
-        partition::drop_older(client, LEDGER, &mut self.known_days, oldest).await?;
+        partition::drop_older(
+            client,
+            LEDGER,
+            &mut self.known_days,
+            oldest,
+            &format!(
+                "older than the dedup horizon: landing.dedup_horizon_days = {}",
+                self.options.dedup_horizon_days
+            ),
+        )
+        .await?;
         if self.legacy && self.legacy_until.is_some_and(|until| until < oldest) {
             let dropped = client
                 .batch_execute(&format!(

@@ -134,12 +134,14 @@ pub(super) async fn list(client: &Client, parent: &str) -> Result<Vec<(String, i
 }
 
 /// Drops every day partition of `parent` older than `oldest_kept` (whole tables, no `DELETE`),
-/// each in its own statement; returns how many. `known` forgets them.
+/// each in its own statement; returns how many. `known` forgets them. `why` (the setting that
+/// keeps the days) goes into the log line of each drop and into an error.
 pub(super) async fn drop_older(
     client: &Client,
     parent: &str,
     known: &mut HashSet<i64>,
     oldest_kept: i64,
+    why: &str,
 ) -> Result<usize> {
     let mut dropped = 0;
     for (name, day) in list(client, parent).await? {
@@ -149,10 +151,10 @@ pub(super) async fn drop_older(
         client
             .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
             .await
-            .map_err(|e| pg_error(&format!("DROP TABLE {name} (older than the dedup horizon)"), &e))?;
+            .map_err(|e| pg_error(&format!("DROP TABLE {name} ({why})"), &e))?;
         known.remove(&day);
         dropped += 1;
-        tracing::info!(message = "dropped a day older than the dedup horizon", partition = %name);
+        tracing::info!(message = "dropped a day partition", partition = %name, why = %why);
     }
     Ok(dropped)
 }

@@ -180,17 +180,7 @@ async fn drop_older(
     legacy_below: Option<&mut Option<i64>>,
     kept: &Kept,
 ) -> Result<()> {
-    for (name, day) in partition::list(client, parent).await? {
-        if day >= kept.oldest {
-            continue;
-        }
-        client
-            .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
-            .await
-            .map_err(|e| pg_error(&format!("DROP TABLE {name} (past its retention)"), &e))?;
-        known.remove(&day);
-        tracing::info!(message = "dropped a day partition past its retention", partition = %name, why = %kept.why());
-    }
+    partition::drop_older(client, parent, known, kept.oldest, &kept.why()).await?;
     if let Some(below) = legacy_below {
         if below.is_some_and(|b| b <= kept.oldest) {
             let name = format!("{parent}_legacy");
